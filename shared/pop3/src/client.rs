@@ -1,0 +1,426 @@
+//! A POP3 session on tokio.
+//!
+//! Every wait for the server (connect, each read, each write) is bounded by
+//! [`ConnectOptions::timeout`]: a stalled server costs one timeout, never a stuck worker.
+//! The timeout is per wait rather than per command so a large message on a slow but live
+//! link still arrives, while a silent server is given up on.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{Buf, BytesMut};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpStream,
+};
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+pub use quorum_domain::Security;
+
+use crate::{
+    Pop3Error,
+    proto::{self, Capabilities, MultilineDecoder, StatusKind, StatusLine, StatusParse},
+};
+
+/// Longest CAPA, UIDL or LIST answer accepted (a mailbox of a million messages fits).
+const MAX_LISTING: u64 = 64 * 1024 * 1024;
+/// Most commands sent in one pipelined write: their bytes must fit the socket's send
+/// buffer, so writing them can never wait on the server reading (RFC 2449 section 6.6).
+pub const MAX_PIPELINE: usize = 64;
+
+#[derive(Clone)]
+pub struct ConnectOptions {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub timeout: Duration,
+    pub tls: Arc<ClientConfig>,
+    /// Messages larger than this are not kept (see [`Pop3Error::TooLarge`]).
+    pub max_message_size: u64,
+}
+
+pub enum Credentials<'a> {
+    /// USER/PASS.
+    User { user: &'a str, password: &'a str },
+    /// APOP: needs a timestamp in the greeting.
+    Apop { user: &'a str, password: &'a str },
+    /// AUTH PLAIN (SASL).
+    Plain { user: &'a str, password: &'a str },
+    /// SASL PLAIN when advertised, USER/PASS otherwise.
+    Auto { user: &'a str, password: &'a str },
+}
+
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Between handing the TCP stream to the TLS handshake and getting it back; a failed
+    /// handshake leaves the session here, where all I/O fails.
+    Upgrading,
+}
+
+fn upgrade_failed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the STLS upgrade failed")
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
+            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
+        }
+    }
+}
+
+/// The framed connection: a transport plus the bytes read but not yet parsed.
+struct Connection {
+    transport: Transport,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl Connection {
+    async fn fill(&mut self, during: &'static str) -> Result<(), Pop3Error> {
+        self.buf.reserve(64 * 1024);
+        let read = tokio::time::timeout(self.timeout, self.transport.read_buf(&mut self.buf))
+            .await
+            .map_err(|_| self.timed_out(during))??;
+        if read == 0 { Err(Pop3Error::Closed(during)) } else { Ok(()) }
+    }
+
+    fn timed_out(&self, during: &'static str) -> Pop3Error {
+        Pop3Error::Timeout { during, seconds: self.timeout.as_secs() }
+    }
+
+    async fn send(&mut self, bytes: &[u8], during: &'static str) -> Result<(), Pop3Error> {
+        let write = async {
+            self.transport.write_all(bytes).await?;
+            self.transport.flush().await
+        };
+        tokio::time::timeout(self.timeout, write).await.map_err(|_| Pop3Error::Timeout {
+            during,
+            seconds: self.timeout.as_secs(),
+        })??;
+        Ok(())
+    }
+
+    async fn read_status(&mut self, during: &'static str) -> Result<StatusLine, Pop3Error> {
+        loop {
+            match proto::parse_status_line(&self.buf).map_err(Pop3Error::Protocol)? {
+                StatusParse::Line(line, len) => {
+                    self.buf.advance(len);
+                    return Ok(line);
+                }
+                StatusParse::Incomplete => self.fill(during).await?,
+            }
+        }
+    }
+
+    async fn read_block(&mut self, mut decoder: MultilineDecoder, during: &'static str) -> Result<Result<Vec<u8>, u64>, Pop3Error> {
+        loop {
+            let used = decoder.feed(&self.buf);
+            self.buf.advance(used);
+            if decoder.is_done() {
+                return Ok(decoder.finish());
+            }
+            self.fill(during).await?;
+        }
+    }
+}
+
+pub struct Client {
+    conn: Connection,
+    greeting: String,
+    capabilities: Option<Capabilities>,
+    max_message_size: u64,
+}
+
+impl Client {
+    /// Connects, reads the greeting and, for [`Security::StartTls`], upgrades with STLS.
+    pub async fn connect(opts: &ConnectOptions) -> Result<Self, Pop3Error> {
+        let addr = format!("{}:{}", opts.host, opts.port);
+        let tcp = tokio::time::timeout(opts.timeout, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| Pop3Error::Timeout { during: "connecting", seconds: opts.timeout.as_secs() })?
+            .map_err(|source| Pop3Error::Connect { addr: addr.clone(), source })?;
+        // POP3 is a ping-pong of short lines: Nagle's algorithm would only add delay.
+        tcp.set_nodelay(true)?;
+        let transport = match opts.security {
+            Security::Tls => Transport::Tls(Box::new(tls_handshake(tcp, opts).await?)),
+            Security::StartTls | Security::Plain => Transport::Plain(tcp),
+        };
+        let mut conn = Connection { transport, buf: BytesMut::with_capacity(64 * 1024), timeout: opts.timeout };
+        let greeting = conn.read_status("reading the greeting").await?;
+        if greeting.kind != StatusKind::Ok {
+            return Err(Pop3Error::Refused { command: "connection", code: greeting.code, text: greeting.text });
+        }
+        let mut client =
+            Client { conn, greeting: greeting.text, capabilities: None, max_message_size: opts.max_message_size };
+        if opts.security == Security::StartTls {
+            client.starttls(opts).await?;
+        }
+        Ok(client)
+    }
+
+    async fn starttls(&mut self, opts: &ConnectOptions) -> Result<(), Pop3Error> {
+        if !self.capabilities().await?.has("STLS") {
+            return Err(Pop3Error::Unsupported("STLS (STARTTLS); choose implicit TLS or another port"));
+        }
+        self.command("STLS", &[]).await?;
+        if !self.conn.buf.is_empty() {
+            // Bytes after +OK and before the handshake would be injected plaintext.
+            return Err(Pop3Error::Protocol("data after the STLS response".into()));
+        }
+        let Transport::Plain(tcp) = std::mem::replace(&mut self.conn.transport, Transport::Upgrading) else {
+            return Err(Pop3Error::Protocol("STLS on a TLS connection".into()));
+        };
+        self.conn.transport = Transport::Tls(Box::new(tls_handshake(tcp, opts).await?));
+        // RFC 2595: forget what was learnt before TLS; ask again.
+        self.capabilities = None;
+        Ok(())
+    }
+
+    pub fn greeting(&self) -> &str {
+        &self.greeting
+    }
+
+    /// CAPA, cached. A server without CAPA (plain RFC 1939) has no capabilities.
+    pub async fn capabilities(&mut self) -> Result<&Capabilities, Pop3Error> {
+        if self.capabilities.is_none() {
+            self.conn.send(b"CAPA\r\n", "sending CAPA").await?;
+            let status = self.conn.read_status("reading CAPA").await?;
+            let caps = if status.kind == StatusKind::Ok {
+                let block = self.read_listing("reading CAPA").await?;
+                Capabilities::parse(&block)
+            } else {
+                Capabilities::default()
+            };
+            self.capabilities = Some(caps);
+        }
+        Ok(self.capabilities.as_ref().expect("just set"))
+    }
+
+    pub async fn login(&mut self, credentials: Credentials<'_>) -> Result<(), Pop3Error> {
+        match credentials {
+            Credentials::User { user, password } => self.login_user(user, password).await,
+            Credentials::Apop { user, password } => {
+                check("user name", user)?;
+                let ts = proto::apop_timestamp(&self.greeting)
+                    .ok_or(Pop3Error::Unsupported("APOP (no timestamp in the greeting)"))?
+                    .to_string();
+                let digest = proto::apop_digest(&ts, password);
+                self.command("APOP", &[user, &digest]).await.map(drop)
+            }
+            Credentials::Plain { user, password } => self.login_sasl_plain(user, password).await,
+            Credentials::Auto { user, password } => {
+                if self.capabilities().await?.sasl("PLAIN") {
+                    self.login_sasl_plain(user, password).await
+                } else {
+                    self.login_user(user, password).await
+                }
+            }
+        }
+    }
+
+    async fn login_user(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
+        check("user name", user)?;
+        check("password", password)?;
+        self.command("USER", &[user]).await?;
+        self.command("PASS", &[password]).await.map(drop)
+    }
+
+    async fn login_sasl_plain(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
+        check("user name", user)?;
+        check("password", password)?;
+        self.conn.send(b"AUTH PLAIN\r\n", "sending AUTH").await?;
+        let status = self.conn.read_status("reading the AUTH response").await?;
+        if status.kind != StatusKind::Continue {
+            return Err(refused("AUTH PLAIN", status));
+        }
+        let mut line = proto::sasl_plain(user, password).into_bytes();
+        line.extend_from_slice(b"\r\n");
+        self.conn.send(&line, "sending credentials").await?;
+        let status = self.conn.read_status("reading the AUTH result").await?;
+        match status.kind {
+            StatusKind::Ok => Ok(()),
+            _ => Err(refused("AUTH PLAIN", status)),
+        }
+    }
+
+    /// STAT: number of messages and their total size in octets.
+    pub async fn stat(&mut self) -> Result<(u32, u64), Pop3Error> {
+        let status = self.command("STAT", &[]).await?;
+        let mut words = status.text.split_whitespace().map(str::parse::<u64>);
+        match (words.next(), words.next()) {
+            (Some(Ok(n)), Some(Ok(size))) => Ok((n as u32, size)),
+            _ => Err(Pop3Error::Protocol(format!("malformed STAT answer {:?}", status.text))),
+        }
+    }
+
+    /// UIDL: message number and unique id of every message.
+    pub async fn uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
+        let status = self.conn_command("UIDL").await?;
+        if status.kind != StatusKind::Ok {
+            return Err(Pop3Error::Unsupported("UIDL, which Quorum needs to recognise messages it has seen"));
+        }
+        let block = self.read_listing("reading UIDL").await?;
+        proto::parse_listing(&block).map_err(Pop3Error::Protocol)
+    }
+
+    /// LIST: message number and size in octets of every message.
+    pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
+        self.command("LIST", &[]).await?;
+        let block = self.read_listing("reading LIST").await?;
+        proto::parse_listing(&block)
+            .map_err(Pop3Error::Protocol)?
+            .into_iter()
+            .map(|(n, size)| {
+                size.parse::<u64>()
+                    .map(|s| (n, s))
+                    .map_err(|_| Pop3Error::Protocol(format!("malformed LIST size {size:?}")))
+            })
+            .collect()
+    }
+
+    /// Retrieves one message, byte for byte.
+    pub async fn retr(&mut self, n: u32) -> Result<Vec<u8>, Pop3Error> {
+        self.retr_many(&[(n, 0)]).await?.pop().expect("one answer per request")
+    }
+
+    /// Retrieves several messages, pipelined when the server advertises PIPELINING.
+    /// `requests` holds (message number, expected size from LIST, 0 if unknown).
+    /// One result per request, in order: a message the server refuses or one over the size
+    /// limit is an error in its slot; a broken connection is the outer error.
+    pub async fn retr_many(&mut self, requests: &[(u32, u64)]) -> Result<Vec<Result<Vec<u8>, Pop3Error>>, Pop3Error> {
+        let pipelined = self.capabilities.as_ref().is_some_and(|c| c.has("PIPELINING"));
+        let window = if pipelined { MAX_PIPELINE } else { 1 };
+        let mut results = Vec::with_capacity(requests.len());
+        for chunk in requests.chunks(window) {
+            let mut commands = Vec::with_capacity(chunk.len() * 16);
+            for (n, _) in chunk {
+                commands.extend_from_slice(&proto::command("RETR", &[&n.to_string()]));
+            }
+            self.conn.send(&commands, "sending RETR").await?;
+            for &(_, expected) in chunk {
+                let status = self.conn.read_status("reading the RETR response").await?;
+                if status.kind != StatusKind::Ok {
+                    results.push(Err(refused("RETR", status)));
+                    continue;
+                }
+                let decoder = MultilineDecoder::with_capacity(self.max_message_size, expected as usize);
+                let limit = self.max_message_size;
+                results.push(
+                    self.conn
+                        .read_block(decoder, "reading a message")
+                        .await?
+                        .map_err(|size| Pop3Error::TooLarge { size, limit }),
+                );
+            }
+        }
+        Ok(results)
+    }
+
+    /// Marks messages deleted (they go at QUIT), pipelined when possible. Returns one result
+    /// per message.
+    pub async fn dele_many(&mut self, numbers: &[u32]) -> Result<Vec<Result<(), Pop3Error>>, Pop3Error> {
+        let pipelined = self.capabilities.as_ref().is_some_and(|c| c.has("PIPELINING"));
+        let window = if pipelined { MAX_PIPELINE } else { 1 };
+        let mut results = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(window) {
+            let mut commands = Vec::new();
+            for n in chunk {
+                commands.extend_from_slice(&proto::command("DELE", &[&n.to_string()]));
+            }
+            self.conn.send(&commands, "sending DELE").await?;
+            for _ in chunk {
+                let status = self.conn.read_status("reading the DELE response").await?;
+                results.push(if status.kind == StatusKind::Ok { Ok(()) } else { Err(refused("DELE", status)) });
+            }
+        }
+        Ok(results)
+    }
+
+    /// RSET: undo every DELE of this session.
+    pub async fn rset(&mut self) -> Result<(), Pop3Error> {
+        self.command("RSET", &[]).await.map(drop)
+    }
+
+    /// QUIT: the server now removes the messages marked deleted (RFC 1939 UPDATE state).
+    /// Only a positive answer means they are gone.
+    pub async fn quit(mut self) -> Result<(), Pop3Error> {
+        self.command("QUIT", &[]).await?;
+        let _ = self.conn.transport.shutdown().await;
+        Ok(())
+    }
+
+    async fn conn_command(&mut self, verb: &'static str) -> Result<StatusLine, Pop3Error> {
+        self.conn.send(&proto::command(verb, &[]), verb).await?;
+        self.conn.read_status(verb).await
+    }
+
+    /// Sends a command and requires `+OK`.
+    async fn command(&mut self, verb: &'static str, args: &[&str]) -> Result<StatusLine, Pop3Error> {
+        self.conn.send(&proto::command(verb, args), verb).await?;
+        let status = self.conn.read_status(verb).await?;
+        match status.kind {
+            StatusKind::Ok => Ok(status),
+            _ => Err(refused(verb, status)),
+        }
+    }
+
+    async fn read_listing(&mut self, during: &'static str) -> Result<Vec<u8>, Pop3Error> {
+        self.conn
+            .read_block(MultilineDecoder::new(MAX_LISTING), during)
+            .await?
+            .map_err(|size| Pop3Error::TooLarge { size, limit: MAX_LISTING })
+    }
+}
+
+fn refused(command: &'static str, status: StatusLine) -> Pop3Error {
+    Pop3Error::Refused { command, code: status.code, text: status.text }
+}
+
+fn check(what: &'static str, arg: &str) -> Result<(), Pop3Error> {
+    if proto::check_argument(arg) { Ok(()) } else { Err(Pop3Error::InvalidArgument(what)) }
+}
+
+async fn tls_handshake(tcp: TcpStream, opts: &ConnectOptions) -> Result<TlsStream<TcpStream>, Pop3Error> {
+    let name = ServerName::try_from(opts.host.clone())
+        .map_err(|_| Pop3Error::Tls(format!("`{}` is not a valid TLS server name", opts.host)))?;
+    let connector = TlsConnector::from(opts.tls.clone());
+    tokio::time::timeout(opts.timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| Pop3Error::Timeout { during: "the TLS handshake", seconds: opts.timeout.as_secs() })?
+        .map_err(|e| Pop3Error::Tls(e.to_string()))
+}
