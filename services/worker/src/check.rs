@@ -1,0 +1,79 @@
+//! `check-mailbox` (and, later, the signup form): connect, CAPA, log in, STAT, UIDL, and say
+//! exactly which step failed and what the subscriber can do about it.
+
+use std::fmt;
+
+use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStep {
+    Connect,
+    Capabilities,
+    Login,
+    Stat,
+    Uidl,
+}
+
+impl fmt::Display for CheckStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CheckStep::Connect => "connect",
+            CheckStep::Capabilities => "CAPA",
+            CheckStep::Login => "login",
+            CheckStep::Stat => "STAT",
+            CheckStep::Uidl => "UIDL",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct CheckReport {
+    pub greeting: String,
+    pub capabilities: Vec<String>,
+    pub messages: u32,
+    pub octets: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed: {error}. {advice}")]
+pub struct CheckFailure {
+    pub step: CheckStep,
+    pub error: Pop3Error,
+    pub advice: &'static str,
+}
+
+fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
+    move |error| {
+        let advice = match (&error, step) {
+            (Pop3Error::Timeout { .. }, CheckStep::Connect) => {
+                "Is the host name and port right, and does your provider allow POP3 from outside its network?"
+            }
+            (Pop3Error::Connect { .. }, _) => "Check the host name and port; the server refused or could not be reached.",
+            (Pop3Error::Tls(_), _) => {
+                "Check the security setting: port 995 usually means implicit TLS, 110 plain or STARTTLS."
+            }
+            (Pop3Error::Unsupported(_), CheckStep::Connect) => "Choose implicit TLS or plain for this server.",
+            (e, CheckStep::Login) if e.is_transient() => {
+                "Another program is reading this mailbox right now; close it or try again in a minute."
+            }
+            (_, CheckStep::Login) => "Check the user name (often the full address) and the password.",
+            (_, CheckStep::Uidl) => "Quorum needs UIDL to recognise messages; this provider cannot be used.",
+            (Pop3Error::Timeout { .. }, _) => "The server stopped answering; try again later.",
+            _ => "Try again later; if it keeps failing, ask your provider whether POP3 is enabled for your account.",
+        };
+        CheckFailure { step, error, advice }
+    }
+}
+
+/// Runs the whole check and closes the session with QUIT (nothing is deleted).
+pub async fn check_mailbox(options: &ConnectOptions, credentials: Credentials<'_>) -> Result<CheckReport, CheckFailure> {
+    let mut client = Client::connect(options).await.map_err(fail(CheckStep::Connect))?;
+    let capabilities = client.capabilities().await.map_err(fail(CheckStep::Capabilities))?.lines().to_vec();
+    client.login(credentials).await.map_err(fail(CheckStep::Login))?;
+    let (messages, octets) = client.stat().await.map_err(fail(CheckStep::Stat))?;
+    client.uidl().await.map_err(fail(CheckStep::Uidl))?;
+    let greeting = client.greeting().to_string();
+    // Everything asked has been answered; a failed QUIT changes nothing for the subscriber.
+    let _ = client.quit().await;
+    Ok(CheckReport { greeting, capabilities, messages, octets })
+}

@@ -1,0 +1,154 @@
+//! The worker: leases due mailboxes, polls each one (SPEC 2.1) and records the outcome.
+//!
+//! Up to `concurrency` mailboxes are polled at once, each in its own task with its own
+//! timeouts, so one slow or broken mailbox holds one slot and never stalls the others.
+
+mod check;
+mod failpoint;
+mod poll;
+
+use std::{sync::Arc, time::Duration};
+
+use quorum_config::WorkerSettings;
+use quorum_domain::{Keys, Timestamp};
+use quorum_pop3::{ConnectOptions, TlsSettings};
+use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
+use tokio::{sync::watch, task::JoinSet};
+
+pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
+pub use failpoint::fail_point;
+pub use poll::{PollError, PollReport};
+
+/// How often the worker looks for due mailboxes when it has free slots.
+const TICK: Duration = Duration::from_secs(1);
+
+pub struct Worker<DB: Database> {
+    db: DB,
+    keys: Arc<Keys>,
+    settings: WorkerSettings,
+    tls: Arc<rustls::ClientConfig>,
+    name: String,
+}
+
+impl<DB: Database> Clone for Worker<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            keys: self.keys.clone(),
+            settings: self.settings.clone(),
+            tls: self.tls.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Tls(#[from] quorum_pop3::Pop3Error),
+    #[error(transparent)]
+    Storage(#[from] quorum_storage::StorageError),
+}
+
+impl<DB: Database> Worker<DB> {
+    pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings) -> Result<Self, WorkerError> {
+        let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
+        let name = settings.name.clone().unwrap_or_else(default_name);
+        Ok(Self { db, keys, settings, tls, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn connect_options(&self, mailbox: &LeasedMailbox) -> ConnectOptions {
+        ConnectOptions {
+            host: mailbox.host.clone(),
+            port: mailbox.port,
+            security: mailbox.security,
+            timeout: self.settings.pop3_timeout(),
+            tls: self.tls.clone(),
+            max_message_size: self.settings.max_message_size,
+        }
+    }
+
+    /// Polls until `shutdown` turns true; polls in flight then finish (their leases would
+    /// otherwise block the mailboxes until they expire).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
+        tracing::info!(worker = %self.name, concurrency = self.settings.concurrency, "worker started");
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let free = self.settings.concurrency.saturating_sub(running.len());
+            if free > 0 && !*shutdown.borrow() {
+                let now = Timestamp::now();
+                let lease_until = now.plus(Duration::from_secs(self.settings.lease_secs));
+                match self.db.lease_due_mailboxes(&self.name, now, lease_until, free as i64).await {
+                    Ok(mailboxes) => {
+                        for mailbox in mailboxes {
+                            let worker = self.clone();
+                            running.spawn(async move { worker.poll(mailbox).await });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot lease mailboxes"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = running.join_next(), if !running.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        while running.join_next().await.is_some() {}
+        tracing::info!(worker = %self.name, "worker stopped");
+        Ok(())
+    }
+
+    /// Polls one leased mailbox, records the outcome and releases the lease.
+    pub async fn poll(&self, mailbox: LeasedMailbox) -> PollOutcome {
+        let started = Timestamp::now();
+        let result = poll::poll_mailbox(&self.db, &self.keys, &self.connect_options(&mailbox), &mailbox).await;
+        let s = &self.settings;
+        let (status, error, retry_after, report) = match result {
+            Ok(report) => {
+                let error = (!report.skipped.is_empty()).then(|| report.skipped.join("; "));
+                (PollStatus::Ok, error, s.poll_interval_secs, report)
+            }
+            Err(e) if e.is_busy() => (PollStatus::Busy, Some(e.to_string()), s.retry_busy_secs, PollReport::default()),
+            Err(e) => (PollStatus::Error, Some(e.to_string()), s.retry_error_secs, PollReport::default()),
+        };
+        match status {
+            PollStatus::Error => tracing::warn!(mailbox = mailbox.mailbox_id, error = ?error, "poll failed"),
+            _ => tracing::info!(
+                mailbox = mailbox.mailbox_id,
+                status = status.as_str(),
+                quarantined = report.quarantined,
+                kept = report.kept,
+                "polled"
+            ),
+        }
+        metrics::counter!("quorum_polls_total", "status" => status.as_str()).increment(1);
+        metrics::counter!("quorum_messages_quarantined_total").increment(report.quarantined as u64);
+        metrics::counter!("quorum_messages_kept_total").increment(report.kept as u64);
+        let outcome = PollOutcome {
+            status,
+            error,
+            polled_at: started,
+            next_poll_at: Timestamp::now().plus(Duration::from_secs(retry_after)),
+            quarantined: report.quarantined,
+            kept: report.kept,
+        };
+        if let Err(e) = self.db.finish_poll(mailbox.mailbox_id, &self.name, &outcome).await {
+            tracing::error!(mailbox = mailbox.mailbox_id, error = %e, "cannot record poll outcome");
+        }
+        outcome
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    format!("{}-{}", if host.is_empty() { "worker" } else { &host }, std::process::id())
+}

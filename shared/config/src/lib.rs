@@ -1,0 +1,235 @@
+//! Settings, in this order of precedence: `QUORUM_*` environment variables, the TOML file
+//! given with `--config`, built-in defaults. Nested keys use a double underscore in the
+//! environment (`QUORUM_WORKER__CONCURRENCY=32` sets `[worker] concurrency`).
+//!
+//! With no file and no variables Quorum runs: SQLite under `./data/`, the web on
+//! `127.0.0.1:8080`, and a master key generated once into `./data/secret.key`.
+
+use std::{
+    fs,
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use quorum_domain::{Keys, SecretError};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("master key file {path}: {source}")]
+    KeyFile { path: PathBuf, source: std::io::Error },
+    #[error("master key: {0}")]
+    Key(#[from] SecretError),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path` or `postgres://user@host/db`.
+    pub database_url: String,
+    /// Address of the web service.
+    pub listen: SocketAddr,
+    /// Where the default SQLite file and generated key live.
+    pub data_dir: PathBuf,
+    /// The master key itself (base64 or hex). Prefer `secret_key_file`.
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// File holding the master key; created with a fresh key if missing.
+    pub secret_key_file: PathBuf,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// How often each mailbox is polled (SPEC 2.1: every 3 minutes).
+    pub poll_interval_secs: u64,
+    /// When a mailbox was locked by another client (`[IN-USE]`), try again after this long.
+    pub retry_busy_secs: u64,
+    /// After an error (wrong password, server down), try again after this long.
+    pub retry_error_secs: u64,
+    /// Mailboxes polled at the same time by one worker process.
+    pub concurrency: usize,
+    /// Longest wait for any single answer from a POP3 server.
+    pub pop3_timeout_secs: u64,
+    /// Messages larger than this stay in the mailbox and are reported.
+    pub max_message_size: u64,
+    /// How long a worker owns a mailbox it leased; another worker may take it after that.
+    pub lease_secs: u64,
+    /// Extra CA certificates (PEM) trusted for POP3 TLS, besides the system's.
+    pub tls_ca_files: Vec<PathBuf>,
+    /// Name of this worker in leases and logs; defaults to host name and process id.
+    pub name: Option<String>,
+}
+
+impl WorkerSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_secs(self.poll_interval_secs)
+    }
+    pub fn pop3_timeout(&self) -> Duration {
+        Duration::from_secs(self.pop3_timeout_secs)
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, config::Environment::with_prefix("QUORUM").prefix_separator("_").separator("__"))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: config::Environment) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .set_default("database_url", "sqlite://data/quorum.db")?
+            .set_default("listen", "127.0.0.1:8080")?
+            .set_default("data_dir", "data")?
+            .set_default("secret_key_file", "data/secret.key")?
+            .set_default("worker.poll_interval_secs", 180)?
+            .set_default("worker.retry_busy_secs", 60)?
+            .set_default("worker.retry_error_secs", 300)?
+            .set_default("worker.concurrency", 16)?
+            .set_default("worker.pop3_timeout_secs", 30)?
+            .set_default("worker.max_message_size", 100 * 1024 * 1024)?
+            .set_default("worker.lease_secs", 600)?
+            .set_default("worker.tls_ca_files", Vec::<String>::new())?;
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!("file {} does not exist", file.display())));
+            }
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        let settings: Settings = builder.add_source(env.list_separator(",").with_list_parse_key("worker.tls_ca_files").try_parsing(true)).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        if !(self.database_url.starts_with("sqlite:") || self.is_postgres()) {
+            return Err(ConfigError::Invalid(format!(
+                "database_url must start with sqlite:// or postgres://, got `{}`",
+                self.database_url.split('@').next_back().unwrap_or_default()
+            )));
+        }
+        if w.poll_interval_secs == 0 || w.concurrency == 0 || w.pop3_timeout_secs == 0 || w.lease_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "worker poll_interval_secs, concurrency, pop3_timeout_secs and lease_secs must be above 0".into(),
+            ));
+        }
+        if w.lease_secs <= w.pop3_timeout_secs {
+            return Err(ConfigError::Invalid("worker.lease_secs must be longer than worker.pop3_timeout_secs".into()));
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
+    /// The master keys: from `secret_key`, else from `secret_key_file`, which is created
+    /// (mode 0600) with a new random key the first time.
+    pub fn keys(&self) -> Result<Keys, ConfigError> {
+        if let Some(text) = &self.secret_key {
+            return Ok(Keys::from_master_text(text)?);
+        }
+        let path = &self.secret_key_file;
+        let key_err = |source| ConfigError::KeyFile { path: path.clone(), source };
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(Keys::from_master_text(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(key_err)?;
+                }
+                let key = Keys::generate_master();
+                let mut options = fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(path).map_err(key_err)?;
+                file.write_all(format!("{key}\n").as_bytes()).map_err(key_err)?;
+                file.sync_all().map_err(key_err)?;
+                tracing::warn!(path = %path.display(), "generated a new master key; back it up: stored POP3 passwords cannot be decrypted without it");
+                Ok(Keys::from_master_text(&key)?)
+            }
+            Err(e) => Err(key_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> config::Environment {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        config::Environment::with_prefix("QUORUM").prefix_separator("_").separator("__").source(Some(map))
+    }
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.database_url, "sqlite://data/quorum.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.worker.poll_interval(), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("quorum.toml");
+        fs::write(&file, "listen = \"127.0.0.1:9000\"\n[worker]\nconcurrency = 4\npoll_interval_secs = 60\n").unwrap();
+        let s = Settings::load_with_env(
+            Some(&file),
+            env(&[
+                ("QUORUM_DATABASE_URL", "postgres://postgres@127.0.0.1/q"),
+                ("QUORUM_LISTEN", "0.0.0.0:8081"),
+                ("QUORUM_WORKER__CONCURRENCY", "32"),
+                ("QUORUM_WORKER__TLS_CA_FILES", "/a.pem,/b.pem"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.is_postgres());
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8081");
+        assert_eq!(s.worker.concurrency, 32);
+        assert_eq!(s.worker.poll_interval_secs, 60);
+        assert_eq!(s.worker.tls_ca_files, vec![PathBuf::from("/a.pem"), PathBuf::from("/b.pem")]);
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = Settings::load_with_env(None, env(&[("QUORUM_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("sqlite://"), "{err}");
+        let err = Settings::load_with_env(None, env(&[("QUORUM_WORKER__CONCURRENCY", "0")])).unwrap_err();
+        assert!(err.to_string().contains("concurrency"), "{err}");
+        let err = Settings::load_with_env(Some(Path::new("/nonexistent/q.toml")), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        fs::write(&file, "[worker]\nconcurency = 4\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn key_file_is_created_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::load_with_env(None, env(&[])).unwrap();
+        s.secret_key_file = dir.path().join("sub/secret.key");
+        let k1 = s.keys().unwrap();
+        let blob = k1.encrypt_password(&quorum_domain::secrets::Password::new("pw"), "ctx");
+        let k2 = s.keys().unwrap();
+        assert_eq!(k2.decrypt_password(&blob, "ctx").unwrap().expose(), "pw");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&s.secret_key_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

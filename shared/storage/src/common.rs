@@ -1,0 +1,224 @@
+//! The one implementation of [`crate::Database`], stamped out for each database.
+//!
+//! SQLite and PostgreSQL run the same statements ([`crate::sql`]); what differs is how a
+//! connection is opened, which migrations folder applies, and how rows being leased are
+//! locked. So each database has its own type (`Sqlite`, `Postgres`) with its own connection
+//! setup, and this macro writes their `Database` implementation from a single body instead
+//! of two copies that could drift apart.
+
+/// `impl_database!(Type, "migrations folder", "row locking clause")`: `Type` has a `pool`
+/// field of the database's pool type.
+macro_rules! impl_database {
+    ($name:ident, $migrations:literal, $lock_rows:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::Database for $name {
+            async fn migrate(&self) -> $crate::Result<()> {
+                sqlx::migrate!($migrations).run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn add_subscriber(&self, new: &$crate::NewSubscriber, now: quorum_domain::Timestamp) -> $crate::Result<$crate::SubscriberIds> {
+                let mut tx = self.pool.begin().await?;
+                let subscriber_id: i64 = sqlx::query_scalar($crate::sql::INSERT_SUBSCRIBER)
+                    .bind(new.email.as_str())
+                    .bind(new.approved_days)
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| $crate::common::duplicate(e, &new.email))?;
+                let m = &new.mailbox;
+                let mailbox_id: i64 = sqlx::query_scalar($crate::sql::INSERT_MAILBOX)
+                    .bind(subscriber_id)
+                    .bind(&m.host)
+                    .bind(i32::from(m.port))
+                    .bind(m.security.as_str())
+                    .bind(m.auth.as_str())
+                    .bind(&m.username)
+                    .bind(&m.password_enc)
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::SubscriberIds { subscriber_id, mailbox_id })
+            }
+
+            async fn list_subscribers(&self) -> $crate::Result<Vec<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::list_subscribers()).fetch_all(&self.pool).await?)
+            }
+
+            async fn subscriber_by_email(&self, email: &quorum_domain::EmailAddress) -> $crate::Result<Option<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::subscriber_by_email()).bind(email.as_str()).fetch_optional(&self.pool).await?)
+            }
+
+            async fn set_subscriber_enabled(&self, subscriber_id: i64, enabled: bool) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::sql::SET_SUBSCRIBER_ENABLED).bind(subscriber_id).bind(enabled).execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                sqlx::query($crate::sql::SET_MAILBOX_ENABLED).bind(subscriber_id).bind(enabled).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn approve_sender(&self, subscriber_id: i64, sender: &quorum_domain::EmailAddress, now: quorum_domain::Timestamp) -> $crate::Result<()> {
+                sqlx::query($crate::sql::APPROVE_SENDER).bind(subscriber_id).bind(sender.as_str()).bind(now.0).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn approved_senders(&self, subscriber_id: i64, seen_since: quorum_domain::Timestamp) -> $crate::Result<Vec<quorum_domain::EmailAddress>> {
+                let rows: Vec<String> =
+                    sqlx::query_scalar($crate::sql::APPROVED_SENDERS).bind(subscriber_id).bind(seen_since.0).fetch_all(&self.pool).await?;
+                Ok(rows.iter().filter_map(|a| quorum_domain::EmailAddress::parse(a).ok()).collect())
+            }
+
+            async fn lease_due_mailboxes(
+                &self,
+                owner: &str,
+                now: quorum_domain::Timestamp,
+                lease_until: quorum_domain::Timestamp,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::LeasedMailbox>> {
+                let mut tx = self.pool.begin().await?;
+                let select = format!(
+                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id WHERE {} \
+                     ORDER BY m.next_poll_at LIMIT $2 {}",
+                    $crate::sql::LEASED_COLUMNS,
+                    $crate::sql::DUE,
+                    $lock_rows
+                );
+                let rows: Vec<$crate::LeasedMailboxRow> = sqlx::query_as(&select).bind(now.0).bind(limit).fetch_all(&mut *tx).await?;
+                for row in &rows {
+                    sqlx::query($crate::sql::SET_LEASE).bind(row.mailbox_id).bind(owner).bind(lease_until.0).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                rows.into_iter().map($crate::LeasedMailbox::try_from).collect()
+            }
+
+            async fn lease_mailbox(
+                &self,
+                mailbox_id: i64,
+                owner: &str,
+                now: quorum_domain::Timestamp,
+                lease_until: quorum_domain::Timestamp,
+            ) -> $crate::Result<Option<$crate::LeasedMailbox>> {
+                let mut tx = self.pool.begin().await?;
+                let select = format!(
+                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
+                     WHERE m.id = $2 AND (m.lease_until IS NULL OR m.lease_until < $1) {}",
+                    $crate::sql::LEASED_COLUMNS,
+                    $lock_rows
+                );
+                let row: Option<$crate::LeasedMailboxRow> =
+                    sqlx::query_as(&select).bind(now.0).bind(mailbox_id).fetch_optional(&mut *tx).await?;
+                if row.is_some() {
+                    sqlx::query($crate::sql::SET_LEASE).bind(mailbox_id).bind(owner).bind(lease_until.0).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                row.map($crate::LeasedMailbox::try_from).transpose()
+            }
+
+            async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
+                let rows = sqlx::query($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok($crate::KnownUidl { uidl: sqlx::Row::try_get(r, 0)?, disposition: $crate::UidlDisposition::parse(sqlx::Row::try_get(r, 1)?)? }))
+                    .collect()
+            }
+
+            async fn commit_poll(&self, mailbox_id: i64, items: &[$crate::PollItem<'_>], now: quorum_domain::Timestamp) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let subscriber_id: i64 = sqlx::query_scalar("SELECT subscriber_id FROM mailboxes WHERE id = $1")
+                    .bind(mailbox_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for item in items {
+                    let (uidl, disposition, message_id) = match item {
+                        $crate::PollItem::Quarantine { uidl, raw, hash, from, from_name, subject } => {
+                            let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
+                                .bind(mailbox_id)
+                                .bind(*uidl)
+                                .bind(&hash.0[..])
+                                .bind(*raw)
+                                .bind(raw.len() as i64)
+                                .bind(from.map(|f| f.as_str()))
+                                .bind(*from_name)
+                                .bind(*subject)
+                                .bind(now.0)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            (uidl, $crate::UidlDisposition::Quarantined, Some(id))
+                        }
+                        $crate::PollItem::Keep { uidl, approved } => {
+                            if let Some(sender) = approved {
+                                sqlx::query($crate::sql::TOUCH_SENDER)
+                                    .bind(subscriber_id)
+                                    .bind(sender.as_str())
+                                    .bind(now.0)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            (uidl, $crate::UidlDisposition::Kept, None)
+                        }
+                    };
+                    sqlx::query($crate::sql::INSERT_UIDL)
+                        .bind(mailbox_id)
+                        .bind(*uidl)
+                        .bind(disposition.as_str())
+                        .bind(message_id)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn forget_uidls(&self, mailbox_id: i64, uidls: &[String]) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for uidl in uidls {
+                    sqlx::query($crate::sql::FORGET_UIDL).bind(mailbox_id).bind(uidl).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn finish_poll(&self, mailbox_id: i64, owner: &str, o: &$crate::PollOutcome) -> $crate::Result<()> {
+                sqlx::query($crate::sql::FINISH_POLL)
+                    .bind(mailbox_id)
+                    .bind(owner)
+                    .bind(o.polled_at.0)
+                    .bind(o.status.as_str())
+                    .bind(o.error.as_deref())
+                    .bind(o.next_poll_at.0)
+                    .bind(o.quarantined)
+                    .bind(o.kept)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn quarantined(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {
+                Ok(sqlx::query_as($crate::sql::QUARANTINED).bind(mailbox_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn message_raw(&self, message_id: i64) -> $crate::Result<Vec<u8>> {
+                sqlx::query_scalar($crate::sql::MESSAGE_RAW)
+                    .bind(message_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::NotFound(format!("message {message_id}")))
+            }
+        }
+    };
+}
+
+pub(crate) use impl_database;
+
+pub(crate) fn duplicate(e: sqlx::Error, email: &quorum_domain::EmailAddress) -> crate::StorageError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            crate::StorageError::Duplicate(format!("subscriber {email}"))
+        }
+        _ => crate::StorageError::Sqlx(e),
+    }
+}

@@ -1,0 +1,86 @@
+//! Storage behind one async trait, [`Database`], with one implementation per database
+//! (the atuin pattern): [`Sqlite`] for the single-machine default and [`Postgres`] for
+//! workers on many machines. Queries are checked at run time (`sqlx::query_as`), so one
+//! code base serves both; the statements both databases understand alike live in [`sql`].
+
+mod common;
+mod models;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use quorum_domain::{EmailAddress, Timestamp};
+
+pub use models::*;
+pub use postgres::Postgres;
+pub use sqlite::Sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Database: Send + Sync + Clone + 'static {
+    /// Applies the migrations this build carries.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Creates a subscriber and its mailbox, due for polling at once.
+    async fn add_subscriber(&self, new: &NewSubscriber, now: Timestamp) -> Result<SubscriberIds>;
+
+    async fn list_subscribers(&self) -> Result<Vec<SubscriberStatus>>;
+
+    async fn subscriber_by_email(&self, email: &EmailAddress) -> Result<Option<SubscriberStatus>>;
+
+    /// Enables or disables a subscriber and the polling of its mailbox.
+    async fn set_subscriber_enabled(&self, subscriber_id: i64, enabled: bool) -> Result<()>;
+
+    /// Adds a sender to the approved list, or refreshes it.
+    async fn approve_sender(&self, subscriber_id: i64, sender: &EmailAddress, now: Timestamp) -> Result<()>;
+
+    /// Senders approved for a subscriber and seen at or after `seen_since`.
+    async fn approved_senders(&self, subscriber_id: i64, seen_since: Timestamp) -> Result<Vec<EmailAddress>>;
+
+    /// Leases up to `limit` enabled mailboxes due at `now` that no live lease holds, for
+    /// `owner` until `lease_until`. Two workers never get the same mailbox.
+    async fn lease_due_mailboxes(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: i64)
+    -> Result<Vec<LeasedMailbox>>;
+
+    /// Leases one mailbox now, whether due or not (for `check-mailbox` and tests), unless
+    /// another live lease holds it.
+    async fn lease_mailbox(&self, mailbox_id: i64, owner: &str, now: Timestamp, lease_until: Timestamp)
+    -> Result<Option<LeasedMailbox>>;
+
+    /// Every UIDL already handled in a mailbox.
+    async fn known_uidls(&self, mailbox_id: i64) -> Result<Vec<KnownUidl>>;
+
+    /// Commits one poll's results in a single transaction: quarantined messages (bytes,
+    /// metadata, UIDL), kept UIDLs, and the last-seen time of approved senders. A message
+    /// whose bytes are already quarantined in this mailbox (same content hash) is not stored
+    /// again: its new UIDL points at the existing copy.
+    async fn commit_poll(&self, mailbox_id: i64, items: &[PollItem<'_>], now: Timestamp) -> Result<()>;
+
+    /// Forgets UIDLs that are no longer on the server.
+    async fn forget_uidls(&self, mailbox_id: i64, uidls: &[String]) -> Result<()>;
+
+    /// Records a poll's outcome, schedules the next one and releases the lease.
+    async fn finish_poll(&self, mailbox_id: i64, owner: &str, outcome: &PollOutcome) -> Result<()>;
+
+    /// Metadata of the quarantined messages of a mailbox, oldest first.
+    async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;
+
+    /// The raw bytes of a quarantined message.
+    async fn message_raw(&self, message_id: i64) -> Result<Vec<u8>>;
+}

@@ -1,0 +1,183 @@
+//! Rows and records passed through [`crate::Database`].
+
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
+
+use crate::StorageError;
+
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub email: EmailAddress,
+    pub approved_days: i64,
+    pub mailbox: NewMailbox,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMailbox {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthMethod,
+    pub username: String,
+    /// Already encrypted with [`quorum_domain::Keys::encrypt_password`].
+    pub password_enc: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberIds {
+    pub subscriber_id: i64,
+    pub mailbox_id: i64,
+}
+
+/// A subscriber with the health of its mailbox, for listings.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriberStatus {
+    pub subscriber_id: i64,
+    pub mailbox_id: i64,
+    pub email: String,
+    pub enabled: bool,
+    pub host: String,
+    pub port: i32,
+    pub security: String,
+    pub last_poll_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub polls: i64,
+    pub quarantined_count: i64,
+    pub kept_count: i64,
+}
+
+/// What a worker needs to poll one mailbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LeasedMailboxRow {
+    pub mailbox_id: i64,
+    pub subscriber_id: i64,
+    pub email: String,
+    pub approved_days: i64,
+    pub host: String,
+    pub port: i32,
+    pub security: String,
+    pub auth: String,
+    pub username: String,
+    pub password_enc: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeasedMailbox {
+    pub mailbox_id: i64,
+    pub subscriber_id: i64,
+    pub email: EmailAddress,
+    pub approved_days: i64,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub auth: AuthMethod,
+    pub username: String,
+    pub password_enc: Vec<u8>,
+}
+
+impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
+    type Error = StorageError;
+    fn try_from(r: LeasedMailboxRow) -> Result<Self, StorageError> {
+        let corrupt = |what: &str| StorageError::Corrupt(format!("mailbox {}: {what}", r.mailbox_id));
+        Ok(Self {
+            mailbox_id: r.mailbox_id,
+            subscriber_id: r.subscriber_id,
+            email: EmailAddress::parse(&r.email).map_err(|_| corrupt("email"))?,
+            approved_days: r.approved_days,
+            port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
+            security: r.security.parse().map_err(|_| corrupt("security"))?,
+            auth: r.auth.parse().map_err(|_| corrupt("auth"))?,
+            host: r.host,
+            username: r.username,
+            password_enc: r.password_enc,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UidlDisposition {
+    /// The bytes are in the quarantine; the message may still be on the server if DELE or
+    /// QUIT did not complete.
+    Quarantined,
+    /// Left in the Inbox (approved sender or released by Quorum).
+    Kept,
+}
+
+impl UidlDisposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quarantined => "quarantined",
+            Self::Kept => "kept",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, StorageError> {
+        match s {
+            "quarantined" => Ok(Self::Quarantined),
+            "kept" => Ok(Self::Kept),
+            other => Err(StorageError::Corrupt(format!("UIDL disposition `{other}`"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownUidl {
+    pub uidl: String,
+    pub disposition: UidlDisposition,
+}
+
+/// One retrieved message's fate, as committed by [`crate::Database::commit_poll`].
+#[derive(Debug)]
+pub enum PollItem<'a> {
+    Quarantine {
+        uidl: &'a str,
+        raw: &'a [u8],
+        hash: MessageHash,
+        from: Option<&'a EmailAddress>,
+        from_name: Option<&'a str>,
+        subject: Option<&'a str>,
+    },
+    /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
+    Keep { uidl: &'a str, approved: Option<&'a EmailAddress> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    Ok,
+    /// The maildrop was locked by another client; not an error.
+    Busy,
+    Error,
+}
+
+impl PollStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Busy => "busy",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PollOutcome {
+    pub status: PollStatus,
+    pub error: Option<String>,
+    pub polled_at: Timestamp,
+    pub next_poll_at: Timestamp,
+    pub quarantined: i64,
+    pub kept: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuarantinedMessage {
+    pub id: i64,
+    pub uidl: String,
+    pub size: i64,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    pub status: String,
+    pub quarantined_at: i64,
+}

@@ -1,0 +1,72 @@
+//! Statements SQLite and PostgreSQL both understand with the same meaning (`$n` parameters
+//! work in both through sqlx). Statements that differ stay in their implementation.
+
+pub const INSERT_SUBSCRIBER: &str =
+    "INSERT INTO subscribers (email, approved_days, enabled, created_at) VALUES ($1, $2, TRUE, $3) RETURNING id";
+
+pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
+     (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8) RETURNING id";
+
+const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_id, s.email, s.enabled, \
+     m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
+     m.polls, m.quarantined_count, m.kept_count \
+     FROM subscribers s JOIN mailboxes m ON m.subscriber_id = s.id";
+
+pub fn list_subscribers() -> String {
+    format!("{SUBSCRIBER_STATUS} ORDER BY s.email")
+}
+
+pub fn subscriber_by_email() -> String {
+    format!("{SUBSCRIBER_STATUS} WHERE s.email = $1")
+}
+
+pub const SET_SUBSCRIBER_ENABLED: &str = "UPDATE subscribers SET enabled = $2 WHERE id = $1";
+pub const SET_MAILBOX_ENABLED: &str = "UPDATE mailboxes SET enabled = $2 WHERE subscriber_id = $1";
+
+pub const APPROVE_SENDER: &str = "INSERT INTO approved_senders (subscriber_id, address, created_at, last_seen_at) \
+     VALUES ($1, $2, $3, $3) \
+     ON CONFLICT (subscriber_id, address) DO UPDATE SET last_seen_at = excluded.last_seen_at";
+
+pub const TOUCH_SENDER: &str =
+    "UPDATE approved_senders SET last_seen_at = $3 WHERE subscriber_id = $1 AND address = $2 AND last_seen_at < $3";
+
+pub const APPROVED_SENDERS: &str =
+    "SELECT address FROM approved_senders WHERE subscriber_id = $1 AND last_seen_at >= $2";
+
+/// Columns a worker needs, from `mailboxes m JOIN subscribers s`.
+pub const LEASED_COLUMNS: &str = "m.id AS mailbox_id, m.subscriber_id, s.email, s.approved_days, m.host, m.port, \
+     m.security, m.auth, m.username, m.password_enc";
+
+/// Mailboxes that are due and not held by a live lease; `$1` = now.
+pub const DUE: &str = "m.enabled AND s.enabled AND m.next_poll_at <= $1 \
+     AND (m.lease_until IS NULL OR m.lease_until < $1)";
+
+pub const SET_LEASE: &str = "UPDATE mailboxes SET lease_owner = $2, lease_until = $3 WHERE id = $1";
+
+pub const KNOWN_UIDLS: &str = "SELECT uidl, disposition FROM mailbox_uidls WHERE mailbox_id = $1";
+
+/// Stores a message, or finds the copy already stored with the same content hash: the
+/// no-op update makes `RETURNING` yield the existing row's id in both databases.
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
+     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9) \
+     ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
+
+pub const INSERT_UIDL: &str = "INSERT INTO mailbox_uidls (mailbox_id, uidl, disposition, message_id, seen_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, uidl) DO NOTHING";
+
+pub const FORGET_UIDL: &str = "DELETE FROM mailbox_uidls WHERE mailbox_id = $1 AND uidl = $2";
+
+pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
+     last_poll_at = $3, \
+     last_success_at = CASE WHEN $4 = 'ok' THEN $3 ELSE last_success_at END, \
+     last_status = $4, last_error = $5, next_poll_at = $6, polls = polls + 1, \
+     quarantined_count = quarantined_count + $7, kept_count = kept_count + $8, \
+     lease_owner = NULL, lease_until = NULL \
+     WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)";
+
+pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at \
+     FROM messages WHERE mailbox_id = $1 ORDER BY id";
+
+pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
