@@ -131,6 +131,10 @@ add_user() {
     local home=$DIR/mail/$email
     # Create the Maildir now so tests can also drop files into it directly.
     install -d -m 0700 -o "$VMAIL_USER" -g "$VMAIL_USER" "$home" "$home/cur" "$home/new" "$home/tmp"
+    # Tests add users in parallel: serialise the read-modify-rename below, or
+    # two concurrent adds would each drop the other's line.
+    exec 9>"$USERS_FILE.lock"
+    flock 9
     # Replace any existing line for this user; rename atomically so Dovecot
     # (which re-reads the file when its mtime changes) never sees half a file.
     local tmp
@@ -152,6 +156,7 @@ add_user() {
     local written
     written=$(date +%s)
     while [ "$(date +%s)" -le "$written" ]; do sleep 0.05; done
+    exec 9>&-
     log "user $email ready (maildir $home)"
 }
 

@@ -4,7 +4,7 @@
 CREATE TABLE subscribers (
     id            INTEGER PRIMARY KEY,
     email         TEXT    NOT NULL UNIQUE,
-    approved_days INTEGER NOT NULL DEFAULT 90,
+    approved_days BIGINT  NOT NULL DEFAULT 90,
     enabled       BOOLEAN NOT NULL DEFAULT TRUE,
     created_at    BIGINT  NOT NULL
 );

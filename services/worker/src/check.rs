@@ -48,7 +48,9 @@ fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
             (Pop3Error::Timeout { .. }, CheckStep::Connect) => {
                 "Is the host name and port right, and does your provider allow POP3 from outside its network?"
             }
-            (Pop3Error::Connect { .. }, _) => "Check the host name and port; the server refused or could not be reached.",
+            (Pop3Error::Connect { .. }, _) => {
+                "Check the host name and port; the server refused or could not be reached."
+            }
             (Pop3Error::Tls(_), _) => {
                 "Check the security setting: port 995 usually means implicit TLS, 110 plain or STARTTLS."
             }
@@ -66,7 +68,10 @@ fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
 }
 
 /// Runs the whole check and closes the session with QUIT (nothing is deleted).
-pub async fn check_mailbox(options: &ConnectOptions, credentials: Credentials<'_>) -> Result<CheckReport, CheckFailure> {
+pub async fn check_mailbox(
+    options: &ConnectOptions,
+    credentials: Credentials<'_>,
+) -> Result<CheckReport, CheckFailure> {
     let mut client = Client::connect(options).await.map_err(fail(CheckStep::Connect))?;
     let capabilities = client.capabilities().await.map_err(fail(CheckStep::Capabilities))?.lines().to_vec();
     client.login(credentials).await.map_err(fail(CheckStep::Login))?;

@@ -75,7 +75,8 @@ impl<DB: Database> Worker<DB> {
     /// Polls until `shutdown` turns true; polls in flight then finish (their leases would
     /// otherwise block the mailboxes until they expire).
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), WorkerError> {
-        tracing::info!(worker = %self.name, concurrency = self.settings.concurrency, "worker started");
+        let stale = self.db.release_leases(&self.name).await?;
+        tracing::info!(worker = %self.name, concurrency = self.settings.concurrency, stale_leases = stale, "worker started");
         let mut running = JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}

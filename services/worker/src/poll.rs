@@ -71,12 +71,11 @@ pub async fn poll_mailbox<DB: Database>(
     options: &ConnectOptions,
     mailbox: &LeasedMailbox,
 ) -> Result<PollReport, PollError> {
-    let password = keys
-        .decrypt_password(&mailbox.password_enc, mailbox.email.as_str())
-        .map_err(|_| PollError::Password)?;
+    let password =
+        keys.decrypt_password(&mailbox.password_enc, mailbox.email.as_str()).map_err(|_| PollError::Password)?;
     let mut client = Client::connect(options).await?;
     client.capabilities().await?;
-    client.login(credentials(mailbox, password.expose())).await?;
+    client.login(Credentials::new(mailbox.auth, &mailbox.username, password.expose())).await?;
 
     let on_server = client.uidl().await?;
     let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
@@ -112,7 +111,10 @@ pub async fn poll_mailbox<DB: Database>(
 
     let now = Timestamp::now();
     let approved: HashSet<_> = db
-        .approved_senders(mailbox.subscriber_id, now.minus(std::time::Duration::from_secs(mailbox.approved_days.max(0) as u64 * 86_400)))
+        .approved_senders(
+            mailbox.subscriber_id,
+            now.minus(std::time::Duration::from_secs(mailbox.approved_days.max(0) as u64 * 86_400)),
+        )
         .await?
         .into_iter()
         .collect();
@@ -176,18 +178,8 @@ pub async fn poll_mailbox<DB: Database>(
     Ok(report)
 }
 
-fn credentials<'a>(mailbox: &'a LeasedMailbox, password: &'a str) -> Credentials<'a> {
-    let user = mailbox.username.as_str();
-    match mailbox.auth {
-        quorum_domain::AuthMethod::Auto => Credentials::Auto { user, password },
-        quorum_domain::AuthMethod::User => Credentials::User { user, password },
-        quorum_domain::AuthMethod::Apop => Credentials::Apop { user, password },
-        quorum_domain::AuthMethod::Plain => Credentials::Plain { user, password },
-    }
-}
-
 /// Splits the new messages into runs of at most [`BATCH_BYTES`] (at least one message).
-fn batches<'a, T>(new: &'a [(u32, T, u64)]) -> impl Iterator<Item = &'a [(u32, T, u64)]> {
+fn batches<T>(new: &[(u32, T, u64)]) -> impl Iterator<Item = &[(u32, T, u64)]> {
     let mut rest = new;
     std::iter::from_fn(move || {
         if rest.is_empty() {

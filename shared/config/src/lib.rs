@@ -28,6 +28,17 @@ pub enum ConfigError {
     Key(#[from] SecretError),
 }
 
+/// `QUORUM_*` variables that are not settings (so unknown-key checking can stay strict):
+/// the log filter, the config file path, a password for one command, test switches.
+const NOT_SETTINGS: &[&str] = &[
+    "QUORUM_LOG",
+    "QUORUM_CONFIG",
+    "QUORUM_POP3_PASSWORD",
+    "QUORUM_FAILPOINT",
+    "QUORUM_TEST_",
+    "QUORUM_MAILSTACK_DIR",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -80,7 +91,11 @@ impl WorkerSettings {
 impl Settings {
     /// Loads defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(file, config::Environment::with_prefix("QUORUM").prefix_separator("_").separator("__"))
+        let vars = std::env::vars().filter(|(k, _)| !NOT_SETTINGS.iter().any(|n| k.starts_with(n))).collect();
+        Self::load_with_env(
+            file,
+            config::Environment::with_prefix("QUORUM").prefix_separator("_").separator("__").source(Some(vars)),
+        )
     }
 
     fn load_with_env(file: Option<&Path>, env: config::Environment) -> Result<Self, ConfigError> {
@@ -103,7 +118,10 @@ impl Settings {
             }
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
         }
-        let settings: Settings = builder.add_source(env.list_separator(",").with_list_parse_key("worker.tls_ca_files").try_parsing(true)).build()?.try_deserialize()?;
+        let settings: Settings = builder
+            .add_source(env.list_separator(",").with_list_parse_key("worker.tls_ca_files").try_parsing(true))
+            .build()?
+            .try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }

@@ -27,19 +27,13 @@ impl EmailAddress {
         if s.len() > 254 {
             return Err(EmailError::TooLong);
         }
-        let (local, domain) = s
-            .rsplit_once('@')
-            .ok_or_else(|| EmailError::Shape(s.to_string()))?;
-        let domain_ok = (domain.contains('.') || domain == "localhost")
-            && !domain.starts_with('.')
-            && !domain.ends_with('.');
+        let (local, domain) = s.rsplit_once('@').ok_or_else(|| EmailError::Shape(s.to_string()))?;
+        let domain_ok =
+            (domain.contains('.') || domain == "localhost") && !domain.starts_with('.') && !domain.ends_with('.');
         if local.is_empty() || local.contains('@') || !domain_ok {
             return Err(EmailError::Shape(s.to_string()));
         }
-        if s
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';'))
-        {
+        if s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';')) {
             return Err(EmailError::Characters(s.to_string()));
         }
         Ok(Self(s.to_lowercase()))
@@ -87,7 +81,17 @@ mod tests {
 
     #[test]
     fn rejects_non_addresses() {
-        for bad in ["", "jane", "@example.org", "jane@", "jane@example", "ja ne@example.org", "<j@example.org>", "j@.org", "j@org."] {
+        for bad in [
+            "",
+            "jane",
+            "@example.org",
+            "jane@",
+            "jane@example",
+            "ja ne@example.org",
+            "<j@example.org>",
+            "j@.org",
+            "j@org.",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -77,10 +77,10 @@ impl InspectedMessage {
     /// Decides what to do with the message in mailbox `mailbox_id`, given the subscriber's
     /// currently approved (unexpired) senders.
     pub fn disposition(&self, mailbox_id: i64, keys: &Keys, approved: &HashSet<EmailAddress>) -> Disposition {
-        if let Some(marker) = self.release_marker.as_deref().and_then(|v| ReleaseMarker::verify(v, keys)) {
-            if marker.mailbox_id == mailbox_id {
-                return Disposition::Released(marker);
-            }
+        if let Some(marker) = self.release_marker.as_deref().and_then(|v| ReleaseMarker::verify(v, keys))
+            && marker.mailbox_id == mailbox_id
+        {
+            return Disposition::Released(marker);
         }
         match &self.from {
             Some(from) if approved.contains(from) => Disposition::Approved(from.clone()),
@@ -111,7 +111,8 @@ mod tests {
 
     #[test]
     fn reads_sender_and_decoded_subject() {
-        let raw = b"From: =?UTF-8?Q?J=C3=BCrgen?= <Juergen@Example.ORG>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nbody\r\n";
+        let raw =
+            b"From: =?UTF-8?Q?J=C3=BCrgen?= <Juergen@Example.ORG>\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n\r\nbody\r\n";
         let m = InspectedMessage::parse(raw);
         assert_eq!(m.from.as_ref().unwrap().as_str(), "juergen@example.org");
         assert_eq!(m.from_name.as_deref(), Some("Jürgen"));
@@ -124,7 +125,10 @@ mod tests {
         let raw = b"From: jane@example.org\r\n\r\nhi\r\n";
         let m = InspectedMessage::parse(raw);
         let jane = approved(&["Jane@example.org"]);
-        assert_eq!(m.disposition(1, &keys(), &jane), Disposition::Approved(EmailAddress::parse("jane@example.org").unwrap()));
+        assert_eq!(
+            m.disposition(1, &keys(), &jane),
+            Disposition::Approved(EmailAddress::parse("jane@example.org").unwrap())
+        );
         assert_eq!(m.disposition(1, &keys(), &approved(&["bob@example.org"])), Disposition::Quarantine);
     }
 
@@ -132,7 +136,8 @@ mod tests {
     fn verified_release_marker_for_this_mailbox_stays() {
         let k = keys();
         let marker = ReleaseMarker { mailbox_id: 5, message_id: 77 };
-        let raw = format!("{}: {}\r\nFrom: spam@example.com\r\n\r\nx\r\n", ReleaseMarker::HEADER, marker.header_value(&k));
+        let raw =
+            format!("{}: {}\r\nFrom: spam@example.com\r\n\r\nx\r\n", ReleaseMarker::HEADER, marker.header_value(&k));
         let m = InspectedMessage::parse(raw.as_bytes());
         assert_eq!(m.disposition(5, &k, &HashSet::new()), Disposition::Released(marker));
         // The same marker in another subscriber's mailbox proves nothing there.

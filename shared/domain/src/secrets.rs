@@ -82,7 +82,15 @@ impl Keys {
         let mut bytes = if t.len() >= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
             hex::decode(t).map_err(|_| SecretError::KeyEncoding)?
         } else {
-            let cleaned: String = t.chars().map(|c| match c { '+' => '-', '/' => '_', c => c }).filter(|c| *c != '=').collect();
+            let cleaned: String = t
+                .chars()
+                .map(|c| match c {
+                    '+' => '-',
+                    '/' => '_',
+                    c => c,
+                })
+                .filter(|c| *c != '=')
+                .collect();
             URL_SAFE_NO_PAD.decode(cleaned).map_err(|_| SecretError::KeyEncoding)?
         };
         let keys = Self::from_master(&bytes);
@@ -182,8 +190,7 @@ impl ReleaseMarker {
         let mut parts = value.trim().splitn(3, '.');
         let (mailbox, message, mac) = (parts.next()?, parts.next()?, parts.next()?);
         let marker = Self { mailbox_id: mailbox.parse().ok()?, message_id: message.parse().ok()? };
-        keys.verify_token(Self::PURPOSE, &format!("{}.{}", marker.mailbox_id, marker.message_id), mac)
-            .then_some(marker)
+        keys.verify_token(Self::PURPOSE, &format!("{}.{}", marker.mailbox_id, marker.message_id), mac).then_some(marker)
     }
 }
 

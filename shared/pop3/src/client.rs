@@ -57,6 +57,18 @@ pub enum Credentials<'a> {
     Auto { user: &'a str, password: &'a str },
 }
 
+impl<'a> Credentials<'a> {
+    pub fn new(method: quorum_domain::AuthMethod, user: &'a str, password: &'a str) -> Self {
+        use quorum_domain::AuthMethod;
+        match method {
+            AuthMethod::Auto => Credentials::Auto { user, password },
+            AuthMethod::User => Credentials::User { user, password },
+            AuthMethod::Apop => Credentials::Apop { user, password },
+            AuthMethod::Plain => Credentials::Plain { user, password },
+        }
+    }
+}
+
 enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
@@ -128,10 +140,9 @@ impl Connection {
             self.transport.write_all(bytes).await?;
             self.transport.flush().await
         };
-        tokio::time::timeout(self.timeout, write).await.map_err(|_| Pop3Error::Timeout {
-            during,
-            seconds: self.timeout.as_secs(),
-        })??;
+        tokio::time::timeout(self.timeout, write)
+            .await
+            .map_err(|_| Pop3Error::Timeout { during, seconds: self.timeout.as_secs() })??;
         Ok(())
     }
 
@@ -147,7 +158,11 @@ impl Connection {
         }
     }
 
-    async fn read_block(&mut self, mut decoder: MultilineDecoder, during: &'static str) -> Result<Result<Vec<u8>, u64>, Pop3Error> {
+    async fn read_block(
+        &mut self,
+        mut decoder: MultilineDecoder,
+        during: &'static str,
+    ) -> Result<Result<Vec<u8>, u64>, Pop3Error> {
         loop {
             let used = decoder.feed(&self.buf);
             self.buf.advance(used);

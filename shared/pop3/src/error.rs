@@ -65,7 +65,9 @@ mod tests {
 
     #[test]
     fn lock_errors_are_transient() {
-        assert!(refused("PASS", Some(ResponseCode::InUse), "Mailbox is locked by another POP3 session.").is_transient());
+        assert!(
+            refused("PASS", Some(ResponseCode::InUse), "Mailbox is locked by another POP3 session.").is_transient()
+        );
         assert!(refused("PASS", None, "unable to lock maildrop").is_transient());
         assert!(refused("PASS", Some(ResponseCode::SysTemp), "try later").is_transient());
         assert!(!refused("PASS", Some(ResponseCode::Auth), "Authentication failed.").is_transient());

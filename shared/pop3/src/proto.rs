@@ -85,7 +85,7 @@ pub fn parse_status_line(buf: &[u8]) -> Result<StatusParse, String> {
         return Err(format!("unexpected status line {:?}", truncate(&text, 80)));
     };
     // `+OKAY` is not `+OK`: the keyword must end at a space or the end of the line.
-    if !matches!(kind, StatusKind::Continue) && !(rest.is_empty() || rest.starts_with(' ')) {
+    if !(matches!(kind, StatusKind::Continue) || rest.is_empty() || rest.starts_with(' ')) {
         return Err(format!("unexpected status line {:?}", truncate(&text, 80)));
     }
     let rest = rest.strip_prefix(' ').unwrap_or(rest);
@@ -114,7 +114,9 @@ enum State {
     /// A line started with `.\r`.
     DotCr,
     /// Inside a line; `prev_cr` says whether the last byte seen was `\r`.
-    InLine { prev_cr: bool },
+    InLine {
+        prev_cr: bool,
+    },
     Done,
 }
 
@@ -256,9 +258,7 @@ impl Capabilities {
 
     /// Whether a capability keyword (first word of a line) is advertised.
     pub fn has(&self, keyword: &str) -> bool {
-        self.lines
-            .iter()
-            .any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(keyword)))
+        self.lines.iter().any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(keyword)))
     }
 
     /// Whether `SASL` lists `mechanism`.
@@ -408,7 +408,9 @@ mod tests {
 
     #[test]
     fn capabilities() {
-        let c = Capabilities::parse(b"CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nUSER\r\nSASL PLAIN LOGIN\r\n");
+        let c = Capabilities::parse(
+            b"CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nSTLS\r\nUSER\r\nSASL PLAIN LOGIN\r\n",
+        );
         assert!(c.has("uidl") && c.has("PIPELINING") && c.has("STLS"));
         assert!(!c.has("SASL PLAIN"));
         assert!(c.sasl("plain") && !c.sasl("CRAM-MD5"));

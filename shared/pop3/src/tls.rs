@@ -30,9 +30,7 @@ impl TlsSettings {
                 return Err(Pop3Error::Tls(format!("CA file {} holds no certificate", file.display())));
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| Pop3Error::Tls(format!("bad certificate in {}: {e}", file.display())))?;
+                roots.add(cert).map_err(|e| Pop3Error::Tls(format!("bad certificate in {}: {e}", file.display())))?;
             }
         }
         let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -12,12 +12,21 @@ macro_rules! impl_database {
     ($name:ident, $migrations:literal, $lock_rows:literal) => {
         #[async_trait::async_trait]
         impl $crate::Database for $name {
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn migrate(&self) -> $crate::Result<()> {
                 sqlx::migrate!($migrations).run(&self.pool).await?;
                 Ok(())
             }
 
-            async fn add_subscriber(&self, new: &$crate::NewSubscriber, now: quorum_domain::Timestamp) -> $crate::Result<$crate::SubscriberIds> {
+            async fn add_subscriber(
+                &self,
+                new: &$crate::NewSubscriber,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<$crate::SubscriberIds> {
                 let mut tx = self.pool.begin().await?;
                 let subscriber_id: i64 = sqlx::query_scalar($crate::sql::INSERT_SUBSCRIBER)
                     .bind(new.email.as_str())
@@ -46,29 +55,60 @@ macro_rules! impl_database {
                 Ok(sqlx::query_as(&$crate::sql::list_subscribers()).fetch_all(&self.pool).await?)
             }
 
-            async fn subscriber_by_email(&self, email: &quorum_domain::EmailAddress) -> $crate::Result<Option<$crate::SubscriberStatus>> {
-                Ok(sqlx::query_as(&$crate::sql::subscriber_by_email()).bind(email.as_str()).fetch_optional(&self.pool).await?)
+            async fn subscriber_by_email(
+                &self,
+                email: &quorum_domain::EmailAddress,
+            ) -> $crate::Result<Option<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::subscriber_by_email())
+                    .bind(email.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn set_subscriber_enabled(&self, subscriber_id: i64, enabled: bool) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query($crate::sql::SET_SUBSCRIBER_ENABLED).bind(subscriber_id).bind(enabled).execute(&mut *tx).await?;
+                let done = sqlx::query($crate::sql::SET_SUBSCRIBER_ENABLED)
+                    .bind(subscriber_id)
+                    .bind(enabled)
+                    .execute(&mut *tx)
+                    .await?;
                 if done.rows_affected() == 0 {
                     return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
                 }
-                sqlx::query($crate::sql::SET_MAILBOX_ENABLED).bind(subscriber_id).bind(enabled).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::SET_MAILBOX_ENABLED)
+                    .bind(subscriber_id)
+                    .bind(enabled)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(())
             }
 
-            async fn approve_sender(&self, subscriber_id: i64, sender: &quorum_domain::EmailAddress, now: quorum_domain::Timestamp) -> $crate::Result<()> {
-                sqlx::query($crate::sql::APPROVE_SENDER).bind(subscriber_id).bind(sender.as_str()).bind(now.0).execute(&self.pool).await?;
+            async fn approve_sender(
+                &self,
+                subscriber_id: i64,
+                sender: &quorum_domain::EmailAddress,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query($crate::sql::APPROVE_SENDER)
+                    .bind(subscriber_id)
+                    .bind(sender.as_str())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
-            async fn approved_senders(&self, subscriber_id: i64, seen_since: quorum_domain::Timestamp) -> $crate::Result<Vec<quorum_domain::EmailAddress>> {
-                let rows: Vec<String> =
-                    sqlx::query_scalar($crate::sql::APPROVED_SENDERS).bind(subscriber_id).bind(seen_since.0).fetch_all(&self.pool).await?;
+            async fn approved_senders(
+                &self,
+                subscriber_id: i64,
+                seen_since: quorum_domain::Timestamp,
+            ) -> $crate::Result<Vec<quorum_domain::EmailAddress>> {
+                let rows: Vec<String> = sqlx::query_scalar($crate::sql::APPROVED_SENDERS)
+                    .bind(subscriber_id)
+                    .bind(seen_since.0)
+                    .fetch_all(&self.pool)
+                    .await?;
                 Ok(rows.iter().filter_map(|a| quorum_domain::EmailAddress::parse(a).ok()).collect())
             }
 
@@ -81,15 +121,22 @@ macro_rules! impl_database {
             ) -> $crate::Result<Vec<$crate::LeasedMailbox>> {
                 let mut tx = self.pool.begin().await?;
                 let select = format!(
-                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id WHERE {} \
+                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
+                     WHERE m.enabled AND s.enabled AND m.next_poll_at <= $1 AND {} \
                      ORDER BY m.next_poll_at LIMIT $2 {}",
                     $crate::sql::LEASED_COLUMNS,
-                    $crate::sql::DUE,
+                    $crate::sql::FREE,
                     $lock_rows
                 );
-                let rows: Vec<$crate::LeasedMailboxRow> = sqlx::query_as(&select).bind(now.0).bind(limit).fetch_all(&mut *tx).await?;
+                let rows: Vec<$crate::LeasedMailboxRow> =
+                    sqlx::query_as(&select).bind(now.0).bind(limit).fetch_all(&mut *tx).await?;
                 for row in &rows {
-                    sqlx::query($crate::sql::SET_LEASE).bind(row.mailbox_id).bind(owner).bind(lease_until.0).execute(&mut *tx).await?;
+                    sqlx::query($crate::sql::SET_LEASE)
+                        .bind(row.mailbox_id)
+                        .bind(owner)
+                        .bind(lease_until.0)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 rows.into_iter().map($crate::LeasedMailbox::try_from).collect()
@@ -105,27 +152,48 @@ macro_rules! impl_database {
                 let mut tx = self.pool.begin().await?;
                 let select = format!(
                     "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
-                     WHERE m.id = $2 AND (m.lease_until IS NULL OR m.lease_until < $1) {}",
+                     WHERE m.id = $2 AND {} {}",
                     $crate::sql::LEASED_COLUMNS,
+                    $crate::sql::FREE,
                     $lock_rows
                 );
                 let row: Option<$crate::LeasedMailboxRow> =
                     sqlx::query_as(&select).bind(now.0).bind(mailbox_id).fetch_optional(&mut *tx).await?;
                 if row.is_some() {
-                    sqlx::query($crate::sql::SET_LEASE).bind(mailbox_id).bind(owner).bind(lease_until.0).execute(&mut *tx).await?;
+                    sqlx::query($crate::sql::SET_LEASE)
+                        .bind(mailbox_id)
+                        .bind(owner)
+                        .bind(lease_until.0)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 tx.commit().await?;
                 row.map($crate::LeasedMailbox::try_from).transpose()
             }
 
+            async fn release_leases(&self, owner: &str) -> $crate::Result<u64> {
+                let done = sqlx::query($crate::sql::RELEASE_LEASES).bind(owner).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
             async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
                 let rows = sqlx::query($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
                 rows.iter()
-                    .map(|r| Ok($crate::KnownUidl { uidl: sqlx::Row::try_get(r, 0)?, disposition: $crate::UidlDisposition::parse(sqlx::Row::try_get(r, 1)?)? }))
+                    .map(|r| {
+                        Ok($crate::KnownUidl {
+                            uidl: sqlx::Row::try_get(r, 0)?,
+                            disposition: $crate::UidlDisposition::parse(sqlx::Row::try_get(r, 1)?)?,
+                        })
+                    })
                     .collect()
             }
 
-            async fn commit_poll(&self, mailbox_id: i64, items: &[$crate::PollItem<'_>], now: quorum_domain::Timestamp) -> $crate::Result<()> {
+            async fn commit_poll(
+                &self,
+                mailbox_id: i64,
+                items: &[$crate::PollItem<'_>],
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let subscriber_id: i64 = sqlx::query_scalar("SELECT subscriber_id FROM mailboxes WHERE id = $1")
                     .bind(mailbox_id)

@@ -34,6 +34,9 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 #[async_trait]
 pub trait Database: Send + Sync + Clone + 'static {
+    /// A trivial query: is the database reachable?
+    async fn ping(&self) -> Result<()>;
+
     /// Applies the migrations this build carries.
     async fn migrate(&self) -> Result<()>;
 
@@ -55,13 +58,28 @@ pub trait Database: Send + Sync + Clone + 'static {
 
     /// Leases up to `limit` enabled mailboxes due at `now` that no live lease holds, for
     /// `owner` until `lease_until`. Two workers never get the same mailbox.
-    async fn lease_due_mailboxes(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: i64)
-    -> Result<Vec<LeasedMailbox>>;
+    async fn lease_due_mailboxes(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<LeasedMailbox>>;
 
     /// Leases one mailbox now, whether due or not (for `check-mailbox` and tests), unless
     /// another live lease holds it.
-    async fn lease_mailbox(&self, mailbox_id: i64, owner: &str, now: Timestamp, lease_until: Timestamp)
-    -> Result<Option<LeasedMailbox>>;
+    async fn lease_mailbox(
+        &self,
+        mailbox_id: i64,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<LeasedMailbox>>;
+
+    /// Drops every lease held by `owner`: a worker restarted under the same name (after a
+    /// crash, its polls died with it) takes its mailboxes back at once instead of waiting
+    /// for the leases to expire. Worker names must therefore be unique among live workers.
+    async fn release_leases(&self, owner: &str) -> Result<u64>;
 
     /// Every UIDL already handled in a mailbox.
     async fn known_uidls(&self, mailbox_id: i64) -> Result<Vec<KnownUidl>>;

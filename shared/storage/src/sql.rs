@@ -38,9 +38,10 @@ pub const APPROVED_SENDERS: &str =
 pub const LEASED_COLUMNS: &str = "m.id AS mailbox_id, m.subscriber_id, s.email, s.approved_days, m.host, m.port, \
      m.security, m.auth, m.username, m.password_enc";
 
-/// Mailboxes that are due and not held by a live lease; `$1` = now.
-pub const DUE: &str = "m.enabled AND s.enabled AND m.next_poll_at <= $1 \
-     AND (m.lease_until IS NULL OR m.lease_until < $1)";
+/// Mailboxes not held by a live lease; `$1` = now.
+pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
+
+pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
 pub const SET_LEASE: &str = "UPDATE mailboxes SET lease_owner = $2, lease_until = $3 WHERE id = $1";
 

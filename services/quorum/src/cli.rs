@@ -1,0 +1,101 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quorum",
+    version,
+    about = "Quorum: a collaborative challenge-response mail quarantine for POP3 mailboxes",
+    long_about = "Quorum polls subscribers' POP3 mailboxes, leaves mail from approved senders in the \
+                  Inbox and moves everything else into a quarantine.\n\n\
+                  Settings come from --config (TOML) and QUORUM_* environment variables \
+                  (QUORUM_DATABASE_URL, QUORUM_LISTEN, QUORUM_SECRET_KEY_FILE, \
+                  QUORUM_WORKER__CONCURRENCY, ...); with neither, Quorum uses SQLite in ./data/."
+)]
+pub struct Cli {
+    /// TOML configuration file (see deploy/quorum.example.toml).
+    #[arg(long, global = true, env = "QUORUM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log as JSON lines instead of text (log level: QUORUM_LOG, e.g. `info,quorum_worker=debug`).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every service in this process: web and workers (migrates the database first).
+    Serve,
+    /// Run only the mailbox worker.
+    Worker,
+    /// Run only the web service (health and metrics).
+    Web,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage subscribers (until web signup exists).
+    #[command(subcommand)]
+    Subscriber(SubscriberCommand),
+    /// Check a POP3 mailbox: connect, CAPA, login, STAT, UIDL; say exactly what failed.
+    /// The password is read from standard input or QUORUM_POP3_PASSWORD. Exit status 2
+    /// when the mailbox cannot be used.
+    CheckMailbox(CheckMailboxArgs),
+    /// Poll one subscriber's mailbox now and print the outcome.
+    Poll {
+        /// The subscriber's email address.
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriberCommand {
+    /// Add a subscriber and its POP3 mailbox. The password is read from standard input
+    /// (first line) or from QUORUM_POP3_PASSWORD, never from the command line.
+    Add {
+        /// The subscriber's email address (summaries go there).
+        email: String,
+        #[command(flatten)]
+        mailbox: MailboxArgs,
+        /// Approved senders expire after this many days without mail.
+        #[arg(long, default_value_t = 90)]
+        approved_days: i64,
+    },
+    /// List subscribers with the state of their mailbox.
+    List,
+    /// Stop polling a subscriber's mailbox.
+    Disable { email: String },
+    /// Resume polling a subscriber's mailbox.
+    Enable { email: String },
+    /// Approve a sender for a subscriber: its mail stays in the Inbox.
+    Approve { email: String, sender: String },
+    /// List a subscriber's quarantined messages.
+    Quarantine { email: String },
+}
+
+#[derive(Debug, Args)]
+pub struct MailboxArgs {
+    /// POP3 server host name.
+    #[arg(long)]
+    pub host: String,
+    /// POP3 port (default: 995 for tls, 110 otherwise).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// tls (implicit TLS, POP3S), starttls, or plain.
+    #[arg(long, default_value = "tls")]
+    pub security: String,
+    /// Login name (often the full address).
+    #[arg(long)]
+    pub user: String,
+    /// auto (SASL PLAIN if offered, else USER/PASS), user, apop, or plain.
+    #[arg(long, default_value = "auto")]
+    pub auth: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckMailboxArgs {
+    #[command(flatten)]
+    pub mailbox: MailboxArgs,
+}

@@ -1,0 +1,254 @@
+//! What each subcommand does. Storage is chosen by the URL scheme, then everything runs
+//! generically over [`Database`].
+
+use std::{io::BufRead, process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use quorum_config::Settings;
+use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, secrets::Password};
+use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
+use quorum_storage::{Database, NewMailbox, NewSubscriber, Postgres, Sqlite};
+use quorum_web::AppState;
+use quorum_worker::{Worker, check_mailbox};
+use tokio::sync::watch;
+
+use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, SubscriberCommand};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    if settings.is_postgres() {
+        let db = Postgres::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
+        dispatch(db, settings, cli.command).await
+    } else {
+        let db = Sqlite::connect(&settings.database_url).await.context("opening the SQLite database")?;
+        dispatch(db, settings, cli.command).await
+    }
+}
+
+async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate => {
+            db.migrate().await?;
+            println!("database is up to date");
+        }
+        Command::Serve => serve(db, settings, true, true).await?,
+        Command::Worker => serve(db, settings, true, false).await?,
+        Command::Web => serve(db, settings, false, true).await?,
+        Command::Subscriber(cmd) => {
+            db.migrate().await?;
+            return subscriber(db, &settings, cmd).await;
+        }
+        Command::CheckMailbox(args) => return check(&settings, args).await,
+        Command::Poll { email } => {
+            db.migrate().await?;
+            return poll_now(db, &settings, &email).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the chosen services until SIGINT or SIGTERM.
+async fn serve<DB: Database>(db: DB, settings: Settings, worker: bool, web: bool) -> anyhow::Result<()> {
+    db.migrate().await.context("migrating the database")?;
+    let keys = Arc::new(settings.keys()?);
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if web {
+        let metrics = quorum_web::install_metrics().map_err(anyhow::Error::msg)?;
+        let state = AppState { db: db.clone(), metrics };
+        let listen = settings.listen;
+        let stopped = stopped.clone();
+        tasks.spawn(async move { quorum_web::serve(state, listen, stopped).await.context("web service") });
+    }
+    if worker {
+        let worker = Worker::new(db.clone(), keys, settings.worker.clone())?;
+        let stopped = stopped.clone();
+        tasks.spawn(async move { worker.run(stopped).await.context("worker") });
+    }
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(result) = tasks.join_next() => {
+            result??;
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn read_password() -> anyhow::Result<Password> {
+    if let Ok(p) = std::env::var("QUORUM_POP3_PASSWORD") {
+        return Ok(Password::new(p));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the POP3 password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("no POP3 password: give it on standard input or in QUORUM_POP3_PASSWORD");
+    }
+    Ok(Password::new(password))
+}
+
+struct MailboxSettings {
+    host: String,
+    port: u16,
+    security: Security,
+    auth: AuthMethod,
+    user: String,
+}
+
+fn mailbox_settings(args: &MailboxArgs) -> anyhow::Result<MailboxSettings> {
+    let security: Security = args.security.parse()?;
+    Ok(MailboxSettings {
+        host: args.host.clone(),
+        port: args.port.unwrap_or(security.default_port()),
+        security,
+        auth: args.auth.parse()?,
+        user: args.user.clone(),
+    })
+}
+
+async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SubscriberCommand::Add { email, mailbox, approved_days } => {
+            let email = EmailAddress::parse(&email)?;
+            let m = mailbox_settings(&mailbox)?;
+            let password = read_password()?;
+            let keys = settings.keys()?;
+            let new = NewSubscriber {
+                email: email.clone(),
+                approved_days,
+                mailbox: NewMailbox {
+                    host: m.host,
+                    port: m.port,
+                    security: m.security,
+                    auth: m.auth,
+                    username: m.user,
+                    password_enc: keys.encrypt_password(&password, email.as_str()),
+                },
+            };
+            let ids = db.add_subscriber(&new, Timestamp::now()).await?;
+            println!("added {email} (subscriber {}, mailbox {})", ids.subscriber_id, ids.mailbox_id);
+        }
+        SubscriberCommand::List => {
+            println!(
+                "{:<32} {:<8} {:<28} {:<6} {:>6} {:>11} {:>6}  last error",
+                "email", "enabled", "server", "status", "polls", "quarantined", "kept"
+            );
+            for s in db.list_subscribers().await? {
+                println!(
+                    "{:<32} {:<8} {:<28} {:<6} {:>6} {:>11} {:>6}  {}",
+                    s.email,
+                    if s.enabled { "yes" } else { "no" },
+                    format!("{}:{} ({})", s.host, s.port, s.security),
+                    s.last_status.as_deref().unwrap_or("-"),
+                    s.polls,
+                    s.quarantined_count,
+                    s.kept_count,
+                    s.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        SubscriberCommand::Disable { email } | SubscriberCommand::Enable { email }
+            if db.subscriber_by_email(&EmailAddress::parse(&email)?).await?.is_none() =>
+        {
+            bail!("no subscriber {email}");
+        }
+        SubscriberCommand::Disable { email } => {
+            let s = find(&db, &email).await?;
+            db.set_subscriber_enabled(s.subscriber_id, false).await?;
+            println!("disabled {email}: its mailbox is no longer polled");
+        }
+        SubscriberCommand::Enable { email } => {
+            let s = find(&db, &email).await?;
+            db.set_subscriber_enabled(s.subscriber_id, true).await?;
+            println!("enabled {email}");
+        }
+        SubscriberCommand::Approve { email, sender } => {
+            let s = find(&db, &email).await?;
+            let sender = EmailAddress::parse(&sender)?;
+            db.approve_sender(s.subscriber_id, &sender, Timestamp::now()).await?;
+            println!("{email}: mail from {sender} now stays in the Inbox");
+        }
+        SubscriberCommand::Quarantine { email } => {
+            let s = find(&db, &email).await?;
+            for m in db.quarantined(s.mailbox_id).await? {
+                println!(
+                    "{:>8}  {:>9}  {:<40}  {}",
+                    m.id,
+                    m.size,
+                    m.from_address.as_deref().unwrap_or("(no sender)"),
+                    m.subject.as_deref().unwrap_or("(no subject)")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find<DB: Database>(db: &DB, email: &str) -> anyhow::Result<quorum_storage::SubscriberStatus> {
+    db.subscriber_by_email(&EmailAddress::parse(email)?).await?.with_context(|| format!("no subscriber {email}"))
+}
+
+async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<ExitCode> {
+    let tls = TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?;
+    let (m, password) = (mailbox_settings(&args.mailbox)?, read_password()?);
+    let options = ConnectOptions {
+        host: m.host.clone(),
+        port: m.port,
+        security: m.security,
+        timeout: settings.worker.pop3_timeout(),
+        tls,
+        max_message_size: settings.worker.max_message_size,
+    };
+    let credentials = Credentials::new(m.auth, &m.user, password.expose());
+    println!("checking {}:{} ({}) as {}", m.host, m.port, m.security, m.user);
+    match check_mailbox(&options, credentials).await {
+        Ok(report) => {
+            println!("greeting: {}", report.greeting);
+            println!("capabilities: {}", report.capabilities.join(" "));
+            println!("login: ok");
+            println!("STAT: {} messages, {} octets", report.messages, report.octets);
+            println!("UIDL: ok");
+            println!("mailbox OK: Quorum can poll it");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            println!("FAILED at {}: {}", failure.step, failure.error);
+            println!("what to do: {}", failure.advice);
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str) -> anyhow::Result<ExitCode> {
+    let s = find(&db, email).await?;
+    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), settings.worker.clone())?;
+    // Like a restarted worker, take back what a crashed run under this name still holds.
+    db.release_leases(worker.name()).await?;
+    let now = Timestamp::now();
+    let leased = db
+        .lease_mailbox(s.mailbox_id, worker.name(), now, now.plus(Duration::from_secs(settings.worker.lease_secs)))
+        .await?
+        .context("a worker is polling this mailbox right now; try again in a moment")?;
+    let outcome = worker.poll(leased).await;
+    println!(
+        "{}: {} quarantined, {} left in the Inbox{}",
+        outcome.status.as_str(),
+        outcome.quarantined,
+        outcome.kept,
+        outcome.error.map(|e| format!("; {e}")).unwrap_or_default()
+    );
+    Ok(if outcome.status == quorum_storage::PollStatus::Error { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

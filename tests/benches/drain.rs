@@ -1,0 +1,117 @@
+//! End-to-end polling benchmark: one worker drains 2,000 corpus messages from a local
+//! Dovecot mailbox into SQLite, compared with a plain POP3 client that only RETRs the same
+//! messages one at a time from the same Dovecot.
+//!
+//! Run: `tests/setup.sh && cargo bench -p quorum-tests --bench drain` (needs the team kit's
+//! corpus in ../shared/corpus beside the repository). Options: `-- --messages N --rounds R`.
+
+use std::{sync::Arc, time::Instant};
+
+use quorum_config::WorkerSettings;
+use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp, secrets::Password};
+use quorum_storage::{Database, NewMailbox, NewSubscriber, Sqlite};
+use quorum_tests::{MailStack, TestUser, corpus_dir, corpus_message, fresh_sqlite};
+use quorum_worker::Worker;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn load_corpus(n: usize) -> Vec<Vec<u8>> {
+    let dir = corpus_dir().expect("the corpus is not beside the repository (../shared/corpus)");
+    let mut files = Vec::new();
+    for group in ["spam", "ham", "hard-ham"] {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join(group)).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        files.extend(names);
+    }
+    // Interleave groups deterministically so spam and ham are mixed as in a real inbox.
+    files.sort_by_key(|p| p.file_name().map(|f| f.to_os_string()));
+    files.iter().take(n).map(|p| corpus_message(p)).collect()
+}
+
+async fn plain_retr(stack: &MailStack, user: &TestUser) -> (usize, u64) {
+    let mut client = stack.login(user).await;
+    let list = client.uidl().await.unwrap();
+    let mut bytes = 0u64;
+    for (n, _) in &list {
+        // One command, one answer: what a plain client without pipelining does.
+        bytes += client.retr(*n).await.unwrap().len() as u64;
+    }
+    client.quit().await.unwrap();
+    (list.len(), bytes)
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a list of benchmarks; there is one.
+    }
+    let messages = arg("--messages", 2000);
+    let rounds = arg("--rounds", 3);
+    let stack = MailStack::get();
+    let corpus = load_corpus(messages);
+    let total_bytes: usize = corpus.iter().map(Vec::len).sum();
+    println!("corpus: {} messages, {:.1} MiB", corpus.len(), total_bytes as f64 / 1048576.0);
+
+    let keys = Arc::new(Keys::from_master_text(&Keys::generate_master()).unwrap());
+    let settings = WorkerSettings {
+        poll_interval_secs: 180,
+        retry_busy_secs: 60,
+        retry_error_secs: 300,
+        concurrency: 1,
+        pop3_timeout_secs: 60,
+        max_message_size: 100 * 1024 * 1024,
+        lease_secs: 3600,
+        tls_ca_files: vec![],
+        name: Some("bench".into()),
+    };
+    for round in 1..=rounds {
+        let user = stack.new_user("bench");
+        for m in &corpus {
+            stack.maildir_drop(&user, m);
+        }
+
+        let start = Instant::now();
+        let (n, bytes) = plain_retr(stack, &user).await;
+        let plain = start.elapsed();
+
+        let (_dir, url) = fresh_sqlite();
+        let db = Sqlite::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let email = EmailAddress::parse(&user.email).unwrap();
+        let new = NewSubscriber {
+            email: email.clone(),
+            approved_days: 90,
+            mailbox: NewMailbox {
+                host: "127.0.0.1".into(),
+                port: stack.pop3_port,
+                security: Security::Plain,
+                auth: AuthMethod::User,
+                username: user.email.clone(),
+                password_enc: keys.encrypt_password(&Password::new(user.password.clone()), email.as_str()),
+            },
+        };
+        let ids = db.add_subscriber(&new, Timestamp::now()).await.unwrap();
+        let worker = Worker::new(db.clone(), keys.clone(), settings.clone()).unwrap();
+        let now = Timestamp::now();
+        let leased = db.lease_mailbox(ids.mailbox_id, "bench", now, Timestamp(now.0 + 3600)).await.unwrap().unwrap();
+
+        let start = Instant::now();
+        let outcome = worker.poll(leased).await;
+        let drain = start.elapsed();
+
+        assert_eq!(outcome.quarantined as usize, corpus.len(), "{:?}", outcome.error);
+        assert!(stack.retr_all(&user).await.is_empty(), "mailbox drained");
+        println!(
+            "round {round}: plain RETR of {n} messages ({:.1} MiB): {:.2} s = {:.0} msg/s | worker drain into SQLite: {:.2} s = {:.0} msg/s ({:.2}x the plain RETR time)",
+            bytes as f64 / 1048576.0,
+            plain.as_secs_f64(),
+            n as f64 / plain.as_secs_f64(),
+            drain.as_secs_f64(),
+            outcome.quarantined as f64 / drain.as_secs_f64(),
+            drain.as_secs_f64() / plain.as_secs_f64(),
+        );
+    }
+}

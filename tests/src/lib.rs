@@ -1,0 +1,206 @@
+//! Support for the end-to-end tests: the real mail stack started by `tests/setup.sh`
+//! (Dovecot POP3 + LMTP, Postfix SMTP, on loopback), fresh databases, and the `quorum`
+//! binary. Nothing here fakes a server.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use quorum_domain::Security;
+use quorum_pop3::{Client, ConnectOptions, Credentials, TlsSettings};
+
+/// What `tests/setup.sh` started, read from its env file.
+pub struct MailStack {
+    pub pop3_port: u16,
+    pub pop3s_port: u16,
+    pub smtp_port: u16,
+    pub cert: PathBuf,
+    pub mail_dir: PathBuf,
+    pub domain: String,
+    pub pg_url: String,
+    script: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+}
+
+impl MailStack {
+    pub fn get() -> &'static MailStack {
+        static STACK: OnceLock<MailStack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let dir = std::env::var("QUORUM_MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/quorum-mailstack".into());
+            let file = Path::new(&dir).join("env");
+            let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                panic!("{}: {e}. Start the test servers with tests/setup.sh (tests/run.sh does)", file.display())
+            });
+            let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+            let get = |k: &str| vars.get(k).unwrap_or_else(|| panic!("{k} missing in {}", file.display())).to_string();
+            MailStack {
+                pop3_port: get("QUORUM_TEST_POP3_PORT").parse().unwrap(),
+                pop3s_port: get("QUORUM_TEST_POP3S_PORT").parse().unwrap(),
+                smtp_port: get("QUORUM_TEST_SMTP_PORT").parse().unwrap(),
+                cert: get("QUORUM_TEST_TLS_CERT").into(),
+                mail_dir: get("QUORUM_TEST_MAIL_DIR").into(),
+                domain: get("QUORUM_TEST_DOMAIN"),
+                pg_url: get("QUORUM_TEST_PG_URL"),
+                script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mail-stack.sh"),
+            }
+        })
+    }
+
+    /// A new Dovecot user with an empty mailbox; the name is unique to this test run.
+    pub fn new_user(&self, tag: &str) -> TestUser {
+        let email = format!("{tag}-{}@{}", unique(), self.domain);
+        let password = format!("pw-{}", unique());
+        let status =
+            Command::new(&self.script).args(["add-user", &email, &password]).status().expect("running mail-stack.sh");
+        assert!(status.success(), "mail-stack.sh add-user {email} failed");
+        TestUser { email, password }
+    }
+
+    /// Submits a message to Postfix, which delivers it to Dovecot over LMTP.
+    pub async fn smtp_send(&self, to: &TestUser, from: &str, raw: &[u8]) {
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor, address::Envelope};
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1").port(self.smtp_port).build();
+        let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.email.parse().unwrap()]).unwrap();
+        transport.send_raw(&envelope, raw).await.expect("Postfix accepted the message");
+    }
+
+    /// Puts a message straight into the user's Maildir, byte for byte (Postfix would add
+    /// headers; some tests need exactly the bytes they wrote, or many messages quickly).
+    pub fn maildir_drop(&self, user: &TestUser, raw: &[u8]) {
+        let root = self.mail_dir.join(&user.email);
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        let name = format!("{}.{}.quorum-test", unique(), std::process::id());
+        let tmp = root.join("tmp").join(&name);
+        std::fs::write(&tmp, raw).unwrap();
+        std::fs::rename(&tmp, root.join("new").join(&name)).unwrap();
+        let status = Command::new("chown").args(["-R", "quorum-vmail:quorum-vmail"]).arg(&root).status().unwrap();
+        assert!(status.success(), "chown of the test Maildir failed");
+    }
+
+    pub fn connect_options(&self, security: Security) -> ConnectOptions {
+        ConnectOptions {
+            host: "127.0.0.1".into(),
+            port: if security == Security::Tls { self.pop3s_port } else { self.pop3_port },
+            security,
+            timeout: Duration::from_secs(30),
+            tls: TlsSettings { extra_ca_files: vec![self.cert.clone()] }.client_config().unwrap(),
+            max_message_size: u64::MAX,
+        }
+    }
+
+    /// A logged-in POP3 session (plain, for reading what the mailbox holds).
+    pub async fn login(&self, user: &TestUser) -> Client {
+        let mut client = Client::connect(&self.connect_options(Security::Plain)).await.expect("connect to Dovecot");
+        client.capabilities().await.unwrap();
+        client.login(Credentials::User { user: &user.email, password: &user.password }).await.expect("login");
+        client
+    }
+
+    /// Every message in the mailbox as a plain RETR returns it, with its UIDL.
+    pub async fn retr_all(&self, user: &TestUser) -> Vec<(String, Vec<u8>)> {
+        let mut client = self.login(user).await;
+        let uidls = client.uidl().await.unwrap();
+        let mut out = Vec::new();
+        for (n, uidl) in uidls {
+            out.push((uidl, client.retr(n).await.unwrap()));
+        }
+        client.quit().await.unwrap();
+        out
+    }
+
+    /// Waits until the mailbox holds `count` messages (Postfix delivers asynchronously).
+    pub async fn wait_for_messages(&self, user: &TestUser, count: u32) {
+        for _ in 0..200 {
+            let mut client = self.login(user).await;
+            let (n, _) = client.stat().await.unwrap();
+            client.quit().await.unwrap();
+            if n >= count {
+                assert_eq!(n, count, "more messages than sent in {}", user.email);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{} did not receive {count} messages within 20 s", user.email);
+    }
+}
+
+/// A string unique within this machine for this test run.
+pub fn unique() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000_000;
+    format!("{}x{}x{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A fresh SQLite database in its own folder (the folder lives as long as the guard).
+pub fn fresh_sqlite() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/quorum.db", dir.path().display());
+    (dir, url)
+}
+
+/// A fresh, empty PostgreSQL database on the test server; returns its URL.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = &MailStack::get().pg_url;
+    let name = format!("quorum_test_{}", unique());
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}. Start it with tests/setup.sh"));
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (base, _) = admin.rsplit_once('/').expect("database URL with a path");
+    format!("{base}/{name}")
+}
+
+/// The `quorum` binary built next to the test executables (`tests/run.sh` builds it).
+pub fn quorum_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>/deps/<test>");
+    let bin = dir.join("quorum");
+    assert!(bin.exists(), "{} not found: build it first (cargo build -p quorum; tests/run.sh does)", bin.display());
+    bin
+}
+
+/// A `quorum` command on the given database, with a fixed test master key and the test
+/// CA trusted.
+pub fn quorum(db_url: &str, key: &str) -> Command {
+    let stack = MailStack::get();
+    let mut cmd = Command::new(quorum_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("QUORUM_DATABASE_URL", db_url)
+        .env("QUORUM_SECRET_KEY", key)
+        .env("QUORUM_WORKER__TLS_CA_FILES", &stack.cert)
+        .env("QUORUM_WORKER__NAME", "e2e-worker")
+        .env("QUORUM_LOG", "warn");
+    cmd
+}
+
+/// Reads a corpus message (the team kit's `../shared/corpus`), without its mbox `From ` line.
+pub fn corpus_message(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    match bytes.strip_prefix(b"From ") {
+        Some(_) => bytes.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default().to_vec(),
+        None => bytes,
+    }
+}
+
+/// The corpus folder, if the team kit is next to the repository.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/spamassassin-dev");
+    dir.is_dir().then_some(dir)
+}

@@ -1,0 +1,227 @@
+//! The storage layer against both real databases: every behaviour is checked on SQLite and
+//! on PostgreSQL, each test on a fresh database.
+
+use std::time::Duration;
+
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
+use quorum_storage::{
+    Database, NewMailbox, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, Sqlite, StorageError,
+    UidlDisposition,
+};
+use quorum_tests::{fresh_postgres, fresh_sqlite};
+
+fn new_subscriber(email: &str) -> NewSubscriber {
+    NewSubscriber {
+        email: EmailAddress::parse(email).unwrap(),
+        approved_days: 90,
+        mailbox: NewMailbox {
+            host: "pop.example.org".into(),
+            port: 995,
+            security: Security::Tls,
+            auth: AuthMethod::Auto,
+            username: email.into(),
+            password_enc: vec![1, 2, 3],
+        },
+    }
+}
+
+fn outcome(now: Timestamp, next: Timestamp) -> PollOutcome {
+    PollOutcome { status: PollStatus::Ok, error: None, polled_at: now, next_poll_at: next, quarantined: 2, kept: 1 }
+}
+
+const T0: Timestamp = Timestamp(1_700_000_000);
+
+async fn subscribers_and_leases(db: impl Database) {
+    db.migrate().await.unwrap();
+    db.migrate().await.expect("migrations are idempotent");
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    assert!(matches!(db.add_subscriber(&new_subscriber("A@example.org"), T0).await, Err(StorageError::Duplicate(_))));
+    let listed: Vec<String> = db.list_subscribers().await.unwrap().into_iter().map(|s| s.email).collect();
+    assert_eq!(listed, ["a@example.org", "b@example.org"]);
+
+    // Both are due; one worker leases both, another gets nothing while the leases live.
+    let until = T0.plus(Duration::from_secs(600));
+    let leased = db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    assert_eq!(leased[0].security, Security::Tls);
+    assert_eq!(leased[0].password_enc, vec![1, 2, 3]);
+    assert!(db.lease_due_mailboxes("w2", T0, until, 10).await.unwrap().is_empty());
+    assert!(db.lease_mailbox(a.mailbox_id, "w2", T0, until).await.unwrap().is_none());
+    // Not even the holder gets them twice; restarted, it releases them first.
+    assert!(db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap().is_empty());
+    assert_eq!(db.release_leases("w1").await.unwrap(), 2);
+    assert_eq!(db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap().len(), 2);
+
+    // Finishing a poll releases the lease and schedules the next one.
+    db.finish_poll(a.mailbox_id, "w1", &outcome(T0, T0.plus(Duration::from_secs(180)))).await.unwrap();
+    assert!(db.lease_due_mailboxes("w2", T0, until, 10).await.unwrap().is_empty(), "a is not due yet, b leased");
+    let later = T0.plus(Duration::from_secs(181));
+    let leased = db.lease_due_mailboxes("w2", later, later.plus(Duration::from_secs(600)), 10).await.unwrap();
+    assert_eq!(leased.iter().map(|m| m.mailbox_id).collect::<Vec<_>>(), [a.mailbox_id]);
+    // An expired lease can be taken over.
+    let expired = until.plus(Duration::from_secs(1));
+    let taken = db.lease_due_mailboxes("w3", expired, expired.plus(Duration::from_secs(600)), 10).await.unwrap();
+    assert!(taken.iter().any(|m| m.mailbox_id == b.mailbox_id));
+    // A stale worker cannot overwrite the new owner's state.
+    db.finish_poll(b.mailbox_id, "w1", &outcome(T0, T0)).await.unwrap();
+    let status = db.subscriber_by_email(&EmailAddress::parse("b@example.org").unwrap()).await.unwrap().unwrap();
+    assert_eq!(status.polls, 0);
+
+    let status = db.subscriber_by_email(&EmailAddress::parse("a@example.org").unwrap()).await.unwrap().unwrap();
+    assert_eq!((status.polls, status.quarantined_count, status.kept_count), (1, 2, 1));
+    assert_eq!(status.last_status.as_deref(), Some("ok"));
+    assert_eq!(status.last_success_at, Some(T0.0));
+
+    // Disabled subscribers are not polled.
+    db.set_subscriber_enabled(b.subscriber_id, false).await.unwrap();
+    let far = T0.plus(Duration::from_secs(100_000));
+    let leased = db.lease_due_mailboxes("w4", far, far.plus(Duration::from_secs(60)), 10).await.unwrap();
+    assert_eq!(leased.iter().map(|m| m.mailbox_id).collect::<Vec<_>>(), [a.mailbox_id]);
+    assert!(matches!(db.set_subscriber_enabled(999, false).await, Err(StorageError::NotFound(_))));
+}
+
+async fn quarantine_and_uidls(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("q@example.org"), T0).await.unwrap();
+    let jane = EmailAddress::parse("jane@example.org").unwrap();
+    db.approve_sender(ids.subscriber_id, &jane, T0).await.unwrap();
+
+    let raw1: &[u8] = b"From: x@spam.example\r\nSubject: one\r\n\r\n\xff\xfe binary\r\n";
+    let raw2: &[u8] = b"";
+    let items = [
+        PollItem::Quarantine {
+            uidl: "u1",
+            raw: raw1,
+            hash: MessageHash::of(raw1),
+            from: None,
+            from_name: Some("Spammer"),
+            subject: Some("one"),
+        },
+        PollItem::Quarantine {
+            uidl: "u2",
+            raw: raw2,
+            hash: MessageHash::of(raw2),
+            from: None,
+            from_name: None,
+            subject: None,
+        },
+        PollItem::Keep { uidl: "u3", approved: Some(&jane) },
+    ];
+    let later = T0.plus(Duration::from_secs(3600));
+    db.commit_poll(ids.mailbox_id, &items, later).await.unwrap();
+
+    let mut known = db.known_uidls(ids.mailbox_id).await.unwrap();
+    known.sort_by(|a, b| a.uidl.cmp(&b.uidl));
+    let dispositions: Vec<_> = known.iter().map(|k| (k.uidl.as_str(), k.disposition)).collect();
+    assert_eq!(
+        dispositions,
+        [("u1", UidlDisposition::Quarantined), ("u2", UidlDisposition::Quarantined), ("u3", UidlDisposition::Kept)]
+    );
+    let held = db.quarantined(ids.mailbox_id).await.unwrap();
+    assert_eq!(held.len(), 2);
+    assert_eq!(db.message_raw(held[0].id).await.unwrap(), raw1, "bytes kept exactly, 8-bit included");
+    assert_eq!(db.message_raw(held[1].id).await.unwrap(), raw2, "empty message kept");
+    assert_eq!(held[0].from_name.as_deref(), Some("Spammer"));
+
+    // The server renumbered: same bytes under a new UIDL are not stored twice.
+    let again = [PollItem::Quarantine {
+        uidl: "u1-renumbered",
+        raw: raw1,
+        hash: MessageHash::of(raw1),
+        from: None,
+        from_name: None,
+        subject: None,
+    }];
+    db.commit_poll(ids.mailbox_id, &again, later).await.unwrap();
+    assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
+    assert_eq!(db.known_uidls(ids.mailbox_id).await.unwrap().len(), 4);
+
+    // Keeping mail from an approved sender refreshed its last-seen time.
+    let recent = db.approved_senders(ids.subscriber_id, later).await.unwrap();
+    assert_eq!(recent, std::slice::from_ref(&jane));
+    assert!(db.approved_senders(ids.subscriber_id, later.plus(Duration::from_secs(1))).await.unwrap().is_empty());
+
+    db.forget_uidls(ids.mailbox_id, &["u1".into(), "u3".into()]).await.unwrap();
+    assert_eq!(db.known_uidls(ids.mailbox_id).await.unwrap().len(), 2);
+    assert!(matches!(db.message_raw(424242).await, Err(StorageError::NotFound(_))));
+}
+
+/// Many workers leasing at once never share a mailbox.
+async fn concurrent_leases(db: impl Database) {
+    db.migrate().await.unwrap();
+    for i in 0..40 {
+        db.add_subscriber(&new_subscriber(&format!("c{i}@example.org")), T0).await.unwrap();
+    }
+    let until = T0.plus(Duration::from_secs(600));
+    let tasks: Vec<_> = (0..8)
+        .map(|w| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..20 {
+                    match db.lease_due_mailboxes(&format!("w{w}"), T0, until, 3).await {
+                        Ok(leased) => got.extend(leased.into_iter().map(|m| m.mailbox_id)),
+                        // SQLite may refuse a competing writer; that is a retry, not a double lease.
+                        Err(StorageError::Sqlx(e)) if e.to_string().contains("locked") => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), total, "a mailbox was leased twice");
+    assert_eq!(total, 40, "every mailbox leased once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_subscribers_and_leases() {
+    let (_dir, url) = fresh_sqlite();
+    subscribers_and_leases(Sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_subscribers_and_leases() {
+    subscribers_and_leases(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_quarantine_and_uidls() {
+    let (_dir, url) = fresh_sqlite();
+    quarantine_and_uidls(Sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_quarantine_and_uidls() {
+    quarantine_and_uidls(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_leases() {
+    let (_dir, url) = fresh_sqlite();
+    concurrent_leases(Sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_leases() {
+    concurrent_leases(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn sqlite_file_is_created_with_wal() {
+    let (dir, _) = fresh_sqlite();
+    let url = format!("sqlite://{}/nested/folder/q.db", dir.path().display());
+    let db = Sqlite::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(mode, "wal");
+    assert!(dir.path().join("nested/folder/q.db").exists());
+}
