@@ -7,4 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tests/setup.sh
 cargo build --locked -p quorum --bins
-cargo test --locked --workspace "$@"
+# nextest runs each test in its own process and ends with one summary line; plain cargo
+# test is the fallback where it is not installed.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --workspace --no-fail-fast "$@"
+else
+    cargo test --locked --workspace --no-fail-fast "$@"
+fi

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
 use quorum_storage::{
-    Database, NewMailbox, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, Sqlite, StorageError,
+    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, Sqlite, StorageError,
     UidlDisposition,
 };
 use quorum_tests::{fresh_postgres, fresh_sqlite};
@@ -14,7 +14,7 @@ fn new_subscriber(email: &str) -> NewSubscriber {
     NewSubscriber {
         email: EmailAddress::parse(email).unwrap(),
         approved_days: 90,
-        mailbox: NewMailbox {
+        mailbox: MailboxSettings {
             host: "pop.example.org".into(),
             port: 995,
             security: Security::Tls,
@@ -44,8 +44,8 @@ async fn subscribers_and_leases(db: impl Database) {
     let until = T0.plus(Duration::from_secs(600));
     let leased = db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap();
     assert_eq!(leased.len(), 2);
-    assert_eq!(leased[0].security, Security::Tls);
-    assert_eq!(leased[0].password_enc, vec![1, 2, 3]);
+    assert_eq!(leased[0].settings.security, Security::Tls);
+    assert_eq!(leased[0].settings.password_enc, vec![1, 2, 3]);
     assert!(db.lease_due_mailboxes("w2", T0, until, 10).await.unwrap().is_empty());
     assert!(db.lease_mailbox(a.mailbox_id, "w2", T0, until).await.unwrap().is_none());
     // Not even the holder gets them twice; restarted, it releases them first.

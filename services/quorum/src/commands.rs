@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use quorum_config::Settings;
 use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, secrets::Password};
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
-use quorum_storage::{Database, NewMailbox, NewSubscriber, Postgres, Sqlite};
+use quorum_storage::{Database, NewSubscriber, Postgres, Sqlite};
 use quorum_web::AppState;
 use quorum_worker::{Worker, check_mailbox};
 use tokio::sync::watch;
@@ -129,7 +129,7 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             let new = NewSubscriber {
                 email: email.clone(),
                 approved_days,
-                mailbox: NewMailbox {
+                mailbox: quorum_storage::MailboxSettings {
                     host: m.host,
                     port: m.port,
                     security: m.security,

@@ -63,9 +63,9 @@ impl<DB: Database> Worker<DB> {
 
     pub fn connect_options(&self, mailbox: &LeasedMailbox) -> ConnectOptions {
         ConnectOptions {
-            host: mailbox.host.clone(),
-            port: mailbox.port,
-            security: mailbox.security,
+            host: mailbox.settings.host.clone(),
+            port: mailbox.settings.port,
+            security: mailbox.settings.security,
             timeout: self.settings.pop3_timeout(),
             tls: self.tls.clone(),
             max_message_size: self.settings.max_message_size,

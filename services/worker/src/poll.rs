@@ -71,11 +71,12 @@ pub async fn poll_mailbox<DB: Database>(
     options: &ConnectOptions,
     mailbox: &LeasedMailbox,
 ) -> Result<PollReport, PollError> {
-    let password =
-        keys.decrypt_password(&mailbox.password_enc, mailbox.email.as_str()).map_err(|_| PollError::Password)?;
+    let password = keys
+        .decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str())
+        .map_err(|_| PollError::Password)?;
     let mut client = Client::connect(options).await?;
     client.capabilities().await?;
-    client.login(Credentials::new(mailbox.auth, &mailbox.username, password.expose())).await?;
+    client.login(Credentials::new(mailbox.settings.auth, &mailbox.settings.username, password.expose())).await?;
 
     let on_server = client.uidl().await?;
     let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();

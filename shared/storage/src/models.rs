@@ -8,11 +8,12 @@ use crate::StorageError;
 pub struct NewSubscriber {
     pub email: EmailAddress,
     pub approved_days: i64,
-    pub mailbox: NewMailbox,
+    pub mailbox: MailboxSettings,
 }
 
+/// How to reach and log in to a POP3 mailbox.
 #[derive(Debug, Clone)]
-pub struct NewMailbox {
+pub struct MailboxSettings {
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -68,12 +69,7 @@ pub struct LeasedMailbox {
     pub subscriber_id: i64,
     pub email: EmailAddress,
     pub approved_days: i64,
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub auth: AuthMethod,
-    pub username: String,
-    pub password_enc: Vec<u8>,
+    pub settings: MailboxSettings,
 }
 
 impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
@@ -85,12 +81,14 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
             subscriber_id: r.subscriber_id,
             email: EmailAddress::parse(&r.email).map_err(|_| corrupt("email"))?,
             approved_days: r.approved_days,
-            port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
-            security: r.security.parse().map_err(|_| corrupt("security"))?,
-            auth: r.auth.parse().map_err(|_| corrupt("auth"))?,
-            host: r.host,
-            username: r.username,
-            password_enc: r.password_enc,
+            settings: MailboxSettings {
+                port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
+                security: r.security.parse().map_err(|_| corrupt("security"))?,
+                auth: r.auth.parse().map_err(|_| corrupt("auth"))?,
+                host: r.host,
+                username: r.username,
+                password_enc: r.password_enc,
+            },
         })
     }
 }
