@@ -100,3 +100,29 @@ async fn locked_maildrop_is_transient() {
     assert!(!err.is_auth_failure());
     first.quit().await.unwrap();
 }
+
+#[tokio::test]
+async fn dele_takes_effect_only_at_quit_and_rset_undoes_it() {
+    let stack = MailStack::get();
+    let user = stack.new_user("dele");
+    stack.maildir_drop(&user, b"From: a@example.org\r\n\r\none\r\n");
+    stack.maildir_drop(&user, b"From: b@example.org\r\n\r\ntwo\r\n");
+    let mut client = stack.login(&user).await;
+    assert!(client.dele_many(&[1, 2]).await.unwrap().iter().all(Result::is_ok));
+    client.rset().await.unwrap();
+    client.quit().await.unwrap();
+    assert_eq!(stack.retr_all(&user).await.len(), 2, "RSET undid both deletions");
+
+    let mut client = stack.login(&user).await;
+    let results = client.dele_many(&[1, 7]).await.unwrap();
+    assert!(results[0].is_ok() && results[1].is_err(), "a refused DELE is reported in its slot");
+    drop(client); // connection lost before QUIT: nothing is deleted
+    assert_eq!(stack.retr_all(&user).await.len(), 2);
+
+    let mut client = stack.login(&user).await;
+    client.dele_many(&[1]).await.unwrap();
+    client.quit().await.unwrap();
+    let left = stack.retr_all(&user).await;
+    assert_eq!(left.len(), 1);
+    assert!(left[0].1.ends_with(b"two\r\n"));
+}
