@@ -7,9 +7,9 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{EmailAddress, Keys};
+use quorum_domain::{EmailAddress, Keys, ReleaseMarker};
 use quorum_storage::{Database, Postgres, Sqlite};
-use quorum_tests::{MailStack, TestUser, fresh_postgres, fresh_sqlite, quorum};
+use quorum_tests::{Cut, MailStack, TestUser, faulty_proxy, fresh_postgres, fresh_sqlite, quorum, stalled_server};
 
 /// Runs `quorum` with `stdin`, returning (success, stdout + stderr).
 fn run(mut cmd: Command, stdin: &str) -> (bool, String) {
@@ -64,29 +64,62 @@ async fn approved_stays_unknown_is_quarantined(db_url: &str, db: impl Database) 
     approve.args(["subscriber", "approve", &user.email, "Friend@Example.org"]);
     assert!(run(approve, "").0);
 
+    // Quorum's own release marker (SPEC 2.1 step 1): a verified one keeps the message, a
+    // forged one or one issued for another mailbox does not.
+    let keys = Keys::from_master_text(&key).unwrap();
+    let mailbox_id =
+        db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap().mailbox_id;
+    let marker = |mailbox_id| ReleaseMarker { mailbox_id, message_id: 7 }.header_value(&keys);
+    let released = [
+        format!("{}: {}\r\n", ReleaseMarker::HEADER, marker(mailbox_id)).into_bytes(),
+        message("x@spam.example", "released"),
+    ]
+    .concat();
+    let forged = [
+        format!("{}: {}.7.AAAAAAAAAAAAAAAAAAAAAA\r\n", ReleaseMarker::HEADER, mailbox_id).into_bytes(),
+        message("x@spam.example", "forged marker"),
+    ]
+    .concat();
+    let foreign = [
+        format!("{}: {}\r\n", ReleaseMarker::HEADER, marker(mailbox_id + 1)).into_bytes(),
+        message("x@spam.example", "other mailbox"),
+    ]
+    .concat();
+
     stack.smtp_send(&user, "friend@example.org", &message("Friend <friend@example.org>", "from a friend")).await;
     stack.smtp_send(&user, "stranger@example.net", &message("stranger@example.net", "buy now")).await;
-    stack.wait_for_messages(&user, 2).await;
+    for m in [&released, &forged, &foreign] {
+        stack.smtp_send(&user, "x@spam.example", m).await;
+    }
+    stack.wait_for_messages(&user, 5).await;
     let before = stack.retr_all(&user).await;
 
     let (ok, out) = poll(db_url, &key, &user);
     assert!(ok, "poll: {out}");
-    assert!(out.contains("1 quarantined, 1 left in the Inbox"), "{out}");
+    assert!(out.contains("3 quarantined, 2 left in the Inbox"), "{out}");
 
     let after = stack.retr_all(&user).await;
-    assert_eq!(after.len(), 1);
-    let (kept_uidl, kept) = &after[0];
-    assert!(String::from_utf8_lossy(kept).contains("from a friend"));
-    assert!(before.iter().any(|(u, b)| u == kept_uidl && b == kept), "the approved message is untouched");
+    assert_eq!(after.len(), 2);
+    for (kept_uidl, kept) in &after {
+        assert!(before.iter().any(|(u, b)| u == kept_uidl && b == kept), "kept messages are untouched");
+    }
+    let kept_text: Vec<String> = after.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    assert!(kept_text.iter().any(|t| t.contains("from a friend")));
+    assert!(kept_text.iter().any(|t| t.contains("Subject: released")));
 
-    let stranger = before.iter().find(|(_, b)| String::from_utf8_lossy(b).contains("buy now")).unwrap();
-    assert_eq!(quarantined_bytes(&db, &user).await, vec![stranger.1.clone()], "quarantined byte for byte");
+    let mut expected: Vec<Vec<u8>> =
+        before.iter().filter(|(u, _)| !after.iter().any(|(k, _)| k == u)).map(|(_, b)| b.clone()).collect();
+    let mut quarantined = quarantined_bytes(&db, &user).await;
+    expected.sort();
+    quarantined.sort();
+    assert_eq!(quarantined.len(), 3);
+    assert!(quarantined == expected, "quarantined byte for byte as RETR returned them before");
 
-    // Polling again changes nothing: the kept message is remembered by its UIDL.
+    // Polling again changes nothing: the kept messages are remembered by their UIDLs.
     let (ok, out) = poll(db_url, &key, &user);
     assert!(ok && out.contains("0 quarantined, 0 left"), "{out}");
-    assert_eq!(stack.retr_all(&user).await.len(), 1);
-    assert_eq!(quarantined_bytes(&db, &user).await.len(), 1);
+    assert_eq!(stack.retr_all(&user).await.len(), 2);
+    assert_eq!(quarantined_bytes(&db, &user).await.len(), 3);
 }
 
 #[tokio::test]
@@ -139,12 +172,8 @@ async fn crash_at(fail_point: &str) {
     let stack = MailStack::get();
     let (_dir, url) = fresh_sqlite();
     let key = Keys::generate_master();
-    let user = stack.new_user(&format!("crash-{fail_point}"));
+    let (user, subjects) = mailbox_with_messages(&format!("crash-{fail_point}"), 5);
     add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
-    let subjects: Vec<String> = (0..5).map(|i| format!("crash test {i} {}", quorum_tests::unique())).collect();
-    for s in &subjects {
-        stack.maildir_drop(&user, &message("unknown@example.com", s));
-    }
 
     let mut crashing = quorum(&url, &key);
     crashing.env("QUORUM_FAILPOINT", fail_point).args(["poll", &user.email]);
@@ -153,16 +182,153 @@ async fn crash_at(fail_point: &str) {
 
     let (ok, out) = poll(&url, &key, &user);
     assert!(ok, "poll after the crash: {out}");
+    assert_each_quarantined_once(&url, &user, &subjects).await;
+}
 
-    let db = Sqlite::connect(&url).await.unwrap();
-    let quarantined = quarantined_bytes(&db, &user).await;
-    let in_mailbox = stack.retr_all(&user).await;
-    for s in &subjects {
+/// Every message (by subject) is in the quarantine exactly once and no longer in the mailbox.
+async fn assert_each_quarantined_once(url: &str, user: &TestUser, subjects: &[String]) {
+    let db = Sqlite::connect(url).await.unwrap();
+    let quarantined = quarantined_bytes(&db, user).await;
+    let in_mailbox = MailStack::get().retr_all(user).await;
+    for s in subjects {
         let q = quarantined.iter().filter(|b| String::from_utf8_lossy(b).contains(s.as_str())).count();
         let m = in_mailbox.iter().filter(|(_, b)| String::from_utf8_lossy(b).contains(s.as_str())).count();
         assert_eq!((q, m), (1, 0), "{s}: {q} in the quarantine, {m} in the mailbox");
     }
-    assert_eq!(quarantined.len(), 5, "no message quarantined twice");
+    assert_eq!(quarantined.len(), subjects.len(), "no message quarantined twice");
+}
+
+/// A mailbox with `n` messages from an unknown sender, each with a unique subject.
+fn mailbox_with_messages(tag: &str, n: usize) -> (TestUser, Vec<String>) {
+    let stack = MailStack::get();
+    let user = stack.new_user(tag);
+    let subjects: Vec<String> = (0..n).map(|i| format!("{tag} {i} {}", quorum_tests::unique())).collect();
+    for s in &subjects {
+        stack.maildir_drop(&user, &message("unknown@example.com", s));
+    }
+    (user, subjects)
+}
+
+/// The server connection breaks at `cut` during the first poll; the next poll recovers.
+async fn server_fault(tag: &str, cut: Cut, expected_error: &str) {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages(tag, 5);
+    let port = faulty_proxy(stack.pop3_port, cut).await;
+    add_subscriber(&url, &key, &user, "plain", port, &user.password);
+
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (url, key, user) = (url.clone(), key.clone(), user.clone());
+        move || poll(&url, &key, &user)
+    })
+    .await
+    .unwrap();
+    assert!(!ok && out.contains(expected_error), "the cut poll must fail while {expected_error}: {out}");
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (url, key, user) = (url.clone(), key.clone(), user.clone());
+        move || poll(&url, &key, &user)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "poll after the fault: {out}");
+    assert_each_quarantined_once(&url, &user, &subjects).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cut_mid_message_loses_nothing() {
+    // Greeting, CAPA, login, UIDL and LIST take a few hundred bytes; the five messages
+    // about 1.2 KB: 900 bytes cuts inside the first RETR answers.
+    server_fault("cut-mid-retr", Cut::AfterServerBytes(900), "closed the connection while reading a message").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cut_before_dele_duplicates_nothing() {
+    server_fault(
+        "cut-before-dele",
+        Cut::BeforeClientSends("DELE"),
+        "closed the connection while reading the DELE response",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cut_before_quit_duplicates_nothing() {
+    server_fault("cut-before-quit", Cut::BeforeClientSends("QUIT"), "closed the connection while QUIT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_mailbox_is_retried_later_not_failed() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages("in-use", 2);
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    // Another client holds the maildrop lock.
+    let mut other = stack.login(&user).await;
+    other.stat().await.unwrap();
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (url, key, user) = (url.clone(), key.clone(), user.clone());
+        move || poll(&url, &key, &user)
+    })
+    .await
+    .unwrap();
+    assert!(ok && out.starts_with("busy"), "{out}");
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    assert_eq!(s.last_status.as_deref(), Some("busy"));
+    let error = s.last_error.unwrap();
+    assert!(error.contains("busy") && error.contains("locked"), "{error}");
+    other.quit().await.unwrap();
+
+    let (ok, out) = poll(&url, &key, &user);
+    assert!(ok && out.contains("2 quarantined"), "{out}");
+    assert_each_quarantined_once(&url, &user, &subjects).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_does_not_hold_up_other_mailboxes() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let stalled_port = stalled_server().await;
+    let stalled = stack.new_user("stalled");
+    add_subscriber(&url, &key, &stalled, "plain", stalled_port, &stalled.password);
+    let (good, subjects) = mailbox_with_messages("beside-stalled", 3);
+    add_subscriber(&url, &key, &good, "plain", stack.pop3_port, &good.password);
+
+    let mut worker = quorum(&url, &key);
+    worker
+        .env("QUORUM_WORKER__POP3_TIMEOUT_SECS", "8")
+        .env("QUORUM_WORKER__LEASE_SECS", "60")
+        .arg("worker")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = worker.spawn().unwrap();
+    let db = Sqlite::connect(&url).await.unwrap();
+    let status = |u: &TestUser| {
+        let db = db.clone();
+        let email = EmailAddress::parse(&u.email).unwrap();
+        async move { db.subscriber_by_email(&email).await.unwrap().unwrap() }
+    };
+    let mut good_done_while_stalled = None;
+    for _ in 0..300 {
+        let (g, s) = (status(&good).await, status(&stalled).await);
+        if g.polls >= 1 && good_done_while_stalled.is_none() {
+            good_done_while_stalled = Some(s.polls == 0);
+        }
+        if s.polls >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(good_done_while_stalled, Some(true), "the good mailbox waited for the stalled one");
+    let s = status(&stalled).await;
+    assert_eq!(s.last_status.as_deref(), Some("error"));
+    assert!(s.last_error.as_deref().unwrap_or_default().contains("did not answer within 8 s"), "{:?}", s.last_error);
+    assert_each_quarantined_once(&url, &good, &subjects).await;
 }
 
 #[tokio::test]

@@ -204,3 +204,97 @@ pub fn corpus_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/spamassassin-dev");
     dir.is_dir().then_some(dir)
 }
+
+/// Where [`faulty_proxy`] breaks the first connection through it.
+#[derive(Debug, Clone, Copy)]
+pub enum Cut {
+    /// After forwarding this many bytes from the server: the connection dies mid-answer.
+    AfterServerBytes(usize),
+    /// When the client sends a command starting with this verb, before the server sees it.
+    BeforeClientSends(&'static str),
+}
+
+/// A TCP proxy on loopback in front of a real server that breaks the *first* connection as
+/// `cut` says and passes later ones through untouched: a server fault at a chosen moment.
+/// Needs a multi-threaded runtime when the test blocks on a child process.
+pub async fn faulty_proxy(target_port: u16, cut: Cut) -> u16 {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let server = TcpStream::connect(("127.0.0.1", target_port)).await.unwrap();
+            let cut = std::mem::take(&mut first).then_some(cut);
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let upstream = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        if let Some(Cut::BeforeClientSends(verb)) = cut
+                            && buf[..n].starts_with(verb.as_bytes())
+                        {
+                            return;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let downstream = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut sent = 0usize;
+                    loop {
+                        let n = sr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        let n = match cut {
+                            Some(Cut::AfterServerBytes(limit)) => n.min(limit - sent),
+                            _ => n,
+                        };
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                        sent += n;
+                        if matches!(cut, Some(Cut::AfterServerBytes(limit)) if sent >= limit) {
+                            return;
+                        }
+                    }
+                };
+                // Whichever side ends first ends the connection, both halves dropped.
+                tokio::select! { _ = upstream => {}, _ = downstream => {} }
+            });
+        }
+    });
+    port
+}
+
+/// A "POP3 server" that greets and then never answers again: a stalled provider.
+pub async fn stalled_server() -> u16 {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = conn.write_all(b"+OK stalled server ready\r\n").await;
+                let mut sink = [0u8; 1024];
+                while conn.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    port
+}
