@@ -60,7 +60,9 @@ async fn messages_come_back_byte_for_byte_pipelined() {
     let mut client = stack.login(&user).await;
     let list = client.list().await.unwrap();
     let requests: Vec<(u32, u64)> = list.iter().map(|&(n, size)| (n, size)).collect();
-    let got = client.retr_many(&requests).await.unwrap();
+    let got = client.retr_many(&requests).await;
+    assert!(got.broken.is_none());
+    let got = got.messages;
     assert_eq!(got.len(), messages.len());
     for ((m, got), (_, size)) in messages.iter().zip(got).zip(&list) {
         let got = got.unwrap();
@@ -80,7 +82,7 @@ async fn messages_come_back_byte_for_byte_pipelined() {
     let mut client = Client::connect(&options).await.unwrap();
     client.capabilities().await.unwrap();
     client.login(Credentials::User { user: &user.email, password: &user.password }).await.unwrap();
-    let got = client.retr_many(&[(4, 0), (1, 0)]).await.unwrap();
+    let got = client.retr_many(&[(4, 0), (1, 0)]).await.messages;
     assert!(matches!(got[0], Err(Pop3Error::TooLarge { limit: 1000, .. })), "{:?}", got[0].as_ref().err());
     assert_eq!(got[1].as_ref().unwrap(), &messages[0]);
     assert!(matches!(client.retr(99).await, Err(Pop3Error::Refused { command: "RETR", .. })));

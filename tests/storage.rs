@@ -47,14 +47,18 @@ async fn subscribers_and_leases(db: impl Database) {
     assert_eq!(leased[0].settings.security, Security::Tls);
     assert_eq!(leased[0].settings.password_enc, vec![1, 2, 3]);
     assert!(db.lease_due_mailboxes("w2", T0, until, 10).await.unwrap().is_empty());
-    assert!(db.lease_mailbox(a.mailbox_id, "w2", T0, until).await.unwrap().is_none());
+    assert!(db.lease_mailbox(a.mailbox_id, "w2", T0, until, false).await.unwrap().is_none());
+    let taken = db.lease_mailbox(a.mailbox_id, "w2", T0, until, true).await.unwrap().expect("take-over");
+    assert_eq!(taken.email.as_str(), "a@example.org");
+    db.finish_poll(a.mailbox_id, "w2", &outcome(T0, T0)).await.unwrap();
+    assert!(db.lease_mailbox(a.mailbox_id, "w1", T0, until, false).await.unwrap().is_some());
     // Not even the holder gets them twice; restarted, it releases them first.
     assert!(db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap().is_empty());
     assert_eq!(db.release_leases("w1").await.unwrap(), 2);
     assert_eq!(db.lease_due_mailboxes("w1", T0, until, 10).await.unwrap().len(), 2);
 
     // Finishing a poll releases the lease and schedules the next one.
-    db.finish_poll(a.mailbox_id, "w1", &outcome(T0, T0.plus(Duration::from_secs(180)))).await.unwrap();
+    assert!(db.finish_poll(a.mailbox_id, "w1", &outcome(T0, T0.plus(Duration::from_secs(180)))).await.unwrap());
     assert!(db.lease_due_mailboxes("w2", T0, until, 10).await.unwrap().is_empty(), "a is not due yet, b leased");
     let later = T0.plus(Duration::from_secs(181));
     let leased = db.lease_due_mailboxes("w2", later, later.plus(Duration::from_secs(600)), 10).await.unwrap();
@@ -64,12 +68,12 @@ async fn subscribers_and_leases(db: impl Database) {
     let taken = db.lease_due_mailboxes("w3", expired, expired.plus(Duration::from_secs(600)), 10).await.unwrap();
     assert!(taken.iter().any(|m| m.mailbox_id == b.mailbox_id));
     // A stale worker cannot overwrite the new owner's state.
-    db.finish_poll(b.mailbox_id, "w1", &outcome(T0, T0)).await.unwrap();
+    assert!(!db.finish_poll(b.mailbox_id, "w1", &outcome(T0, T0)).await.unwrap());
     let status = db.subscriber_by_email(&EmailAddress::parse("b@example.org").unwrap()).await.unwrap().unwrap();
     assert_eq!(status.polls, 0);
 
     let status = db.subscriber_by_email(&EmailAddress::parse("a@example.org").unwrap()).await.unwrap().unwrap();
-    assert_eq!((status.polls, status.quarantined_count, status.kept_count), (1, 2, 1));
+    assert_eq!((status.polls, status.quarantined_count, status.kept_count), (2, 4, 2));
     assert_eq!(status.last_status.as_deref(), Some("ok"));
     assert_eq!(status.last_success_at, Some(T0.0));
 
@@ -79,6 +83,14 @@ async fn subscribers_and_leases(db: impl Database) {
     let leased = db.lease_due_mailboxes("w4", far, far.plus(Duration::from_secs(60)), 10).await.unwrap();
     assert_eq!(leased.iter().map(|m| m.mailbox_id).collect::<Vec<_>>(), [a.mailbox_id]);
     assert!(matches!(db.set_subscriber_enabled(999, false).await, Err(StorageError::NotFound(_))));
+    assert!(db.lease_mailbox(b.mailbox_id, "w5", far, far, true).await.unwrap().is_none(), "disabled");
+
+    // An error outcome keeps the time of the last success.
+    let error = PollOutcome { status: PollStatus::Error, error: Some("login failed".into()), ..outcome(far, far) };
+    db.lease_mailbox(a.mailbox_id, "w6", far, far, true).await.unwrap().unwrap();
+    db.finish_poll(a.mailbox_id, "w6", &error).await.unwrap();
+    let status = db.subscriber_by_email(&EmailAddress::parse("a@example.org").unwrap()).await.unwrap().unwrap();
+    assert_eq!((status.last_status.as_deref(), status.last_success_at), (Some("error"), Some(T0.0)));
 }
 
 async fn quarantine_and_uidls(db: impl Database) {
@@ -109,14 +121,18 @@ async fn quarantine_and_uidls(db: impl Database) {
         PollItem::Keep { uidl: "u3", approved: Some(&jane) },
     ];
     let later = T0.plus(Duration::from_secs(3600));
-    db.commit_poll(ids.mailbox_id, &items, later).await.unwrap();
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, later).await.unwrap();
 
     let mut known = db.known_uidls(ids.mailbox_id).await.unwrap();
     known.sort_by(|a, b| a.uidl.cmp(&b.uidl));
-    let dispositions: Vec<_> = known.iter().map(|k| (k.uidl.as_str(), k.disposition)).collect();
+    let dispositions: Vec<_> = known.iter().map(|k| (k.uidl.as_str(), k.disposition, k.hash)).collect();
     assert_eq!(
         dispositions,
-        [("u1", UidlDisposition::Quarantined), ("u2", UidlDisposition::Quarantined), ("u3", UidlDisposition::Kept)]
+        [
+            ("u1", UidlDisposition::Quarantined, Some(MessageHash::of(raw1))),
+            ("u2", UidlDisposition::Quarantined, Some(MessageHash::of(raw2))),
+            ("u3", UidlDisposition::Kept, None)
+        ]
     );
     let held = db.quarantined(ids.mailbox_id).await.unwrap();
     assert_eq!(held.len(), 2);
@@ -133,7 +149,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         from_name: None,
         subject: None,
     }];
-    db.commit_poll(ids.mailbox_id, &again, later).await.unwrap();
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
     assert_eq!(db.known_uidls(ids.mailbox_id).await.unwrap().len(), 4);
 
@@ -141,6 +157,21 @@ async fn quarantine_and_uidls(db: impl Database) {
     let recent = db.approved_senders(ids.subscriber_id, later).await.unwrap();
     assert_eq!(recent, std::slice::from_ref(&jane));
     assert!(db.approved_senders(ids.subscriber_id, later.plus(Duration::from_secs(1))).await.unwrap().is_empty());
+
+    // A known UIDL given to different bytes (a server reusing ids) now names those bytes.
+    let raw3: &[u8] = b"From: y@example.com\r\n\r\nnew bytes, old UIDL\r\n";
+    let reused = [PollItem::Quarantine {
+        uidl: "u2",
+        raw: raw3,
+        hash: MessageHash::of(raw3),
+        from: None,
+        from_name: None,
+        subject: None,
+    }];
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
+    let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
+    assert_eq!(u2.hash, Some(MessageHash::of(raw3)));
+    assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 3);
 
     db.forget_uidls(ids.mailbox_id, &["u1".into(), "u3".into()]).await.unwrap();
     assert_eq!(db.known_uidls(ids.mailbox_id).await.unwrap().len(), 2);

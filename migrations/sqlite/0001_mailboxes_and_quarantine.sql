@@ -1,8 +1,9 @@
 -- Subscribers, their POP3 mailboxes, approved senders and the quarantine (SPEC 2.1).
--- Times are Unix seconds (UTC) in both databases.
+-- Times are Unix seconds (UTC) in both databases. AUTOINCREMENT: ids are never reused,
+-- since they appear in tokens (release markers) that must not match a later row.
 
 CREATE TABLE subscribers (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     email         TEXT    NOT NULL UNIQUE,
     approved_days BIGINT  NOT NULL DEFAULT 90,
     enabled       BOOLEAN NOT NULL DEFAULT TRUE,
@@ -10,7 +11,7 @@ CREATE TABLE subscribers (
 );
 
 CREATE TABLE mailboxes (
-    id                INTEGER PRIMARY KEY,
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
     subscriber_id     BIGINT  NOT NULL UNIQUE REFERENCES subscribers(id),
     host              TEXT    NOT NULL,
     port              INTEGER NOT NULL,
@@ -42,7 +43,7 @@ CREATE TABLE approved_senders (
 );
 
 CREATE TABLE messages (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     mailbox_id     BIGINT  NOT NULL REFERENCES mailboxes(id),
     uidl           TEXT    NOT NULL,
     content_hash   BLOB    NOT NULL,

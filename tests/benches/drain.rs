@@ -96,7 +96,8 @@ async fn main() {
         let ids = db.add_subscriber(&new, Timestamp::now()).await.unwrap();
         let worker = Worker::new(db.clone(), keys.clone(), settings.clone()).unwrap();
         let now = Timestamp::now();
-        let leased = db.lease_mailbox(ids.mailbox_id, "bench", now, Timestamp(now.0 + 3600)).await.unwrap().unwrap();
+        let leased =
+            db.lease_mailbox(ids.mailbox_id, "bench", now, Timestamp(now.0 + 3600), false).await.unwrap().unwrap();
 
         let start = Instant::now();
         let outcome = worker.poll(leased).await;

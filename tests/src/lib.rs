@@ -185,7 +185,6 @@ pub fn quorum(db_url: &str, key: &str) -> Command {
         .env("QUORUM_DATABASE_URL", db_url)
         .env("QUORUM_SECRET_KEY", key)
         .env("QUORUM_WORKER__TLS_CA_FILES", &stack.cert)
-        .env("QUORUM_WORKER__NAME", "e2e-worker")
         .env("QUORUM_LOG", "warn");
     cmd
 }

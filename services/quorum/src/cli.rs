@@ -47,6 +47,10 @@ pub enum Command {
     Poll {
         /// The subscriber's email address.
         email: String,
+        /// Poll even if a worker's lease holds the mailbox: only after a crash, when no
+        /// worker can be polling it (two sessions at once could both fetch its mail).
+        #[arg(long)]
+        take_over: bool,
     },
 }
 
@@ -60,7 +64,7 @@ pub enum SubscriberCommand {
         #[command(flatten)]
         mailbox: MailboxArgs,
         /// Approved senders expire after this many days without mail.
-        #[arg(long, default_value_t = 90)]
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
         approved_days: i64,
     },
     /// List subscribers with the state of their mailbox.

@@ -16,6 +16,9 @@ use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, SubscriberCommand}
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
+    if let Command::CheckMailbox(args) = cli.command {
+        return check(&settings, args).await; // needs no database
+    }
     if settings.is_postgres() {
         let db = Postgres::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
         dispatch(db, settings, cli.command).await
@@ -38,10 +41,10 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
         }
-        Command::CheckMailbox(args) => return check(&settings, args).await,
-        Command::Poll { email } => {
+        Command::CheckMailbox(_) => unreachable!("handled before opening the database"),
+        Command::Poll { email, take_over } => {
             db.migrate().await?;
-            return poll_now(db, &settings, &email).await;
+            return poll_now(db, &settings, &email, take_over).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -160,11 +163,6 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 );
             }
         }
-        SubscriberCommand::Disable { email } | SubscriberCommand::Enable { email }
-            if db.subscriber_by_email(&EmailAddress::parse(&email)?).await?.is_none() =>
-        {
-            bail!("no subscriber {email}");
-        }
         SubscriberCommand::Disable { email } => {
             let s = find(&db, &email).await?;
             db.set_subscriber_enabled(s.subscriber_id, false).await?;
@@ -232,16 +230,21 @@ async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<Ex
     }
 }
 
-async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str) -> anyhow::Result<ExitCode> {
+async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str, take_over: bool) -> anyhow::Result<ExitCode> {
     let s = find(&db, email).await?;
-    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), settings.worker.clone())?;
-    // Like a restarted worker, take back what a crashed run under this name still holds.
-    db.release_leases(worker.name()).await?;
+    let mut worker_settings = settings.worker.clone();
+    // A name of its own: this command must never be mistaken for a running worker.
+    worker_settings.name = Some(format!("poll-{}", std::process::id()));
+    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), worker_settings)?;
     let now = Timestamp::now();
-    let leased = db
-        .lease_mailbox(s.mailbox_id, worker.name(), now, now.plus(Duration::from_secs(settings.worker.lease_secs)))
-        .await?
-        .context("a worker is polling this mailbox right now; try again in a moment")?;
+    let lease_until = now.plus(Duration::from_secs(settings.worker.lease_secs));
+    let Some(leased) = db.lease_mailbox(s.mailbox_id, worker.name(), now, lease_until, take_over).await? else {
+        bail!(
+            "{email}: the mailbox is disabled, or a worker holds its lease (polling it now, or crashed: \
+             the lease expires within {} s; --take-over if no worker is running)",
+            settings.worker.lease_secs
+        );
+    };
     let outcome = worker.poll(leased).await;
     println!(
         "{}: {} quarantined, {} left in the Inbox{}",

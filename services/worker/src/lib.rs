@@ -44,7 +44,7 @@ impl<DB: Database> Clone for Worker<DB> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error(transparent)]
+    #[error("POP3 TLS configuration: {0}")]
     Tls(#[from] quorum_pop3::Pop3Error),
     #[error(transparent)]
     Storage(#[from] quorum_storage::StorageError),
@@ -111,7 +111,13 @@ impl<DB: Database> Worker<DB> {
     /// Polls one leased mailbox, records the outcome and releases the lease.
     pub async fn poll(&self, mailbox: LeasedMailbox) -> PollOutcome {
         let started = Timestamp::now();
-        let result = poll::poll_mailbox(&self.db, &self.keys, &self.connect_options(&mailbox), &mailbox).await;
+        // In a task of its own, so that a panic (a bug) is recorded against this mailbox
+        // and its lease released, instead of vanishing with the lease held.
+        let (db, keys, options, leased) =
+            (self.db.clone(), self.keys.clone(), self.connect_options(&mailbox), mailbox.clone());
+        let result = tokio::spawn(async move { poll::poll_mailbox(&db, &keys, &options, &leased).await })
+            .await
+            .unwrap_or_else(|e| Err(PollError::Internal(e.to_string())));
         let s = &self.settings;
         let (status, error, retry_after, report) = match result {
             Ok(report) => {
@@ -142,8 +148,13 @@ impl<DB: Database> Worker<DB> {
             quarantined: report.quarantined,
             kept: report.kept,
         };
-        if let Err(e) = self.db.finish_poll(mailbox.mailbox_id, &self.name, &outcome).await {
-            tracing::error!(mailbox = mailbox.mailbox_id, error = %e, "cannot record poll outcome");
+        match self.db.finish_poll(mailbox.mailbox_id, &self.name, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                mailbox = mailbox.mailbox_id,
+                "the lease expired during the poll and another worker took the mailbox; outcome not recorded"
+            ),
+            Err(e) => tracing::error!(mailbox = mailbox.mailbox_id, error = %e, "cannot record poll outcome"),
         }
         outcome
     }

@@ -3,7 +3,8 @@
 //! Order of events, and why nothing can be lost or doubled:
 //! 1. UIDL lists the server's messages; those already handled are skipped, except ones
 //!    whose bytes are already quarantined (a previous poll crashed before DELE or QUIT):
-//!    those are only deleted again.
+//!    those are fetched again and deleted only if their content hash matches what is
+//!    stored, so a server that reuses a UIDL for new mail cannot make us delete it unseen.
 //! 2. New messages are retrieved in batches (pipelined) and each batch is committed in one
 //!    transaction: bytes, UIDL and disposition together.
 //! 3. Only then are the quarantined ones deleted (DELE), and QUIT makes that final.
@@ -13,11 +14,14 @@
 //! the next poll only deletes them. The content hash catches a server that renumbers its
 //! UIDLs: the same bytes get the new UIDL but no second copy.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
-use quorum_domain::{Disposition, InspectedMessage, Keys, Timestamp};
+use quorum_domain::{Disposition, InspectedMessage, Keys, MessageHash, Timestamp};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
-use quorum_storage::{Database, LeasedMailbox, PollItem, StorageError, UidlDisposition};
+use quorum_storage::{Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
 
 use crate::fail_point;
 
@@ -27,7 +31,7 @@ const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("the stored POP3 password cannot be decrypted (was the master key changed?)")]
+    #[error("the stored POP3 password cannot be decrypted (was the master key or the subscriber's address changed?)")]
     Password,
     #[error("login failed: {0}. Check the user name and password")]
     Login(Pop3Error),
@@ -37,6 +41,8 @@ pub enum PollError {
     Pop3(Pop3Error),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("internal error while polling: {0}")]
+    Internal(String),
 }
 
 impl PollError {
@@ -80,8 +86,8 @@ pub async fn poll_mailbox<DB: Database>(
 
     let on_server = client.uidl().await?;
     let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
-    let known: HashMap<String, UidlDisposition> =
-        db.known_uidls(mailbox.mailbox_id).await?.into_iter().map(|k| (k.uidl, k.disposition)).collect();
+    let known: HashMap<String, KnownUidl> =
+        db.known_uidls(mailbox.mailbox_id).await?.into_iter().map(|k| (k.uidl.clone(), k)).collect();
 
     let present: HashSet<&str> = on_server.iter().map(|(_, u)| u.as_str()).collect();
     let gone: Vec<String> = known.keys().filter(|u| !present.contains(u.as_str())).cloned().collect();
@@ -90,62 +96,57 @@ pub async fn poll_mailbox<DB: Database>(
     }
 
     let mut report = PollReport::default();
-    let mut to_delete: Vec<u32> = Vec::new();
-    let mut new: Vec<(u32, &str, u64)> = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
     for (n, uidl) in &on_server {
-        match known.get(uidl) {
-            Some(UidlDisposition::Quarantined) => to_delete.push(*n),
-            Some(UidlDisposition::Kept) => {}
-            None => {
-                let size = sizes.get(n).copied().unwrap_or(0);
-                if size > options.max_message_size {
-                    report.skipped.push(format!(
-                        "message {uidl} ({size} bytes) is over the {} byte limit and stays in the mailbox",
-                        options.max_message_size
-                    ));
-                } else {
-                    new.push((*n, uidl, size));
-                }
-            }
+        let stored = match known.get(uidl) {
+            Some(k) if k.disposition == UidlDisposition::Kept => continue,
+            // Quarantined before, but a crash or a lost connection kept it from being
+            // deleted. Fetch it again and delete it only if it is still the same bytes.
+            Some(k) => k.hash,
+            None => None,
+        };
+        let size = sizes.get(n).copied().unwrap_or(0);
+        if size > options.max_message_size {
+            report.skipped.push(format!(
+                "message {uidl} ({size} bytes) is over the {} byte limit and stays in the mailbox",
+                options.max_message_size
+            ));
+        } else {
+            wanted.push(Wanted { n: *n, uidl, size, stored });
         }
     }
 
     let now = Timestamp::now();
-    let approved: HashSet<_> = db
-        .approved_senders(
-            mailbox.subscriber_id,
-            now.minus(std::time::Duration::from_secs(mailbox.approved_days.max(0) as u64 * 86_400)),
-        )
-        .await?
-        .into_iter()
-        .collect();
+    let approved_since = now.minus(Duration::from_secs((mailbox.approved_days.max(0) as u64).saturating_mul(86_400)));
+    let approved: HashSet<_> = db.approved_senders(mailbox.subscriber_id, approved_since).await?.into_iter().collect();
 
-    for batch in batches(&new) {
-        let requests: Vec<(u32, u64)> = batch.iter().map(|(n, _, size)| (*n, *size)).collect();
-        let retrieved = client.retr_many(&requests).await?;
+    let mut to_delete: Vec<u32> = Vec::new();
+    for batch in batches(&wanted) {
+        let requests: Vec<(u32, u64)> = batch.iter().map(|w| (w.n, w.size)).collect();
+        let retrieved = client.retr_many(&requests).await;
         fail_point("after-retr");
-        let inspected: Vec<_> = retrieved
-            .into_iter()
-            .zip(batch)
-            .filter_map(|(result, (n, uidl, _))| match result {
+        let mut inspected = Vec::with_capacity(retrieved.messages.len());
+        for (result, w) in retrieved.messages.into_iter().zip(batch) {
+            match result {
                 Ok(raw) => {
                     let info = InspectedMessage::parse(&raw);
-                    Some((*n, *uidl, raw, info))
+                    if w.stored == Some(info.hash) {
+                        to_delete.push(w.n);
+                    } else {
+                        inspected.push((w, raw, info));
+                    }
                 }
-                Err(e) => {
-                    report.skipped.push(format!("message {uidl} stays in the mailbox: {e}"));
-                    None
-                }
-            })
-            .collect();
+                Err(e) => report.skipped.push(format!("message {} stays in the mailbox: {e}", w.uidl)),
+            }
+        }
         let mut items = Vec::with_capacity(inspected.len());
-        for (n, uidl, raw, info) in &inspected {
+        for (w, raw, info) in &inspected {
             match info.disposition(mailbox.mailbox_id, keys, &approved) {
                 Disposition::Quarantine => {
-                    to_delete.push(*n);
+                    to_delete.push(w.n);
                     report.quarantined += 1;
                     items.push(PollItem::Quarantine {
-                        uidl,
+                        uidl: w.uidl,
                         raw,
                         hash: info.hash,
                         from: info.from.as_ref(),
@@ -155,16 +156,21 @@ pub async fn poll_mailbox<DB: Database>(
                 }
                 Disposition::Approved(_) => {
                     report.kept += 1;
-                    items.push(PollItem::Keep { uidl, approved: info.from.as_ref() });
+                    items.push(PollItem::Keep { uidl: w.uidl, approved: info.from.as_ref() });
                 }
                 Disposition::Released(_) => {
                     report.kept += 1;
-                    items.push(PollItem::Keep { uidl, approved: None });
+                    items.push(PollItem::Keep { uidl: w.uidl, approved: None });
                 }
             }
         }
-        db.commit_poll(mailbox.mailbox_id, &items, now).await?;
+        // What arrived is committed even when the connection broke mid-batch, so the next
+        // poll starts after it instead of fetching it again.
+        db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
         fail_point("after-commit");
+        if let Some(e) = retrieved.broken {
+            return Err(e.into());
+        }
     }
 
     // Only committed messages are deleted (durability rule, SPEC 2.1).
@@ -179,17 +185,26 @@ pub async fn poll_mailbox<DB: Database>(
     Ok(report)
 }
 
-/// Splits the new messages into runs of at most [`BATCH_BYTES`] (at least one message).
-fn batches<T>(new: &[(u32, T, u64)]) -> impl Iterator<Item = &[(u32, T, u64)]> {
-    let mut rest = new;
+/// A message to retrieve: new, or quarantined before but still on the server.
+struct Wanted<'a> {
+    n: u32,
+    uidl: &'a str,
+    size: u64,
+    /// The content hash already stored under this UIDL, if any.
+    stored: Option<MessageHash>,
+}
+
+/// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).
+fn batches<'w, 'a>(wanted: &'w [Wanted<'a>]) -> impl Iterator<Item = &'w [Wanted<'a>]> {
+    let mut rest = wanted;
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
         let mut total = 0u64;
         let mut len = 0;
-        while len < rest.len() && (len == 0 || total + rest[len].2 <= BATCH_BYTES) {
-            total += rest[len].2;
+        while len < rest.len() && (len == 0 || total + rest[len].size <= BATCH_BYTES) {
+            total += rest[len].size;
             len += 1;
         }
         let (batch, tail) = rest.split_at(len);
@@ -204,10 +219,10 @@ mod tests {
 
     #[test]
     fn batches_respect_the_byte_budget_and_never_stall() {
-        let m = |size| (1u32, (), size);
-        let new = vec![m(10), m(BATCH_BYTES), m(BATCH_BYTES * 3), m(5), m(6)];
-        let sizes: Vec<Vec<u64>> = batches(&new).map(|b| b.iter().map(|x| x.2).collect()).collect();
+        let m = |size| Wanted { n: 1, uidl: "u", size, stored: None };
+        let wanted = vec![m(10), m(BATCH_BYTES), m(BATCH_BYTES * 3), m(5), m(6)];
+        let sizes: Vec<Vec<u64>> = batches(&wanted).map(|b| b.iter().map(|w| w.size).collect()).collect();
         assert_eq!(sizes, vec![vec![10], vec![BATCH_BYTES], vec![BATCH_BYTES * 3], vec![5, 6]]);
-        assert_eq!(batches::<()>(&[]).count(), 0);
+        assert_eq!(batches(&[]).count(), 0);
     }
 }

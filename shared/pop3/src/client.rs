@@ -184,8 +184,9 @@ pub struct Client {
 impl Client {
     /// Connects, reads the greeting and, for [`Security::StartTls`], upgrades with STLS.
     pub async fn connect(opts: &ConnectOptions) -> Result<Self, Pop3Error> {
+        // Host and port apart, so an IPv6 literal (`::1`) is not mistaken for host:port.
         let addr = format!("{}:{}", opts.host, opts.port);
-        let tcp = tokio::time::timeout(opts.timeout, TcpStream::connect(&addr))
+        let tcp = tokio::time::timeout(opts.timeout, TcpStream::connect((opts.host.as_str(), opts.port)))
             .await
             .map_err(|_| Pop3Error::Timeout { during: "connecting", seconds: opts.timeout.as_secs() })?
             .map_err(|source| Pop3Error::Connect { addr: addr.clone(), source })?;
@@ -303,14 +304,24 @@ impl Client {
         }
     }
 
-    /// UIDL: message number and unique id of every message.
+    /// UIDL: message number and unique id of every message. A unique id listed twice
+    /// breaks the one promise Quorum relies on to recognise messages, so it is an error.
     pub async fn uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
-        let status = self.conn_command("UIDL").await?;
-        if status.kind != StatusKind::Ok {
-            return Err(Pop3Error::Unsupported("UIDL, which Quorum needs to recognise messages it has seen"));
+        match self.command("UIDL", &[]).await {
+            Ok(_) => {}
+            // -ERR without a response code: the RFC 1939 way of saying "not supported".
+            Err(Pop3Error::Refused { code: None, .. }) => {
+                return Err(Pop3Error::Unsupported("UIDL, which Quorum needs to recognise messages it has seen"));
+            }
+            Err(e) => return Err(e),
         }
         let block = self.read_listing("reading UIDL").await?;
-        proto::parse_listing(&block).map_err(Pop3Error::Protocol)
+        let listing = proto::parse_listing(&block).map_err(Pop3Error::Protocol)?;
+        let mut seen = std::collections::HashSet::with_capacity(listing.len());
+        if let Some((_, dup)) = listing.iter().find(|(_, uidl)| !seen.insert(uidl.as_str())) {
+            return Err(Pop3Error::Protocol(format!("UIDL lists the unique id {dup:?} twice")));
+        }
+        Ok(listing)
     }
 
     /// LIST: message number and size in octets of every message.
@@ -330,60 +341,65 @@ impl Client {
 
     /// Retrieves one message, byte for byte.
     pub async fn retr(&mut self, n: u32) -> Result<Vec<u8>, Pop3Error> {
-        self.retr_many(&[(n, 0)]).await?.pop().expect("one answer per request")
+        let mut got = self.retr_many(&[(n, 0)]).await;
+        match got.broken {
+            Some(e) => Err(e),
+            None => got.messages.pop().expect("one answer per request"),
+        }
     }
 
     /// Retrieves several messages, pipelined when the server advertises PIPELINING.
     /// `requests` holds (message number, expected size from LIST, 0 if unknown).
     /// One result per request, in order: a message the server refuses or one over the size
-    /// limit is an error in its slot; a broken connection is the outer error.
-    pub async fn retr_many(&mut self, requests: &[(u32, u64)]) -> Result<Vec<Result<Vec<u8>, Pop3Error>>, Pop3Error> {
-        let pipelined = self.capabilities.as_ref().is_some_and(|c| c.has("PIPELINING"));
-        let window = if pipelined { MAX_PIPELINE } else { 1 };
-        let mut results = Vec::with_capacity(requests.len());
-        for chunk in requests.chunks(window) {
-            let mut commands = Vec::with_capacity(chunk.len() * 16);
-            for (n, _) in chunk {
-                commands.extend_from_slice(&proto::command("RETR", &[&n.to_string()]));
-            }
-            self.conn.send(&commands, "sending RETR").await?;
+    /// limit is an error in its slot. If the connection breaks, the messages received
+    /// before are still returned (so they can be committed) and `broken` says why.
+    pub async fn retr_many(&mut self, requests: &[(u32, u64)]) -> Retrieved {
+        let mut messages = Vec::with_capacity(requests.len());
+        let broken = self.retr_into(requests, &mut messages).await.err();
+        Retrieved { messages, broken }
+    }
+
+    async fn retr_into(
+        &mut self,
+        requests: &[(u32, u64)],
+        results: &mut Vec<Result<Vec<u8>, Pop3Error>>,
+    ) -> Result<(), Pop3Error> {
+        let limit = self.max_message_size;
+        for chunk in requests.chunks(self.pipeline_window()) {
+            let numbers: Vec<u32> = chunk.iter().map(|(n, _)| *n).collect();
+            self.conn.send(&numbered_commands("RETR", &numbers), "sending RETR").await?;
             for &(_, expected) in chunk {
                 let status = self.conn.read_status("reading the RETR response").await?;
                 if status.kind != StatusKind::Ok {
                     results.push(Err(refused("RETR", status)));
                     continue;
                 }
-                let decoder = MultilineDecoder::with_capacity(self.max_message_size, expected as usize);
-                let limit = self.max_message_size;
-                results.push(
-                    self.conn
-                        .read_block(decoder, "reading a message")
-                        .await?
-                        .map_err(|size| Pop3Error::TooLarge { size, limit }),
-                );
+                let decoder = MultilineDecoder::with_capacity(limit, expected as usize);
+                let block = self.conn.read_block(decoder, "reading a message").await?;
+                results.push(block.map_err(|size| Pop3Error::TooLarge { size, limit }));
             }
         }
-        Ok(results)
+        Ok(())
     }
 
     /// Marks messages deleted (they go at QUIT), pipelined when possible. Returns one result
     /// per message.
     pub async fn dele_many(&mut self, numbers: &[u32]) -> Result<Vec<Result<(), Pop3Error>>, Pop3Error> {
-        let pipelined = self.capabilities.as_ref().is_some_and(|c| c.has("PIPELINING"));
-        let window = if pipelined { MAX_PIPELINE } else { 1 };
         let mut results = Vec::with_capacity(numbers.len());
-        for chunk in numbers.chunks(window) {
-            let mut commands = Vec::new();
-            for n in chunk {
-                commands.extend_from_slice(&proto::command("DELE", &[&n.to_string()]));
-            }
-            self.conn.send(&commands, "sending DELE").await?;
+        for chunk in numbers.chunks(self.pipeline_window()) {
+            self.conn.send(&numbered_commands("DELE", chunk), "sending DELE").await?;
             for _ in chunk {
                 let status = self.conn.read_status("reading the DELE response").await?;
                 results.push(if status.kind == StatusKind::Ok { Ok(()) } else { Err(refused("DELE", status)) });
             }
         }
         Ok(results)
+    }
+
+    /// How many commands to send before reading answers: all of a window when the server
+    /// advertised PIPELINING, otherwise one at a time.
+    fn pipeline_window(&self) -> usize {
+        if self.capabilities.as_ref().is_some_and(|c| c.has("PIPELINING")) { MAX_PIPELINE } else { 1 }
     }
 
     /// RSET: undo every DELE of this session.
@@ -395,13 +411,9 @@ impl Client {
     /// Only a positive answer means they are gone.
     pub async fn quit(mut self) -> Result<(), Pop3Error> {
         self.command("QUIT", &[]).await?;
-        let _ = self.conn.transport.shutdown().await;
+        // The TLS close_notify is a courtesy: bounded like every other wait, result ignored.
+        let _ = tokio::time::timeout(self.conn.timeout, self.conn.transport.shutdown()).await;
         Ok(())
-    }
-
-    async fn conn_command(&mut self, verb: &'static str) -> Result<StatusLine, Pop3Error> {
-        self.conn.send(&proto::command(verb, &[]), verb).await?;
-        self.conn.read_status(verb).await
     }
 
     /// Sends a command and requires `+OK`.
@@ -420,6 +432,23 @@ impl Client {
             .await?
             .map_err(|size| Pop3Error::TooLarge { size, limit: MAX_LISTING })
     }
+}
+
+/// The outcome of [`Client::retr_many`].
+pub struct Retrieved {
+    /// One result per request answered before the connection broke (all, if it did not).
+    pub messages: Vec<Result<Vec<u8>, Pop3Error>>,
+    /// Why the connection broke, if it did; the remaining requests got no answer.
+    pub broken: Option<Pop3Error>,
+}
+
+/// `VERB n` lines for a pipelined write.
+fn numbered_commands(verb: &str, numbers: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(numbers.len() * 16);
+    for n in numbers {
+        out.extend_from_slice(&proto::command(verb, &[&n.to_string()]));
+    }
+    out
 }
 
 fn refused(command: &'static str, status: StatusLine) -> Pop3Error {

@@ -37,7 +37,9 @@ impl Pop3Error {
             }
             Pop3Error::Refused { code: None, text, .. } => {
                 let t = text.to_ascii_lowercase();
-                ["lock", "in use", "in-use", "busy", "try again"].iter().any(|w| t.contains(w))
+                // Servers without RFC 2449 codes word a held maildrop lock like this; wider
+                // guesses ("try again") would turn a wrong password into endless retries.
+                (t.contains("lock") && !t.contains("account")) || t.contains("in use") || t.contains("in-use")
             }
             _ => false,
         }
@@ -48,7 +50,7 @@ impl Pop3Error {
         match self {
             Pop3Error::Refused { code: Some(ResponseCode::Auth), .. } => true,
             Pop3Error::Refused { command, code: None, .. } => {
-                matches!(*command, "PASS" | "APOP" | "AUTH PLAIN") && !self.is_transient()
+                matches!(*command, "USER" | "PASS" | "APOP" | "AUTH PLAIN") && !self.is_transient()
             }
             _ => false,
         }
@@ -71,12 +73,15 @@ mod tests {
         assert!(refused("PASS", None, "unable to lock maildrop").is_transient());
         assert!(refused("PASS", Some(ResponseCode::SysTemp), "try later").is_transient());
         assert!(!refused("PASS", Some(ResponseCode::Auth), "Authentication failed.").is_transient());
+        assert!(!refused("PASS", None, "account locked, too many failures").is_transient());
+        assert!(!refused("PASS", None, "invalid password, try again").is_transient());
     }
 
     #[test]
     fn auth_failures_are_recognised() {
         assert!(refused("PASS", Some(ResponseCode::Auth), "Authentication failed.").is_auth_failure());
         assert!(refused("PASS", None, "invalid password").is_auth_failure());
+        assert!(refused("USER", None, "no such user").is_auth_failure());
         assert!(!refused("PASS", None, "maildrop already locked").is_auth_failure());
         assert!(!refused("RETR", None, "no such message").is_auth_failure());
     }

@@ -14,7 +14,7 @@ pub mod tls;
 
 mod error;
 
-pub use client::{Client, ConnectOptions, Credentials};
+pub use client::{Client, ConnectOptions, Credentials, Retrieved};
 pub use error::Pop3Error;
 pub use proto::{Capabilities, ResponseCode};
 pub use tls::TlsSettings;

@@ -72,6 +72,9 @@ pub fn parse_status_line(buf: &[u8]) -> Result<StatusParse, String> {
         }
         return Ok(StatusParse::Incomplete);
     };
+    if lf > MAX_STATUS_LINE {
+        return Err(format!("status line longer than {MAX_STATUS_LINE} bytes"));
+    }
     let line = &buf[..lf];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = String::from_utf8_lossy(line);
@@ -141,7 +144,8 @@ impl MultilineDecoder {
 
     /// `expected` is a size hint (from LIST) used to allocate once.
     pub fn with_capacity(limit: u64, expected: usize) -> Self {
-        let cap = expected.min(limit as usize).min(256 * 1024 * 1024);
+        // The hint comes from the server: trust it only up to a modest allocation.
+        let cap = expected.min(limit as usize).min(16 * 1024 * 1024);
         Self { state: State::LineStart, out: Vec::with_capacity(cap), size: 0, limit }
     }
 
@@ -294,6 +298,7 @@ pub fn parse_listing(block: &[u8]) -> Result<Vec<(u32, String)>, String> {
 /// A command line with its CRLF. Arguments that could smuggle a second command (CR, LF,
 /// NUL) are refused by the caller before they get here; see [`check_argument`].
 pub fn command(verb: &str, args: &[&str]) -> Vec<u8> {
+    debug_assert!(args.iter().all(|a| check_argument(a)), "unchecked POP3 argument");
     let mut line = verb.as_bytes().to_vec();
     for a in args {
         line.push(b' ');

@@ -119,27 +119,26 @@ macro_rules! impl_database {
                 lease_until: quorum_domain::Timestamp,
                 limit: i64,
             ) -> $crate::Result<Vec<$crate::LeasedMailbox>> {
-                let mut tx = self.pool.begin().await?;
-                let select = format!(
-                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
-                     WHERE m.enabled AND s.enabled AND m.next_poll_at <= $1 AND {} \
-                     ORDER BY m.next_poll_at LIMIT $2 {}",
-                    $crate::sql::LEASED_COLUMNS,
+                // One statement: on SQLite it takes the write lock at once (so the busy
+                // timeout applies), on PostgreSQL the subquery skips rows another worker is
+                // leasing at this moment.
+                let lease = format!(
+                    "UPDATE mailboxes SET lease_owner = $3, lease_until = $4 WHERE id IN \
+                     (SELECT m.id FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
+                      WHERE m.enabled AND s.enabled AND m.next_poll_at <= $1 AND {} \
+                      ORDER BY m.next_poll_at LIMIT $2 {}) {}",
                     $crate::sql::FREE,
-                    $lock_rows
+                    $lock_rows,
+                    $crate::sql::LEASED_RETURNING
                 );
-                let rows: Vec<$crate::LeasedMailboxRow> =
-                    sqlx::query_as(&select).bind(now.0).bind(limit).fetch_all(&mut *tx).await?;
-                for row in &rows {
-                    sqlx::query($crate::sql::SET_LEASE)
-                        .bind(row.mailbox_id)
-                        .bind(owner)
-                        .bind(lease_until.0)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                rows.into_iter().map($crate::LeasedMailbox::try_from).collect()
+                let rows: Vec<$crate::LeasedMailboxRow> = sqlx::query_as(&lease)
+                    .bind(now.0)
+                    .bind(limit)
+                    .bind(owner)
+                    .bind(lease_until.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok($crate::models::valid_leases(rows))
             }
 
             async fn lease_mailbox(
@@ -148,26 +147,21 @@ macro_rules! impl_database {
                 owner: &str,
                 now: quorum_domain::Timestamp,
                 lease_until: quorum_domain::Timestamp,
+                take_over: bool,
             ) -> $crate::Result<Option<$crate::LeasedMailbox>> {
-                let mut tx = self.pool.begin().await?;
-                let select = format!(
-                    "SELECT {} FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id \
-                     WHERE m.id = $2 AND {} {}",
-                    $crate::sql::LEASED_COLUMNS,
-                    $crate::sql::FREE,
-                    $lock_rows
+                let lease = format!(
+                    "UPDATE mailboxes SET lease_owner = $3, lease_until = $4 \
+                     WHERE id = $2 AND enabled AND ($5 OR lease_until IS NULL OR lease_until < $1) {}",
+                    $crate::sql::LEASED_RETURNING
                 );
-                let row: Option<$crate::LeasedMailboxRow> =
-                    sqlx::query_as(&select).bind(now.0).bind(mailbox_id).fetch_optional(&mut *tx).await?;
-                if row.is_some() {
-                    sqlx::query($crate::sql::SET_LEASE)
-                        .bind(mailbox_id)
-                        .bind(owner)
-                        .bind(lease_until.0)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                let row: Option<$crate::LeasedMailboxRow> = sqlx::query_as(&lease)
+                    .bind(now.0)
+                    .bind(mailbox_id)
+                    .bind(owner)
+                    .bind(lease_until.0)
+                    .bind(take_over)
+                    .fetch_optional(&self.pool)
+                    .await?;
                 row.map($crate::LeasedMailbox::try_from).transpose()
             }
 
@@ -177,28 +171,21 @@ macro_rules! impl_database {
             }
 
             async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
-                let rows = sqlx::query($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok($crate::KnownUidl {
-                            uidl: sqlx::Row::try_get(r, 0)?,
-                            disposition: $crate::UidlDisposition::parse(sqlx::Row::try_get(r, 1)?)?,
-                        })
-                    })
-                    .collect()
+                let rows: Vec<(String, String, Option<Vec<u8>>)> =
+                    sqlx::query_as($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
+                rows.into_iter().map($crate::KnownUidl::from_row).collect()
             }
 
             async fn commit_poll(
                 &self,
                 mailbox_id: i64,
+                subscriber_id: i64,
                 items: &[$crate::PollItem<'_>],
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
+                // Every statement here writes, so SQLite takes its write lock at the first one
+                // and the busy timeout applies (a transaction that read first could not wait).
                 let mut tx = self.pool.begin().await?;
-                let subscriber_id: i64 = sqlx::query_scalar("SELECT subscriber_id FROM mailboxes WHERE id = $1")
-                    .bind(mailbox_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
                         $crate::PollItem::Quarantine { uidl, raw, hash, from, from_name, subject } => {
@@ -250,8 +237,9 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn finish_poll(&self, mailbox_id: i64, owner: &str, o: &$crate::PollOutcome) -> $crate::Result<()> {
-                sqlx::query($crate::sql::FINISH_POLL)
+            async fn finish_poll(&self, mailbox_id: i64, owner: &str, o: &$crate::PollOutcome) -> $crate::Result<bool> {
+                let last_success = (o.status == $crate::PollStatus::Ok).then_some(o.polled_at.0);
+                let done = sqlx::query($crate::sql::FINISH_POLL)
                     .bind(mailbox_id)
                     .bind(owner)
                     .bind(o.polled_at.0)
@@ -260,9 +248,10 @@ macro_rules! impl_database {
                     .bind(o.next_poll_at.0)
                     .bind(o.quarantined)
                     .bind(o.kept)
+                    .bind(last_success)
                     .execute(&self.pool)
                     .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn quarantined(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {

@@ -66,14 +66,16 @@ pub trait Database: Send + Sync + Clone + 'static {
         limit: i64,
     ) -> Result<Vec<LeasedMailbox>>;
 
-    /// Leases one mailbox now, whether due or not (for `check-mailbox` and tests), unless
-    /// another live lease holds it.
+    /// Leases one enabled mailbox now, whether due or not (`quorum poll`), unless another
+    /// live lease holds it; `take_over` ignores such a lease (after a crash, when the
+    /// operator knows no worker is polling it).
     async fn lease_mailbox(
         &self,
         mailbox_id: i64,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
+        take_over: bool,
     ) -> Result<Option<LeasedMailbox>>;
 
     /// Drops every lease held by `owner`: a worker restarted under the same name (after a
@@ -84,17 +86,25 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Every UIDL already handled in a mailbox.
     async fn known_uidls(&self, mailbox_id: i64) -> Result<Vec<KnownUidl>>;
 
-    /// Commits one poll's results in a single transaction: quarantined messages (bytes,
-    /// metadata, UIDL), kept UIDLs, and the last-seen time of approved senders. A message
-    /// whose bytes are already quarantined in this mailbox (same content hash) is not stored
-    /// again: its new UIDL points at the existing copy.
-    async fn commit_poll(&self, mailbox_id: i64, items: &[PollItem<'_>], now: Timestamp) -> Result<()>;
+    /// Commits a batch of retrieved messages in one transaction: quarantined messages
+    /// (bytes, metadata, UIDL), kept UIDLs, and the last-seen time of approved senders. A
+    /// message whose bytes are already quarantined in this mailbox (same content hash) is
+    /// not stored again: its new UIDL points at the existing copy.
+    async fn commit_poll(
+        &self,
+        mailbox_id: i64,
+        subscriber_id: i64,
+        items: &[PollItem<'_>],
+        now: Timestamp,
+    ) -> Result<()>;
 
     /// Forgets UIDLs that are no longer on the server.
     async fn forget_uidls(&self, mailbox_id: i64, uidls: &[String]) -> Result<()>;
 
-    /// Records a poll's outcome, schedules the next one and releases the lease.
-    async fn finish_poll(&self, mailbox_id: i64, owner: &str, outcome: &PollOutcome) -> Result<()>;
+    /// Records a poll's outcome, schedules the next one and releases the lease. False when
+    /// `owner` no longer held the lease (it expired and another worker took the mailbox):
+    /// then nothing is recorded.
+    async fn finish_poll(&self, mailbox_id: i64, owner: &str, outcome: &PollOutcome) -> Result<bool>;
 
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;

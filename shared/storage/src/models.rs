@@ -93,6 +93,16 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
     }
 }
 
+/// Converts leased rows, leaving out (and logging) any that cannot be valid: one damaged
+/// row must not keep the others of its batch from being polled. Its lease simply expires.
+pub(crate) fn valid_leases(rows: Vec<LeasedMailboxRow>) -> Vec<LeasedMailbox> {
+    rows.into_iter()
+        .filter_map(|row| {
+            LeasedMailbox::try_from(row).map_err(|e| tracing::error!(error = %e, "skipping a mailbox")).ok()
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UidlDisposition {
     /// The bytes are in the quarantine; the message may still be on the server if DELE or
@@ -123,6 +133,22 @@ impl UidlDisposition {
 pub struct KnownUidl {
     pub uidl: String,
     pub disposition: UidlDisposition,
+    /// For a quarantined UIDL, the content hash of the stored message: before deleting a
+    /// message under a known UIDL, the worker checks it is still those bytes.
+    pub hash: Option<MessageHash>,
+}
+
+impl KnownUidl {
+    pub(crate) fn from_row((uidl, disposition, hash): (String, String, Option<Vec<u8>>)) -> Result<Self, StorageError> {
+        let hash = hash
+            .map(|h| {
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map(MessageHash)
+                    .map_err(|_| StorageError::Corrupt(format!("content hash of UIDL {uidl}")))
+            })
+            .transpose()?;
+        Ok(Self { disposition: UidlDisposition::parse(&disposition)?, uidl, hash })
+    }
 }
 
 /// One retrieved message's fate, as committed by [`crate::Database::commit_poll`].

@@ -34,18 +34,20 @@ pub const TOUCH_SENDER: &str =
 pub const APPROVED_SENDERS: &str =
     "SELECT address FROM approved_senders WHERE subscriber_id = $1 AND last_seen_at >= $2";
 
-/// Columns a worker needs, from `mailboxes m JOIN subscribers s`.
-pub const LEASED_COLUMNS: &str = "m.id AS mailbox_id, m.subscriber_id, s.email, s.approved_days, m.host, m.port, \
-     m.security, m.auth, m.username, m.password_enc";
+/// What a worker needs of a mailbox it has just leased, returned by the leasing `UPDATE`
+/// itself (both databases allow subqueries in `RETURNING`).
+pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
+     (SELECT s.email FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS email, \
+     (SELECT s.approved_days FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS approved_days, \
+     host, port, security, auth, username, password_enc";
 
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
 
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
-pub const SET_LEASE: &str = "UPDATE mailboxes SET lease_owner = $2, lease_until = $3 WHERE id = $1";
-
-pub const KNOWN_UIDLS: &str = "SELECT uidl, disposition FROM mailbox_uidls WHERE mailbox_id = $1";
+pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM mailbox_uidls u \
+     LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
 /// Stores a message, or finds the copy already stored with the same content hash: the
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
@@ -54,14 +56,16 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
+/// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
+/// server gave a known UIDL to different bytes (see the worker's hash check).
 pub const INSERT_UIDL: &str = "INSERT INTO mailbox_uidls (mailbox_id, uidl, disposition, message_id, seen_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, uidl) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, uidl) DO UPDATE SET \
+     disposition = excluded.disposition, message_id = excluded.message_id, seen_at = excluded.seen_at";
 
 pub const FORGET_UIDL: &str = "DELETE FROM mailbox_uidls WHERE mailbox_id = $1 AND uidl = $2";
 
 pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
-     last_poll_at = $3, \
-     last_success_at = CASE WHEN $4 = 'ok' THEN $3 ELSE last_success_at END, \
+     last_poll_at = $3, last_success_at = COALESCE($9, last_success_at), \
      last_status = $4, last_error = $5, next_poll_at = $6, polls = polls + 1, \
      quarantined_count = quarantined_count + $7, kept_count = kept_count + $8, \
      lease_owner = NULL, lease_until = NULL \
