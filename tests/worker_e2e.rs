@@ -168,30 +168,32 @@ async fn polls_over_starttls_and_implicit_tls() {
 
 /// Kills the worker at a named step, restarts it, and checks every message is in exactly
 /// one place.
-async fn crash_at(fail_point: &str) {
+async fn crash_at(fail_point: &str, url: &str) {
     let stack = MailStack::get();
-    let (_dir, url) = fresh_sqlite();
     let key = Keys::generate_master();
     let (user, subjects) = mailbox_with_messages(&format!("crash-{fail_point}"), 5);
-    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    add_subscriber(url, &key, &user, "plain", stack.pop3_port, &user.password);
 
-    let mut crashing = quorum(&url, &key);
+    let mut crashing = quorum(url, &key);
     crashing.env("QUORUM_FAILPOINT", fail_point).args(["poll", &user.email]);
     let (ok, out) = run(crashing, "");
     assert!(!ok && out.contains(&format!("fail point `{fail_point}` reached")), "{out}");
 
     // The crashed run's lease is still live; the operator takes it over.
-    let mut after = quorum(&url, &key);
+    let mut after = quorum(url, &key);
     after.args(["poll", "--take-over", &user.email]);
     let (ok, out) = run(after, "");
     assert!(ok, "poll after the crash: {out}");
-    assert_each_quarantined_once(&url, &user, &subjects).await;
+    assert_each_quarantined_once(url, &user, &subjects).await;
 }
 
 /// Every message (by subject) is in the quarantine exactly once and no longer in the mailbox.
 async fn assert_each_quarantined_once(url: &str, user: &TestUser, subjects: &[String]) {
-    let db = Sqlite::connect(url).await.unwrap();
-    let quarantined = quarantined_bytes(&db, user).await;
+    let quarantined = if url.starts_with("postgres") {
+        quarantined_bytes(&Postgres::connect(url).await.unwrap(), user).await
+    } else {
+        quarantined_bytes(&Sqlite::connect(url).await.unwrap(), user).await
+    };
     let in_mailbox = MailStack::get().retr_all(user).await;
     for s in subjects {
         let q = quarantined.iter().filter(|b| String::from_utf8_lossy(b).contains(s.as_str())).count();
@@ -336,17 +338,25 @@ async fn a_stalled_server_does_not_hold_up_other_mailboxes() {
 
 #[tokio::test]
 async fn crash_between_retr_and_commit_loses_nothing() {
-    crash_at("after-retr").await;
+    let (_dir, url) = fresh_sqlite();
+    crash_at("after-retr", &url).await;
 }
 
 #[tokio::test]
 async fn crash_between_commit_and_dele_duplicates_nothing() {
-    crash_at("after-commit").await;
+    let (_dir, url) = fresh_sqlite();
+    crash_at("after-commit", &url).await;
+}
+
+#[tokio::test]
+async fn postgres_crash_between_commit_and_dele_duplicates_nothing() {
+    crash_at("after-commit", &fresh_postgres().await).await;
 }
 
 #[tokio::test]
 async fn crash_between_dele_and_quit_duplicates_nothing() {
-    crash_at("after-dele").await;
+    let (_dir, url) = fresh_sqlite();
+    crash_at("after-dele", &url).await;
 }
 
 #[tokio::test]

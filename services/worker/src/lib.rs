@@ -115,9 +115,15 @@ impl<DB: Database> Worker<DB> {
         // and its lease released, instead of vanishing with the lease held.
         let (db, keys, options, leased) =
             (self.db.clone(), self.keys.clone(), self.connect_options(&mailbox), mailbox.clone());
-        let result = tokio::spawn(async move { poll::poll_mailbox(&db, &keys, &options, &leased).await })
-            .await
-            .unwrap_or_else(|e| Err(PollError::Internal(e.to_string())));
+        // The whole session must end well inside the lease, or a second worker could start
+        // on the mailbox; cutting it short is as safe as a crash (nothing deleted unstored).
+        let deadline = Duration::from_secs(self.settings.lease_secs * 9 / 10);
+        let session = async move { poll::poll_mailbox(&db, &keys, &options, &leased).await };
+        let result = tokio::spawn(async move {
+            tokio::time::timeout(deadline, session).await.unwrap_or(Err(PollError::Deadline(deadline.as_secs())))
+        })
+        .await
+        .unwrap_or_else(|e| Err(PollError::Internal(e.to_string())));
         let s = &self.settings;
         let (status, error, retry_after, report) = match result {
             Ok(report) => {

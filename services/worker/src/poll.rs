@@ -41,6 +41,8 @@ pub enum PollError {
     Pop3(Pop3Error),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("the session took longer than {0} s (9/10 of the lease) and was cut short; what was stored stays")]
+    Deadline(u64),
     #[error("internal error while polling: {0}")]
     Internal(String),
 }

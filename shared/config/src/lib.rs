@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Keys, SecretError};
+use quorum_domain::{Keys, SecretError, secrets::Password};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The master key itself (base64 or hex). Prefer `secret_key_file`.
     #[serde(default)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<Password>,
     /// File holding the master key; created with a fresh key if missing.
     pub secret_key_file: PathBuf,
     pub worker: WorkerSettings,
@@ -153,7 +153,7 @@ impl Settings {
     /// (mode 0600) with a new random key the first time.
     pub fn keys(&self) -> Result<Keys, ConfigError> {
         if let Some(text) = &self.secret_key {
-            return Ok(Keys::from_master_text(text)?);
+            return Ok(Keys::from_master_text(text.expose())?);
         }
         let path = &self.secret_key_file;
         let key_err = |source| ConfigError::KeyFile { path: path.clone(), source };
@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn defaults_run_out_of_the_box() {
-        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        let s = Settings::load_with_env(None, env(&[("QUORUM_SECRET_KEY", "c2VjcmV0")])).unwrap();
+        assert!(!format!("{s:?}").contains("c2VjcmV0"), "the master key must not show in Debug output");
         assert_eq!(s.database_url, "sqlite://data/quorum.db");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.worker.poll_interval(), Duration::from_secs(180));

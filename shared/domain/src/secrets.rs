@@ -47,6 +47,12 @@ impl Password {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Password {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Password)
+    }
+}
+
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(***)")
@@ -223,6 +229,10 @@ mod tests {
     #[test]
     fn debug_hides_secrets() {
         assert_eq!(format!("{:?}", Password::new("hunter2")), "Password(***)");
+        let p: Password =
+            serde::Deserialize::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new("pw"))
+                .unwrap();
+        assert_eq!(p.expose(), "pw");
         assert_eq!(format!("{:?}", keys()), "Keys(***)");
     }
 
