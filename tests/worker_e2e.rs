@@ -38,6 +38,12 @@ fn poll(db: &str, key: &str, user: &TestUser) -> (bool, String) {
     run(cmd, "")
 }
 
+/// `poll` from a test whose runtime must keep serving meanwhile (a proxy in this process).
+async fn poll_off_thread(url: &str, key: &str, user: &TestUser) -> (bool, String) {
+    let (url, key, user) = (url.to_string(), key.to_string(), user.clone());
+    tokio::task::spawn_blocking(move || poll(&url, &key, &user)).await.unwrap()
+}
+
 async fn quarantined_bytes(db: &impl Database, user: &TestUser) -> Vec<Vec<u8>> {
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
     let mut out = Vec::new();
@@ -223,19 +229,9 @@ async fn server_fault(tag: &str, cut: Cut, expected_error: &str) {
     let port = faulty_proxy(stack.pop3_port, cut).await;
     add_subscriber(&url, &key, &user, "plain", port, &user.password);
 
-    let (ok, out) = tokio::task::spawn_blocking({
-        let (url, key, user) = (url.clone(), key.clone(), user.clone());
-        move || poll(&url, &key, &user)
-    })
-    .await
-    .unwrap();
+    let (ok, out) = poll_off_thread(&url, &key, &user).await;
     assert!(!ok && out.contains(expected_error), "the cut poll must fail while {expected_error}: {out}");
-    let (ok, out) = tokio::task::spawn_blocking({
-        let (url, key, user) = (url.clone(), key.clone(), user.clone());
-        move || poll(&url, &key, &user)
-    })
-    .await
-    .unwrap();
+    let (ok, out) = poll_off_thread(&url, &key, &user).await;
     assert!(ok, "poll after the fault: {out}");
     assert_each_quarantined_once(&url, &user, &subjects).await;
 }
@@ -272,12 +268,7 @@ async fn locked_mailbox_is_retried_later_not_failed() {
     // Another client holds the maildrop lock.
     let mut other = stack.login(&user).await;
     other.stat().await.unwrap();
-    let (ok, out) = tokio::task::spawn_blocking({
-        let (url, key, user) = (url.clone(), key.clone(), user.clone());
-        move || poll(&url, &key, &user)
-    })
-    .await
-    .unwrap();
+    let (ok, out) = poll_off_thread(&url, &key, &user).await;
     assert!(ok && out.starts_with("busy"), "{out}");
     let db = Sqlite::connect(&url).await.unwrap();
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
