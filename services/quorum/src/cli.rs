@@ -43,6 +43,9 @@ pub enum Command {
     /// The password is read from standard input or QUORUM_POP3_PASSWORD. Exit status 2
     /// when the mailbox cannot be used.
     CheckMailbox(CheckMailboxArgs),
+    /// Read replies to summaries (for operators: "why did my reply do nothing?").
+    #[command(subcommand)]
+    Reply(ReplyCommand),
     /// Poll one subscriber's mailbox now and print the outcome.
     Poll {
         /// The subscriber's email address.
@@ -51,6 +54,20 @@ pub enum Command {
         /// worker can be polling it (two sessions at once could both fetch its mail).
         #[arg(long)]
         take_over: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplyCommand {
+    /// Parse a reply against the summary it answers and print one JSON object per summary
+    /// line: {"id": "...", "action": "approve" | "release" | "delete" | "missing"}.
+    /// Changes nothing. Whether the reply would be accepted (token and sender) is reported
+    /// on standard error, not enforced.
+    Parse {
+        /// The summary as sent (raw message).
+        summary: PathBuf,
+        /// The reply (raw message).
+        reply: PathBuf,
     },
 }
 

@@ -1,7 +1,13 @@
 //! What each subcommand does. Storage is chosen by the URL scheme, then everything runs
 //! generically over [`Database`].
 
-use std::{io::BufRead, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    io::{BufRead, Write},
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use quorum_config::Settings;
@@ -12,12 +18,15 @@ use quorum_web::AppState;
 use quorum_worker::{Worker, check_mailbox};
 use tokio::sync::watch;
 
-use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, SubscriberCommand};
+use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, ReplyCommand, SubscriberCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
-    if let Command::CheckMailbox(args) = cli.command {
-        return check(&settings, args).await; // needs no database
+    // These need no database.
+    match cli.command {
+        Command::CheckMailbox(args) => return check(&settings, args).await,
+        Command::Reply(ReplyCommand::Parse { summary, reply }) => return parse_reply(&settings, &summary, &reply),
+        _ => {}
     }
     if settings.is_postgres() {
         let db = Postgres::connect(&settings.database_url).await.context("connecting to PostgreSQL")?;
@@ -41,7 +50,7 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
         }
-        Command::CheckMailbox(_) => unreachable!("handled before opening the database"),
+        Command::CheckMailbox(_) | Command::Reply(_) => unreachable!("handled before opening the database"),
         Command::Poll { email, take_over } => {
             db.migrate().await?;
             return poll_now(db, &settings, &email, take_over).await;
@@ -254,4 +263,27 @@ async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str, take_o
         outcome.error.map(|e| format!("; {e}")).unwrap_or_default()
     );
     Ok(if outcome.status == quorum_storage::PollStatus::Error { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn parse_reply(settings: &Settings, summary: &Path, reply: &Path) -> anyhow::Result<ExitCode> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let (summary, reply) = (read(summary)?, read(reply)?);
+    let ids = quorum_summary::ids_in_summary(&quorum_summary::reply_text(&summary));
+    if ids.is_empty() {
+        bail!("the summary lists no held messages (no `[ ] ID` lines)");
+    }
+    let mut out = std::io::stdout().lock();
+    for line in quorum_summary::parse_reply(&reply, &ids) {
+        writeln!(out, "{}", serde_json::to_string(&line)?)?;
+    }
+    // Authentication is reported, not enforced: the summary's recipient is its owner.
+    let owner = quorum_summary::recipient(&summary);
+    match settings.existing_keys()? {
+        None => eprintln!("authentication: not checked (no master key configured)"),
+        Some(keys) => match quorum_summary::authenticate(&reply, &keys, |_| owner.clone()) {
+            Ok(id) => eprintln!("authentication: accepted (summary {id})"),
+            Err(e) => eprintln!("authentication: would be rejected: {e}"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }

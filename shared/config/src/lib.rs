@@ -149,6 +149,12 @@ impl Settings {
         self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }
 
+    /// The master keys if configured, without creating a key file (for commands that must
+    /// change nothing).
+    pub fn existing_keys(&self) -> Result<Option<Keys>, ConfigError> {
+        if self.secret_key.is_some() || self.secret_key_file.exists() { self.keys().map(Some) } else { Ok(None) }
+    }
+
     /// The master keys: from `secret_key`, else from `secret_key_file`, which is created
     /// (mode 0600) with a new random key the first time.
     pub fn keys(&self) -> Result<Keys, ConfigError> {
