@@ -303,6 +303,9 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 mynetworks_style = host
+# Pass messages through as submitted: no Date, Message-ID or From added for loopback
+# clients, so tests can compare what arrives with what was sent, byte for byte.
+local_header_rewrite_clients =
 
 # Nothing is delivered locally; $DOMAIN (and optional extra domains) go to
 # Dovecot over LMTP on TCP (avoids chroot / unix socket path issues).

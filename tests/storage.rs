@@ -178,6 +178,76 @@ async fn quarantine_and_uidls(db: impl Database) {
     assert!(matches!(db.message_raw(424242).await, Err(StorageError::NotFound(_))));
 }
 
+async fn release_outbox(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("r@example.org"), T0).await.unwrap();
+    let raws: [&[u8]; 3] = [b"one\r\n", b"two\r\n", b"three\r\n"];
+    let items: Vec<PollItem> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| PollItem::Quarantine {
+            uidl: ["a", "b", "c"][i],
+            raw,
+            hash: MessageHash::of(raw),
+            from: None,
+            from_name: None,
+            subject: None,
+        })
+        .collect();
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
+    let held = db.quarantined(ids.mailbox_id).await.unwrap();
+    let rcpt = EmailAddress::parse("r@example.org").unwrap();
+
+    // One message, then all the others; nothing twice.
+    assert_eq!(db.queue_release(ids.mailbox_id, Some(held[0].id), &rcpt, T0).await.unwrap(), 1);
+    assert_eq!(db.queue_release(ids.mailbox_id, Some(held[0].id), &rcpt, T0).await.unwrap(), 0);
+    assert_eq!(db.queue_release(ids.mailbox_id, None, &rcpt, T0).await.unwrap(), 2);
+    assert_eq!(db.queue_release(ids.mailbox_id, None, &rcpt, T0).await.unwrap(), 0);
+    let statuses: Vec<String> = db.quarantined(ids.mailbox_id).await.unwrap().into_iter().map(|m| m.status).collect();
+    assert_eq!(statuses, ["releasing"; 3]);
+
+    let until = T0.plus(Duration::from_secs(300));
+    let leased = db.lease_due_releases("d1", T0, until, 2).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    assert!(leased.iter().all(|r| r.recipient == "r@example.org" && r.mailbox_id == ids.mailbox_id));
+    let rest = db.lease_due_releases("d2", T0, until, 10).await.unwrap();
+    assert_eq!(rest.len(), 1, "leased releases are not handed out twice");
+    let mut all: Vec<_> = leased.iter().chain(&rest).map(|r| r.raw.clone()).collect();
+    all.sort();
+    assert_eq!(all, [b"one\r\n".to_vec(), b"three\r\n".to_vec(), b"two\r\n".to_vec()]);
+
+    db.release_sent(leased[0].outbox_id, "d1", T0).await.unwrap();
+    let retry_at = T0.plus(Duration::from_secs(60));
+    db.release_failed(leased[1].outbox_id, "d1", "SMTP down", retry_at).await.unwrap();
+    // A stale owner cannot mark another's release.
+    db.release_sent(rest[0].outbox_id, "d1", T0).await.unwrap();
+    let pending = db.outbox_pending().await.unwrap();
+    assert_eq!(pending.len(), 2);
+    let failed = pending.iter().find(|p| p.outbox_id == leased[1].outbox_id).unwrap();
+    assert_eq!(
+        (failed.attempts, failed.last_error.as_deref(), failed.next_attempt_at),
+        (1, Some("SMTP down"), retry_at.0)
+    );
+    let released = db.quarantined(ids.mailbox_id).await.unwrap().into_iter().filter(|m| m.status == "released").count();
+    assert_eq!(released, 1);
+
+    // Not due before its backoff, unless the operator says retry now.
+    assert!(db.lease_due_releases("d3", T0.plus(Duration::from_secs(1)), until, 10).await.unwrap().is_empty());
+    assert_eq!(db.retry_releases_now(T0.plus(Duration::from_secs(1))).await.unwrap(), 1);
+    assert_eq!(db.lease_due_releases("d3", T0.plus(Duration::from_secs(1)), until, 10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_release_outbox() {
+    let (_dir, url) = fresh_sqlite();
+    release_outbox(Sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_release_outbox() {
+    release_outbox(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
+}
+
 /// Many workers leasing at once never share a mailbox.
 async fn concurrent_leases(db: impl Database) {
     db.migrate().await.unwrap();

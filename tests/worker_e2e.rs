@@ -460,3 +460,146 @@ async fn mailbox_renumbered_by_the_server_after_a_crash() {
     subjects.push(late);
     assert_each_quarantined_once(&url, &user, &subjects).await;
 }
+
+/// The id and bytes of every quarantined message of a user.
+async fn quarantined_ids(url: &str, user: &TestUser) -> Vec<(i64, String)> {
+    let db = Sqlite::connect(url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    db.quarantined(s.mailbox_id).await.unwrap().into_iter().map(|m| (m.id, m.status)).collect()
+}
+
+fn with_smtp(mut cmd: Command, port: u16) -> Command {
+    cmd.env("QUORUM_SMTP__PORT", port.to_string()).env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test");
+    cmd
+}
+
+#[tokio::test]
+async fn release_delivers_the_original_bytes_and_the_worker_leaves_them() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages("release", 2);
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    let before = stack.retr_all(&user).await;
+    assert!(poll(&url, &key, &user).0);
+
+    let ids = quarantined_ids(&url, &user).await;
+    let db = Sqlite::connect(&url).await.unwrap();
+    let original = db.message_raw(ids[0].0).await.unwrap();
+    assert!(before.iter().any(|(_, b)| *b == original));
+
+    let mut release = with_smtp(quorum(&url, &key), stack.smtp_port);
+    release.args(["subscriber", "release", &user.email, &ids[0].0.to_string()]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains("1 queued for release: 1 delivered"), "{out}");
+    stack.wait_for_messages(&user, 1).await;
+
+    let delivered = stack.retr_all(&user).await;
+    let bytes = &delivered[0].1;
+    assert!(
+        bytes.ends_with(&original),
+        "the original bytes follow the added headers unchanged:\n{}\n---- original:\n{}",
+        String::from_utf8_lossy(bytes),
+        String::from_utf8_lossy(&original)
+    );
+    let added = String::from_utf8_lossy(&bytes[..bytes.len() - original.len()]);
+    assert!(added.contains("X-Quorum-Release: ") && added.contains("released from quarantine"), "{added}");
+    assert!(
+        String::from_utf8_lossy(&original).contains(&subjects[0])
+            || String::from_utf8_lossy(&original).contains(&subjects[1])
+    );
+
+    // The worker recognises its own release and leaves it in the Inbox.
+    let (ok, out) = poll(&url, &key, &user);
+    assert!(ok && out.contains("0 quarantined, 1 left in the Inbox"), "{out}");
+    assert_eq!(stack.retr_all(&user).await.len(), 1);
+    let statuses: Vec<String> = quarantined_ids(&url, &user).await.into_iter().map(|(_, s)| s).collect();
+    assert_eq!(statuses, ["released", "held"]);
+
+    // Releasing it again does nothing.
+    let mut again = with_smtp(quorum(&url, &key), stack.smtp_port);
+    again.args(["subscriber", "release", &user.email, &ids[0].0.to_string()]);
+    let (ok, out) = run(again, "");
+    assert!(!ok && out.contains("is not held"), "{out}");
+}
+
+#[tokio::test]
+async fn smtp_down_during_release_delivers_exactly_once_when_it_is_back() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, _) = mailbox_with_messages("smtp-down", 1);
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    assert!(poll(&url, &key, &user).0);
+
+    // Nothing listens on this port: the SMTP server is down.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut release = with_smtp(quorum(&url, &key), down);
+    release.args(["subscriber", "release", &user.email]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains("0 delivered, 1 failed"), "{out}");
+    let mut list = quorum(&url, &key);
+    list.args(["outbox", "list"]);
+    let (_, out) = run(list, "");
+    assert!(out.contains(&user.email) && out.contains("Connection refused"), "{out}");
+
+    // Still down: a second pass before the backoff sends nothing and loses nothing.
+    let mut flush = with_smtp(quorum(&url, &key), down);
+    flush.args(["outbox", "flush"]);
+    let (ok, out) = run(flush, "");
+    assert!(ok && out.contains("0 delivered, 0 failed (retried later), 1 waiting"), "{out}");
+
+    // Back: delivered once.
+    for _ in 0..2 {
+        let mut flush = with_smtp(quorum(&url, &key), stack.smtp_port);
+        flush.args(["outbox", "flush", "--retry-now"]);
+        assert!(run(flush, "").0);
+    }
+    stack.wait_for_messages(&user, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.retr_all(&user).await.len(), 1, "delivered exactly once");
+    let statuses: Vec<String> = quarantined_ids(&url, &user).await.into_iter().map(|(_, s)| s).collect();
+    assert_eq!(statuses, ["released"]);
+}
+
+#[tokio::test]
+async fn disable_releases_everything_then_stops_polling() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages("disable", 3);
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    assert!(poll(&url, &key, &user).0);
+    assert!(stack.retr_all(&user).await.is_empty());
+
+    let mut disable = with_smtp(quorum(&url, &key), stack.smtp_port);
+    disable.args(["subscriber", "disable", &user.email]);
+    let (ok, out) = run(disable, "");
+    assert!(ok && out.contains("3 held messages released (3 delivered now, 0 waiting"), "{out}");
+    stack.wait_for_messages(&user, 3).await;
+    let back = stack.retr_all(&user).await;
+    for s in &subjects {
+        assert_eq!(back.iter().filter(|(_, b)| String::from_utf8_lossy(b).contains(s.as_str())).count(), 1);
+    }
+    let (ok, out) = poll(&url, &key, &user);
+    assert!(!ok && out.contains("disabled"), "a disabled mailbox is not polled: {out}");
+}
+
+#[tokio::test]
+async fn release_keeps_dots_8bit_and_mime_byte_for_byte() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("release-bytes");
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    let tricky = b"From: x@example.com\r\nSubject: =?UTF-8?B?R3LDvMOfZQ==?=\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=latin1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n.\r\n..\r\n. leading\r\n\xe4\xf6\xfc\xff\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n--b--\r\n";
+    stack.maildir_drop(&user, tricky);
+    assert!(poll(&url, &key, &user).0);
+    let mut release = with_smtp(quorum(&url, &key), stack.smtp_port);
+    release.args(["subscriber", "release", &user.email]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains("1 delivered"), "{out}");
+    stack.wait_for_messages(&user, 1).await;
+    let delivered = &stack.retr_all(&user).await[0].1;
+    assert!(delivered.ends_with(tricky), "{}", String::from_utf8_lossy(delivered));
+}

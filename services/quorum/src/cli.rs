@@ -43,6 +43,9 @@ pub enum Command {
     /// The password is read from standard input or QUORUM_POP3_PASSWORD. Exit status 2
     /// when the mailbox cannot be used.
     CheckMailbox(CheckMailboxArgs),
+    /// The outbox of released mail waiting for the SMTP server.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Read replies to summaries (for operators: "why did my reply do nothing?").
     #[command(subcommand)]
     Reply(ReplyCommand),
@@ -54,6 +57,19 @@ pub enum Command {
         /// worker can be polling it (two sessions at once could both fetch its mail).
         #[arg(long)]
         take_over: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List releases the SMTP server has not accepted yet, with attempts and last error.
+    List,
+    /// Deliver every release that is due now, once, and report.
+    Flush {
+        /// First make every waiting release due, ignoring its backoff (after fixing the
+        /// SMTP server).
+        #[arg(long)]
+        retry_now: bool,
     },
 }
 
@@ -86,7 +102,7 @@ pub enum SubscriberCommand {
     },
     /// List subscribers with the state of their mailbox.
     List,
-    /// Stop polling a subscriber's mailbox.
+    /// Release every held message back to the subscriber's mailbox, then stop polling it.
     Disable { email: String },
     /// Resume polling a subscriber's mailbox.
     Enable { email: String },
@@ -94,6 +110,13 @@ pub enum SubscriberCommand {
     Approve { email: String, sender: String },
     /// List a subscriber's quarantined messages.
     Quarantine { email: String },
+    /// Deliver held messages back to the subscriber's mailbox (by SMTP, with the original
+    /// bytes): one message, or all held ones.
+    Release {
+        email: String,
+        /// The message id (from `subscriber quarantine`); all held messages if omitted.
+        message: Option<i64>,
+    },
 }
 
 #[derive(Debug, Args)]

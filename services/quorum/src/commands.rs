@@ -15,10 +15,10 @@ use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, secrets::Pass
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
 use quorum_storage::{Database, NewSubscriber, Postgres, Sqlite};
 use quorum_web::AppState;
-use quorum_worker::{Worker, check_mailbox};
+use quorum_worker::{Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
-use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, ReplyCommand, SubscriberCommand};
+use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, SubscriberCommand};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
@@ -46,6 +46,10 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         Command::Serve => serve(db, settings, true, true).await?,
         Command::Worker => serve(db, settings, true, false).await?,
         Command::Web => serve(db, settings, false, true).await?,
+        Command::Outbox(cmd) => {
+            db.migrate().await?;
+            return outbox(db, &settings, cmd).await;
+        }
         Command::Subscriber(cmd) => {
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
@@ -73,6 +77,9 @@ async fn serve<DB: Database>(db: DB, settings: Settings, worker: bool, web: bool
         tasks.spawn(async move { quorum_web::serve(state, listen, stopped).await.context("web service") });
     }
     if worker {
+        let deliverer = deliverer(&db, &settings, keys.clone())?;
+        let stopped_deliverer = stopped.clone();
+        tasks.spawn(async move { deliverer.run(stopped_deliverer).await.context("release delivery") });
         let worker = Worker::new(db.clone(), keys, settings.worker.clone())?;
         let stopped = stopped.clone();
         tasks.spawn(async move { worker.run(stopped).await.context("worker") });
@@ -173,9 +180,34 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             }
         }
         SubscriberCommand::Disable { email } => {
+            // Release first (SPEC 2.5): what is queued is delivered even after polling stops.
             let s = find(&db, &email).await?;
+            let queued =
+                db.queue_release(s.mailbox_id, None, &EmailAddress::parse(&s.email)?, Timestamp::now()).await?;
             db.set_subscriber_enabled(s.subscriber_id, false).await?;
-            println!("disabled {email}: its mailbox is no longer polled");
+            let report = deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
+            println!(
+                "disabled {email}: {queued} held messages released ({} delivered now, {} waiting in the outbox); \
+                 its mailbox is no longer polled",
+                report.sent,
+                db.outbox_pending().await?.len()
+            );
+        }
+        SubscriberCommand::Release { email, message } => {
+            let s = find(&db, &email).await?;
+            let queued =
+                db.queue_release(s.mailbox_id, message, &EmailAddress::parse(&s.email)?, Timestamp::now()).await?;
+            if queued == 0 {
+                bail!(
+                    "nothing to release: {}",
+                    message.map_or("no held messages".into(), |m| format!("message {m} is not held"))
+                );
+            }
+            let report = deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
+            println!(
+                "{queued} queued for release: {} delivered, {} failed (retried later)",
+                report.sent, report.failed
+            );
         }
         SubscriberCommand::Enable { email } => {
             let s = find(&db, &email).await?;
@@ -284,6 +316,46 @@ fn parse_reply(settings: &Settings, summary: &Path, reply: &Path) -> anyhow::Res
             Ok(id) => eprintln!("authentication: accepted (summary {id})"),
             Err(e) => eprintln!("authentication: would be rejected: {e}"),
         },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn deliverer<DB: Database>(
+    db: &DB,
+    settings: &Settings,
+    keys: Arc<quorum_domain::Keys>,
+) -> anyhow::Result<Deliverer<DB>> {
+    let name = settings.worker.name.clone().unwrap_or_else(|| format!("deliverer-{}", std::process::id()));
+    Ok(Deliverer::new(db.clone(), keys, &settings.smtp, name)?)
+}
+
+async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OutboxCommand::List => {
+            println!(
+                "{:>8} {:>8} {:<32} {:>8} {:>12}  last error",
+                "outbox", "message", "recipient", "attempts", "next (unix)"
+            );
+            for e in db.outbox_pending().await? {
+                println!(
+                    "{:>8} {:>8} {:<32} {:>8} {:>12}  {}",
+                    e.outbox_id,
+                    e.message_id,
+                    e.recipient,
+                    e.attempts,
+                    e.next_attempt_at,
+                    e.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        OutboxCommand::Flush { retry_now } => {
+            if retry_now {
+                db.retry_releases_now(Timestamp::now()).await?;
+            }
+            let report = deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
+            let waiting = db.outbox_pending().await?.len();
+            println!("{} delivered, {} failed (retried later), {waiting} waiting", report.sent, report.failed);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 mod check;
 mod failpoint;
 mod poll;
+mod release;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +19,7 @@ use tokio::{sync::watch, task::JoinSet};
 pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
+pub use release::{Deliverer, DeliveryError, DeliveryReport};
 
 /// How often the worker looks for due mailboxes when it has free slots.
 const TICK: Duration = Duration::from_secs(1);

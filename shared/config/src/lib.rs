@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Keys, SecretError, secrets::Password};
+use quorum_domain::{Keys, SecretError, Security, secrets::Password};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,26 @@ pub struct Settings {
     /// File holding the master key; created with a fresh key if missing.
     pub secret_key_file: PathBuf,
     pub worker: WorkerSettings,
+    pub smtp: SmtpSettings,
+}
+
+/// The SMTP server through which Quorum delivers released mail (and, later, summaries).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `plain`, `starttls` or `tls`.
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<Password>,
+    /// Envelope sender of released mail: Quorum's own address, so the subscriber's provider
+    /// does not judge our relay by the original sender's SPF record.
+    pub envelope_from: String,
+    /// Longest wait for any answer from the SMTP server.
+    pub timeout_secs: u64,
+    /// Extra CA certificates (PEM) trusted for SMTP TLS, besides the system's.
+    pub tls_ca_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,7 +131,13 @@ impl Settings {
             .set_default("worker.pop3_timeout_secs", 30)?
             .set_default("worker.max_message_size", 100 * 1024 * 1024)?
             .set_default("worker.lease_secs", 600)?
-            .set_default("worker.tls_ca_files", Vec::<String>::new())?;
+            .set_default("worker.tls_ca_files", Vec::<String>::new())?
+            .set_default("smtp.host", "127.0.0.1")?
+            .set_default("smtp.port", 25)?
+            .set_default("smtp.security", "plain")?
+            .set_default("smtp.envelope_from", "quorum@localhost")?
+            .set_default("smtp.timeout_secs", 30)?
+            .set_default("smtp.tls_ca_files", Vec::<String>::new())?;
         if let Some(file) = file {
             if !file.exists() {
                 return Err(ConfigError::Invalid(format!("file {} does not exist", file.display())));
@@ -119,7 +145,12 @@ impl Settings {
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
         }
         let settings: Settings = builder
-            .add_source(env.list_separator(",").with_list_parse_key("worker.tls_ca_files").try_parsing(true))
+            .add_source(
+                env.list_separator(",")
+                    .with_list_parse_key("worker.tls_ca_files")
+                    .with_list_parse_key("smtp.tls_ca_files")
+                    .try_parsing(true),
+            )
             .build()?
             .try_deserialize()?;
         settings.validate()?;
@@ -230,6 +261,8 @@ mod tests {
     fn bad_values_are_explained() {
         let err = Settings::load_with_env(None, env(&[("QUORUM_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("sqlite://"), "{err}");
+        let err = Settings::load_with_env(None, env(&[("QUORUM_SMTP__SECURITY", "ssl3")])).unwrap_err();
+        assert!(err.to_string().contains("ssl3"), "{err}");
         let err = Settings::load_with_env(None, env(&[("QUORUM_WORKER__CONCURRENCY", "0")])).unwrap_err();
         assert!(err.to_string().contains("concurrency"), "{err}");
         let err = Settings::load_with_env(Some(Path::new("/nonexistent/q.toml")), env(&[])).unwrap_err();
@@ -239,6 +272,14 @@ mod tests {
         fs::write(&file, "[worker]\nconcurency = 4\n").unwrap();
         let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
         assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_loads_and_states_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/quorum.example.toml");
+        let from_file = Settings::load_with_env(Some(&example), env(&[])).unwrap();
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{defaults:?}"), "example and built-in defaults differ");
     }
 
     #[test]

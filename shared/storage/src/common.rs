@@ -254,6 +254,95 @@ macro_rules! impl_database {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn queue_release(
+                &self,
+                mailbox_id: i64,
+                message_id: Option<i64>,
+                recipient: &quorum_domain::EmailAddress,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let queued = sqlx::query($crate::sql::QUEUE_RELEASE)
+                    .bind(mailbox_id)
+                    .bind(recipient.as_str())
+                    .bind(now.0)
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query($crate::sql::MARK_RELEASING).bind(mailbox_id).bind(message_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(queued)
+            }
+
+            async fn lease_due_releases(
+                &self,
+                owner: &str,
+                now: quorum_domain::Timestamp,
+                lease_until: quorum_domain::Timestamp,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::PendingRelease>> {
+                let lease = format!(
+                    "UPDATE outbox SET lease_owner = $3, lease_until = $4 WHERE id IN ({} {}) {}",
+                    $crate::sql::DUE_RELEASES,
+                    $lock_rows,
+                    $crate::sql::RELEASE_RETURNING
+                );
+                Ok(sqlx::query_as(&lease)
+                    .bind(now.0)
+                    .bind(limit)
+                    .bind(owner)
+                    .bind(lease_until.0)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn release_sent(
+                &self,
+                outbox_id: i64,
+                owner: &str,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::sql::RELEASE_SENT)
+                    .bind(outbox_id)
+                    .bind(owner)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                // Only the lease holder's report counts; a stale one changes nothing.
+                if done.rows_affected() == 1 {
+                    sqlx::query($crate::sql::MARK_RELEASED).bind(outbox_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn release_failed(
+                &self,
+                outbox_id: i64,
+                owner: &str,
+                error: &str,
+                next_attempt_at: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query($crate::sql::RELEASE_FAILED)
+                    .bind(outbox_id)
+                    .bind(owner)
+                    .bind(error)
+                    .bind(next_attempt_at.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn retry_releases_now(&self, now: quorum_domain::Timestamp) -> $crate::Result<u64> {
+                Ok(sqlx::query($crate::sql::RETRY_NOW).bind(now.0).execute(&self.pool).await?.rows_affected())
+            }
+
+            async fn outbox_pending(&self) -> $crate::Result<Vec<$crate::OutboxEntry>> {
+                Ok(sqlx::query_as($crate::sql::OUTBOX_PENDING).fetch_all(&self.pool).await?)
+            }
+
             async fn quarantined(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {
                 Ok(sqlx::query_as($crate::sql::QUARANTINED).bind(mailbox_id).fetch_all(&self.pool).await?)
             }

@@ -106,6 +106,38 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// then nothing is recorded.
     async fn finish_poll(&self, mailbox_id: i64, owner: &str, outcome: &PollOutcome) -> Result<bool>;
 
+    /// Queues held messages of a mailbox for delivery back to `recipient`: one message, or
+    /// every held one (`None`). Returns how many were queued; a message already queued or
+    /// not held is left as it is.
+    async fn queue_release(
+        &self,
+        mailbox_id: i64,
+        message_id: Option<i64>,
+        recipient: &EmailAddress,
+        now: Timestamp,
+    ) -> Result<u64>;
+
+    /// Leases up to `limit` releases due at `now` for delivery by `owner`.
+    async fn lease_due_releases(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<PendingRelease>>;
+
+    /// The SMTP server accepted the release: done, and the message is marked released.
+    async fn release_sent(&self, outbox_id: i64, owner: &str, now: Timestamp) -> Result<()>;
+
+    /// Delivery failed: record why and when to try again.
+    async fn release_failed(&self, outbox_id: i64, owner: &str, error: &str, next_attempt_at: Timestamp) -> Result<()>;
+
+    /// Makes every waiting release due now (the operator knows the SMTP server is back).
+    async fn retry_releases_now(&self, now: Timestamp) -> Result<u64>;
+
+    /// Releases the SMTP server has not accepted yet, soonest due first.
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>>;
+
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;
 

@@ -205,3 +205,26 @@ pub struct QuarantinedMessage {
     pub status: String,
     pub quarantined_at: i64,
 }
+
+/// A release leased for delivery: the original bytes and where they go.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRelease {
+    pub outbox_id: i64,
+    pub message_id: i64,
+    pub mailbox_id: i64,
+    pub recipient: String,
+    /// Delivery attempts made before this one.
+    pub attempts: i64,
+    pub raw: Vec<u8>,
+}
+
+/// A release not yet accepted by the SMTP server, for operators.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEntry {
+    pub outbox_id: i64,
+    pub message_id: i64,
+    pub recipient: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+}

@@ -22,4 +22,4 @@ impl Postgres {
     }
 }
 
-impl_database!(Postgres, "../../migrations/postgres", "FOR UPDATE OF m SKIP LOCKED");
+impl_database!(Postgres, "../../migrations/postgres", "FOR UPDATE SKIP LOCKED");

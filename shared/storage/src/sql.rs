@@ -75,3 +75,34 @@ pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, s
      FROM messages WHERE mailbox_id = $1 ORDER BY id";
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
+
+/// Queues a mailbox's held messages (`$4` = one message, or NULL for all) for release.
+pub const QUEUE_RELEASE: &str = "INSERT INTO outbox (message_id, mailbox_id, recipient, next_attempt_at, created_at) \
+     SELECT id, mailbox_id, $2, $3, $3 FROM messages \
+     WHERE mailbox_id = $1 AND status = 'held' AND ($4 IS NULL OR id = $4) \
+     ON CONFLICT (message_id) DO NOTHING";
+
+pub const MARK_RELEASING: &str = "UPDATE messages SET status = 'releasing' \
+     WHERE mailbox_id = $1 AND status = 'held' AND ($2 IS NULL OR id = $2)";
+
+/// Releases due and not held by a live lease; `$1` = now.
+pub const DUE_RELEASES: &str = "SELECT id FROM outbox \
+     WHERE sent_at IS NULL AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) \
+     ORDER BY next_attempt_at LIMIT $2";
+
+pub const RELEASE_RETURNING: &str = "RETURNING id AS outbox_id, message_id, mailbox_id, recipient, attempts, \
+     (SELECT m.raw FROM messages m WHERE m.id = outbox.message_id) AS raw";
+
+pub const RELEASE_SENT: &str = "UPDATE outbox SET sent_at = $3, attempts = attempts + 1, last_error = NULL, \
+     lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
+
+pub const MARK_RELEASED: &str =
+    "UPDATE messages SET status = 'released' WHERE id = (SELECT message_id FROM outbox WHERE id = $1)";
+
+pub const RELEASE_FAILED: &str = "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4, \
+     lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
+
+pub const OUTBOX_PENDING: &str = "SELECT id AS outbox_id, message_id, recipient, attempts, next_attempt_at, last_error \
+     FROM outbox WHERE sent_at IS NULL ORDER BY next_attempt_at";
+
+pub const RETRY_NOW: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE sent_at IS NULL AND next_attempt_at > $1";

@@ -37,6 +37,6 @@ impl Sqlite {
     }
 }
 
-// SQLite has one writer at a time: the leasing transaction alone keeps two workers of one
-// process from taking the same mailbox, so no row-locking clause is needed.
+// SQLite runs one writer at a time, so each single-statement lease is atomic without a
+// row-locking clause.
 impl_database!(Sqlite, "../../migrations/sqlite", "");

@@ -1,0 +1,153 @@
+//! Delivery of released mail (SPEC 2.5): the durable outbox is drained through SMTP; a
+//! release is done only when the server answered 250, otherwise it is retried with
+//! exponential backoff. The message goes out as the original bytes plus Quorum's marker
+//! and trace header ([`quorum_domain::release::release_message`]).
+
+use std::{sync::Arc, time::Duration};
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    address::Envelope,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    },
+};
+use quorum_config::SmtpSettings;
+use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Security, Timestamp, release::release_message};
+use quorum_storage::{Database, PendingRelease};
+use tokio::sync::watch;
+
+/// Releases handed to SMTP per pass.
+const BATCH: i64 = 32;
+/// First retry after a failure; doubles per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("SMTP settings: {0}")]
+    Settings(String),
+    #[error(transparent)]
+    Storage(#[from] quorum_storage::StorageError),
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub failed: usize,
+}
+
+pub struct Deliverer<DB: Database> {
+    db: DB,
+    keys: Arc<Keys>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    envelope_from: lettre::Address,
+    name: String,
+    lease: Duration,
+}
+
+impl<DB: Database> Deliverer<DB> {
+    pub fn new(db: DB, keys: Arc<Keys>, smtp: &SmtpSettings, name: String) -> Result<Self, DeliveryError> {
+        let settings_err = |e: &dyn std::fmt::Display| DeliveryError::Settings(e.to_string());
+        let timeout = Duration::from_secs(smtp.timeout_secs);
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(timeout));
+        if smtp.security != Security::Plain {
+            let mut tls = TlsParameters::builder(smtp.host.clone());
+            for file in &smtp.tls_ca_files {
+                let pem = std::fs::read(file).map_err(|e| settings_err(&format!("{}: {e}", file.display())))?;
+                tls = tls.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| settings_err(&e))?);
+            }
+            let tls = tls.build().map_err(|e| settings_err(&e))?;
+            builder = builder.tls(if smtp.security == Security::Tls { Tls::Wrapper(tls) } else { Tls::Required(tls) });
+        }
+        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        }
+        let envelope_from = smtp.envelope_from.parse().map_err(|e| settings_err(&e))?;
+        // A lease comfortably longer than one SMTP transaction of every message in a batch.
+        let lease = timeout * 4 + Duration::from_secs(60);
+        Ok(Self { db, keys, transport: builder.build(), envelope_from, name, lease })
+    }
+
+    /// Delivers every release due now, once.
+    pub async fn run_once(&self) -> Result<DeliveryReport, DeliveryError> {
+        let mut report = DeliveryReport::default();
+        loop {
+            let now = Timestamp::now();
+            let due = self.db.lease_due_releases(&self.name, now, now.plus(self.lease), BATCH).await?;
+            if due.is_empty() {
+                return Ok(report);
+            }
+            for release in due {
+                match self.deliver(&release).await {
+                    Ok(()) => {
+                        self.db.release_sent(release.outbox_id, &self.name, Timestamp::now()).await?;
+                        metrics::counter!("quorum_releases_total", "result" => "sent").increment(1);
+                        report.sent += 1;
+                    }
+                    Err(error) => {
+                        let retry = Timestamp::now().plus(backoff(release.attempts));
+                        tracing::warn!(message = release.message_id, attempts = release.attempts + 1, %error, "release not delivered, will retry");
+                        self.db.release_failed(release.outbox_id, &self.name, &error, retry).await?;
+                        metrics::counter!("quorum_releases_total", "result" => "failed").increment(1);
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, release: &PendingRelease) -> Result<(), String> {
+        let recipient = EmailAddress::parse(&release.recipient).map_err(|e| e.to_string())?;
+        let to: lettre::Address =
+            release.recipient.parse().map_err(|e: lettre::address::AddressError| e.to_string())?;
+        let marker = ReleaseMarker { mailbox_id: release.mailbox_id, message_id: release.message_id };
+        let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, Timestamp::now());
+        let envelope = Envelope::new(Some(self.envelope_from.clone()), vec![to]).map_err(|e| e.to_string())?;
+        // lettre ends DATA with CRLF.CRLF whatever the message ends with, so a message's own
+        // final CRLF is left to that terminator; otherwise every release would gain an
+        // empty last line.
+        let data = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
+        // `send_raw` returns only after the server's final reply to DATA: Ok means 250.
+        self.transport.send_raw(&envelope, data).await.map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Delivers due releases every few seconds until `shutdown` turns true.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), DeliveryError> {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::error!(error = %e, "release delivery pass failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Wait before attempt `attempts + 1`: 1 min, 2 min, 4 min, ... at most 1 h.
+fn backoff(attempts: i64) -> Duration {
+    let factor = 1u32.checked_shl(attempts.clamp(0, 31) as u32).unwrap_or(u32::MAX);
+    FIRST_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_secs(60));
+        assert_eq!(backoff(1), Duration::from_secs(120));
+        assert_eq!(backoff(5), Duration::from_secs(1920));
+        assert_eq!(backoff(6), MAX_BACKOFF);
+        assert_eq!(backoff(1000), MAX_BACKOFF);
+        assert_eq!(backoff(-3), Duration::from_secs(60));
+    }
+}

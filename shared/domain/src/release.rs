@@ -1,0 +1,82 @@
+//! The message Quorum delivers back to a subscriber (SPEC 2.5): two header lines prepended
+//! to the original bytes, which are not touched — MIME must survive byte for byte.
+
+use crate::{EmailAddress, Keys, ReleaseMarker, Timestamp};
+
+/// `X-Quorum-Release` (so the worker leaves the message in the Inbox) and a `Received`
+/// trace line, then the original message exactly as it was quarantined.
+pub fn release_message(
+    original: &[u8],
+    marker: &ReleaseMarker,
+    keys: &Keys,
+    recipient: &EmailAddress,
+    at: Timestamp,
+) -> Vec<u8> {
+    let headers = format!(
+        "{}: {}\r\nReceived: by quorum (released from quarantine) for <{recipient}>; {}\r\n",
+        ReleaseMarker::HEADER,
+        marker.header_value(keys),
+        rfc5322_date(at)
+    );
+    let mut out = Vec::with_capacity(headers.len() + original.len());
+    out.extend_from_slice(headers.as_bytes());
+    out.extend_from_slice(original);
+    out
+}
+
+/// `Tue, 24 Nov 2026 07:00:00 +0000` (RFC 5322 section 3.3), in UTC.
+pub fn rfc5322_date(at: Timestamp) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = at.0.rem_euclid(86_400);
+    let days = at.0.div_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InspectedMessage, inspect::Disposition};
+    use std::collections::HashSet;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(Timestamp(0)), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(Timestamp(1_795_503_600)), "Tue, 24 Nov 2026 07:00:00 +0000");
+        assert_eq!(rfc5322_date(Timestamp(951_782_400)), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn original_bytes_follow_unchanged_and_the_worker_recognises_the_result() {
+        let keys = Keys::from_master(&[5u8; 32]).unwrap();
+        let original =
+            b"From: x@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\xff\r\n--b--\r\n";
+        let marker = ReleaseMarker { mailbox_id: 3, message_id: 9 };
+        let rcpt = EmailAddress::parse("alice@example.org").unwrap();
+        let out = release_message(original, &marker, &keys, &rcpt, Timestamp(1_795_503_600));
+        assert!(out.ends_with(original));
+        let head = std::str::from_utf8(&out[..out.len() - original.len()]).unwrap();
+        assert!(
+            head.starts_with("X-Quorum-Release: 3.9.") && head.contains("for <alice@example.org>; Tue, 24 Nov 2026")
+        );
+        let seen = InspectedMessage::parse(&out);
+        assert_eq!(seen.disposition(3, &keys, &HashSet::new()), Disposition::Released(marker));
+    }
+}
