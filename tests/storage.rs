@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
 use quorum_storage::{
-    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, Sqlite, StorageError,
-    UidlDisposition,
+    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, ReleaseSelection, Sqlite,
+    StorageError, UidlDisposition,
 };
 use quorum_tests::{fresh_postgres, fresh_sqlite};
 
@@ -104,6 +104,7 @@ async fn quarantine_and_uidls(db: impl Database) {
     let items = [
         PollItem::Quarantine {
             uidl: "u1",
+            status: "held",
             raw: raw1,
             hash: MessageHash::of(raw1),
             from: None,
@@ -112,6 +113,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         },
         PollItem::Quarantine {
             uidl: "u2",
+            status: "held",
             raw: raw2,
             hash: MessageHash::of(raw2),
             from: None,
@@ -143,6 +145,7 @@ async fn quarantine_and_uidls(db: impl Database) {
     // The server renumbered: same bytes under a new UIDL are not stored twice.
     let again = [PollItem::Quarantine {
         uidl: "u1-renumbered",
+        status: "held",
         raw: raw1,
         hash: MessageHash::of(raw1),
         from: None,
@@ -162,6 +165,7 @@ async fn quarantine_and_uidls(db: impl Database) {
     let raw3: &[u8] = b"From: y@example.com\r\n\r\nnew bytes, old UIDL\r\n";
     let reused = [PollItem::Quarantine {
         uidl: "u2",
+        status: "held",
         raw: raw3,
         hash: MessageHash::of(raw3),
         from: None,
@@ -187,6 +191,7 @@ async fn release_outbox(db: impl Database) {
         .enumerate()
         .map(|(i, raw)| PollItem::Quarantine {
             uidl: ["a", "b", "c"][i],
+            status: "held",
             raw,
             hash: MessageHash::of(raw),
             from: None,
@@ -199,10 +204,10 @@ async fn release_outbox(db: impl Database) {
     let rcpt = EmailAddress::parse("r@example.org").unwrap();
 
     // One message, then all the others; nothing twice.
-    assert_eq!(db.queue_release(ids.mailbox_id, Some(held[0].id), &rcpt, T0).await.unwrap(), 1);
-    assert_eq!(db.queue_release(ids.mailbox_id, Some(held[0].id), &rcpt, T0).await.unwrap(), 0);
-    assert_eq!(db.queue_release(ids.mailbox_id, None, &rcpt, T0).await.unwrap(), 2);
-    assert_eq!(db.queue_release(ids.mailbox_id, None, &rcpt, T0).await.unwrap(), 0);
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::One(held[0].id), &rcpt, T0).await.unwrap(), 1);
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::One(held[0].id), &rcpt, T0).await.unwrap(), 0);
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::All, &rcpt, T0).await.unwrap(), 2);
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::All, &rcpt, T0).await.unwrap(), 0);
     let statuses: Vec<String> = db.quarantined(ids.mailbox_id).await.unwrap().into_iter().map(|m| m.status).collect();
     assert_eq!(statuses, ["releasing"; 3]);
 

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use quorum_config::Settings;
 use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, secrets::Password};
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
-use quorum_storage::{Database, NewSubscriber, Postgres, Sqlite};
+use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
 use quorum_worker::{Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
@@ -182,8 +182,9 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
         SubscriberCommand::Disable { email } => {
             // Release first (SPEC 2.5): what is queued is delivered even after polling stops.
             let s = find(&db, &email).await?;
-            let queued =
-                db.queue_release(s.mailbox_id, None, &EmailAddress::parse(&s.email)?, Timestamp::now()).await?;
+            let queued = db
+                .queue_release(s.mailbox_id, ReleaseSelection::All, &EmailAddress::parse(&s.email)?, Timestamp::now())
+                .await?;
             db.set_subscriber_enabled(s.subscriber_id, false).await?;
             let report = deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
             println!(
@@ -195,8 +196,9 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
         }
         SubscriberCommand::Release { email, message } => {
             let s = find(&db, &email).await?;
+            let which = message.map_or(ReleaseSelection::All, ReleaseSelection::One);
             let queued =
-                db.queue_release(s.mailbox_id, message, &EmailAddress::parse(&s.email)?, Timestamp::now()).await?;
+                db.queue_release(s.mailbox_id, which, &EmailAddress::parse(&s.email)?, Timestamp::now()).await?;
             if queued == 0 {
                 bail!(
                     "nothing to release: {}",
@@ -326,7 +328,8 @@ fn deliverer<DB: Database>(
     keys: Arc<quorum_domain::Keys>,
 ) -> anyhow::Result<Deliverer<DB>> {
     let name = settings.worker.name.clone().unwrap_or_else(|| format!("deliverer-{}", std::process::id()));
-    Ok(Deliverer::new(db.clone(), keys, &settings.smtp, name)?)
+    let timeout = Duration::from_secs(settings.smtp.timeout_secs);
+    Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, timeout, name))
 }
 
 async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {

@@ -121,6 +121,7 @@ pub async fn poll_mailbox<DB: Database>(
     let now = Timestamp::now();
     let approved_since = now.minus(Duration::from_secs((mailbox.approved_days.max(0) as u64).saturating_mul(86_400)));
     let approved: HashSet<_> = db.approved_senders(mailbox.subscriber_id, approved_since).await?.into_iter().collect();
+    let disapproved: HashSet<_> = db.disapproved_senders(mailbox.subscriber_id).await?.into_iter().collect();
 
     let mut to_delete: Vec<u32> = Vec::new();
     for batch in batches(&wanted) {
@@ -147,8 +148,12 @@ pub async fn poll_mailbox<DB: Database>(
                 Disposition::Quarantine => {
                     to_delete.push(w.n);
                     report.quarantined += 1;
+                    // The subscriber deleted mail from this sender before (empty box): this
+                    // one is deleted too, and never shown in a summary.
+                    let blocked = info.from.as_ref().is_some_and(|f| disapproved.contains(f));
                     items.push(PollItem::Quarantine {
                         uidl: w.uidl,
+                        status: if blocked { "deleted_blocked" } else { "held" },
                         raw,
                         hash: info.hash,
                         from: info.from.as_ref(),

@@ -5,16 +5,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    address::Envelope,
-    transport::smtp::{
-        authentication::Credentials,
-        client::{Certificate, Tls, TlsParameters},
-    },
-};
-use quorum_config::SmtpSettings;
-use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Security, Timestamp, release::release_message};
+use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::release_message};
+use quorum_mailer::Mailer;
 use quorum_storage::{Database, PendingRelease};
 use tokio::sync::watch;
 
@@ -26,8 +18,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("SMTP settings: {0}")]
-    Settings(String),
     #[error(transparent)]
     Storage(#[from] quorum_storage::StorageError),
 }
@@ -41,34 +31,17 @@ pub struct DeliveryReport {
 pub struct Deliverer<DB: Database> {
     db: DB,
     keys: Arc<Keys>,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    envelope_from: lettre::Address,
+    mailer: Mailer,
     name: String,
     lease: Duration,
 }
 
 impl<DB: Database> Deliverer<DB> {
-    pub fn new(db: DB, keys: Arc<Keys>, smtp: &SmtpSettings, name: String) -> Result<Self, DeliveryError> {
-        let settings_err = |e: &dyn std::fmt::Display| DeliveryError::Settings(e.to_string());
-        let timeout = Duration::from_secs(smtp.timeout_secs);
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(timeout));
-        if smtp.security != Security::Plain {
-            let mut tls = TlsParameters::builder(smtp.host.clone());
-            for file in &smtp.tls_ca_files {
-                let pem = std::fs::read(file).map_err(|e| settings_err(&format!("{}: {e}", file.display())))?;
-                tls = tls.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| settings_err(&e))?);
-            }
-            let tls = tls.build().map_err(|e| settings_err(&e))?;
-            builder = builder.tls(if smtp.security == Security::Tls { Tls::Wrapper(tls) } else { Tls::Required(tls) });
-        }
-        if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
-        }
-        let envelope_from = smtp.envelope_from.parse().map_err(|e| settings_err(&e))?;
+    /// `smtp_timeout` bounds each SMTP wait; the lease on a batch is sized from it.
+    pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, smtp_timeout: Duration, name: String) -> Self {
         // A lease comfortably longer than one SMTP transaction of every message in a batch.
-        let lease = timeout * 4 + Duration::from_secs(60);
-        Ok(Self { db, keys, transport: builder.build(), envelope_from, name, lease })
+        let lease = smtp_timeout * 4 + Duration::from_secs(60);
+        Self { db, keys, mailer, name, lease }
     }
 
     /// Delivers every release due now, once.
@@ -101,17 +74,9 @@ impl<DB: Database> Deliverer<DB> {
 
     async fn deliver(&self, release: &PendingRelease) -> Result<(), String> {
         let recipient = EmailAddress::parse(&release.recipient).map_err(|e| e.to_string())?;
-        let to: lettre::Address =
-            release.recipient.parse().map_err(|e: lettre::address::AddressError| e.to_string())?;
         let marker = ReleaseMarker { mailbox_id: release.mailbox_id, message_id: release.message_id };
         let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, Timestamp::now());
-        let envelope = Envelope::new(Some(self.envelope_from.clone()), vec![to]).map_err(|e| e.to_string())?;
-        // lettre ends DATA with CRLF.CRLF whatever the message ends with, so a message's own
-        // final CRLF is left to that terminator; otherwise every release would gain an
-        // empty last line.
-        let data = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
-        // `send_raw` returns only after the server's final reply to DATA: Ok means 250.
-        self.transport.send_raw(&envelope, data).await.map(drop).map_err(|e| e.to_string())
+        self.mailer.send(&recipient, &bytes).await.map_err(|e| e.to_string())
     }
 
     /// Delivers due releases every few seconds until `shutdown` turns true.

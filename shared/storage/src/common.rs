@@ -188,7 +188,7 @@ macro_rules! impl_database {
                 let mut tx = self.pool.begin().await?;
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
-                        $crate::PollItem::Quarantine { uidl, raw, hash, from, from_name, subject } => {
+                        $crate::PollItem::Quarantine { uidl, status, raw, hash, from, from_name, subject } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
                                 .bind(*uidl)
@@ -199,6 +199,7 @@ macro_rules! impl_database {
                                 .bind(*from_name)
                                 .bind(*subject)
                                 .bind(now.0)
+                                .bind(*status)
                                 .fetch_one(&mut *tx)
                                 .await?;
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
@@ -257,20 +258,31 @@ macro_rules! impl_database {
             async fn queue_release(
                 &self,
                 mailbox_id: i64,
-                message_id: Option<i64>,
+                which: $crate::ReleaseSelection<'_>,
                 recipient: &quorum_domain::EmailAddress,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<u64> {
+                let (message_id, sender) = match which {
+                    $crate::ReleaseSelection::One(id) => (Some(id), None),
+                    $crate::ReleaseSelection::All => (None, None),
+                    $crate::ReleaseSelection::From(sender) => (None, Some(sender.as_str())),
+                };
                 let mut tx = self.pool.begin().await?;
                 let queued = sqlx::query($crate::sql::QUEUE_RELEASE)
                     .bind(mailbox_id)
                     .bind(recipient.as_str())
                     .bind(now.0)
                     .bind(message_id)
+                    .bind(sender)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query($crate::sql::MARK_RELEASING).bind(mailbox_id).bind(message_id).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::MARK_RELEASING)
+                    .bind(mailbox_id)
+                    .bind(message_id)
+                    .bind(sender)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(queued)
             }
@@ -312,7 +324,7 @@ macro_rules! impl_database {
                     .await?;
                 // Only the lease holder's report counts; a stale one changes nothing.
                 if done.rows_affected() == 1 {
-                    sqlx::query($crate::sql::MARK_RELEASED).bind(outbox_id).execute(&mut *tx).await?;
+                    sqlx::query($crate::sql::MARK_RELEASED).bind(outbox_id).bind(now.0).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -341,6 +353,148 @@ macro_rules! impl_database {
 
             async fn outbox_pending(&self) -> $crate::Result<Vec<$crate::OutboxEntry>> {
                 Ok(sqlx::query_as($crate::sql::OUTBOX_PENDING).fetch_all(&self.pool).await?)
+            }
+
+            async fn held(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {
+                Ok(sqlx::query_as($crate::sql::HELD).bind(mailbox_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn reject_message(
+                &self,
+                subscriber_id: i64,
+                mailbox_id: i64,
+                message_id: i64,
+                sender: Option<&quorum_domain::EmailAddress>,
+                status: &str,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::sql::DELETE_HELD)
+                    .bind(mailbox_id)
+                    .bind(message_id)
+                    .bind(status)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                if let Some(sender) = sender {
+                    sqlx::query($crate::sql::DISAPPROVE_SENDER)
+                        .bind(subscriber_id)
+                        .bind(sender.as_str())
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::sql::UNAPPROVE_SENDER)
+                        .bind(subscriber_id)
+                        .bind(sender.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn disapproved_senders(
+                &self,
+                subscriber_id: i64,
+            ) -> $crate::Result<Vec<quorum_domain::EmailAddress>> {
+                let rows: Vec<String> = sqlx::query_scalar($crate::sql::DISAPPROVED_SENDERS)
+                    .bind(subscriber_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.iter().filter_map(|a| quorum_domain::EmailAddress::parse(a).ok()).collect())
+            }
+
+            async fn record_vote(
+                &self,
+                subscriber_id: i64,
+                message_id: i64,
+                sender: &quorum_domain::EmailAddress,
+                vote: $crate::Vote,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query($crate::sql::RECORD_VOTE)
+                    .bind(subscriber_id)
+                    .bind(message_id)
+                    .bind(sender.as_str())
+                    .bind(sender.domain())
+                    .bind(vote.as_str())
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn domain_votes(&self, subscriber_id: i64) -> $crate::Result<Vec<$crate::DomainVotes>> {
+                Ok(sqlx::query_as($crate::sql::DOMAIN_VOTES).bind(subscriber_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn last_summary_at(&self, subscriber_id: i64) -> $crate::Result<Option<quorum_domain::Timestamp>> {
+                let at: Option<i64> =
+                    sqlx::query_scalar($crate::sql::LAST_SUMMARY).bind(subscriber_id).fetch_one(&self.pool).await?;
+                Ok(at.map(quorum_domain::Timestamp))
+            }
+
+            async fn decided_since(
+                &self,
+                mailbox_id: i64,
+                since: quorum_domain::Timestamp,
+            ) -> $crate::Result<$crate::DecidedCounts> {
+                let (deleted, forged, delivered): (Option<i64>, Option<i64>, Option<i64>) =
+                    sqlx::query_as($crate::sql::DECIDED_SINCE)
+                        .bind(mailbox_id)
+                        .bind(since.0)
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok($crate::DecidedCounts {
+                    deleted: deleted.unwrap_or(0),
+                    forged: forged.unwrap_or(0),
+                    delivered: delivered.unwrap_or(0),
+                })
+            }
+
+            async fn record_summary(
+                &self,
+                subscriber_id: i64,
+                items: &[(String, i64)],
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<i64> {
+                let mut tx = self.pool.begin().await?;
+                let id: i64 = sqlx::query_scalar($crate::sql::INSERT_SUMMARY)
+                    .bind(subscriber_id)
+                    .bind(now.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for (short_id, message_id) in items {
+                    sqlx::query($crate::sql::INSERT_SUMMARY_ITEM)
+                        .bind(id)
+                        .bind(short_id)
+                        .bind(message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn summary_items(&self, summary_id: i64) -> $crate::Result<Vec<$crate::SummaryItem>> {
+                Ok(sqlx::query_as($crate::sql::SUMMARY_ITEMS).bind(summary_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn summary_owner(
+                &self,
+                summary_id: i64,
+            ) -> $crate::Result<Option<(i64, quorum_domain::EmailAddress)>> {
+                let row: Option<(i64, String)> =
+                    sqlx::query_as($crate::sql::SUMMARY_OWNER).bind(summary_id).fetch_optional(&self.pool).await?;
+                row.map(|(id, email)| {
+                    quorum_domain::EmailAddress::parse(&email)
+                        .map(|e| (id, e))
+                        .map_err(|_| $crate::StorageError::Corrupt(format!("subscriber {id} email")))
+                })
+                .transpose()
             }
 
             async fn quarantined(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {

@@ -106,13 +106,13 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// then nothing is recorded.
     async fn finish_poll(&self, mailbox_id: i64, owner: &str, outcome: &PollOutcome) -> Result<bool>;
 
-    /// Queues held messages of a mailbox for delivery back to `recipient`: one message, or
-    /// every held one (`None`). Returns how many were queued; a message already queued or
+    /// Queues held messages of a mailbox for delivery back to `recipient`: one message,
+    /// every held one, or every held one from a sender. Returns how many were queued; a message already queued or
     /// not held is left as it is.
     async fn queue_release(
         &self,
         mailbox_id: i64,
-        message_id: Option<i64>,
+        which: ReleaseSelection<'_>,
         recipient: &EmailAddress,
         now: Timestamp,
     ) -> Result<u64>;
@@ -137,6 +137,53 @@ pub trait Database: Send + Sync + Clone + 'static {
 
     /// Releases the SMTP server has not accepted yet, soonest due first.
     async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>>;
+
+    /// The held messages of a mailbox (what a summary lists), oldest first.
+    async fn held(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;
+
+    /// Deletes a held message at the subscriber's word (`status` says why), adds its sender
+    /// to the hidden disapproved list and takes it off the approved list. False if the
+    /// message was no longer held (decided already): then nothing changes.
+    async fn reject_message(
+        &self,
+        subscriber_id: i64,
+        mailbox_id: i64,
+        message_id: i64,
+        sender: Option<&EmailAddress>,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Senders on a subscriber's hidden disapproved list.
+    async fn disapproved_senders(&self, subscriber_id: i64) -> Result<Vec<EmailAddress>>;
+
+    /// Records a subscriber's vote on the sender of a message (once per message).
+    async fn record_vote(
+        &self,
+        subscriber_id: i64,
+        message_id: i64,
+        sender: &EmailAddress,
+        vote: Vote,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// A subscriber's votes grouped by sender domain.
+    async fn domain_votes(&self, subscriber_id: i64) -> Result<Vec<DomainVotes>>;
+
+    /// When the subscriber's last summary was made.
+    async fn last_summary_at(&self, subscriber_id: i64) -> Result<Option<Timestamp>>;
+
+    /// Messages of a mailbox decided at or after `since`.
+    async fn decided_since(&self, mailbox_id: i64, since: Timestamp) -> Result<DecidedCounts>;
+
+    /// Records a summary and the message each of its short IDs names; returns its id.
+    async fn record_summary(&self, subscriber_id: i64, items: &[(String, i64)], now: Timestamp) -> Result<i64>;
+
+    /// The lines of a summary with their messages' current state.
+    async fn summary_items(&self, summary_id: i64) -> Result<Vec<SummaryItem>>;
+
+    /// The subscriber (id and address) a summary was made for.
+    async fn summary_owner(&self, summary_id: i64) -> Result<Option<(i64, EmailAddress)>>;
 
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;

@@ -156,6 +156,9 @@ impl KnownUidl {
 pub enum PollItem<'a> {
     Quarantine {
         uidl: &'a str,
+        /// `held`, or `deleted_blocked` for a sender on the subscriber's disapproved list
+        /// (stored all the same: the UIDL must be known before the message is deleted).
+        status: &'a str,
         raw: &'a [u8],
         hash: MessageHash,
         from: Option<&'a EmailAddress>,
@@ -227,4 +230,53 @@ pub struct OutboxEntry {
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
+}
+
+/// One line of a sent summary and the state of its message now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SummaryItem {
+    pub short_id: String,
+    pub message_id: i64,
+    pub mailbox_id: i64,
+    pub status: String,
+    pub from_address: Option<String>,
+}
+
+/// What happened since the last summary, for its header lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecidedCounts {
+    pub deleted: i64,
+    pub forged: i64,
+    pub delivered: i64,
+}
+
+/// A subscriber's votes on one sender domain.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct DomainVotes {
+    pub domain: String,
+    pub approvals: i64,
+    pub spam: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vote {
+    Approve,
+    Spam,
+}
+
+impl Vote {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vote::Approve => "approve",
+            Vote::Spam => "spam",
+        }
+    }
+}
+
+/// Which held messages to release.
+#[derive(Debug, Clone, Copy)]
+pub enum ReleaseSelection<'a> {
+    One(i64),
+    All,
+    From(&'a EmailAddress),
 }

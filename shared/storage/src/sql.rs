@@ -52,8 +52,8 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM
 /// Stores a message, or finds the copy already stored with the same content hash: the
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'held', $9) \
+     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
@@ -76,14 +76,15 @@ pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, s
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
 
-/// Queues a mailbox's held messages (`$4` = one message, or NULL for all) for release.
+/// Queues a mailbox's held messages for release: `$4` one message or NULL, `$5` one sender
+/// or NULL.
 pub const QUEUE_RELEASE: &str = "INSERT INTO outbox (message_id, mailbox_id, recipient, next_attempt_at, created_at) \
      SELECT id, mailbox_id, $2, $3, $3 FROM messages \
-     WHERE mailbox_id = $1 AND status = 'held' AND ($4 IS NULL OR id = $4) \
+     WHERE mailbox_id = $1 AND status = 'held' AND ($4 IS NULL OR id = $4) AND ($5 IS NULL OR from_address = $5) \
      ON CONFLICT (message_id) DO NOTHING";
 
 pub const MARK_RELEASING: &str = "UPDATE messages SET status = 'releasing' \
-     WHERE mailbox_id = $1 AND status = 'held' AND ($2 IS NULL OR id = $2)";
+     WHERE mailbox_id = $1 AND status = 'held' AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR from_address = $3)";
 
 /// Releases due and not held by a live lease; `$1` = now.
 pub const DUE_RELEASES: &str = "SELECT id FROM outbox \
@@ -97,7 +98,7 @@ pub const RELEASE_SENT: &str = "UPDATE outbox SET sent_at = $3, attempts = attem
      lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
 
 pub const MARK_RELEASED: &str =
-    "UPDATE messages SET status = 'released' WHERE id = (SELECT message_id FROM outbox WHERE id = $1)";
+    "UPDATE messages SET status = 'released', decided_at = $2 WHERE id = (SELECT message_id FROM outbox WHERE id = $1)";
 
 pub const RELEASE_FAILED: &str = "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
@@ -106,3 +107,43 @@ pub const OUTBOX_PENDING: &str = "SELECT id AS outbox_id, message_id, recipient,
      FROM outbox WHERE sent_at IS NULL ORDER BY next_attempt_at";
 
 pub const RETRY_NOW: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE sent_at IS NULL AND next_attempt_at > $1";
+
+pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at \
+     FROM messages WHERE mailbox_id = $1 AND status = 'held' ORDER BY id";
+
+pub const DISAPPROVE_SENDER: &str = "INSERT INTO disapproved_senders (subscriber_id, address, created_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (subscriber_id, address) DO NOTHING";
+
+pub const DISAPPROVED_SENDERS: &str = "SELECT address FROM disapproved_senders WHERE subscriber_id = $1";
+
+pub const UNAPPROVE_SENDER: &str = "DELETE FROM approved_senders WHERE subscriber_id = $1 AND address = $2";
+
+pub const DELETE_HELD: &str =
+    "UPDATE messages SET status = $3, decided_at = $4 WHERE id = $2 AND mailbox_id = $1 AND status = 'held'";
+
+pub const RECORD_VOTE: &str = "INSERT INTO sender_votes (subscriber_id, message_id, address, domain, verdict, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id, message_id) DO NOTHING";
+
+pub const DOMAIN_VOTES: &str = "SELECT domain, \
+     SUM(CASE WHEN verdict = 'approve' THEN 1 ELSE 0 END) AS approvals, \
+     SUM(CASE WHEN verdict = 'spam' THEN 1 ELSE 0 END) AS spam \
+     FROM sender_votes WHERE subscriber_id = $1 GROUP BY domain";
+
+pub const LAST_SUMMARY: &str = "SELECT MAX(created_at) FROM summaries WHERE subscriber_id = $1";
+
+pub const DECIDED_SINCE: &str = "SELECT \
+     SUM(CASE WHEN status LIKE 'deleted%' THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN status = 'deleted_forged' THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN status = 'released' THEN 1 ELSE 0 END) \
+     FROM messages WHERE mailbox_id = $1 AND decided_at >= $2";
+
+pub const INSERT_SUMMARY: &str = "INSERT INTO summaries (subscriber_id, created_at) VALUES ($1, $2) RETURNING id";
+
+pub const INSERT_SUMMARY_ITEM: &str =
+    "INSERT INTO summary_items (summary_id, short_id, message_id) VALUES ($1, $2, $3)";
+
+pub const SUMMARY_ITEMS: &str = "SELECT i.short_id, i.message_id, m.mailbox_id, m.status, m.from_address \
+     FROM summary_items i JOIN messages m ON m.id = i.message_id WHERE i.summary_id = $1";
+
+pub const SUMMARY_OWNER: &str = "SELECT s.id, s.email FROM summaries y JOIN subscribers s ON s.id = y.subscriber_id \
+     WHERE y.id = $1";

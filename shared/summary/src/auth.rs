@@ -27,10 +27,23 @@ pub enum AuthError {
 
 /// Checks a reply; returns the id of the summary it answers.
 ///
-/// `owner_of` gives the address a summary was sent to. The token is looked for in every
-/// recipient header a forwarding robot mailbox may leave (To, Cc, Delivered-To,
-/// X-Original-To); the sender is `From`, compared case-insensitively.
-pub fn authenticate(raw: &[u8], keys: &Keys, owner_of: impl Fn(i64) -> Option<EmailAddress>) -> Result<i64, AuthError> {
+/// `owner_of` gives the address a summary was sent to. See [`verified_summary`] and
+/// [`check_sender`] for the two halves, for callers that look the owner up themselves.
+pub fn authenticate(
+    raw: &[u8],
+    keys: &Keys,
+    owner_of: impl FnOnce(i64) -> Option<EmailAddress>,
+) -> Result<i64, AuthError> {
+    let summary_id = verified_summary(raw, keys)?;
+    let owner = owner_of(summary_id).ok_or(AuthError::UnknownSummary(summary_id))?;
+    check_sender(raw, &owner)?;
+    Ok(summary_id)
+}
+
+/// The summary a reply is addressed to, if the address carries a token Quorum issued. The
+/// token is looked for in every recipient header a robot mailbox may leave (To, Cc,
+/// Delivered-To, X-Original-To).
+pub fn verified_summary(raw: &[u8], keys: &Keys) -> Result<i64, AuthError> {
     let message = MessageParser::default().parse_headers(raw).ok_or(AuthError::NoToken)?;
     let mut candidates: Vec<String> = Vec::new();
     for list in [message.to(), message.cc()].into_iter().flatten() {
@@ -39,21 +52,25 @@ pub fn authenticate(raw: &[u8], keys: &Keys, owner_of: impl Fn(i64) -> Option<Em
     for header in ["Delivered-To", "X-Original-To"] {
         candidates.extend(message.header_values(header).filter_map(|v| v.as_text()).map(|t| t.trim().to_string()));
     }
-    let mut saw_token = false;
-    let summary_id = candidates.iter().filter_map(|addr| token_of(addr)).find_map(|(id, token)| {
-        saw_token = true;
-        keys.verify_token(PURPOSE, &id.to_string(), token).then_some(id)
-    });
-    let summary_id = match summary_id {
-        Some(id) => id,
-        None if saw_token => return Err(AuthError::BadToken),
-        None => return Err(AuthError::NoToken),
-    };
-    let owner = owner_of(summary_id).ok_or(AuthError::UnknownSummary(summary_id))?;
-    let from =
-        message.from().and_then(|a| a.first()).and_then(|a| a.address()).and_then(|a| EmailAddress::parse(a).ok());
+    let tokens: Vec<(i64, &str)> = candidates.iter().filter_map(|addr| token_of(addr)).collect();
+    if tokens.is_empty() {
+        return Err(AuthError::NoToken);
+    }
+    tokens
+        .into_iter()
+        .find(|(id, token)| keys.verify_token(PURPOSE, &id.to_string(), token))
+        .map(|(id, _)| id)
+        .ok_or(AuthError::BadToken)
+}
+
+/// The reply's `From` must be the summary's owner (compared case-insensitively).
+pub fn check_sender(raw: &[u8], owner: &EmailAddress) -> Result<(), AuthError> {
+    let from = MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_string))
+        .and_then(|a| EmailAddress::parse(&a).ok());
     match from {
-        Some(from) if from == owner => Ok(summary_id),
+        Some(from) if from == *owner => Ok(()),
         other => {
             Err(AuthError::WrongSender { from: other.map_or_else(|| "(no valid From)".into(), |f| f.to_string()) })
         }

@@ -8,9 +8,11 @@
 //! quoted-printable or base64, format=flowed, re-wrapped.
 
 mod auth;
+mod compose;
 mod reply;
 mod short_id;
 
-pub use auth::{AuthError, authenticate, recipient, reply_address};
+pub use auth::{AuthError, authenticate, check_sender, recipient, reply_address, verified_summary};
+pub use compose::{Composed, Counts, HeldLine, compose};
 pub use reply::{Action, ParsedLine, Verdict, ids_in_summary, parse_reply, reply_text};
 pub use short_id::ShortId;

@@ -1,0 +1,204 @@
+//! The summary's text (SPEC 2.3): instructions on top, counts since the last summary, then
+//! one line per held message, ranked by the chance of not being spam, highest first.
+//! Lines are kept to one readable line each: names and subjects are decoded already
+//! (RFC 2047, at quarantine time) and here cleaned of control characters and shortened.
+
+use quorum_domain::EmailAddress;
+
+use crate::ShortId;
+
+/// A held message as a summary shows it.
+#[derive(Debug, Clone)]
+pub struct HeldLine {
+    pub message_id: i64,
+    pub from_name: Option<String>,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    /// Chance of not being spam, 0 to 1.
+    pub not_spam: f64,
+    /// Whole days until the message is purged.
+    pub expires_in_days: i64,
+}
+
+/// What happened since the last summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub deleted: i64,
+    pub forged: i64,
+    pub delivered: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub text: String,
+    /// Each line's short ID and the message it names, in the order shown.
+    pub items: Vec<(ShortId, i64)>,
+}
+
+const NAME_CHARS: usize = 40;
+const SUBJECT_CHARS: usize = 60;
+
+/// The body of a summary for `subscriber`; `heading` names the moment (e.g. the local
+/// date and time).
+pub fn compose(subscriber: &EmailAddress, heading: &str, counts: Counts, mut lines: Vec<HeldLine>) -> Composed {
+    lines.sort_by(|a, b| b.not_spam.total_cmp(&a.not_spam).then(a.message_id.cmp(&b.message_id)));
+    let mut text = format!(
+        "Quorum summary for {subscriber}, {heading}\r\n\r\n\
+         Since the last summary: {} deleted (of which {} forged), {} delivered. {} held, listed below.\r\n\r\n\
+         How to answer: reply to this message, quoting it.\r\n\
+         \x20 Type A in the box to approve the sender and deliver the message.\r\n\
+         \x20 Type R in the box to deliver this message only.\r\n\
+         \x20 Leave the box as it is (it already holds a space) to delete the message and block its sender.\r\n\
+         \x20 Lines you remove from your reply stay held and appear again next time.\r\n\r\n",
+        counts.deleted,
+        counts.forged,
+        counts.delivered,
+        lines.len()
+    );
+    let mut items: Vec<(ShortId, i64)> = Vec::with_capacity(lines.len());
+    let mut used = std::collections::HashSet::new();
+    for line in &lines {
+        let id = unique_id(line.message_id, &mut used);
+        text.push_str(&format!(
+            "[ ] {id}  {}  \"{}\"  (not spam: {}, expires in {} d)\r\n",
+            sender(line),
+            shorten(line.subject.as_deref().unwrap_or("(no subject)"), SUBJECT_CHARS),
+            percent(line.not_spam),
+            line.expires_in_days.max(0)
+        ));
+        items.push((id, line.message_id));
+    }
+    Composed { text, items }
+}
+
+/// The message's own short ID, or, in the rare case that two messages of one summary map
+/// to the same ID (ids 32^5 apart), the next free one.
+fn unique_id(message_id: i64, used: &mut std::collections::HashSet<ShortId>) -> ShortId {
+    let mut n = message_id as u64;
+    loop {
+        let id = ShortId::encode(n);
+        if used.insert(id.clone()) {
+            return id;
+        }
+        n = n.wrapping_add(1);
+    }
+}
+
+fn sender(line: &HeldLine) -> String {
+    let address = line.from_address.as_deref().unwrap_or("(no sender)");
+    match line.from_name.as_deref().map(|n| shorten(n, NAME_CHARS)).filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} <{address}>"),
+        None => address.to_string(),
+    }
+}
+
+/// One line, no control characters, straight quotes replaced so the line keeps its shape,
+/// at most `max` characters.
+fn shorten(s: &str, max: usize) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                ' '
+            } else if c == '"' {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match clean.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", clean[..cut].trim_end()),
+        None => clean,
+    }
+}
+
+/// Whole percent, but never "0%" or "100%": the chance is never certain either way.
+fn percent(p: f64) -> String {
+    let pct = (p * 100.0).round();
+    if p < 0.005 {
+        "<1%".into()
+    } else if p > 0.995 {
+        ">99%".into()
+    } else {
+        format!("{pct:.0}%")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, Verdict, ids_in_summary, parse_reply};
+
+    fn line(id: i64, p: f64, name: Option<&str>, subject: &str) -> HeldLine {
+        HeldLine {
+            message_id: id,
+            from_name: name.map(str::to_string),
+            from_address: Some(format!("s{id}@example.org")),
+            subject: Some(subject.into()),
+            not_spam: p,
+            expires_in_days: 12,
+        }
+    }
+
+    fn alice() -> EmailAddress {
+        EmailAddress::parse("alice@example.org").unwrap()
+    }
+
+    #[test]
+    fn ranked_by_chance_with_counts_and_instructions() {
+        let c = compose(
+            &alice(),
+            "Tuesday 24 November 2026, 07:00",
+            Counts { deleted: 41, forged: 12, delivered: 3 },
+            vec![
+                line(1, 0.03, None, "V1agra"),
+                line(2, 0.97, Some("Jane Doe"), "Re: Tuesday meeting"),
+                line(3, 0.5, None, "?"),
+            ],
+        );
+        assert!(c.text.contains("41 deleted (of which 12 forged), 3 delivered. 3 held"));
+        assert!(c.text.contains("Type A in the box"));
+        let ids: Vec<i64> = c.items.iter().map(|(_, m)| *m).collect();
+        assert_eq!(ids, [2, 3, 1]);
+        assert!(c.text.contains(
+            "[ ] 00002  Jane Doe <s2@example.org>  \"Re: Tuesday meeting\"  (not spam: 97%, expires in 12 d)\r\n"
+        ));
+        assert!(c.text.contains("(not spam: 3%"));
+    }
+
+    #[test]
+    fn long_and_odd_text_stays_on_one_line() {
+        let c = compose(
+            &alice(),
+            "now",
+            Counts::default(),
+            vec![line(1, 0.0001, Some("Jürgen \"the\"\tMüller\r\nBcc: x"), &"très long sujet ".repeat(20))],
+        );
+        let l = c.text.lines().find(|l| l.starts_with("[ ]")).unwrap();
+        assert!(l.contains("Jürgen 'the' Müller Bcc: x <s1@example.org>"), "{l}");
+        assert!(l.contains("…\"") && l.contains("(not spam: <1%"), "{l}");
+        assert!(l.chars().count() < 160, "{l}");
+    }
+
+    #[test]
+    fn colliding_short_ids_get_distinct_ones() {
+        let far = 1 + 32i64.pow(5);
+        let c = compose(&alice(), "now", Counts::default(), vec![line(1, 0.5, None, "a"), line(far, 0.4, None, "b")]);
+        assert_ne!(c.items[0].0, c.items[1].0);
+    }
+
+    #[test]
+    fn an_unedited_reply_to_a_composed_summary_deletes_everything_listed() {
+        let c = compose(&alice(), "now", Counts::default(), vec![line(7, 0.5, None, "a"), line(9, 0.2, None, "b")]);
+        let ids = ids_in_summary(&c.text);
+        assert_eq!(ids, c.items.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>());
+        let quoted: String = c.text.lines().map(|l| format!("> {l}\r\n")).collect();
+        let reply = format!("From: alice@example.org\r\n\r\n{quoted}");
+        let verdicts: Vec<Verdict> = parse_reply(reply.as_bytes(), &ids).into_iter().map(|l| l.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Action(Action::Delete); 2]);
+    }
+}
