@@ -46,6 +46,9 @@ pub enum Command {
     /// The outbox of released mail waiting for the SMTP server.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Summaries.
+    #[command(subcommand)]
+    Summary(SummaryCommand),
     /// Read replies to summaries (for operators: "why did my reply do nothing?").
     #[command(subcommand)]
     Reply(ReplyCommand),
@@ -74,6 +77,14 @@ pub enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SummaryCommand {
+    /// Send a subscriber their current summary now (also to resend a lost one: replies to
+    /// the old and the new summary both work). Nothing is sent when nothing is held and
+    /// nothing happened since the last summary.
+    Send { email: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ReplyCommand {
     /// Parse a reply against the summary it answers and print one JSON object per summary
     /// line: {"id": "...", "action": "approve" | "release" | "delete" | "missing"}.
@@ -85,6 +96,9 @@ pub enum ReplyCommand {
         /// The reply (raw message).
         reply: PathBuf,
     },
+    /// Apply a reply (raw message) as the robot mailbox would: authenticate it, carry out
+    /// its answers, deliver what it releases and mail the receipt.
+    Apply { reply: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,9 @@ use quorum_web::AppState;
 use quorum_worker::{Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
-use crate::cli::{CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, SubscriberCommand};
+use crate::cli::{
+    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, SubscriberCommand, SummaryCommand,
+};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
@@ -54,7 +56,17 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
         }
-        Command::CheckMailbox(_) | Command::Reply(_) => unreachable!("handled before opening the database"),
+        Command::CheckMailbox(_) | Command::Reply(ReplyCommand::Parse { .. }) => {
+            unreachable!("handled before opening the database")
+        }
+        Command::Reply(ReplyCommand::Apply { reply }) => {
+            db.migrate().await?;
+            return apply_reply(db, &settings, &reply).await;
+        }
+        Command::Summary(SummaryCommand::Send { email }) => {
+            db.migrate().await?;
+            return send_summary(db, &settings, &email).await;
+        }
         Command::Poll { email, take_over } => {
             db.migrate().await?;
             return poll_now(db, &settings, &email, take_over).await;
@@ -360,5 +372,38 @@ async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -
             println!("{} delivered, {} failed (retried later), {waiting} waiting", report.sent, report.failed);
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send_summary<DB: Database>(db: DB, settings: &Settings, email: &str) -> anyhow::Result<ExitCode> {
+    let s = find(&db, email).await?;
+    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+    let sender = quorum_scheduler::SummarySender::new(db, settings.keys()?, mailer, settings.summary.clone());
+    match sender.send(&s, Timestamp::now()).await? {
+        Some(sent) => println!("summary {} sent to {email}: {} held messages", sent.summary_id, sent.held),
+        None => println!("nothing to send to {email}: nothing held and nothing happened since the last summary"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) -> anyhow::Result<ExitCode> {
+    let raw = std::fs::read(reply).with_context(|| format!("reading {}", reply.display()))?;
+    let keys = settings.keys()?;
+    let now = Timestamp::now();
+    let applied = match quorum_worker::apply_reply(&db, &keys, &raw, now).await {
+        Ok(applied) => applied,
+        Err(quorum_worker::ReplyError::Rejected(e)) => {
+            println!("reply rejected, nothing changed: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let delivery = deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
+    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+    quorum_worker::send_receipt(&mailer, &keys, &applied, now).await?;
+    println!(
+        "reply from {} applied: {}; {} releases delivered now",
+        applied.subscriber, applied.receipt, delivery.sent
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ mod check;
 mod failpoint;
 mod poll;
 mod release;
+mod replies;
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,6 +21,7 @@ pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
+pub use replies::{Applied, Receipt, ReplyError, apply_reply, send_receipt};
 
 /// How often the worker looks for due mailboxes when it has free slots.
 const TICK: Duration = Duration::from_secs(1);

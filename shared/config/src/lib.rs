@@ -55,6 +55,19 @@ pub struct Settings {
     pub secret_key_file: PathBuf,
     pub worker: WorkerSettings,
     pub smtp: SmtpSettings,
+    pub summary: SummarySettings,
+}
+
+/// How summaries are addressed and what they promise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummarySettings {
+    /// Replies go to `<reply_local>+<summary id>.<token>@<reply_domain>`: the robot
+    /// mailbox must receive every such address (plus addressing or a catch-all).
+    pub reply_local: String,
+    pub reply_domain: String,
+    /// Nothing is held longer than this many days.
+    pub max_retention_days: i64,
 }
 
 /// The SMTP server through which Quorum delivers released mail (and, later, summaries).
@@ -137,7 +150,10 @@ impl Settings {
             .set_default("smtp.security", "plain")?
             .set_default("smtp.envelope_from", "quorum@localhost")?
             .set_default("smtp.timeout_secs", 30)?
-            .set_default("smtp.tls_ca_files", Vec::<String>::new())?;
+            .set_default("smtp.tls_ca_files", Vec::<String>::new())?
+            .set_default("summary.reply_local", "summary")?
+            .set_default("summary.reply_domain", "localhost")?
+            .set_default("summary.max_retention_days", 30)?;
         if let Some(file) = file {
             if !file.exists() {
                 return Err(ConfigError::Invalid(format!("file {} does not exist", file.display())));

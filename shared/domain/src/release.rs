@@ -13,9 +13,8 @@ pub fn release_message(
     at: Timestamp,
 ) -> Vec<u8> {
     let headers = format!(
-        "{}: {}\r\nReceived: by quorum (released from quarantine) for <{recipient}>; {}\r\n",
-        ReleaseMarker::HEADER,
-        marker.header_value(keys),
+        "{}Received: by quorum (released from quarantine) for <{recipient}>; {}\r\n",
+        marker.header_line(keys),
         rfc5322_date(at)
     );
     let mut out = Vec::with_capacity(headers.len() + original.len());

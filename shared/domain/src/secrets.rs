@@ -176,6 +176,8 @@ fn derive(master: &[u8], label: &[u8]) -> [u8; 32] {
 ///
 /// Value: `<mailbox id>.<message id>.<mac>`. The MAC binds both ids, so a sender cannot
 /// copy a marker from one released message into new mail, nor into another subscriber's.
+/// Mail Quorum writes itself for the subscriber (summaries, receipts) carries message id
+/// [`ReleaseMarker::NOTICE`]: it too must stay in the Inbox it was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseMarker {
     pub mailbox_id: i64,
@@ -184,6 +186,18 @@ pub struct ReleaseMarker {
 
 impl ReleaseMarker {
     pub const HEADER: &'static str = "X-Quorum-Release";
+    /// The message id of markers on Quorum's own notices (no quarantined message has id 0).
+    pub const NOTICE: i64 = 0;
+
+    /// The marker for a notice (summary, receipt) sent to the subscriber of `mailbox_id`.
+    pub fn notice(mailbox_id: i64) -> Self {
+        Self { mailbox_id, message_id: Self::NOTICE }
+    }
+
+    /// The header line, with its CRLF, to put on top of a message.
+    pub fn header_line(&self, keys: &Keys) -> String {
+        format!("{}: {}\r\n", Self::HEADER, self.header_value(keys))
+    }
     const PURPOSE: &'static str = "release";
 
     pub fn header_value(&self, keys: &Keys) -> String {

@@ -1,0 +1,140 @@
+//! The reply processor (SPEC 2.3): a subscriber's answer to a summary, applied.
+//!
+//! Only a reply that carries a valid summary token and comes from that summary's
+//! subscriber changes anything. Lines are applied to messages still held; a line whose
+//! message was decided already (an earlier reply, a resent summary, a purge) is a no-op,
+//! which makes applying the same reply twice harmless.
+
+use std::fmt;
+
+use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date};
+use quorum_mailer::Mailer;
+use quorum_storage::{Database, ReleaseSelection, StorageError, Vote};
+use quorum_summary::{Action, AuthError, ShortId, Verdict, check_sender, parse_reply, verified_summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    #[error("reply rejected: {0}")]
+    Rejected(#[from] AuthError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a reply did, as the receipt tells it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub approved: usize,
+    pub delivered: usize,
+    pub deleted: usize,
+    /// Lines whose message is no longer held (decided before, or purged).
+    pub not_found: usize,
+    /// Lines removed from the reply: still held.
+    pub kept: usize,
+}
+
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} approved, {} delivered, {} deleted, {} not found, {} still held",
+            self.approved, self.delivered, self.deleted, self.not_found, self.kept
+        )
+    }
+}
+
+/// Who a reply came from, and what it did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub subscriber: EmailAddress,
+    /// The subscriber's mailbox (the receipt's marker names it), if the summary listed any
+    /// message.
+    pub mailbox_id: Option<i64>,
+    pub receipt: Receipt,
+}
+
+/// Authenticates and applies a reply.
+/// Releases are queued in the outbox (the caller or the delivery loop sends them).
+pub async fn apply_reply<DB: Database>(
+    db: &DB,
+    keys: &Keys,
+    raw: &[u8],
+    now: Timestamp,
+) -> Result<Applied, ReplyError> {
+    let summary_id = verified_summary(raw, keys)?;
+    let (subscriber_id, owner) = db.summary_owner(summary_id).await?.ok_or(AuthError::UnknownSummary(summary_id))?;
+    check_sender(raw, &owner)?;
+
+    let items = db.summary_items(summary_id).await?;
+    let ids: Vec<ShortId> = items.iter().filter_map(|i| ShortId::parse(&i.short_id)).collect();
+    let mut receipt = Receipt::default();
+    for line in parse_reply(raw, &ids) {
+        let Some(item) = items.iter().find(|i| i.short_id == line.id.as_str()) else { continue };
+        let Verdict::Action(action) = line.verdict else {
+            receipt.kept += usize::from(item.status == "held");
+            continue;
+        };
+        if item.status != "held" {
+            receipt.not_found += 1;
+            continue;
+        }
+        let sender = item.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok());
+        match (action, &sender) {
+            (Action::Approve, Some(sender)) => {
+                db.approve_sender(subscriber_id, sender, now).await?;
+                db.record_vote(subscriber_id, item.message_id, sender, Vote::Approve, now).await?;
+                // This message and every other held one from the same sender.
+                let released = db.queue_release(item.mailbox_id, ReleaseSelection::From(sender), &owner, now).await?;
+                receipt.approved += 1;
+                receipt.delivered += released as usize;
+            }
+            // `A` on mail without a usable sender can approve no one: deliver it.
+            (Action::Approve | Action::Release, _) => {
+                let released =
+                    db.queue_release(item.mailbox_id, ReleaseSelection::One(item.message_id), &owner, now).await?;
+                receipt.delivered += released as usize;
+                receipt.not_found += usize::from(released == 0);
+            }
+            (Action::Delete, _) => {
+                if db
+                    .reject_message(
+                        subscriber_id,
+                        item.mailbox_id,
+                        item.message_id,
+                        sender.as_ref(),
+                        "deleted_spam",
+                        now,
+                    )
+                    .await?
+                {
+                    if let Some(sender) = &sender {
+                        db.record_vote(subscriber_id, item.message_id, sender, Vote::Spam, now).await?;
+                    }
+                    receipt.deleted += 1;
+                } else {
+                    receipt.not_found += 1;
+                }
+            }
+        }
+    }
+    tracing::info!(summary = summary_id, subscriber = subscriber_id, %receipt, "reply applied");
+    Ok(Applied { subscriber: owner, mailbox_id: items.first().map(|i| i.mailbox_id), receipt })
+}
+
+/// Mails the receipt to the subscriber, marked so the worker leaves it in the Inbox.
+pub async fn send_receipt(
+    mailer: &Mailer,
+    keys: &Keys,
+    applied: &Applied,
+    now: Timestamp,
+) -> Result<(), quorum_mailer::MailerError> {
+    let (to, receipt) = (&applied.subscriber, &applied.receipt);
+    let marker = applied.mailbox_id.map(|m| ReleaseMarker::notice(m).header_line(keys)).unwrap_or_default();
+    let text = format!(
+        "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Quorum: your reply was applied\r\nDate: {date}\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         Your reply to the summary was applied: {receipt}.\r\n",
+        from = mailer.from_address(),
+        date = rfc5322_date(now),
+    );
+    mailer.send(to, text.as_bytes()).await
+}

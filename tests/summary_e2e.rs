@@ -1,0 +1,170 @@
+//! The subscriber's loop over email, end to end with real Dovecot and Postfix: quarantine,
+//! summary in the mailbox, a reply with A, R, a typo, an empty box and a removed line,
+//! releases and receipt in the mailbox, and what the next mail and summary do.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use quorum_domain::{EmailAddress, Keys};
+use quorum_storage::{Database, Sqlite};
+use quorum_summary::reply_text;
+use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum};
+
+fn run(mut cmd: Command) -> (bool, String) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+struct Env {
+    url: String,
+    key: String,
+    user: TestUser,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let stack = MailStack::get();
+        let mut cmd = quorum(&self.url, &self.key);
+        cmd.env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
+            .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
+            .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test")
+            .args(args);
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out) = run(self.cmd(args));
+        assert!(ok, "quorum {args:?}: {out}");
+        out
+    }
+}
+
+fn mail(from: &str, subject: &str) -> Vec<u8> {
+    format!("From: {from}\r\nTo: x@quorum.test\r\nSubject: {subject}\r\nDate: Tue, 24 Nov 2026 06:00:00 +0000\r\n\r\nBody of {subject}\r\n.\r\n")
+        .into_bytes()
+}
+
+/// The summary's line naming `subject`, as quoted in a reply, with `answer` in its box.
+fn answer(summary_text: &str, subject: &str, answer: &str) -> String {
+    let line = summary_text.lines().find(|l| l.contains(subject)).unwrap_or_else(|| panic!("{subject} not in summary"));
+    format!("> {}", line.replacen("[ ]", &format!("[{answer}]"), 1))
+}
+
+fn header<'a>(raw: &'a str, name: &str) -> &'a str {
+    raw.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("no {name} header"))
+}
+
+#[tokio::test]
+async fn the_whole_loop_over_email() {
+    let stack = MailStack::get();
+    let (dir, url) = fresh_sqlite();
+    let env = Env { url, key: Keys::generate_master(), user: stack.new_user("loop"), _dir: dir };
+    let user = &env.user;
+    let mut add = env.cmd(&["subscriber", "add", &user.email, "--host", "127.0.0.1"]);
+    add.args(["--port", &stack.pop3_port.to_string(), "--security", "plain", "--user", &user.email])
+        .env("QUORUM_POP3_PASSWORD", &user.password);
+    assert!(run(add).0);
+
+    let senders = [
+        ("friend@good.example", "approve me"),
+        ("once@ok.example", "deliver me"),
+        ("typo@ok.example", "typo box"),
+        ("spammer@bad.example", "delete me"),
+        ("later@maybe.example", "keep me held"),
+    ];
+    for (from, subject) in senders {
+        stack.maildir_drop(user, &mail(from, subject));
+    }
+    let originals = stack.retr_all(user).await;
+    assert!(env.ok(&["poll", &user.email]).contains("5 quarantined"));
+
+    // The summary arrives in the subscriber's own mailbox and stays there.
+    let out = env.ok(&["summary", "send", &user.email]);
+    assert!(out.contains("5 held messages"), "{out}");
+    stack.wait_for_messages(user, 1).await;
+    let summary_raw = stack.retr_all(user).await.remove(0).1;
+    let summary_text = reply_text(&summary_raw);
+    assert!(summary_text.contains("Type A in the box"), "{summary_text}");
+    assert!(env.ok(&["poll", &user.email]).contains("0 quarantined, 1 left"));
+
+    // The reply: A, R, a typo, an empty box, and one line removed.
+    let summary_str = String::from_utf8_lossy(&summary_raw).into_owned();
+    let reply_to = header(&summary_str, "Reply-To").trim().to_string();
+    let body = [
+        "Thanks!".to_string(),
+        String::new(),
+        "> Quorum summary".to_string(),
+        answer(&summary_text, "approve me", "A"),
+        answer(&summary_text, "deliver me", "R"),
+        answer(&summary_text, "typo box", "?"),
+        answer(&summary_text, "delete me", " "),
+    ]
+    .join("\r\n");
+    let reply = format!("From: {}\r\nTo: {reply_to}\r\nSubject: Re: summary\r\n\r\n{body}\r\n", user.email);
+    let reply_file = env._dir.path().join("reply.eml");
+    std::fs::write(&reply_file, &reply).unwrap();
+    let out = env.ok(&["reply", "apply", reply_file.to_str().unwrap()]);
+    assert!(
+        out.contains("1 approved, 3 delivered, 1 deleted, 0 not found, 1 still held; 3 releases delivered now"),
+        "{out}"
+    );
+
+    // Summary + 3 releases + receipt, all left in the Inbox by the next poll.
+    stack.wait_for_messages(user, 5).await;
+    let inbox = stack.retr_all(user).await;
+    for subject in ["approve me", "deliver me", "typo box"] {
+        let original = &originals.iter().find(|(_, b)| String::from_utf8_lossy(b).contains(subject)).unwrap().1;
+        assert_eq!(
+            inbox.iter().filter(|(_, b)| b.ends_with(original)).count(),
+            1,
+            "{subject} delivered byte for byte, once"
+        );
+    }
+    let receipt =
+        inbox.iter().find(|(_, b)| String::from_utf8_lossy(b).contains("your reply was applied")).expect("receipt");
+    assert!(String::from_utf8_lossy(&receipt.1).contains("1 approved, 3 delivered, 1 deleted"));
+    assert!(env.ok(&["poll", &user.email]).contains("0 quarantined, 4 left"));
+
+    // The approved sender's next message stays; the deleted sender's next one is deleted
+    // without ever being shown.
+    stack.maildir_drop(user, &mail("friend@good.example", "friend again"));
+    stack.maildir_drop(user, &mail("spammer@bad.example", "spam again"));
+    assert!(env.ok(&["poll", &user.email]).contains("1 quarantined, 1 left"));
+    let out = env.ok(&["summary", "send", &user.email]);
+    assert!(out.contains("1 held message"), "only the removed line is held again: {out}");
+    stack.wait_for_messages(user, 7).await;
+    let second = stack
+        .retr_all(user)
+        .await
+        .into_iter()
+        .map(|(_, b)| reply_text(&b))
+        .find(|t| t.contains("Quorum summary for") && t.contains("1 held, listed below"))
+        .expect("second summary");
+    assert!(!second.contains("spam again") && !second.contains("delete me"), "{second}");
+    assert!(second.contains("2 deleted") && second.contains("3 delivered"), "{second}");
+
+    // The same reply again changes nothing.
+    let out = env.ok(&["reply", "apply", reply_file.to_str().unwrap()]);
+    assert!(out.contains("0 approved, 0 delivered, 0 deleted, 4 not found, 1 still held"), "{out}");
+
+    // Forged: right token, wrong sender; right sender, wrong token.
+    let forged = env._dir.path().join("forged.eml");
+    std::fs::write(&forged, reply.replacen(&format!("From: {}", user.email), "From: spammer@bad.example", 1)).unwrap();
+    let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
+    assert!(!ok && out.contains("not from the subscriber"), "{out}");
+    let token = reply_to.split('.').nth(1).unwrap().split('@').next().unwrap().to_string();
+    std::fs::write(&forged, reply.replace(&token, "AAAAAAAAAAAAAAAAAAAAAA")).unwrap();
+    let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
+    assert!(!ok && out.contains("token Quorum did not issue"), "{out}");
+
+    let db = Sqlite::connect(&env.url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let held: Vec<String> = db.held(s.mailbox_id).await.unwrap().into_iter().filter_map(|m| m.subject).collect();
+    assert_eq!(held, ["keep me held"]);
+    let _ = std::io::stdout().flush();
+}
