@@ -23,16 +23,29 @@ struct Env {
     url: String,
     key: String,
     user: TestUser,
+    /// The service's robot mailbox; summary replies go to `<its local part>+...`.
+    robot: TestUser,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
+    /// The robot mailbox as addressed by a summary's Reply-To (plus address, same maildrop).
+    fn robot_at(&self, reply_to: &str) -> TestUser {
+        TestUser { email: reply_to.to_string(), password: self.robot.password.clone() }
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let stack = MailStack::get();
         let mut cmd = quorum(&self.url, &self.key);
         cmd.env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
             .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
             .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test")
+            .env("QUORUM_SUMMARY__REPLY_LOCAL", self.robot.email.split('@').next().unwrap())
+            .env("QUORUM_ROBOT__HOST", "127.0.0.1")
+            .env("QUORUM_ROBOT__PORT", stack.pop3_port.to_string())
+            .env("QUORUM_ROBOT__SECURITY", "plain")
+            .env("QUORUM_ROBOT__USER", &self.robot.email)
+            .env("QUORUM_ROBOT__PASSWORD", &self.robot.password)
             .args(args);
         cmd
     }
@@ -63,7 +76,13 @@ fn header<'a>(raw: &'a str, name: &str) -> &'a str {
 async fn the_whole_loop_over_email() {
     let stack = MailStack::get();
     let (dir, url) = fresh_sqlite();
-    let env = Env { url, key: Keys::generate_master(), user: stack.new_user("loop"), _dir: dir };
+    let env = Env {
+        url,
+        key: Keys::generate_master(),
+        user: stack.new_user("loop"),
+        robot: stack.new_user("robot"),
+        _dir: dir,
+    };
     let user = &env.user;
     let mut add = env.cmd(&["subscriber", "add", &user.email, "--host", "127.0.0.1"]);
     add.args(["--port", &stack.pop3_port.to_string(), "--security", "plain", "--user", &user.email])
@@ -108,11 +127,16 @@ async fn the_whole_loop_over_email() {
     let reply = format!("From: {}\r\nTo: {reply_to}\r\nSubject: Re: summary\r\n\r\n{body}\r\n", user.email);
     let reply_file = env._dir.path().join("reply.eml");
     std::fs::write(&reply_file, &reply).unwrap();
-    let out = env.ok(&["reply", "apply", reply_file.to_str().unwrap()]);
-    assert!(
-        out.contains("1 approved, 3 delivered, 1 deleted, 0 not found, 1 still held; 3 releases delivered now"),
-        "{out}"
-    );
+    // Sent like any mail: through Postfix to the robot mailbox (plus address), then read
+    // by the robot poll, alongside a message that is no reply at all.
+    stack.smtp_send(&env.robot_at(&reply_to), &user.email, reply.as_bytes()).await;
+    stack.smtp_send(&env.robot, "someone@example.com", &mail("someone@example.com", "hello robot")).await;
+    stack.wait_for_messages(&env.robot, 2).await;
+    let out = env.ok(&["robot", "poll"]);
+    assert!(out.contains("1 replies applied, 0 rejected, 1 left for the operator; 3 releases delivered"), "{out}");
+    let left = stack.retr_all(&env.robot).await;
+    assert_eq!(left.len(), 1);
+    assert!(String::from_utf8_lossy(&left[0].1).contains("hello robot"));
 
     // Summary + 3 releases + receipt, all left in the Inbox by the next poll.
     stack.wait_for_messages(user, 5).await;
@@ -152,15 +176,23 @@ async fn the_whole_loop_over_email() {
     let out = env.ok(&["reply", "apply", reply_file.to_str().unwrap()]);
     assert!(out.contains("0 approved, 0 delivered, 0 deleted, 4 not found, 1 still held"), "{out}");
 
-    // Forged: right token, wrong sender; right sender, wrong token.
+    // Forged: right token, wrong sender; right sender, wrong token. Rejected, and the
+    // robot deletes them; nothing changes (the held message stays held, below).
     let forged = env._dir.path().join("forged.eml");
-    std::fs::write(&forged, reply.replacen(&format!("From: {}", user.email), "From: spammer@bad.example", 1)).unwrap();
+    let wrong_sender = reply.replacen(&format!("From: {}", user.email), "From: spammer@bad.example", 1);
+    std::fs::write(&forged, &wrong_sender).unwrap();
     let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
     assert!(!ok && out.contains("not from the subscriber"), "{out}");
     let token = reply_to.split('.').nth(1).unwrap().split('@').next().unwrap().to_string();
-    std::fs::write(&forged, reply.replace(&token, "AAAAAAAAAAAAAAAAAAAAAA")).unwrap();
+    let wrong_token = reply.replace(&token, "AAAAAAAAAAAAAAAAAAAAAA").replace("[ ]", "[A]");
+    std::fs::write(&forged, &wrong_token).unwrap();
     let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
     assert!(!ok && out.contains("token Quorum did not issue"), "{out}");
+    stack.smtp_send(&env.robot_at(&reply_to), "spammer@bad.example", wrong_sender.as_bytes()).await;
+    stack.smtp_send(&env.robot, user.email.as_str(), wrong_token.as_bytes()).await;
+    stack.wait_for_messages(&env.robot, 3).await;
+    let out = env.ok(&["robot", "poll"]);
+    assert!(out.contains("0 replies applied, 2 rejected, 1 left"), "{out}");
 
     let db = Sqlite::connect(&env.url).await.unwrap();
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();

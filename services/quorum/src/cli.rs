@@ -49,6 +49,9 @@ pub enum Command {
     /// Summaries.
     #[command(subcommand)]
     Summary(SummaryCommand),
+    /// The robot mailbox, where replies to summaries arrive ([robot] settings).
+    #[command(subcommand)]
+    Robot(RobotCommand),
     /// Read replies to summaries (for operators: "why did my reply do nothing?").
     #[command(subcommand)]
     Reply(ReplyCommand),
@@ -74,6 +77,12 @@ pub enum OutboxCommand {
         #[arg(long)]
         retry_now: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RobotCommand {
+    /// Poll the robot mailbox once: apply every reply, mail receipts, deliver releases.
+    Poll,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,8 @@ use quorum_worker::{Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
-    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, SubscriberCommand, SummaryCommand,
+    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, RobotCommand, SubscriberCommand,
+    SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -63,6 +64,10 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return apply_reply(db, &settings, &reply).await;
         }
+        Command::Robot(RobotCommand::Poll) => {
+            db.migrate().await?;
+            return robot_poll(db, &settings).await;
+        }
         Command::Summary(SummaryCommand::Send { email }) => {
             db.migrate().await?;
             return send_summary(db, &settings, &email).await;
@@ -89,10 +94,19 @@ async fn serve<DB: Database>(db: DB, settings: Settings, worker: bool, web: bool
         tasks.spawn(async move { quorum_web::serve(state, listen, stopped).await.context("web service") });
     }
     if worker {
-        let deliverer = deliverer(&db, &settings, keys.clone())?;
+        let delivery = deliverer(&db, &settings, keys.clone())?;
         let stopped_deliverer = stopped.clone();
-        tasks.spawn(async move { deliverer.run(stopped_deliverer).await.context("release delivery") });
-        let worker = Worker::new(db.clone(), keys, settings.worker.clone())?;
+        tasks.spawn(async move { delivery.run(stopped_deliverer).await.context("release delivery") });
+        let worker = Worker::new(db.clone(), keys.clone(), settings.worker.clone())?;
+        if let Some(robot) = settings.robot.clone() {
+            let (worker, stopped) = (worker.clone(), stopped.clone());
+            let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+            let deliverer = deliverer(&db, &settings, keys)?;
+            tasks.spawn(async move {
+                worker.run_robot(robot, mailer, deliverer, stopped).await;
+                Ok(())
+            });
+        }
         let stopped = stopped.clone();
         tasks.spawn(async move { worker.run(stopped).await.context("worker") });
     }
@@ -404,6 +418,21 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
     println!(
         "reply from {} applied: {}; {} releases delivered now",
         applied.subscriber, applied.receipt, delivery.sent
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let robot = settings.robot.clone().context("no [robot] mailbox configured")?;
+    let keys = settings.keys()?;
+    let worker = Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone())?;
+    let options = worker.connect_options_for(&robot.host, robot.port, robot.security);
+    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+    let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &options).await?;
+    let delivery = deliverer(&db, settings, Arc::new(keys))?.run_once().await?;
+    println!(
+        "robot mailbox: {} replies applied, {} rejected, {} left for the operator; {} releases delivered",
+        report.applied, report.rejected, report.left, delivery.sent
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod failpoint;
 mod poll;
 mod release;
 mod replies;
+mod robot;
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +23,7 @@ pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
 pub use replies::{Applied, Receipt, ReplyError, apply_reply, send_receipt};
+pub use robot::{RobotError, RobotReport, poll_robot};
 
 /// How often the worker looks for due mailboxes when it has free slots.
 const TICK: Duration = Duration::from_secs(1);
@@ -66,13 +68,50 @@ impl<DB: Database> Worker<DB> {
     }
 
     pub fn connect_options(&self, mailbox: &LeasedMailbox) -> ConnectOptions {
+        let m = &mailbox.settings;
+        self.connect_options_for(&m.host, m.port, m.security)
+    }
+
+    /// Options for any POP3 server with this worker's timeouts, size cap and trust store.
+    pub fn connect_options_for(&self, host: &str, port: u16, security: quorum_domain::Security) -> ConnectOptions {
         ConnectOptions {
-            host: mailbox.settings.host.clone(),
-            port: mailbox.settings.port,
-            security: mailbox.settings.security,
+            host: host.to_string(),
+            port,
+            security,
             timeout: self.settings.pop3_timeout(),
             tls: self.tls.clone(),
             max_message_size: self.settings.max_message_size,
+        }
+    }
+
+    /// Polls the robot mailbox every poll interval until `shutdown` turns true, delivering
+    /// what the replies release right away.
+    pub async fn run_robot(
+        &self,
+        robot: quorum_config::RobotSettings,
+        mailer: quorum_mailer::Mailer,
+        deliverer: Deliverer<DB>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let options = self.connect_options_for(&robot.host, robot.port, robot.security);
+        loop {
+            match poll_robot(&self.db, &self.keys, &mailer, &robot, &options).await {
+                Ok(report) if report.applied + report.rejected > 0 => {
+                    tracing::info!(applied = report.applied, rejected = report.rejected, "robot mailbox polled");
+                    if let Err(e) = deliverer.run_once().await {
+                        tracing::error!(error = %e, "delivering releases");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "robot mailbox poll failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.poll_interval()) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Keys, SecretError, Security, secrets::Password};
+use quorum_domain::{AuthMethod, Keys, SecretError, Security, secrets::Password};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,27 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub smtp: SmtpSettings,
     pub summary: SummarySettings,
+    /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
+    #[serde(default)]
+    pub robot: Option<RobotSettings>,
+}
+
+/// The service's own POP3 mailbox, where replies to summaries arrive (SPEC 2.3). It must
+/// receive every `<reply_local>+...@<reply_domain>` address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RobotSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    #[serde(default = "auto")]
+    pub auth: AuthMethod,
+    pub user: String,
+    pub password: Password,
+}
+
+fn auto() -> AuthMethod {
+    AuthMethod::Auto
 }
 
 /// How summaries are addressed and what they promise.

@@ -1,0 +1,77 @@
+//! The robot mailbox: Quorum's own POP3 mailbox, where subscribers' replies to summaries
+//! arrive. Each reply is applied ([`crate::apply_reply`]) and its receipt mailed, then it is
+//! deleted; a reply that fails authentication is logged and deleted (it can never become
+//! valid); anything that is not addressed to a summary at all is logged and left for the
+//! operator. Applying is idempotent, so a crash before DELE only re-applies no-ops.
+
+use quorum_config::RobotSettings;
+use quorum_domain::{Keys, Timestamp};
+use quorum_mailer::Mailer;
+use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
+use quorum_storage::Database;
+use quorum_summary::AuthError;
+
+use crate::{ReplyError, apply_reply, send_receipt};
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RobotReport {
+    pub applied: usize,
+    pub rejected: usize,
+    /// Not replies to a summary: left in the robot mailbox.
+    pub left: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RobotError {
+    #[error("robot mailbox: {0}")]
+    Pop3(#[from] Pop3Error),
+    #[error("robot mailbox: {0}")]
+    Storage(#[from] quorum_storage::StorageError),
+}
+
+/// One pass over the robot mailbox.
+pub async fn poll_robot<DB: Database>(
+    db: &DB,
+    keys: &Keys,
+    mailer: &Mailer,
+    robot: &RobotSettings,
+    options: &ConnectOptions,
+) -> Result<RobotReport, RobotError> {
+    let mut client = Client::connect(options).await?;
+    client.capabilities().await?;
+    client.login(Credentials::new(robot.auth, &robot.user, robot.password.expose())).await?;
+    let listing = client.list().await?;
+    let mut report = RobotReport::default();
+    let mut done = Vec::new();
+    for (n, size) in listing {
+        let retrieved = client.retr_many(&[(n, size)]).await;
+        if let Some(e) = retrieved.broken {
+            return Err(e.into());
+        }
+        let Some(Ok(raw)) = retrieved.messages.into_iter().next() else { continue };
+        let now = Timestamp::now();
+        match apply_reply(db, keys, &raw, now).await {
+            Ok(applied) => {
+                if let Err(e) = send_receipt(mailer, keys, &applied, now).await {
+                    tracing::warn!(subscriber = %applied.subscriber, error = %e, "receipt not sent");
+                }
+                report.applied += 1;
+                done.push(n);
+            }
+            Err(ReplyError::Rejected(AuthError::NoToken)) => {
+                tracing::warn!(message = n, "robot mailbox: not a reply to a summary; left for the operator");
+                report.left += 1;
+            }
+            Err(ReplyError::Rejected(e)) => {
+                tracing::warn!(message = n, reason = %e, "robot mailbox: reply rejected and deleted");
+                report.rejected += 1;
+                done.push(n);
+            }
+            // A storage fault: keep the reply for the next pass.
+            Err(ReplyError::Storage(e)) => return Err(e.into()),
+        }
+    }
+    client.dele_many(&done).await?;
+    client.quit().await?;
+    Ok(report)
+}
