@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
     Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, ReleaseSelection, Sqlite,
     StorageError, UidlDisposition,
@@ -14,6 +14,7 @@ fn new_subscriber(email: &str) -> NewSubscriber {
     NewSubscriber {
         email: EmailAddress::parse(email).unwrap(),
         approved_days: 90,
+        schedule: SummarySchedule::parse("07:00,19:00", "Europe/Berlin").unwrap(),
         mailbox: MailboxSettings {
             host: "pop.example.org".into(),
             port: 995,
@@ -251,6 +252,59 @@ async fn sqlite_release_outbox() {
 #[tokio::test]
 async fn postgres_release_outbox() {
     release_outbox(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
+}
+
+async fn summaries_schedule_and_retention(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("s@example.org"), T0).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse("s@example.org").unwrap()).await.unwrap().unwrap();
+    assert_eq!((s.summary_times.as_str(), s.time_zone.as_str()), ("07:00,19:00", "Europe/Berlin"));
+    let first = Timestamp(s.next_summary_at.unwrap());
+    assert!(first > T0 && first.0 - T0.0 <= 86_400);
+
+    assert!(db.due_summaries(T0, 10).await.unwrap().is_empty());
+    let later = first.plus(Duration::from_secs(3 * 86_400));
+    assert_eq!(db.due_summaries(later, 10).await.unwrap().len(), 1, "overdue once, however long");
+    let next = later.plus(Duration::from_secs(3600));
+    assert!(db.claim_summary(ids.subscriber_id, first, next).await.unwrap());
+    assert!(!db.claim_summary(ids.subscriber_id, first, next).await.unwrap(), "a slot is claimed once");
+    assert!(db.due_summaries(later, 10).await.unwrap().is_empty());
+
+    let raws: [&[u8]; 2] = [b"old\r\n", b"new\r\n"];
+    for (i, raw) in raws.iter().enumerate() {
+        let item = PollItem::Quarantine {
+            uidl: ["o", "n"][i],
+            status: "held",
+            raw,
+            hash: MessageHash::of(raw),
+            from: None,
+            from_name: None,
+            subject: None,
+        };
+        db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], T0.plus(Duration::from_secs(i as u64 * 86_400)))
+            .await
+            .unwrap();
+    }
+    let held = db.held(ids.mailbox_id).await.unwrap();
+    let cutoff = T0.plus(Duration::from_secs(3600));
+    assert_eq!(db.purge_older_than(cutoff, later).await.unwrap(), 1);
+    let left = db.held(ids.mailbox_id).await.unwrap();
+    assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), [held[1].id]);
+    assert!(db.message_raw(held[0].id).await.unwrap().is_empty(), "a purged message's bytes are dropped");
+    assert!(db.purge_message(held[1].id, later).await.unwrap());
+    assert!(!db.purge_message(held[1].id, later).await.unwrap());
+    assert_eq!(db.decided_since(ids.mailbox_id, T0).await.unwrap().deleted, 0, "purged is not deleted");
+}
+
+#[tokio::test]
+async fn sqlite_summaries_schedule_and_retention() {
+    let (_dir, url) = fresh_sqlite();
+    summaries_schedule_and_retention(Sqlite::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_summaries_schedule_and_retention() {
+    summaries_schedule_and_retention(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
 }
 
 /// Many workers leasing at once never share a mailbox.

@@ -29,6 +29,28 @@ struct Env {
 }
 
 impl Env {
+    /// A fresh database, a subscriber mailbox and a robot mailbox; the subscriber added with
+    /// `extra` arguments to `subscriber add`.
+    fn new(tag: &str, extra: &[&str]) -> Env {
+        let stack = MailStack::get();
+        let (dir, url) = fresh_sqlite();
+        let env = Env {
+            url,
+            key: Keys::generate_master(),
+            user: stack.new_user(tag),
+            robot: stack.new_user("robot"),
+            _dir: dir,
+        };
+        let user = &env.user;
+        let mut add = env.cmd(&["subscriber", "add", &user.email, "--host", "127.0.0.1"]);
+        add.args(["--port", &stack.pop3_port.to_string(), "--security", "plain", "--user", &user.email])
+            .args(extra)
+            .env("QUORUM_POP3_PASSWORD", &user.password);
+        let (ok, out) = run(add);
+        assert!(ok, "{out}");
+        env
+    }
+
     /// The robot mailbox as addressed by a summary's Reply-To (plus address, same maildrop).
     fn robot_at(&self, reply_to: &str) -> TestUser {
         TestUser { email: reply_to.to_string(), password: self.robot.password.clone() }
@@ -75,19 +97,8 @@ fn header<'a>(raw: &'a str, name: &str) -> &'a str {
 #[tokio::test]
 async fn the_whole_loop_over_email() {
     let stack = MailStack::get();
-    let (dir, url) = fresh_sqlite();
-    let env = Env {
-        url,
-        key: Keys::generate_master(),
-        user: stack.new_user("loop"),
-        robot: stack.new_user("robot"),
-        _dir: dir,
-    };
+    let env = Env::new("loop", &[]);
     let user = &env.user;
-    let mut add = env.cmd(&["subscriber", "add", &user.email, "--host", "127.0.0.1"]);
-    add.args(["--port", &stack.pop3_port.to_string(), "--security", "plain", "--user", &user.email])
-        .env("QUORUM_POP3_PASSWORD", &user.password);
-    assert!(run(add).0);
 
     let senders = [
         ("friend@good.example", "approve me"),
@@ -199,4 +210,40 @@ async fn the_whole_loop_over_email() {
     let held: Vec<String> = db.held(s.mailbox_id).await.unwrap().into_iter().filter_map(|m| m.subject).collect();
     assert_eq!(held, ["keep me held"]);
     let _ = std::io::stdout().flush();
+}
+
+#[tokio::test]
+async fn a_summary_due_while_the_service_was_down_is_sent_once_and_old_mail_is_purged() {
+    let stack = MailStack::get();
+    let env = Env::new("scheduled", &["--summary-times", "07:00,19:00", "--time-zone", "Europe/Berlin"]);
+    let user = &env.user;
+    stack.maildir_drop(user, &mail("someone@example.com", "held for the summary"));
+    stack.maildir_drop(user, &mail("someone@example.com", "held far too long"));
+    assert!(env.ok(&["poll", &user.email]).contains("2 quarantined"));
+
+    // The service was down for three days: six summary times passed.
+    let db = Sqlite::connect(&env.url).await.unwrap();
+    let now = quorum_domain::Timestamp::now().0;
+    sqlx::query("UPDATE subscribers SET next_summary_at = $1").bind(now - 3 * 86_400).execute(db.pool()).await.unwrap();
+    // One message has been held longer than max_retention (30 days).
+    sqlx::query("UPDATE messages SET quarantined_at = $1 WHERE subject = 'held far too long'")
+        .bind(now - 31 * 86_400)
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+    let out = env.ok(&["scheduler", "--once"]);
+    assert!(out.contains("1 summaries sent") && out.contains("1 held messages purged"), "{out}");
+    let out = env.ok(&["scheduler", "--once"]);
+    assert!(out.contains("0 summaries sent") && out.contains("0 held messages purged"), "{out}");
+    stack.wait_for_messages(user, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let inbox = stack.retr_all(user).await;
+    assert_eq!(inbox.len(), 1, "sent once, not once per missed time");
+    let text = reply_text(&inbox[0].1);
+    assert!(text.contains("held for the summary") && !text.contains("held far too long"), "{text}");
+
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let next = s.next_summary_at.unwrap();
+    assert!(next > now && next - now <= 12 * 3600 + 60, "next summary at the next local 07:00 or 19:00");
 }

@@ -1,6 +1,13 @@
 -- Summaries and what their lines name, the hidden disapproved list, and the subscribers'
 -- votes on senders (SPEC 2.3; the statistics issue reads the votes).
 
+-- When each subscriber's summaries are due: local times, their time zone, and the next
+-- due moment (UTC seconds), which the scheduler advances when it claims a summary.
+ALTER TABLE subscribers ADD COLUMN summary_times TEXT NOT NULL DEFAULT '07:00,19:00';
+ALTER TABLE subscribers ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
+ALTER TABLE subscribers ADD COLUMN next_summary_at BIGINT;
+CREATE INDEX subscribers_summary_due ON subscribers (next_summary_at) WHERE enabled;
+
 -- When a message was decided (released, deleted): counts "since the last summary".
 ALTER TABLE messages ADD COLUMN decided_at BIGINT;
 

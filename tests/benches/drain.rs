@@ -8,7 +8,9 @@
 use std::{sync::Arc, time::Instant};
 
 use quorum_config::WorkerSettings;
-use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp, secrets::Password};
+use quorum_domain::{
+    AuthMethod, EmailAddress, Keys, Security, Timestamp, schedule::SummarySchedule, secrets::Password,
+};
 use quorum_storage::{Database, MailboxSettings, NewSubscriber, Sqlite};
 use quorum_tests::{MailStack, TestUser, corpus_dir, corpus_message, fresh_sqlite};
 use quorum_worker::Worker;
@@ -84,6 +86,7 @@ async fn main() {
         let new = NewSubscriber {
             email: email.clone(),
             approved_days: 90,
+            schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
             mailbox: MailboxSettings {
                 host: "127.0.0.1".into(),
                 port: stack.pop3_port,

@@ -28,12 +28,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every service in this process: web and workers (migrates the database first).
+    /// Run every service in this process: web, worker and scheduler (migrates the database
+    /// first).
     Serve,
     /// Run only the mailbox worker.
     Worker,
     /// Run only the web service (health and metrics).
     Web,
+    /// Run only the scheduler: summaries at each subscriber's local times, retention.
+    Scheduler {
+        /// One pass (send what is due now, purge what is too old), then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage subscribers (until web signup exists).
@@ -122,6 +129,12 @@ pub enum SubscriberCommand {
         /// Approved senders expire after this many days without mail.
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(i64).range(1..=3650))]
         approved_days: i64,
+        /// Local times of the summaries, HH:MM separated by commas.
+        #[arg(long, default_value = "07:00,19:00")]
+        summary_times: String,
+        /// The subscriber's time zone (IANA name, e.g. Europe/Berlin).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
     },
     /// List subscribers with the state of their mailbox.
     List,

@@ -46,9 +46,20 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             println!("database is up to date");
         }
-        Command::Serve => serve(db, settings, true, true).await?,
-        Command::Worker => serve(db, settings, true, false).await?,
-        Command::Web => serve(db, settings, false, true).await?,
+        Command::Serve => serve(db, settings, Services { worker: true, web: true, scheduler: true }).await?,
+        Command::Worker => serve(db, settings, Services { worker: true, ..Services::NONE }).await?,
+        Command::Web => serve(db, settings, Services { web: true, ..Services::NONE }).await?,
+        Command::Scheduler { once: false } => {
+            serve(db, settings, Services { scheduler: true, ..Services::NONE }).await?
+        }
+        Command::Scheduler { once: true } => {
+            db.migrate().await?;
+            let r = scheduler(&db, &settings)?.run_once(Timestamp::now()).await?;
+            println!(
+                "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); {} held messages purged",
+                r.sent, r.nothing_to_send, r.failed, r.purged
+            );
+        }
         Command::Outbox(cmd) => {
             db.migrate().await?;
             return outbox(db, &settings, cmd).await;
@@ -80,8 +91,26 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
     Ok(ExitCode::SUCCESS)
 }
 
+/// Which services a process runs.
+struct Services {
+    worker: bool,
+    web: bool,
+    scheduler: bool,
+}
+
+impl Services {
+    const NONE: Services = Services { worker: false, web: false, scheduler: false };
+}
+
+fn scheduler<DB: Database>(db: &DB, settings: &Settings) -> anyhow::Result<quorum_scheduler::Scheduler<DB>> {
+    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+    let sender = quorum_scheduler::SummarySender::new(db.clone(), settings.keys()?, mailer, settings.summary.clone());
+    Ok(quorum_scheduler::Scheduler::new(sender))
+}
+
 /// Runs the chosen services until SIGINT or SIGTERM.
-async fn serve<DB: Database>(db: DB, settings: Settings, worker: bool, web: bool) -> anyhow::Result<()> {
+async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> anyhow::Result<()> {
+    let Services { worker, web, scheduler: schedule } = services;
     db.migrate().await.context("migrating the database")?;
     let keys = Arc::new(settings.keys()?);
     let (stop, stopped) = watch::channel(false);
@@ -109,6 +138,14 @@ async fn serve<DB: Database>(db: DB, settings: Settings, worker: bool, web: bool
         }
         let stopped = stopped.clone();
         tasks.spawn(async move { worker.run(stopped).await.context("worker") });
+    }
+    if schedule {
+        let scheduler = scheduler(&db, &settings)?;
+        let stopped = stopped.clone();
+        tasks.spawn(async move {
+            scheduler.run(stopped).await;
+            Ok(())
+        });
     }
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -166,14 +203,16 @@ fn mailbox_settings(args: &MailboxArgs) -> anyhow::Result<MailboxSettings> {
 
 async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SubscriberCommand::Add { email, mailbox, approved_days } => {
+        SubscriberCommand::Add { email, mailbox, approved_days, summary_times, time_zone } => {
             let email = EmailAddress::parse(&email)?;
+            let schedule = quorum_domain::schedule::SummarySchedule::parse(&summary_times, &time_zone)?;
             let m = mailbox_settings(&mailbox)?;
             let password = read_password()?;
             let keys = settings.keys()?;
             let new = NewSubscriber {
                 email: email.clone(),
                 approved_days,
+                schedule,
                 mailbox: quorum_storage::MailboxSettings {
                     host: m.host,
                     port: m.port,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use lettre::message::{Mailbox, Message, header::ContentType};
 use quorum_config::SummarySettings;
-use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date};
+use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date, schedule::SummarySchedule};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_storage::{Database, StorageError, SubscriberStatus};
 use quorum_summary::{Counts, HeldLine, compose, reply_address};
@@ -19,6 +19,11 @@ pub enum SummaryError {
     #[error("building the summary message: {0}")]
     Build(String),
 }
+
+/// Held messages older than this many days ...
+const PURGE_UNLIKELY_AFTER_DAYS: i64 = 14;
+/// ... whose chance of not being spam is below this are purged (SPEC 2.3).
+const PURGE_BELOW: f64 = 1.0 / 1000.0;
 
 pub struct SummarySender<DB: Database> {
     db: DB,
@@ -48,7 +53,7 @@ impl<DB: Database> SummarySender<DB> {
     ) -> Result<Option<SentSummary>, SummaryError> {
         let email = EmailAddress::parse(&subscriber.email)
             .map_err(|_| StorageError::Corrupt(format!("subscriber {} email", subscriber.subscriber_id)))?;
-        let held = self.db.held(subscriber.mailbox_id).await?;
+        let mut held = self.db.held(subscriber.mailbox_id).await?;
         let since = self.db.last_summary_at(subscriber.subscriber_id).await?.unwrap_or(Timestamp(0));
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
         if held.is_empty() && decided == Default::default() {
@@ -61,19 +66,29 @@ impl<DB: Database> SummarySender<DB> {
             .into_iter()
             .map(|v| (v.domain, (v.approvals, v.spam)))
             .collect();
-        let lines: Vec<HeldLine> = held
+        let chance = |from: Option<&str>| {
+            let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
+            let (approvals, spam) = domain.and_then(|d| votes.get(d)).copied().unwrap_or((0, 0));
+            not_spam(approvals, spam)
+        };
+        // Retention (SPEC 2.3): after 14 days, what is almost certainly spam is purged.
+        let mut kept = Vec::with_capacity(held.len());
+        for m in held.drain(..) {
+            let old = now.0 - m.quarantined_at >= PURGE_UNLIKELY_AFTER_DAYS * 86_400;
+            if old && chance(m.from_address.as_deref()) < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
+                continue;
+            }
+            kept.push(m);
+        }
+        let lines: Vec<HeldLine> = kept
             .iter()
-            .map(|m| {
-                let domain = m.from_address.as_deref().and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
-                let (approvals, spam) = domain.and_then(|d| votes.get(d)).copied().unwrap_or((0, 0));
-                HeldLine {
-                    message_id: m.id,
-                    from_name: m.from_name.clone(),
-                    from_address: m.from_address.clone(),
-                    subject: m.subject.clone(),
-                    not_spam: not_spam(approvals, spam),
-                    expires_in_days: self.settings.max_retention_days - (now.0 - m.quarantined_at) / 86_400,
-                }
+            .map(|m| HeldLine {
+                message_id: m.id,
+                from_name: m.from_name.clone(),
+                from_address: m.from_address.clone(),
+                subject: m.subject.clone(),
+                not_spam: chance(m.from_address.as_deref()),
+                expires_in_days: self.settings.max_retention_days - (now.0 - m.quarantined_at) / 86_400,
             })
             .collect();
         let counts = Counts { deleted: decided.deleted, forged: decided.forged, delivered: decided.delivered };
@@ -102,6 +117,91 @@ impl<DB: Database> SummarySender<DB> {
             .body(text)
             .map_err(|e| build(&e))?;
         Ok(message.formatted())
+    }
+}
+
+/// Sends summaries when they are due and applies the retention limit.
+pub struct Scheduler<DB: Database> {
+    sender: SummarySender<DB>,
+}
+
+/// What one scheduler pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub sent: usize,
+    pub nothing_to_send: usize,
+    pub failed: usize,
+    pub purged: u64,
+}
+
+impl<DB: Database> Scheduler<DB> {
+    pub fn new(sender: SummarySender<DB>) -> Self {
+        Self { sender }
+    }
+
+    /// Sends every summary due at `now` and purges what is past `max_retention_days`.
+    ///
+    /// A subscriber's next time is moved on *before* sending (the claim), from `now`: a
+    /// summary that fell due several times while the service was down is sent once, and
+    /// two schedulers never send the same one. A failed send is retried in five minutes.
+    pub async fn run_once(&self, now: Timestamp) -> Result<PassReport, SummaryError> {
+        let db = &self.sender.db;
+        let mut report = PassReport {
+            purged: db
+                .purge_older_than(Timestamp(now.0 - self.sender.settings.max_retention_days * 86_400), now)
+                .await?,
+            ..Default::default()
+        };
+        loop {
+            let due = db.due_summaries(now, 100).await?;
+            if due.is_empty() {
+                return Ok(report);
+            }
+            for subscriber in due {
+                let Some(due_at) = subscriber.next_summary_at.map(Timestamp) else { continue };
+                let next = match SummarySchedule::parse(&subscriber.summary_times, &subscriber.time_zone) {
+                    Ok(schedule) => schedule.next_after(now),
+                    Err(e) => {
+                        tracing::error!(subscriber = subscriber.subscriber_id, error = %e, "bad summary schedule; using the default");
+                        SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC")
+                            .expect("valid default")
+                            .next_after(now)
+                    }
+                };
+                if !db.claim_summary(subscriber.subscriber_id, due_at, next).await? {
+                    continue;
+                }
+                match self.sender.send(&subscriber, now).await {
+                    Ok(Some(_)) => report.sent += 1,
+                    Ok(None) => report.nothing_to_send += 1,
+                    Err(e) => {
+                        tracing::error!(subscriber = subscriber.subscriber_id, error = %e, "summary not sent; retrying in 5 minutes");
+                        db.set_next_summary(subscriber.subscriber_id, Timestamp(now.0 + 300)).await?;
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a pass every 30 seconds until `shutdown` turns true.
+    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            match self.run_once(Timestamp::now()).await {
+                Ok(r) if r.sent + r.failed > 0 || r.purged > 0 => {
+                    tracing::info!(sent = r.sent, failed = r.failed, purged = r.purged, "scheduler pass")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "scheduler pass failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
     }
 }
 

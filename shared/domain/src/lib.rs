@@ -7,6 +7,7 @@ pub mod email;
 pub mod inspect;
 pub mod mailbox;
 pub mod release;
+pub mod schedule;
 pub mod secrets;
 pub mod time;
 

@@ -32,6 +32,9 @@ macro_rules! impl_database {
                     .bind(new.email.as_str())
                     .bind(new.approved_days)
                     .bind(now.0)
+                    .bind(new.schedule.times())
+                    .bind(new.schedule.zone())
+                    .bind(new.schedule.next_after(now).0)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(|e| $crate::common::duplicate(e, &new.email))?;
@@ -353,6 +356,58 @@ macro_rules! impl_database {
 
             async fn outbox_pending(&self) -> $crate::Result<Vec<$crate::OutboxEntry>> {
                 Ok(sqlx::query_as($crate::sql::OUTBOX_PENDING).fetch_all(&self.pool).await?)
+            }
+
+            async fn due_summaries(
+                &self,
+                now: quorum_domain::Timestamp,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::due_summaries()).bind(now.0).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn claim_summary(
+                &self,
+                subscriber_id: i64,
+                due: quorum_domain::Timestamp,
+                next: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::CLAIM_SUMMARY)
+                    .bind(subscriber_id)
+                    .bind(due.0)
+                    .bind(next.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_next_summary(&self, subscriber_id: i64, at: quorum_domain::Timestamp) -> $crate::Result<()> {
+                sqlx::query($crate::sql::SET_NEXT_SUMMARY).bind(subscriber_id).bind(at.0).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn purge_older_than(
+                &self,
+                cutoff: quorum_domain::Timestamp,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<u64> {
+                let done = sqlx::query($crate::sql::PURGE_OLD)
+                    .bind(cutoff.0)
+                    .bind(now.0)
+                    .bind(Vec::<u8>::new())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn purge_message(&self, message_id: i64, now: quorum_domain::Timestamp) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::PURGE_ONE)
+                    .bind(message_id)
+                    .bind(now.0)
+                    .bind(Vec::<u8>::new())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn held(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {

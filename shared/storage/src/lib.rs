@@ -138,6 +138,21 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Releases the SMTP server has not accepted yet, soonest due first.
     async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>>;
 
+    /// Subscribers whose summary is due at `now`, most overdue first.
+    async fn due_summaries(&self, now: Timestamp, limit: i64) -> Result<Vec<SubscriberStatus>>;
+
+    /// Moves a subscriber's next summary from `due` to `next`; false if another scheduler
+    /// claimed it first.
+    async fn claim_summary(&self, subscriber_id: i64, due: Timestamp, next: Timestamp) -> Result<bool>;
+
+    async fn set_next_summary(&self, subscriber_id: i64, at: Timestamp) -> Result<()>;
+
+    /// Purges held messages quarantined before `cutoff`; returns how many.
+    async fn purge_older_than(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64>;
+
+    /// Purges one held message (retention rule); false if it was not held.
+    async fn purge_message(&self, message_id: i64, now: Timestamp) -> Result<bool>;
+
     /// The held messages of a mailbox (what a summary lists), oldest first.
     async fn held(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;
 

@@ -1,6 +1,6 @@
 //! Rows and records passed through [`crate::Database`].
 
-use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp};
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
 
 use crate::StorageError;
 
@@ -8,6 +8,7 @@ use crate::StorageError;
 pub struct NewSubscriber {
     pub email: EmailAddress,
     pub approved_days: i64,
+    pub schedule: SummarySchedule,
     pub mailbox: MailboxSettings,
 }
 
@@ -46,6 +47,9 @@ pub struct SubscriberStatus {
     pub polls: i64,
     pub quarantined_count: i64,
     pub kept_count: i64,
+    pub summary_times: String,
+    pub time_zone: String,
+    pub next_summary_at: Option<i64>,
 }
 
 /// What a worker needs to poll one mailbox.

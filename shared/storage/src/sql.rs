@@ -1,8 +1,9 @@
 //! Statements SQLite and PostgreSQL both understand with the same meaning (`$n` parameters
 //! work in both through sqlx). Statements that differ stay in their implementation.
 
-pub const INSERT_SUBSCRIBER: &str =
-    "INSERT INTO subscribers (email, approved_days, enabled, created_at) VALUES ($1, $2, TRUE, $3) RETURNING id";
+pub const INSERT_SUBSCRIBER: &str = "INSERT INTO subscribers \
+     (email, approved_days, enabled, created_at, summary_times, time_zone, next_summary_at) \
+     VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id";
 
 pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
      (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at) \
@@ -10,8 +11,12 @@ pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
 
 const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_id, s.email, s.enabled, \
      m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
-     m.polls, m.quarantined_count, m.kept_count \
+     m.polls, m.quarantined_count, m.kept_count, s.summary_times, s.time_zone, s.next_summary_at \
      FROM subscribers s JOIN mailboxes m ON m.subscriber_id = s.id";
+
+pub fn due_summaries() -> String {
+    format!("{SUBSCRIBER_STATUS} WHERE s.enabled AND s.next_summary_at <= $1 ORDER BY s.next_summary_at LIMIT $2")
+}
 
 pub fn list_subscribers() -> String {
     format!("{SUBSCRIBER_STATUS} ORDER BY s.email")
@@ -147,3 +152,16 @@ pub const SUMMARY_ITEMS: &str = "SELECT i.short_id, i.message_id, m.mailbox_id, 
 
 pub const SUMMARY_OWNER: &str = "SELECT s.id, s.email FROM summaries y JOIN subscribers s ON s.id = y.subscriber_id \
      WHERE y.id = $1";
+
+/// Claims a due summary by moving its next time on; only one scheduler can win the claim.
+pub const CLAIM_SUMMARY: &str = "UPDATE subscribers SET next_summary_at = $3 WHERE id = $1 AND next_summary_at = $2";
+
+pub const SET_NEXT_SUMMARY: &str = "UPDATE subscribers SET next_summary_at = $2 WHERE id = $1";
+
+/// Purges held messages quarantined before `$1` (nothing is held longer than
+/// `max_retention`): their bytes are dropped, the row stays for the counts.
+pub const PURGE_OLD: &str = "UPDATE messages SET status = 'purged', decided_at = $2, raw = $3 \
+     WHERE status = 'held' AND quarantined_at < $1";
+
+pub const PURGE_ONE: &str =
+    "UPDATE messages SET status = 'purged', decided_at = $2, raw = $3 WHERE id = $1 AND status = 'held'";
