@@ -294,6 +294,15 @@ async fn summaries_schedule_and_retention(db: impl Database) {
     assert!(db.purge_message(held[1].id, later).await.unwrap());
     assert!(!db.purge_message(held[1].id, later).await.unwrap());
     assert_eq!(db.decided_since(ids.mailbox_id, T0).await.unwrap().deleted, 0, "purged is not deleted");
+
+    // Approved senders expire after the subscriber's approved_days (90) of silence.
+    let (quiet, active) =
+        (EmailAddress::parse("quiet@example.org").unwrap(), EmailAddress::parse("active@example.org").unwrap());
+    db.approve_sender(ids.subscriber_id, &quiet, T0).await.unwrap();
+    db.approve_sender(ids.subscriber_id, &active, T0.plus(Duration::from_secs(50 * 86_400))).await.unwrap();
+    let day_91 = T0.plus(Duration::from_secs(91 * 86_400));
+    assert_eq!(db.expire_approved_senders(day_91).await.unwrap(), 1);
+    assert_eq!(db.approved_senders(ids.subscriber_id, Timestamp(0)).await.unwrap(), [active]);
 }
 
 #[tokio::test]

@@ -94,6 +94,15 @@ fn header<'a>(raw: &'a str, name: &str) -> &'a str {
     raw.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_else(|| panic!("no {name} header"))
 }
 
+/// The Reply-To of the summary that lists exactly one held message.
+fn second_summary_reply_to(inbox: &[(String, Vec<u8>)]) -> String {
+    inbox
+        .iter()
+        .find(|(_, b)| reply_text(b).contains("1 held, listed below"))
+        .map(|(_, b)| header(&String::from_utf8_lossy(b), "Reply-To").trim().to_string())
+        .expect("second summary")
+}
+
 #[tokio::test]
 async fn the_whole_loop_over_email() {
     let stack = MailStack::get();
@@ -209,6 +218,24 @@ async fn the_whole_loop_over_email() {
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
     let held: Vec<String> = db.held(s.mailbox_id).await.unwrap().into_iter().filter_map(|m| m.subject).collect();
     assert_eq!(held, ["keep me held"]);
+
+    // Resent summaries: a reply to the *old* summary still works for what is undecided...
+    let late = format!(
+        "From: {}\r\nTo: {reply_to}\r\nSubject: Re: summary\r\n\r\n{}\r\n",
+        user.email,
+        answer(&summary_text, "keep me held", "R")
+    );
+    let late_file = env._dir.path().join("late.eml");
+    std::fs::write(&late_file, &late).unwrap();
+    let out = env.ok(&["reply", "apply", late_file.to_str().unwrap()]);
+    assert!(out.contains("0 approved, 1 delivered, 0 deleted, 0 not found"), "{out}");
+    // ... and the same line answered through the newer summary is then a no-op.
+    let second_reply_to = second_summary_reply_to(&stack.retr_all(user).await);
+    let newer = late.replace(&reply_to, &second_reply_to).replace("[R]", "[ ]");
+    std::fs::write(&late_file, &newer).unwrap();
+    let out = env.ok(&["reply", "apply", late_file.to_str().unwrap()]);
+    assert!(out.contains("0 approved, 0 delivered, 0 deleted, 1 not found"), "{out}");
+    assert!(db.held(s.mailbox_id).await.unwrap().is_empty());
     let _ = std::io::stdout().flush();
 }
 

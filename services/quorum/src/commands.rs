@@ -56,8 +56,9 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             let r = scheduler(&db, &settings)?.run_once(Timestamp::now()).await?;
             println!(
-                "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); {} held messages purged",
-                r.sent, r.nothing_to_send, r.failed, r.purged
+                "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); \
+                 {} held messages purged; {} approved senders expired",
+                r.sent, r.nothing_to_send, r.failed, r.purged, r.expired_senders
             );
         }
         Command::Outbox(cmd) => {

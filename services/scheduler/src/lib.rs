@@ -132,6 +132,7 @@ pub struct PassReport {
     pub nothing_to_send: usize,
     pub failed: usize,
     pub purged: u64,
+    pub expired_senders: u64,
 }
 
 impl<DB: Database> Scheduler<DB> {
@@ -139,7 +140,8 @@ impl<DB: Database> Scheduler<DB> {
         Self { sender }
     }
 
-    /// Sends every summary due at `now` and purges what is past `max_retention_days`.
+    /// Sends every summary due at `now`, purges what is past `max_retention_days` and
+    /// expires approved senders silent for their subscriber's `approved_days`.
     ///
     /// A subscriber's next time is moved on *before* sending (the claim), from `now`: a
     /// summary that fell due several times while the service was down is sent once, and

@@ -386,6 +386,10 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn expire_approved_senders(&self, now: quorum_domain::Timestamp) -> $crate::Result<u64> {
+                Ok(sqlx::query($crate::sql::EXPIRE_APPROVED).bind(now.0).execute(&self.pool).await?.rows_affected())
+            }
+
             async fn purge_older_than(
                 &self,
                 cutoff: quorum_domain::Timestamp,

@@ -147,6 +147,9 @@ pub trait Database: Send + Sync + Clone + 'static {
 
     async fn set_next_summary(&self, subscriber_id: i64, at: Timestamp) -> Result<()>;
 
+    /// Removes approved senders silent for longer than their subscriber's `approved_days`.
+    async fn expire_approved_senders(&self, now: Timestamp) -> Result<u64>;
+
     /// Purges held messages quarantined before `cutoff`; returns how many.
     async fn purge_older_than(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64>;
 

@@ -165,3 +165,7 @@ pub const PURGE_OLD: &str = "UPDATE messages SET status = 'purged', decided_at =
 
 pub const PURGE_ONE: &str =
     "UPDATE messages SET status = 'purged', decided_at = $2, raw = $3 WHERE id = $1 AND status = 'held'";
+
+/// Approved senders silent for longer than their subscriber's `approved_days` expire.
+pub const EXPIRE_APPROVED: &str = "DELETE FROM approved_senders WHERE last_seen_at < $1 - \
+     (SELECT s.approved_days * 86400 FROM subscribers s WHERE s.id = approved_senders.subscriber_id)";
