@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, Postgres, ReleaseSelection, Sqlite,
+    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, ReleaseSelection, Sqlite,
     StorageError, UidlDisposition,
 };
-use quorum_tests::{fresh_postgres, fresh_sqlite};
+use quorum_tests::fresh_sqlite;
 
 fn new_subscriber(email: &str) -> NewSubscriber {
     NewSubscriber {
@@ -243,17 +243,6 @@ async fn release_outbox(db: impl Database) {
     assert_eq!(db.lease_due_releases("d3", T0.plus(Duration::from_secs(1)), until, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn sqlite_release_outbox() {
-    let (_dir, url) = fresh_sqlite();
-    release_outbox(Sqlite::connect(&url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn postgres_release_outbox() {
-    release_outbox(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
-}
-
 async fn summaries_schedule_and_retention(db: impl Database) {
     db.migrate().await.unwrap();
     let ids = db.add_subscriber(&new_subscriber("s@example.org"), T0).await.unwrap();
@@ -305,17 +294,6 @@ async fn summaries_schedule_and_retention(db: impl Database) {
     assert_eq!(db.approved_senders(ids.subscriber_id, Timestamp(0)).await.unwrap(), [active]);
 }
 
-#[tokio::test]
-async fn sqlite_summaries_schedule_and_retention() {
-    let (_dir, url) = fresh_sqlite();
-    summaries_schedule_and_retention(Sqlite::connect(&url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn postgres_summaries_schedule_and_retention() {
-    summaries_schedule_and_retention(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
-}
-
 /// Many workers leasing at once never share a mailbox.
 async fn concurrent_leases(db: impl Database) {
     db.migrate().await.unwrap();
@@ -351,38 +329,38 @@ async fn concurrent_leases(db: impl Database) {
     assert_eq!(total, 40, "every mailbox leased once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_subscribers_and_leases() {
-    let (_dir, url) = fresh_sqlite();
-    subscribers_and_leases(Sqlite::connect(&url).await.unwrap()).await;
+/// One test per database for each behaviour: `sqlite_<name>` and `postgres_<name>`, each on
+/// a fresh database.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (_dir, url) = quorum_tests::fresh_sqlite();
+                    super::$name(quorum_storage::Sqlite::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let url = quorum_tests::fresh_postgres().await;
+                    super::$name(quorum_storage::Postgres::connect(&url).await.unwrap()).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_subscribers_and_leases() {
-    subscribers_and_leases(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_quarantine_and_uidls() {
-    let (_dir, url) = fresh_sqlite();
-    quarantine_and_uidls(Sqlite::connect(&url).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_quarantine_and_uidls() {
-    quarantine_and_uidls(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_concurrent_leases() {
-    let (_dir, url) = fresh_sqlite();
-    concurrent_leases(Sqlite::connect(&url).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_concurrent_leases() {
-    concurrent_leases(Postgres::connect(&fresh_postgres().await).await.unwrap()).await;
-}
+on_both_databases!(
+    subscribers_and_leases,
+    quarantine_and_uidls,
+    release_outbox,
+    summaries_schedule_and_retention,
+    concurrent_leases
+);
 
 #[tokio::test]
 async fn sqlite_file_is_created_with_wal() {

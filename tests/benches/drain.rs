@@ -8,17 +8,10 @@
 use std::{sync::Arc, time::Instant};
 
 use quorum_config::WorkerSettings;
-use quorum_domain::{
-    AuthMethod, EmailAddress, Keys, Security, Timestamp, schedule::SummarySchedule, secrets::Password,
-};
-use quorum_storage::{Database, MailboxSettings, NewSubscriber, Sqlite};
-use quorum_tests::{MailStack, TestUser, corpus_dir, corpus_message, fresh_sqlite};
+use quorum_domain::{Keys, Timestamp};
+use quorum_storage::{Database, Sqlite};
+use quorum_tests::{MailStack, TestUser, bench_arg, corpus_dir, corpus_message, dovecot_subscriber, fresh_sqlite};
 use quorum_worker::Worker;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn load_corpus(n: usize) -> Vec<Vec<u8>> {
     let dir = corpus_dir().expect("the corpus is not beside the repository (../shared/corpus)");
@@ -50,8 +43,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list of benchmarks; there is one.
     }
-    let messages = arg("--messages", 2000);
-    let rounds = arg("--rounds", 3);
+    let messages = bench_arg("--messages", 2000);
+    let rounds = bench_arg("--rounds", 3);
     let stack = MailStack::get();
     let corpus = load_corpus(messages);
     let total_bytes: usize = corpus.iter().map(Vec::len).sum();
@@ -82,20 +75,7 @@ async fn main() {
         let (_dir, url) = fresh_sqlite();
         let db = Sqlite::connect(&url).await.unwrap();
         db.migrate().await.unwrap();
-        let email = EmailAddress::parse(&user.email).unwrap();
-        let new = NewSubscriber {
-            email: email.clone(),
-            approved_days: 90,
-            schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
-            mailbox: MailboxSettings {
-                host: "127.0.0.1".into(),
-                port: stack.pop3_port,
-                security: Security::Plain,
-                auth: AuthMethod::User,
-                username: user.email.clone(),
-                password_enc: keys.encrypt_password(&Password::new(user.password.clone()), email.as_str()),
-            },
-        };
+        let new = dovecot_subscriber(&user, &keys);
         let ids = db.add_subscriber(&new, Timestamp::now()).await.unwrap();
         let worker = Worker::new(db.clone(), keys.clone(), settings.clone()).unwrap();
         let now = Timestamp::now();

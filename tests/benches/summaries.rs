@@ -8,49 +8,35 @@
 use std::time::Instant;
 
 use quorum_config::{Settings, SmtpSettings};
-use quorum_domain::{AuthMethod, EmailAddress, InspectedMessage, Keys, Security, Timestamp, schedule::SummarySchedule};
+use quorum_domain::{InspectedMessage, Keys, Security, Timestamp};
 use quorum_mailer::Mailer;
 use quorum_scheduler::SummarySender;
-use quorum_storage::{Database, MailboxSettings, NewSubscriber, PollItem, Sqlite};
-use quorum_tests::{MailStack, corpus_dir, corpus_message, fresh_sqlite};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use quorum_storage::{Database, PollItem, Sqlite};
+use quorum_tests::{MailStack, TestUser, bench_arg, corpus_dir, corpus_message, dovecot_subscriber, fresh_sqlite};
 
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let (subscribers, held) = (arg("--subscribers", 1000), arg("--held", 10));
+    let (subscribers, held) = (bench_arg("--subscribers", 1000), bench_arg("--held", 10));
     let stack = MailStack::get();
     let dir = corpus_dir().expect("the corpus is not beside the repository (../shared/corpus)");
     let mut files: Vec<_> = std::fs::read_dir(dir.join("spam")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let corpus: Vec<Vec<u8>> = files.iter().take(held * 5).map(|p| corpus_message(p)).collect();
 
+    let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
     let (_dir, url) = fresh_sqlite();
     let db = Sqlite::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let now = Timestamp::now();
     let setup = Instant::now();
     for i in 0..subscribers {
-        let email = EmailAddress::parse(&format!("bench-summary-{i}@{}", stack.domain)).unwrap();
-        let new = NewSubscriber {
-            email,
-            approved_days: 90,
-            schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
-            mailbox: MailboxSettings {
-                host: "127.0.0.1".into(),
-                port: stack.pop3_port,
-                security: Security::Plain,
-                auth: AuthMethod::User,
-                username: "unused".into(),
-                password_enc: vec![0; 28],
-            },
-        };
+        // Unknown to Dovecot: Postfix accepts the summary (what is measured) and its
+        // delivery bounces afterwards.
+        let user = TestUser { email: format!("bench-summary-{i}@{}", stack.domain), password: "unused".into() };
+        let new = dovecot_subscriber(&user, &keys);
         let ids = db.add_subscriber(&new, now).await.unwrap();
         let infos: Vec<(String, &Vec<u8>, InspectedMessage)> = (0..held)
             .map(|k| {
@@ -89,8 +75,7 @@ async fn main() {
         timeout_secs: 30,
         tls_ca_files: vec![],
     };
-    let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
-    let sender = SummarySender::new(db.clone(), keys, Mailer::new(&smtp).unwrap(), settings);
+    let sender = SummarySender::new(db.clone(), keys.clone(), Mailer::new(&smtp).unwrap(), settings);
     let all = db.list_subscribers().await.unwrap();
     let start = Instant::now();
     let mut sent = 0;

@@ -297,3 +297,30 @@ pub async fn stalled_server() -> u16 {
     });
     port
 }
+
+/// A subscriber whose mailbox is the given Dovecot user (plain POP3, USER/PASS), with the
+/// password encrypted by `keys`, for benchmarks that fill the database directly.
+pub fn dovecot_subscriber(user: &TestUser, keys: &quorum_domain::Keys) -> quorum_storage::NewSubscriber {
+    use quorum_domain::{AuthMethod, EmailAddress, schedule::SummarySchedule, secrets::Password};
+    let email = EmailAddress::parse(&user.email).unwrap();
+    let password_enc = keys.encrypt_password(&Password::new(user.password.clone()), email.as_str());
+    quorum_storage::NewSubscriber {
+        email,
+        approved_days: 90,
+        schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
+        mailbox: quorum_storage::MailboxSettings {
+            host: "127.0.0.1".into(),
+            port: MailStack::get().pop3_port,
+            security: Security::Plain,
+            auth: AuthMethod::User,
+            username: user.email.clone(),
+            password_enc,
+        },
+    }
+}
+
+/// `--name N` from a benchmark's command line, or `default`.
+pub fn bench_arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
