@@ -75,15 +75,28 @@ async fn approved_stays_unknown_is_quarantined(db_url: &str, db: impl Database) 
     let keys = Keys::from_master_text(&key).unwrap();
     let mailbox_id =
         db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap().mailbox_id;
-    let marker = |mailbox_id| ReleaseMarker { mailbox_id, message_id: 7 }.header_value(&keys);
+    let now = quorum_domain::Timestamp::now();
+    let marker = |mailbox_id| ReleaseMarker::notice(mailbox_id, now).header_value(&keys);
     let released = [
         format!("{}: {}\r\n", ReleaseMarker::HEADER, marker(mailbox_id)).into_bytes(),
         message("x@spam.example", "released"),
     ]
     .concat();
     let forged = [
-        format!("{}: {}.7.AAAAAAAAAAAAAAAAAAAAAA\r\n", ReleaseMarker::HEADER, mailbox_id).into_bytes(),
+        format!("{}: {}.0.{}.AAAAAAAAAAAAAAAAAAAAAA\r\n", ReleaseMarker::HEADER, mailbox_id, now.0).into_bytes(),
         message("x@spam.example", "forged marker"),
+    ]
+    .concat();
+    // Genuine markers copied onto other mail: one naming a release of other bytes, one from
+    // a notice three days old.
+    let copied = [
+        ReleaseMarker::release(mailbox_id, 7, now).header_line(&keys).into_bytes(),
+        message("x@spam.example", "copied release marker"),
+    ]
+    .concat();
+    let stale = [
+        ReleaseMarker::notice(mailbox_id, quorum_domain::Timestamp(now.0 - 3 * 86_400)).header_line(&keys).into_bytes(),
+        message("x@spam.example", "stale notice marker"),
     ]
     .concat();
     let foreign = [
@@ -94,15 +107,15 @@ async fn approved_stays_unknown_is_quarantined(db_url: &str, db: impl Database) 
 
     stack.smtp_send(&user, "friend@example.org", &message("Friend <friend@example.org>", "from a friend")).await;
     stack.smtp_send(&user, "stranger@example.net", &message("stranger@example.net", "buy now")).await;
-    for m in [&released, &forged, &foreign] {
+    for m in [&released, &forged, &foreign, &copied, &stale] {
         stack.smtp_send(&user, "x@spam.example", m).await;
     }
-    stack.wait_for_messages(&user, 5).await;
+    stack.wait_for_messages(&user, 7).await;
     let before = stack.retr_all(&user).await;
 
     let (ok, out) = poll(db_url, &key, &user);
     assert!(ok, "poll: {out}");
-    assert!(out.contains("3 quarantined, 2 left in the Inbox"), "{out}");
+    assert!(out.contains("5 quarantined, 2 left in the Inbox"), "{out}");
 
     let after = stack.retr_all(&user).await;
     assert_eq!(after.len(), 2);
@@ -118,14 +131,14 @@ async fn approved_stays_unknown_is_quarantined(db_url: &str, db: impl Database) 
     let mut quarantined = quarantined_bytes(&db, &user).await;
     expected.sort();
     quarantined.sort();
-    assert_eq!(quarantined.len(), 3);
+    assert_eq!(quarantined.len(), 5);
     assert!(quarantined == expected, "quarantined byte for byte as RETR returned them before");
 
     // Polling again changes nothing: the kept messages are remembered by their UIDLs.
     let (ok, out) = poll(db_url, &key, &user);
     assert!(ok && out.contains("0 quarantined, 0 left"), "{out}");
     assert_eq!(stack.retr_all(&user).await.len(), 2);
-    assert_eq!(quarantined_bytes(&db, &user).await.len(), 3);
+    assert_eq!(quarantined_bytes(&db, &user).await.len(), 5);
 }
 
 #[tokio::test]

@@ -95,7 +95,7 @@ impl<DB: Database> SummarySender<DB> {
         let composed = compose(&email, &rfc5322_date(now), counts, lines);
         let items: Vec<(String, i64)> = composed.items.iter().map(|(id, m)| (id.to_string(), *m)).collect();
         let summary_id = self.db.record_summary(subscriber.subscriber_id, &items, now).await?;
-        let mut message = ReleaseMarker::notice(subscriber.mailbox_id).header_line(&self.keys).into_bytes();
+        let mut message = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(&self.keys).into_bytes();
         message.extend(self.message(&email, summary_id, composed.items.len(), composed.text)?);
         self.mailer.send(&email, &message).await?;
         tracing::info!(subscriber = subscriber.subscriber_id, summary = summary_id, held = items.len(), "summary sent");
@@ -152,6 +152,7 @@ impl<DB: Database> Scheduler<DB> {
             purged: db
                 .purge_older_than(Timestamp(now.0 - self.sender.settings.max_retention_days * 86_400), now)
                 .await?,
+            expired_senders: db.expire_approved_senders(now).await?,
             ..Default::default()
         };
         loop {

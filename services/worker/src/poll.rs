@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Disposition, InspectedMessage, Keys, MessageHash, Timestamp};
+use quorum_domain::{Disposition, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_storage::{Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
 
@@ -144,7 +144,18 @@ pub async fn poll_mailbox<DB: Database>(
         }
         let mut items = Vec::with_capacity(inspected.len());
         for (w, raw, info) in &inspected {
-            match info.disposition(mailbox.mailbox_id, keys, &approved) {
+            let mut disposition = info.disposition(mailbox.mailbox_id, keys, &approved);
+            if let Disposition::Released(marker) = disposition
+                && !marker_holds(db, mailbox.mailbox_id, &marker, raw, now).await?
+            {
+                tracing::warn!(
+                    mailbox = mailbox.mailbox_id,
+                    uidl = w.uidl,
+                    "a copied or stale release marker; quarantined"
+                );
+                disposition = Disposition::Quarantine;
+            }
+            match disposition {
                 Disposition::Quarantine => {
                     to_delete.push(w.n);
                     report.quarantined += 1;
@@ -190,6 +201,23 @@ pub async fn poll_mailbox<DB: Database>(
     fail_point("after-dele");
     client.quit().await?;
     Ok(report)
+}
+
+/// Whether a verified release marker really names this message: a release must carry the
+/// released message's original bytes (so a marker copied onto other mail does not hold),
+/// and a marker on one of Quorum's notices must be fresh.
+async fn marker_holds<DB: Database>(
+    db: &DB,
+    mailbox_id: i64,
+    marker: &ReleaseMarker,
+    raw: &[u8],
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    if marker.is_notice() {
+        let age = now.0 - marker.issued_at;
+        return Ok((-300..=ReleaseMarker::NOTICE_VALIDITY_SECS).contains(&age));
+    }
+    Ok(db.released_raw(mailbox_id, marker.message_id).await?.is_some_and(|original| raw.ends_with(&original)))
 }
 
 /// A message to retrieve: new, or quarantined before but still on the server.

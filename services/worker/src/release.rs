@@ -74,8 +74,9 @@ impl<DB: Database> Deliverer<DB> {
 
     async fn deliver(&self, release: &PendingRelease) -> Result<(), String> {
         let recipient = EmailAddress::parse(&release.recipient).map_err(|e| e.to_string())?;
-        let marker = ReleaseMarker { mailbox_id: release.mailbox_id, message_id: release.message_id };
-        let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, Timestamp::now());
+        let now = Timestamp::now();
+        let marker = ReleaseMarker::release(release.mailbox_id, release.message_id, now);
+        let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, now);
         self.mailer.send(&recipient, &bytes).await.map_err(|e| e.to_string())
     }
 

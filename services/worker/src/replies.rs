@@ -128,7 +128,7 @@ pub async fn send_receipt(
     now: Timestamp,
 ) -> Result<(), quorum_mailer::MailerError> {
     let (to, receipt) = (&applied.subscriber, &applied.receipt);
-    let marker = applied.mailbox_id.map(|m| ReleaseMarker::notice(m).header_line(keys)).unwrap_or_default();
+    let marker = applied.mailbox_id.map(|m| ReleaseMarker::notice(m, now).header_line(keys)).unwrap_or_default();
     let text = format!(
         "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Quorum: your reply was applied\r\nDate: {date}\r\n\
          Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\

@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn verified_release_marker_for_this_mailbox_stays() {
         let k = keys();
-        let marker = ReleaseMarker { mailbox_id: 5, message_id: 77 };
+        let marker = ReleaseMarker::release(5, 77, crate::Timestamp(1));
         let raw =
             format!("{}: {}\r\nFrom: spam@example.com\r\n\r\nx\r\n", ReleaseMarker::HEADER, marker.header_value(&k));
         let m = InspectedMessage::parse(raw.as_bytes());
@@ -143,7 +143,7 @@ mod tests {
         // The same marker in another subscriber's mailbox proves nothing there.
         assert_eq!(m.disposition(6, &k, &HashSet::new()), Disposition::Quarantine);
         // A forged marker proves nothing either.
-        let forged = b"X-Quorum-Release: 5.77.AAAAAAAAAAAAAAAAAAAAAA\r\nFrom: a@b.c\r\n\r\n";
+        let forged = b"X-Quorum-Release: 5.77.1.AAAAAAAAAAAAAAAAAAAAAA\r\nFrom: a@b.c\r\n\r\n";
         assert_eq!(InspectedMessage::parse(forged).disposition(5, &k, &HashSet::new()), Disposition::Quarantine);
     }
 

@@ -67,7 +67,7 @@ mod tests {
         let keys = Keys::from_master(&[5u8; 32]).unwrap();
         let original =
             b"From: x@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\xff\r\n--b--\r\n";
-        let marker = ReleaseMarker { mailbox_id: 3, message_id: 9 };
+        let marker = ReleaseMarker::release(3, 9, Timestamp(1_795_503_600));
         let rcpt = EmailAddress::parse("alice@example.org").unwrap();
         let out = release_message(original, &marker, &keys, &rcpt, Timestamp(1_795_503_600));
         assert!(out.ends_with(original));

@@ -174,43 +174,67 @@ fn derive(master: &[u8], label: &[u8]) -> [u8; 32] {
 /// The `X-Quorum-Release` header Quorum prepends to a message it delivers back into a
 /// subscriber's mailbox, so the worker leaves that message alone when it sees it again.
 ///
-/// Value: `<mailbox id>.<message id>.<mac>`. The MAC binds both ids, so a sender cannot
-/// copy a marker from one released message into new mail, nor into another subscriber's.
-/// Mail Quorum writes itself for the subscriber (summaries, receipts) carries message id
-/// [`ReleaseMarker::NOTICE`]: it too must stay in the Inbox it was sent to.
+/// Value: `<mailbox id>.<message id>.<issued at>.<mac>`. The MAC binds all three, so a
+/// marker cannot be moved to another subscriber's mailbox or made younger. The MAC alone
+/// does not stop a marker seen once from being copied onto new mail to the same mailbox;
+/// the worker therefore also checks what the marker names: a release must carry the
+/// released message's bytes, and a marker on Quorum's own notices (summaries, receipts,
+/// message id [`ReleaseMarker::NOTICE`]) is honoured only while fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseMarker {
     pub mailbox_id: i64,
     pub message_id: i64,
+    /// When Quorum issued it (Unix seconds).
+    pub issued_at: i64,
 }
 
 impl ReleaseMarker {
     pub const HEADER: &'static str = "X-Quorum-Release";
     /// The message id of markers on Quorum's own notices (no quarantined message has id 0).
     pub const NOTICE: i64 = 0;
+    /// How long a notice's marker keeps mail in the Inbox: long enough for any delivery
+    /// delay, short enough that a copied marker soon stops working.
+    pub const NOTICE_VALIDITY_SECS: i64 = 2 * 86_400;
+    const PURPOSE: &'static str = "release";
+
+    /// The marker for a released message, issued now.
+    pub fn release(mailbox_id: i64, message_id: i64, at: crate::Timestamp) -> Self {
+        Self { mailbox_id, message_id, issued_at: at.0 }
+    }
 
     /// The marker for a notice (summary, receipt) sent to the subscriber of `mailbox_id`.
-    pub fn notice(mailbox_id: i64) -> Self {
-        Self { mailbox_id, message_id: Self::NOTICE }
+    pub fn notice(mailbox_id: i64, at: crate::Timestamp) -> Self {
+        Self { mailbox_id, message_id: Self::NOTICE, issued_at: at.0 }
+    }
+
+    pub fn is_notice(&self) -> bool {
+        self.message_id == Self::NOTICE
     }
 
     /// The header line, with its CRLF, to put on top of a message.
     pub fn header_line(&self, keys: &Keys) -> String {
         format!("{}: {}\r\n", Self::HEADER, self.header_value(keys))
     }
-    const PURPOSE: &'static str = "release";
 
     pub fn header_value(&self, keys: &Keys) -> String {
-        let data = format!("{}.{}", self.mailbox_id, self.message_id);
+        let data = self.data();
         format!("{data}.{}", keys.token(Self::PURPOSE, &data))
+    }
+
+    fn data(&self) -> String {
+        format!("{}.{}.{}", self.mailbox_id, self.message_id, self.issued_at)
     }
 
     /// Parses and verifies a header value; `None` for anything forged or malformed.
     pub fn verify(value: &str, keys: &Keys) -> Option<Self> {
-        let mut parts = value.trim().splitn(3, '.');
-        let (mailbox, message, mac) = (parts.next()?, parts.next()?, parts.next()?);
-        let marker = Self { mailbox_id: mailbox.parse().ok()?, message_id: message.parse().ok()? };
-        keys.verify_token(Self::PURPOSE, &format!("{}.{}", marker.mailbox_id, marker.message_id), mac).then_some(marker)
+        let mut parts = value.trim().splitn(4, '.');
+        let (mailbox, message, issued, mac) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let marker = Self {
+            mailbox_id: mailbox.parse().ok()?,
+            message_id: message.parse().ok()?,
+            issued_at: issued.parse().ok()?,
+        };
+        keys.verify_token(Self::PURPOSE, &marker.data(), mac).then_some(marker)
     }
 }
 
@@ -273,11 +297,12 @@ mod tests {
     #[test]
     fn release_marker_round_trip_and_forgery() {
         let k = keys();
-        let m = ReleaseMarker { mailbox_id: 3, message_id: 99 };
+        let m = ReleaseMarker::release(3, 99, crate::Timestamp(1_000));
         let v = m.header_value(&k);
         assert_eq!(ReleaseMarker::verify(&v, &k), Some(m));
         assert_eq!(ReleaseMarker::verify(&v.replacen("3.", "4.", 1), &k), None);
-        assert_eq!(ReleaseMarker::verify("3.99.forged", &k), None);
+        assert_eq!(ReleaseMarker::verify(&v.replacen(".1000.", ".2000.", 1), &k), None, "cannot be made younger");
+        assert_eq!(ReleaseMarker::verify("3.99.1000.forged", &k), None);
         assert_eq!(ReleaseMarker::verify("garbage", &k), None);
         let other = Keys::from_master(&[9u8; 32]).unwrap();
         assert_eq!(ReleaseMarker::verify(&v, &other), None);

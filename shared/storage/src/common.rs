@@ -556,6 +556,14 @@ macro_rules! impl_database {
                 .transpose()
             }
 
+            async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> $crate::Result<Option<Vec<u8>>> {
+                Ok(sqlx::query_scalar($crate::sql::RELEASED_RAW)
+                    .bind(message_id)
+                    .bind(mailbox_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             async fn quarantined(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {
                 Ok(sqlx::query_as($crate::sql::QUARANTINED).bind(mailbox_id).fetch_all(&self.pool).await?)
             }

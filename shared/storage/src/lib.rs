@@ -203,6 +203,10 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// The subscriber (id and address) a summary was made for.
     async fn summary_owner(&self, summary_id: i64) -> Result<Option<(i64, EmailAddress)>>;
 
+    /// The original bytes of a message of this mailbox that Quorum is releasing or has
+    /// released; `None` for any other message.
+    async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> Result<Option<Vec<u8>>>;
+
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;
 

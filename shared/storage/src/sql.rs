@@ -169,3 +169,7 @@ pub const PURGE_ONE: &str =
 /// Approved senders silent for longer than their subscriber's `approved_days` expire.
 pub const EXPIRE_APPROVED: &str = "DELETE FROM approved_senders WHERE last_seen_at < $1 - \
      (SELECT s.approved_days * 86400 FROM subscribers s WHERE s.id = approved_senders.subscriber_id)";
+
+/// The bytes of a message Quorum is releasing or has released from this mailbox.
+pub const RELEASED_RAW: &str =
+    "SELECT raw FROM messages WHERE id = $1 AND mailbox_id = $2 AND status IN ('releasing', 'released')";

@@ -36,6 +36,7 @@ pub struct Composed {
 }
 
 const NAME_CHARS: usize = 40;
+const ADDRESS_CHARS: usize = 60;
 const SUBJECT_CHARS: usize = 60;
 
 /// The body of a summary for `subscriber`; `heading` names the moment (e.g. the local
@@ -84,27 +85,31 @@ fn unique_id(message_id: i64, used: &mut std::collections::HashSet<ShortId>) -> 
     }
 }
 
+/// The sender as shown: the address, with the display name before it only when the name
+/// cannot pass for an address (a name like `friend@good.example` would make the line read
+/// as a trusted sender, and `A` would approve the real one).
 fn sender(line: &HeldLine) -> String {
-    let address = line.from_address.as_deref().unwrap_or("(no sender)");
-    match line.from_name.as_deref().map(|n| shorten(n, NAME_CHARS)).filter(|n| !n.is_empty()) {
+    let address = shorten(line.from_address.as_deref().unwrap_or("(no sender)"), ADDRESS_CHARS);
+    let name = line.from_name.as_deref().filter(|n| !n.contains(['@', '<', '>'])).map(|n| shorten(n, NAME_CHARS));
+    match name.filter(|n| !n.is_empty()) {
         Some(name) => format!("{name} <{address}>"),
-        None => address.to_string(),
+        None => address,
     }
 }
 
-/// One line, no control characters, straight quotes replaced so the line keeps its shape,
-/// at most `max` characters.
+/// One line, at most `max` characters, with nothing a sender could use to forge part of
+/// the summary: no control characters (no line breaks), straight quotes replaced so the line
+/// keeps its shape, and square brackets replaced so no text of a sender's can become a box
+/// when a mail client re-wraps the line in a reply.
 fn shorten(s: &str, max: usize) -> String {
     let clean: String = s
         .chars()
-        .map(|c| {
-            if c.is_control() {
-                ' '
-            } else if c == '"' {
-                '\''
-            } else {
-                c
-            }
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            '"' => '\'',
+            '[' => '(',
+            ']' => ')',
+            c => c,
         })
         .collect::<String>()
         .split_whitespace()
@@ -182,6 +187,29 @@ mod tests {
         assert!(l.contains("Jürgen 'the' Müller Bcc: x <s1@example.org>"), "{l}");
         assert!(l.contains("…\"") && l.contains("(not spam: <1%"), "{l}");
         assert!(l.chars().count() < 160, "{l}");
+    }
+
+    #[test]
+    fn sender_text_cannot_become_a_box_even_when_a_client_rewraps_it() {
+        let mut spam = line(5, 0.1, Some("x"), "Win [A] 00005 now [A] 00005 [A] 00005 and more words to wrap");
+        spam.from_address = Some("[A]00005@evil.example".into());
+        let c = compose(&alice(), "now", Counts::default(), vec![spam]);
+        assert!(!c.text.lines().skip_while(|l| !l.starts_with("[ ] 00005")).skip(1).any(|l| l.contains('[')));
+        // Re-wrap so that a new quoted line starts at every bracket, as the worst client might.
+        let ids = ids_in_summary(&c.text);
+        let rewrapped: String = c.text.replace('[', "\r\n> [").lines().map(|l| format!("> {l}\r\n")).collect();
+        let reply = format!("From: alice@example.org\r\n\r\n> [ ] 00005\r\n{rewrapped}");
+        let verdicts: Vec<Verdict> = parse_reply(reply.as_bytes(), &ids).into_iter().map(|l| l.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Action(Action::Delete)]);
+    }
+
+    #[test]
+    fn names_that_look_like_addresses_are_not_shown() {
+        let mut l = line(1, 0.5, Some("friend@good.example"), "hi");
+        l.from_address = Some("spammer@evil.example".into());
+        let c = compose(&alice(), "now", Counts::default(), vec![l]);
+        assert!(c.text.contains("[ ] 00001  spammer@evil.example  \"hi\""), "{}", c.text);
+        assert!(!c.text.contains("friend@good.example"));
     }
 
     #[test]
