@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    Database, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, ReleaseSelection, Sqlite,
-    StorageError, UidlDisposition,
+    Database, DomainVotes, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, ReleaseSelection, Sqlite,
+    StorageError, UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -329,6 +329,83 @@ async fn concurrent_leases(db: impl Database) {
     assert_eq!(total, 40, "every mailbox leased once");
 }
 
+async fn votes_blocks_and_summaries(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("v@example.org"), T0).await.unwrap();
+    let spammer = EmailAddress::parse("x@spam.example").unwrap();
+    let friend = EmailAddress::parse("f@good.example").unwrap();
+    let raws: [&[u8]; 3] = [b"s1\r\n", b"s2\r\n", b"f1\r\n"];
+    let items: Vec<PollItem> = raws
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| PollItem::Quarantine {
+            uidl: ["a", "b", "c"][i],
+            status: "held",
+            raw,
+            hash: MessageHash::of(raw),
+            from: Some(if i < 2 { &spammer } else { &friend }),
+            from_name: None,
+            subject: None,
+        })
+        .collect();
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
+    let held = db.held(ids.mailbox_id).await.unwrap();
+
+    let summary = db
+        .record_summary(ids.subscriber_id, &[("00001".into(), held[0].id), ("00003".into(), held[2].id)], T0)
+        .await
+        .unwrap();
+    let owner = db.summary_owner(summary).await.unwrap().unwrap();
+    assert_eq!(
+        (owner.subscriber_id, owner.mailbox_id, owner.email.as_str()),
+        (ids.subscriber_id, ids.mailbox_id, "v@example.org")
+    );
+    assert!(db.summary_owner(summary + 100).await.unwrap().is_none());
+    assert_eq!(db.last_summary_at(ids.subscriber_id).await.unwrap(), None, "not sent yet");
+    db.summary_sent(summary, T0).await.unwrap();
+    assert_eq!(db.last_summary_at(ids.subscriber_id).await.unwrap(), Some(T0));
+
+    // Empty box: deleted, sender blocked, spam vote; a second time it is a no-op.
+    let later = T0.plus(Duration::from_secs(60));
+    assert!(
+        db.reject_message(ids.subscriber_id, ids.mailbox_id, held[0].id, Some(&spammer), "deleted_spam", later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.reject_message(ids.subscriber_id, ids.mailbox_id, held[0].id, Some(&spammer), "deleted_spam", later)
+            .await
+            .unwrap()
+    );
+    db.record_vote(ids.subscriber_id, held[0].id, &spammer, Vote::Spam, later).await.unwrap();
+    db.record_vote(ids.subscriber_id, held[0].id, &spammer, Vote::Spam, later).await.unwrap();
+    assert_eq!(db.disapproved_senders(ids.subscriber_id).await.unwrap(), std::slice::from_ref(&spammer));
+    let items = db.summary_items(summary).await.unwrap();
+    let statuses: Vec<(&str, &str)> = items.iter().map(|i| (i.short_id.as_str(), i.status.as_str())).collect();
+    assert!(statuses.contains(&("00001", "deleted_spam")) && statuses.contains(&("00003", "held")));
+
+    // A: approved (and no longer blocked), vote, this sender's mail released.
+    db.approve_sender(ids.subscriber_id, &friend, later).await.unwrap();
+    db.record_vote(ids.subscriber_id, held[2].id, &friend, Vote::Approve, later).await.unwrap();
+    let rcpt = EmailAddress::parse("v@example.org").unwrap();
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::From(&friend), &rcpt, later).await.unwrap(), 1);
+    let mut votes = db.domain_votes(ids.subscriber_id).await.unwrap();
+    votes.sort_by(|a, b| a.domain.cmp(&b.domain));
+    assert_eq!(
+        votes,
+        [
+            DomainVotes { domain: "good.example".into(), approvals: 1, spam: 0 },
+            DomainVotes { domain: "spam.example".into(), approvals: 0, spam: 1 },
+        ]
+    );
+    // Approving a blocked sender unblocks it.
+    db.approve_sender(ids.subscriber_id, &spammer, later).await.unwrap();
+    assert!(db.disapproved_senders(ids.subscriber_id).await.unwrap().is_empty());
+
+    let counts = db.decided_since(ids.mailbox_id, T0).await.unwrap();
+    assert_eq!((counts.deleted, counts.forged, counts.delivered), (1, 0, 0), "released only counts once sent");
+}
+
 /// One test per database for each behaviour: `sqlite_<name>` and `postgres_<name>`, each on
 /// a fresh database.
 macro_rules! on_both_databases {
@@ -355,6 +432,7 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    votes_blocks_and_summaries,
     subscribers_and_leases,
     quarantine_and_uidls,
     release_outbox,

@@ -6,6 +6,8 @@
 ALTER TABLE subscribers ADD COLUMN summary_times TEXT NOT NULL DEFAULT '07:00,19:00';
 ALTER TABLE subscribers ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC';
 ALTER TABLE subscribers ADD COLUMN next_summary_at BIGINT;
+-- Subscribers from before this migration: due at once (the scheduler then moves them on).
+UPDATE subscribers SET next_summary_at = 0;
 CREATE INDEX subscribers_summary_due ON subscribers (next_summary_at) WHERE enabled;
 
 -- When a message was decided (released, deleted): counts "since the last summary".
@@ -14,7 +16,9 @@ ALTER TABLE messages ADD COLUMN decided_at BIGINT;
 CREATE TABLE summaries (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     subscriber_id BIGINT  NOT NULL REFERENCES subscribers(id),
-    created_at    BIGINT  NOT NULL
+    created_at    BIGINT  NOT NULL,
+    -- Set when the SMTP server accepted it: counts run from the last summary sent.
+    sent_at       BIGINT
 );
 
 CREATE TABLE summary_items (

@@ -131,9 +131,8 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         if let Some(robot) = settings.robot.clone() {
             let (worker, stopped) = (worker.clone(), stopped.clone());
             let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
-            let deliverer = deliverer(&db, &settings, keys)?;
             tasks.spawn(async move {
-                worker.run_robot(robot, mailer, deliverer, stopped).await;
+                worker.run_robot(robot, mailer, stopped).await;
                 Ok(())
             });
         }
@@ -393,7 +392,9 @@ fn deliverer<DB: Database>(
     settings: &Settings,
     keys: Arc<quorum_domain::Keys>,
 ) -> anyhow::Result<Deliverer<DB>> {
-    let name = settings.worker.name.clone().unwrap_or_else(|| format!("deliverer-{}", std::process::id()));
+    // A lease name of its own, never shared with another process's deliverer.
+    let base = settings.worker.name.clone().unwrap_or_else(|| "quorum".into());
+    let name = format!("{base}-deliver-{}", std::process::id());
     let timeout = Duration::from_secs(settings.smtp.timeout_secs);
     Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, timeout, name))
 }

@@ -98,6 +98,7 @@ impl<DB: Database> SummarySender<DB> {
         let mut message = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(&self.keys).into_bytes();
         message.extend(self.message(&email, summary_id, composed.items.len(), composed.text)?);
         self.mailer.send(&email, &message).await?;
+        self.db.summary_sent(summary_id, now).await?;
         tracing::info!(subscriber = subscriber.subscriber_id, summary = summary_id, held = items.len(), "summary sent");
         Ok(Some(SentSummary { summary_id, held: items.len() }))
     }
@@ -112,6 +113,9 @@ impl<DB: Database> SummarySender<DB> {
             .to(to.as_str().parse().map_err(|e| build(&e))?)
             .reply_to(reply_to.parse().map_err(|e| build(&e))?)
             .subject(format!("Quorum summary: {held} held message{}", if held == 1 { "" } else { "s" }))
+            // RFC 3834: no auto-responder should answer it (and one that quotes it back
+            // would otherwise read as "delete everything"; replies marked so are refused).
+            .header(AutoSubmitted)
             .message_id(Some(format!("<summary-{summary_id}.{nonce:x}@{}>", self.settings.reply_domain)))
             .header(ContentType::TEXT_PLAIN)
             .body(text)
@@ -143,9 +147,9 @@ impl<DB: Database> Scheduler<DB> {
     /// Sends every summary due at `now`, purges what is past `max_retention_days` and
     /// expires approved senders silent for their subscriber's `approved_days`.
     ///
-    /// A subscriber's next time is moved on *before* sending (the claim), from `now`: a
-    /// summary that fell due several times while the service was down is sent once, and
-    /// two schedulers never send the same one. A failed send is retried in five minutes.
+    /// A due summary is claimed before it is sent (two schedulers never send the same one)
+    /// and the next time is computed from `now`: a summary that fell due several times
+    /// while the service was down is sent once. A failed send is retried in five minutes.
     pub async fn run_once(&self, now: Timestamp) -> Result<PassReport, SummaryError> {
         let db = &self.sender.db;
         let mut report = PassReport {
@@ -171,15 +175,23 @@ impl<DB: Database> Scheduler<DB> {
                             .next_after(now)
                     }
                 };
-                if !db.claim_summary(subscriber.subscriber_id, due_at, next).await? {
+                // Claim for five minutes: a crash before the send retries it then; only after
+                // the send succeeded does the next time move to the next local summary time.
+                let retry = Timestamp(now.0 + 300);
+                if !db.claim_summary(subscriber.subscriber_id, due_at, retry).await? {
                     continue;
                 }
                 match self.sender.send(&subscriber, now).await {
-                    Ok(Some(_)) => report.sent += 1,
-                    Ok(None) => report.nothing_to_send += 1,
+                    Ok(sent) => {
+                        db.set_next_summary(subscriber.subscriber_id, next).await?;
+                        if sent.is_some() {
+                            report.sent += 1;
+                        } else {
+                            report.nothing_to_send += 1;
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(subscriber = subscriber.subscriber_id, error = %e, "summary not sent; retrying in 5 minutes");
-                        db.set_next_summary(subscriber.subscriber_id, Timestamp(now.0 + 300)).await?;
                         report.failed += 1;
                     }
                 }
@@ -205,6 +217,22 @@ impl<DB: Database> Scheduler<DB> {
                 return;
             }
         }
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834).
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
     }
 }
 

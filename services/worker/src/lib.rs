@@ -84,23 +84,19 @@ impl<DB: Database> Worker<DB> {
         }
     }
 
-    /// Polls the robot mailbox every poll interval until `shutdown` turns true, delivering
-    /// what the replies release right away.
+    /// Polls the robot mailbox every poll interval until `shutdown` turns true; what the
+    /// replies release goes out with the delivery loop's next pass.
     pub async fn run_robot(
         &self,
         robot: quorum_config::RobotSettings,
         mailer: quorum_mailer::Mailer,
-        deliverer: Deliverer<DB>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let options = self.connect_options_for(&robot.host, robot.port, robot.security);
         loop {
             match poll_robot(&self.db, &self.keys, &mailer, &robot, &options).await {
                 Ok(report) if report.applied + report.rejected > 0 => {
-                    tracing::info!(applied = report.applied, rejected = report.rejected, "robot mailbox polled");
-                    if let Err(e) = deliverer.run_once().await {
-                        tracing::error!(error = %e, "delivering releases");
-                    }
+                    tracing::info!(applied = report.applied, rejected = report.rejected, "robot mailbox polled")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "robot mailbox poll failed"),

@@ -10,8 +10,9 @@ use quorum_mailer::Mailer;
 use quorum_storage::{Database, PendingRelease};
 use tokio::sync::watch;
 
-/// Releases handed to SMTP per pass.
-const BATCH: i64 = 32;
+/// Releases leased at a time: one, so a lease only has to outlast one SMTP session and a
+/// slow server cannot let a lease lapse while its release waits its turn.
+const BATCH: i64 = 1;
 /// First retry after a failure; doubles per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -39,7 +40,7 @@ pub struct Deliverer<DB: Database> {
 impl<DB: Database> Deliverer<DB> {
     /// `smtp_timeout` bounds each SMTP wait; the lease on a batch is sized from it.
     pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, smtp_timeout: Duration, name: String) -> Self {
-        // A lease comfortably longer than one SMTP transaction of every message in a batch.
+        // The mailer bounds a whole SMTP session by four timeouts; the lease outlasts that.
         let lease = smtp_timeout * 4 + Duration::from_secs(60);
         Self { db, keys, mailer, name, lease }
     }
@@ -56,7 +57,9 @@ impl<DB: Database> Deliverer<DB> {
             for release in due {
                 match self.deliver(&release).await {
                     Ok(()) => {
-                        self.db.release_sent(release.outbox_id, &self.name, Timestamp::now()).await?;
+                        if !self.db.release_sent(release.outbox_id, &self.name, Timestamp::now()).await? {
+                            tracing::warn!(message = release.message_id, "release sent after its lease lapsed");
+                        }
                         metrics::counter!("quorum_releases_total", "result" => "sent").increment(1);
                         report.sent += 1;
                     }

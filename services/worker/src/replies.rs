@@ -46,9 +46,8 @@ impl fmt::Display for Receipt {
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub subscriber: EmailAddress,
-    /// The subscriber's mailbox (the receipt's marker names it), if the summary listed any
-    /// message.
-    pub mailbox_id: Option<i64>,
+    /// The subscriber's mailbox (the receipt's marker names it).
+    pub mailbox_id: i64,
     pub receipt: Receipt,
 }
 
@@ -61,13 +60,19 @@ pub async fn apply_reply<DB: Database>(
     now: Timestamp,
 ) -> Result<Applied, ReplyError> {
     let summary_id = verified_summary(raw, keys)?;
-    let (subscriber_id, owner) = db.summary_owner(summary_id).await?.ok_or(AuthError::UnknownSummary(summary_id))?;
+    let summary = db.summary_owner(summary_id).await?.ok_or(AuthError::UnknownSummary(summary_id))?;
+    let (subscriber_id, owner) = (summary.subscriber_id, summary.email.clone());
     check_sender(raw, &owner)?;
 
     let items = db.summary_items(summary_id).await?;
     let ids: Vec<ShortId> = items.iter().filter_map(|i| ShortId::parse(&i.short_id)).collect();
     let mut receipt = Receipt::default();
-    for line in parse_reply(raw, &ids) {
+    let mut lines = parse_reply(raw, &ids);
+    // Approvals first: a sender approved anywhere in this reply is not also blocked by an
+    // empty box on another of its messages (that message is still deleted).
+    lines.sort_by_key(|l| !matches!(l.verdict, Verdict::Action(Action::Approve)));
+    let mut approved_now: Vec<EmailAddress> = Vec::new();
+    for line in lines {
         let Some(item) = items.iter().find(|i| i.short_id == line.id.as_str()) else { continue };
         let Verdict::Action(action) = line.verdict else {
             receipt.kept += usize::from(item.status == "held");
@@ -80,6 +85,7 @@ pub async fn apply_reply<DB: Database>(
         let sender = item.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok());
         match (action, &sender) {
             (Action::Approve, Some(sender)) => {
+                approved_now.push(sender.clone());
                 db.approve_sender(subscriber_id, sender, now).await?;
                 db.record_vote(subscriber_id, item.message_id, sender, Vote::Approve, now).await?;
                 // This message and every other held one from the same sender.
@@ -92,21 +98,15 @@ pub async fn apply_reply<DB: Database>(
                 let released =
                     db.queue_release(item.mailbox_id, ReleaseSelection::One(item.message_id), &owner, now).await?;
                 receipt.delivered += released as usize;
-                receipt.not_found += usize::from(released == 0);
+                // Already on its way if an `A` in this reply released its sender's mail.
+                let by_approval = sender.as_ref().is_some_and(|s| approved_now.contains(s));
+                receipt.not_found += usize::from(released == 0 && !by_approval);
             }
             (Action::Delete, _) => {
-                if db
-                    .reject_message(
-                        subscriber_id,
-                        item.mailbox_id,
-                        item.message_id,
-                        sender.as_ref(),
-                        "deleted_spam",
-                        now,
-                    )
-                    .await?
-                {
-                    if let Some(sender) = &sender {
+                let block = sender.as_ref().filter(|s| !approved_now.contains(s));
+                let status = "deleted_spam";
+                if db.reject_message(subscriber_id, item.mailbox_id, item.message_id, block, status, now).await? {
+                    if let Some(sender) = block {
                         db.record_vote(subscriber_id, item.message_id, sender, Vote::Spam, now).await?;
                     }
                     receipt.deleted += 1;
@@ -117,7 +117,7 @@ pub async fn apply_reply<DB: Database>(
         }
     }
     tracing::info!(summary = summary_id, subscriber = subscriber_id, %receipt, "reply applied");
-    Ok(Applied { subscriber: owner, mailbox_id: items.first().map(|i| i.mailbox_id), receipt })
+    Ok(Applied { subscriber: owner, mailbox_id: summary.mailbox_id, receipt })
 }
 
 /// Mails the receipt to the subscriber, marked so the worker leaves it in the Inbox.
@@ -128,7 +128,7 @@ pub async fn send_receipt(
     now: Timestamp,
 ) -> Result<(), quorum_mailer::MailerError> {
     let (to, receipt) = (&applied.subscriber, &applied.receipt);
-    let marker = applied.mailbox_id.map(|m| ReleaseMarker::notice(m, now).header_line(keys)).unwrap_or_default();
+    let marker = ReleaseMarker::notice(applied.mailbox_id, now).header_line(keys);
     let text = format!(
         "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Quorum: your reply was applied\r\nDate: {date}\r\n\
          Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\

@@ -43,18 +43,27 @@ pub async fn poll_robot<DB: Database>(
     let listing = client.list().await?;
     let mut report = RobotReport::default();
     let mut done = Vec::new();
+    let mut receipts = Vec::new();
+    let mut failure = None;
     for (n, size) in listing {
         let retrieved = client.retr_many(&[(n, size)]).await;
         if let Some(e) = retrieved.broken {
-            return Err(e.into());
+            failure = Some(RobotError::from(e));
+            break;
         }
-        let Some(Ok(raw)) = retrieved.messages.into_iter().next() else { continue };
+        let raw = match retrieved.messages.into_iter().next() {
+            Some(Ok(raw)) => raw,
+            Some(Err(e)) => {
+                tracing::warn!(message = n, error = %e, "robot mailbox: cannot read a message; left");
+                report.left += 1;
+                continue;
+            }
+            None => continue,
+        };
         let now = Timestamp::now();
         match apply_reply(db, keys, &raw, now).await {
             Ok(applied) => {
-                if let Err(e) = send_receipt(mailer, keys, &applied, now).await {
-                    tracing::warn!(subscriber = %applied.subscriber, error = %e, "receipt not sent");
-                }
+                receipts.push((applied, now));
                 report.applied += 1;
                 done.push(n);
             }
@@ -67,11 +76,27 @@ pub async fn poll_robot<DB: Database>(
                 report.rejected += 1;
                 done.push(n);
             }
-            // A storage fault: keep the reply for the next pass.
-            Err(ReplyError::Storage(e)) => return Err(e.into()),
+            // A storage fault: this reply stays for the next pass; what is done is deleted.
+            Err(ReplyError::Storage(e)) => {
+                failure = Some(e.into());
+                break;
+            }
         }
     }
-    client.dele_many(&done).await?;
-    client.quit().await?;
+    // Close the POP3 session first (a slow SMTP server must not outlast its idle timeout),
+    // then mail the receipts.
+    let closed = match client.dele_many(&done).await {
+        Ok(_) => client.quit().await,
+        Err(e) => Err(e),
+    };
+    for (applied, now) in &receipts {
+        if let Err(e) = send_receipt(mailer, keys, applied, *now).await {
+            tracing::warn!(subscriber = %applied.subscriber, error = %e, "receipt not sent");
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    closed?;
     Ok(report)
 }

@@ -33,6 +33,49 @@ fn send_err(e: impl std::fmt::Display) -> MailerError {
     MailerError::Send(e.to_string())
 }
 
+/// SMTP carries lines ended by CRLF only (RFC 5321 section 2.3.8). A bare CR or LF in
+/// stored mail is turned into CRLF before it is sent: otherwise lettre's dot-stuffing, which
+/// only looks after CRLF, could let `LF . CRLF` in a spammer's message end the DATA early at
+/// a lenient relay and smuggle commands into Quorum's session. Mail fetched from Dovecot
+/// already has CRLF only, so it goes out unchanged.
+fn crlf_only(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let bare = message.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' => i == 0 || message[i - 1] != b'\r',
+        b'\r' => message.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    });
+    if !bare {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = Vec::with_capacity(message.len() + 64);
+    let mut i = 0;
+    while i < message.len() {
+        match message[i] {
+            b'\r' if message.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_crlf_line_ends_go_out() {
+        assert!(matches!(crlf_only(b"a\r\nb\r\n"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(&*crlf_only(b"a\n.\r\nMAIL FROM:<x>\rb"), b"a\r\n.\r\nMAIL FROM:<x>\r\nb");
+        assert_eq!(&*crlf_only(b"\n\r\r\n"), b"\r\n\r\n\r\n");
+    }
+}
+
 #[derive(Clone)]
 pub struct Mailer {
     host: String,
@@ -84,7 +127,8 @@ impl Mailer {
         // lettre ends DATA with CRLF.CRLF whatever the message ends with, so the message's
         // own final CRLF is left to that terminator; otherwise every message would gain an
         // empty last line.
-        let data = message.strip_suffix(b"\r\n").unwrap_or(message);
+        let data = crlf_only(message);
+        let data = data.strip_suffix(b"\r\n").unwrap_or(&data);
         // Every step is bounded; the whole session by a few of them.
         let session = async {
             let mut connection = self.connect().await?;

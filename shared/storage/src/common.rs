@@ -93,12 +93,20 @@ macro_rules! impl_database {
                 sender: &quorum_domain::EmailAddress,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
+                // Approved and blocked exclude each other: the latest word wins.
+                let mut tx = self.pool.begin().await?;
                 sqlx::query($crate::sql::APPROVE_SENDER)
                     .bind(subscriber_id)
                     .bind(sender.as_str())
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                sqlx::query($crate::sql::UNDISAPPROVE_SENDER)
+                    .bind(subscriber_id)
+                    .bind(sender.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -271,21 +279,23 @@ macro_rules! impl_database {
                     $crate::ReleaseSelection::From(sender) => (None, Some(sender.as_str())),
                 };
                 let mut tx = self.pool.begin().await?;
-                let queued = sqlx::query($crate::sql::QUEUE_RELEASE)
-                    .bind(mailbox_id)
-                    .bind(recipient.as_str())
-                    .bind(now.0)
-                    .bind(message_id)
-                    .bind(sender)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query($crate::sql::MARK_RELEASING)
+                let ids: Vec<i64> = sqlx::query_scalar($crate::sql::MARK_RELEASING)
                     .bind(mailbox_id)
                     .bind(message_id)
                     .bind(sender)
-                    .execute(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await?;
+                let mut queued = 0;
+                for id in ids {
+                    queued += sqlx::query($crate::sql::QUEUE_RELEASE)
+                        .bind(id)
+                        .bind(mailbox_id)
+                        .bind(recipient.as_str())
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
                 tx.commit().await?;
                 Ok(queued)
             }
@@ -317,7 +327,7 @@ macro_rules! impl_database {
                 outbox_id: i64,
                 owner: &str,
                 now: quorum_domain::Timestamp,
-            ) -> $crate::Result<()> {
+            ) -> $crate::Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::sql::RELEASE_SENT)
                     .bind(outbox_id)
@@ -326,11 +336,12 @@ macro_rules! impl_database {
                     .execute(&mut *tx)
                     .await?;
                 // Only the lease holder's report counts; a stale one changes nothing.
-                if done.rows_affected() == 1 {
+                let mine = done.rows_affected() == 1;
+                if mine {
                     sqlx::query($crate::sql::MARK_RELEASED).bind(outbox_id).bind(now.0).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(mine)
             }
 
             async fn release_failed(
@@ -542,18 +553,20 @@ macro_rules! impl_database {
                 Ok(sqlx::query_as($crate::sql::SUMMARY_ITEMS).bind(summary_id).fetch_all(&self.pool).await?)
             }
 
-            async fn summary_owner(
-                &self,
-                summary_id: i64,
-            ) -> $crate::Result<Option<(i64, quorum_domain::EmailAddress)>> {
-                let row: Option<(i64, String)> =
+            async fn summary_owner(&self, summary_id: i64) -> $crate::Result<Option<$crate::SummaryOwner>> {
+                let row: Option<(i64, String, i64)> =
                     sqlx::query_as($crate::sql::SUMMARY_OWNER).bind(summary_id).fetch_optional(&self.pool).await?;
-                row.map(|(id, email)| {
+                row.map(|(subscriber_id, email, mailbox_id)| {
                     quorum_domain::EmailAddress::parse(&email)
-                        .map(|e| (id, e))
-                        .map_err(|_| $crate::StorageError::Corrupt(format!("subscriber {id} email")))
+                        .map(|email| $crate::SummaryOwner { subscriber_id, email, mailbox_id })
+                        .map_err(|_| $crate::StorageError::Corrupt(format!("subscriber {subscriber_id} email")))
                 })
                 .transpose()
+            }
+
+            async fn summary_sent(&self, summary_id: i64, now: quorum_domain::Timestamp) -> $crate::Result<()> {
+                sqlx::query($crate::sql::SUMMARY_SENT).bind(summary_id).bind(now.0).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> $crate::Result<Option<Vec<u8>>> {

@@ -127,7 +127,8 @@ pub trait Database: Send + Sync + Clone + 'static {
     ) -> Result<Vec<PendingRelease>>;
 
     /// The SMTP server accepted the release: done, and the message is marked released.
-    async fn release_sent(&self, outbox_id: i64, owner: &str, now: Timestamp) -> Result<()>;
+    /// False if `owner` no longer held the release's lease (then nothing is recorded).
+    async fn release_sent(&self, outbox_id: i64, owner: &str, now: Timestamp) -> Result<bool>;
 
     /// Delivery failed: record why and when to try again.
     async fn release_failed(&self, outbox_id: i64, owner: &str, error: &str, next_attempt_at: Timestamp) -> Result<()>;
@@ -188,7 +189,7 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// A subscriber's votes grouped by sender domain.
     async fn domain_votes(&self, subscriber_id: i64) -> Result<Vec<DomainVotes>>;
 
-    /// When the subscriber's last summary was made.
+    /// When the subscriber's last summary was accepted by the SMTP server.
     async fn last_summary_at(&self, subscriber_id: i64) -> Result<Option<Timestamp>>;
 
     /// Messages of a mailbox decided at or after `since`.
@@ -200,8 +201,11 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// The lines of a summary with their messages' current state.
     async fn summary_items(&self, summary_id: i64) -> Result<Vec<SummaryItem>>;
 
-    /// The subscriber (id and address) a summary was made for.
-    async fn summary_owner(&self, summary_id: i64) -> Result<Option<(i64, EmailAddress)>>;
+    /// The subscriber (and mailbox) a summary was made for.
+    async fn summary_owner(&self, summary_id: i64) -> Result<Option<SummaryOwner>>;
+
+    /// The SMTP server accepted the summary: counts in the next one start from now.
+    async fn summary_sent(&self, summary_id: i64, now: Timestamp) -> Result<()>;
 
     /// The original bytes of a message of this mailbox that Quorum is releasing or has
     /// released; `None` for any other message.

@@ -284,3 +284,11 @@ pub enum ReleaseSelection<'a> {
     All,
     From(&'a EmailAddress),
 }
+
+/// Whom a summary was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryOwner {
+    pub subscriber_id: i64,
+    pub email: EmailAddress,
+    pub mailbox_id: i64,
+}

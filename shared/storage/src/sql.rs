@@ -33,6 +33,8 @@ pub const APPROVE_SENDER: &str = "INSERT INTO approved_senders (subscriber_id, a
      VALUES ($1, $2, $3, $3) \
      ON CONFLICT (subscriber_id, address) DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
+pub const UNDISAPPROVE_SENDER: &str = "DELETE FROM disapproved_senders WHERE subscriber_id = $1 AND address = $2";
+
 pub const TOUCH_SENDER: &str =
     "UPDATE approved_senders SET last_seen_at = $3 WHERE subscriber_id = $1 AND address = $2 AND last_seen_at < $3";
 
@@ -81,15 +83,15 @@ pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, s
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
 
-/// Queues a mailbox's held messages for release: `$4` one message or NULL, `$5` one sender
-/// or NULL.
-pub const QUEUE_RELEASE: &str = "INSERT INTO outbox (message_id, mailbox_id, recipient, next_attempt_at, created_at) \
-     SELECT id, mailbox_id, $2, $3, $3 FROM messages \
-     WHERE mailbox_id = $1 AND status = 'held' AND ($4 IS NULL OR id = $4) AND ($5 IS NULL OR from_address = $5) \
-     ON CONFLICT (message_id) DO NOTHING";
-
+/// Takes held messages of a mailbox for release (`$2` one message or NULL, `$3` one sender
+/// or NULL). Changing the status first, in the same statement that selects, means a purge
+/// or deletion committing meanwhile cannot leave an outbox row for a message not released.
 pub const MARK_RELEASING: &str = "UPDATE messages SET status = 'releasing' \
-     WHERE mailbox_id = $1 AND status = 'held' AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR from_address = $3)";
+     WHERE mailbox_id = $1 AND status = 'held' AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR from_address = $3) \
+     RETURNING id";
+
+pub const QUEUE_RELEASE: &str = "INSERT INTO outbox (message_id, mailbox_id, recipient, next_attempt_at, created_at) \
+     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (message_id) DO NOTHING";
 
 /// Releases due and not held by a live lease; `$1` = now.
 pub const DUE_RELEASES: &str = "SELECT id FROM outbox \
@@ -102,8 +104,8 @@ pub const RELEASE_RETURNING: &str = "RETURNING id AS outbox_id, message_id, mail
 pub const RELEASE_SENT: &str = "UPDATE outbox SET sent_at = $3, attempts = attempts + 1, last_error = NULL, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
 
-pub const MARK_RELEASED: &str =
-    "UPDATE messages SET status = 'released', decided_at = $2 WHERE id = (SELECT message_id FROM outbox WHERE id = $1)";
+pub const MARK_RELEASED: &str = "UPDATE messages SET status = 'released', decided_at = $2 \
+     WHERE id = (SELECT message_id FROM outbox WHERE id = $1) AND status = 'releasing'";
 
 pub const RELEASE_FAILED: &str = "UPDATE outbox SET attempts = attempts + 1, last_error = $3, next_attempt_at = $4, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
@@ -134,7 +136,9 @@ pub const DOMAIN_VOTES: &str = "SELECT domain, \
      SUM(CASE WHEN verdict = 'spam' THEN 1 ELSE 0 END) AS spam \
      FROM sender_votes WHERE subscriber_id = $1 GROUP BY domain";
 
-pub const LAST_SUMMARY: &str = "SELECT MAX(created_at) FROM summaries WHERE subscriber_id = $1";
+pub const LAST_SUMMARY: &str = "SELECT MAX(sent_at) FROM summaries WHERE subscriber_id = $1";
+
+pub const SUMMARY_SENT: &str = "UPDATE summaries SET sent_at = $2 WHERE id = $1";
 
 pub const DECIDED_SINCE: &str = "SELECT \
      SUM(CASE WHEN status LIKE 'deleted%' THEN 1 ELSE 0 END), \
@@ -150,8 +154,8 @@ pub const INSERT_SUMMARY_ITEM: &str =
 pub const SUMMARY_ITEMS: &str = "SELECT i.short_id, i.message_id, m.mailbox_id, m.status, m.from_address \
      FROM summary_items i JOIN messages m ON m.id = i.message_id WHERE i.summary_id = $1";
 
-pub const SUMMARY_OWNER: &str = "SELECT s.id, s.email FROM summaries y JOIN subscribers s ON s.id = y.subscriber_id \
-     WHERE y.id = $1";
+pub const SUMMARY_OWNER: &str = "SELECT s.id, s.email, m.id FROM summaries y \
+     JOIN subscribers s ON s.id = y.subscriber_id JOIN mailboxes m ON m.subscriber_id = s.id WHERE y.id = $1";
 
 /// Claims a due summary by moving its next time on; only one scheduler can win the claim.
 pub const CLAIM_SUMMARY: &str = "UPDATE subscribers SET next_summary_at = $3 WHERE id = $1 AND next_summary_at = $2";

@@ -23,6 +23,8 @@ pub enum AuthError {
     UnknownSummary(i64),
     #[error("the reply comes from {from}, not from the subscriber the summary was sent to")]
     WrongSender { from: String },
+    #[error("the reply was sent automatically ({0}), not by the subscriber")]
+    Automatic(String),
 }
 
 /// Checks a reply; returns the id of the summary it answers.
@@ -63,8 +65,14 @@ pub fn verified_summary(raw: &[u8], keys: &Keys) -> Result<i64, AuthError> {
         .ok_or(AuthError::BadToken)
 }
 
-/// The reply's `From` must be the summary's owner (compared case-insensitively).
+/// The reply's `From` must be the summary's owner (compared case-insensitively), and the
+/// reply must not be an automatic one (RFC 3834 `Auto-Submitted`, `Precedence: bulk`,
+/// vacation responders' `X-Autoreply`): a responder quoting the summary back would read as
+/// "delete every message and block every sender".
 pub fn check_sender(raw: &[u8], owner: &EmailAddress) -> Result<(), AuthError> {
+    if let Some(why) = automatic(raw) {
+        return Err(AuthError::Automatic(why));
+    }
     let from = MessageParser::default()
         .parse_headers(raw)
         .and_then(|m| m.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_string))
@@ -75,6 +83,21 @@ pub fn check_sender(raw: &[u8], owner: &EmailAddress) -> Result<(), AuthError> {
             Err(AuthError::WrongSender { from: other.map_or_else(|| "(no valid From)".into(), |f| f.to_string()) })
         }
     }
+}
+
+fn automatic(raw: &[u8]) -> Option<String> {
+    let message = MessageParser::default().parse_headers(raw)?;
+    let header = |name: &str| message.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
+    if let Some(v) = header("Auto-Submitted").filter(|v| v != "no") {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if let Some(v) = header("Precedence").filter(|v| ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str())) {
+        return Some(format!("Precedence: {v}"));
+    }
+    ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"]
+        .iter()
+        .find(|h| header(h).is_some())
+        .map(|h| format!("{h} header"))
 }
 
 /// The first `To` address of a message: for a summary, the subscriber it was sent to.
@@ -144,6 +167,20 @@ mod tests {
             authenticate(&reply("alice@example.org", "robot@quorum.example"), &keys(), |_| alice()),
             Err(AuthError::NoToken)
         );
+    }
+
+    #[test]
+    fn automatic_replies_are_refused() {
+        let to = reply_address(&keys(), 42, "summary", "quorum.example");
+        for header in ["Auto-Submitted: auto-replied", "Precedence: bulk", "X-Autoreply: yes"] {
+            let raw = format!("{header}\r\nFrom: alice@example.org\r\nTo: {to}\r\n\r\n> [ ] 00001\r\n");
+            assert!(
+                matches!(authenticate(raw.as_bytes(), &keys(), |_| alice()), Err(AuthError::Automatic(_))),
+                "{header}"
+            );
+        }
+        let raw = format!("Auto-Submitted: no\r\nFrom: alice@example.org\r\nTo: {to}\r\n\r\n");
+        assert_eq!(authenticate(raw.as_bytes(), &keys(), |_| alice()), Ok(42));
     }
 
     #[test]
