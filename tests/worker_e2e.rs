@@ -616,3 +616,34 @@ async fn release_keeps_dots_8bit_and_mime_byte_for_byte() {
     let delivered = &stack.retr_all(&user).await[0].1;
     assert!(delivered.ends_with(tricky), "{}", String::from_utf8_lossy(delivered));
 }
+
+#[tokio::test]
+async fn a_release_refused_for_good_goes_back_to_held() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, _) = mailbox_with_messages("refused", 1);
+    // The subscriber's address is in a domain this Postfix refuses to relay to (550).
+    let mut add = quorum(&url, &key);
+    add.args(["subscriber", "add", "someone@elsewhere.example", "--host", "127.0.0.1"]).args([
+        "--port",
+        &stack.pop3_port.to_string(),
+        "--security",
+        "plain",
+        "--user",
+        &user.email,
+    ]);
+    assert!(run(add, &format!("{}\n", user.password)).0);
+    let mut poll = quorum(&url, &key);
+    poll.args(["poll", "someone@elsewhere.example"]);
+    assert!(run(poll, "").0);
+
+    let mut release = with_smtp(quorum(&url, &key), stack.smtp_port);
+    release.args(["subscriber", "release", "someone@elsewhere.example"]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains("0 delivered, 1 failed"), "{out}");
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse("someone@elsewhere.example").unwrap()).await.unwrap().unwrap();
+    assert_eq!(db.held(s.mailbox_id).await.unwrap().len(), 1, "held again, listed in the next summary");
+    assert!(db.outbox_pending().await.unwrap().is_empty(), "not retried forever");
+}

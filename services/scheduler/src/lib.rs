@@ -22,7 +22,9 @@ pub enum SummaryError {
 
 /// Held messages older than this many days ...
 const PURGE_UNLIKELY_AFTER_DAYS: i64 = 14;
-/// ... whose chance of not being spam is below this are purged (SPEC 2.3).
+/// ... whose chance of not being spam is below this are purged (SPEC 2.3). With the
+/// interim per-subscriber score this needs about a thousand spam votes on the domain and no
+/// approval; it becomes effective with the collaborative statistics.
 const PURGE_BELOW: f64 = 1.0 / 1000.0;
 
 pub struct SummarySender<DB: Database> {
@@ -92,7 +94,10 @@ impl<DB: Database> SummarySender<DB> {
             })
             .collect();
         let counts = Counts { deleted: decided.deleted, forged: decided.forged, delivered: decided.delivered };
-        let composed = compose(&email, &rfc5322_date(now), counts, lines);
+        let heading = SummarySchedule::parse(&subscriber.summary_times, &subscriber.time_zone)
+            .map(|schedule| schedule.local_label(now))
+            .unwrap_or_else(|_| rfc5322_date(now));
+        let composed = compose(&email, &heading, counts, lines);
         let items: Vec<(String, i64)> = composed.items.iter().map(|(id, m)| (id.to_string(), *m)).collect();
         let summary_id = self.db.record_summary(subscriber.subscriber_id, &items, now).await?;
         let mut message = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(&self.keys).into_bytes();

@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Duration};
 
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::release_message};
-use quorum_mailer::Mailer;
+use quorum_mailer::{Mailer, MailerError};
 use quorum_storage::{Database, PendingRelease};
 use tokio::sync::watch;
 
@@ -63,7 +63,14 @@ impl<DB: Database> Deliverer<DB> {
                         metrics::counter!("quorum_releases_total", "result" => "sent").increment(1);
                         report.sent += 1;
                     }
+                    Err(MailerError::Refused(error)) => {
+                        tracing::warn!(message = release.message_id, %error, "release refused for good; the message is held again");
+                        self.db.release_refused(release.outbox_id, &self.name).await?;
+                        metrics::counter!("quorum_releases_total", "result" => "refused").increment(1);
+                        report.failed += 1;
+                    }
                     Err(error) => {
+                        let error = error.to_string();
                         let retry = Timestamp::now().plus(backoff(release.attempts));
                         tracing::warn!(message = release.message_id, attempts = release.attempts + 1, %error, "release not delivered, will retry");
                         self.db.release_failed(release.outbox_id, &self.name, &error, retry).await?;
@@ -75,12 +82,12 @@ impl<DB: Database> Deliverer<DB> {
         }
     }
 
-    async fn deliver(&self, release: &PendingRelease) -> Result<(), String> {
-        let recipient = EmailAddress::parse(&release.recipient).map_err(|e| e.to_string())?;
+    async fn deliver(&self, release: &PendingRelease) -> Result<(), MailerError> {
+        let recipient = EmailAddress::parse(&release.recipient).map_err(|e| MailerError::Refused(e.to_string()))?;
         let now = Timestamp::now();
         let marker = ReleaseMarker::release(release.mailbox_id, release.message_id, now);
         let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, now);
-        self.mailer.send(&recipient, &bytes).await.map_err(|e| e.to_string())
+        self.mailer.send(&recipient, &bytes).await
     }
 
     /// Delivers due releases every few seconds until `shutdown` turns true.

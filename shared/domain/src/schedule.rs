@@ -61,6 +61,12 @@ impl SummarySchedule {
         &self.zone_name
     }
 
+    /// `at` as the subscriber reads it: `Tuesday 24 November 2026, 08:00 (Europe/Berlin)`.
+    pub fn local_label(&self, at: Timestamp) -> String {
+        let when = jiff::Timestamp::from_second(at.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        format!("{} ({})", when.to_zoned_datetime(self.zone.clone()).strftime("%A %-d %B %Y, %H:%M"), self.zone_name)
+    }
+
     /// The first summary time strictly after `after`. A local time that does not exist
     /// that day (skipped by a daylight-saving change) moves forward past the gap; one that
     /// exists twice is taken the first time.
@@ -119,6 +125,12 @@ mod tests {
         let gap = SummarySchedule::parse("02:30", "Europe/Berlin").unwrap();
         let next = gap.next_after(at("2026-03-28T23:00:00Z"));
         assert!(next > at("2026-03-29T00:59:59Z") && next < at("2026-03-29T02:00:00Z"), "{next:?}");
+    }
+
+    #[test]
+    fn labels_in_local_time() {
+        let s = SummarySchedule::parse("07:00", "Europe/Berlin").unwrap();
+        assert_eq!(s.local_label(at("2026-11-24T06:00:00Z")), "Tuesday 24 November 2026, 07:00 (Europe/Berlin)");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum MailerError {
     Settings(String),
     #[error("SMTP: {0}")]
     Send(String),
+    /// The server refused the message for good (5xx): retrying cannot help.
+    #[error("SMTP refused the message: {0}")]
+    Refused(String),
 }
 
 fn send_err(e: impl std::fmt::Display) -> MailerError {
@@ -133,7 +136,10 @@ impl Mailer {
         let session = async {
             let mut connection = self.connect().await?;
             // `send` returns only after the server's final reply to DATA: Ok means 250.
-            let sent = connection.send(&envelope, data).await.map_err(send_err);
+            let sent = connection
+                .send(&envelope, data)
+                .await
+                .map_err(|e| if e.is_permanent() { MailerError::Refused(e.to_string()) } else { send_err(e) });
             let _ = connection.quit().await;
             sent.map(drop)
         };

@@ -365,6 +365,14 @@ macro_rules! impl_database {
                 Ok(sqlx::query($crate::sql::RETRY_NOW).bind(now.0).execute(&self.pool).await?.rows_affected())
             }
 
+            async fn release_refused(&self, outbox_id: i64, owner: &str) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::sql::RELEASE_REFUSED_MESSAGE).bind(outbox_id).bind(owner).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::DELETE_OUTBOX).bind(outbox_id).bind(owner).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn outbox_pending(&self) -> $crate::Result<Vec<$crate::OutboxEntry>> {
                 Ok(sqlx::query_as($crate::sql::OUTBOX_PENDING).fetch_all(&self.pool).await?)
             }

@@ -130,6 +130,9 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// False if `owner` no longer held the release's lease (then nothing is recorded).
     async fn release_sent(&self, outbox_id: i64, owner: &str, now: Timestamp) -> Result<bool>;
 
+    /// The SMTP server refused the release for good: the message is held again.
+    async fn release_refused(&self, outbox_id: i64, owner: &str) -> Result<()>;
+
     /// Delivery failed: record why and when to try again.
     async fn release_failed(&self, outbox_id: i64, owner: &str, error: &str, next_attempt_at: Timestamp) -> Result<()>;
 

@@ -177,3 +177,10 @@ pub const EXPIRE_APPROVED: &str = "DELETE FROM approved_senders WHERE last_seen_
 /// The bytes of a message Quorum is releasing or has released from this mailbox.
 pub const RELEASED_RAW: &str =
     "SELECT raw FROM messages WHERE id = $1 AND mailbox_id = $2 AND status IN ('releasing', 'released')";
+
+/// A release the SMTP server refused for good: the message goes back to being held (it is
+/// listed in the next summary again) and its outbox row is removed.
+pub const RELEASE_REFUSED_MESSAGE: &str = "UPDATE messages SET status = 'held' \
+     WHERE id = (SELECT message_id FROM outbox WHERE id = $1 AND lease_owner = $2) AND status = 'releasing'";
+
+pub const DELETE_OUTBOX: &str = "DELETE FROM outbox WHERE id = $1 AND lease_owner = $2";

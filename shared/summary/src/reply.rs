@@ -39,8 +39,9 @@ pub struct ParsedLine {
     pub verdict: Verdict,
 }
 
-/// Most text examined in one reply. A summary of thousands of lines quoted back is a few
-/// hundred KiB; this bound only stops a hostile message from costing unbounded work.
+/// Most text scanned for boxes in one reply. A summary of thousands of lines quoted back
+/// is a few hundred KiB. (Decoding the body comes first and is bounded by the robot
+/// mailbox's message size limit, not by this.)
 const MAX_TEXT: usize = 16 * 1024 * 1024;
 
 /// The readable text of a reply: its text/plain body or, for HTML-only replies, the HTML
