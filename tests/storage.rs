@@ -30,6 +30,11 @@ fn outcome(now: Timestamp, next: Timestamp) -> PollOutcome {
     PollOutcome { status: PollStatus::Ok, error: None, polled_at: now, next_poll_at: next, quarantined: 2, kept: 1 }
 }
 
+/// A held message with this UIDL, bytes and sender, as the worker commits it.
+fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> PollItem<'a> {
+    PollItem::Quarantine { uidl, status: "held", raw, hash: MessageHash::of(raw), from, from_name: None, subject: None }
+}
+
 const T0: Timestamp = Timestamp(1_700_000_000);
 
 async fn subscribers_and_leases(db: impl Database) {
@@ -187,19 +192,7 @@ async fn release_outbox(db: impl Database) {
     db.migrate().await.unwrap();
     let ids = db.add_subscriber(&new_subscriber("r@example.org"), T0).await.unwrap();
     let raws: [&[u8]; 3] = [b"one\r\n", b"two\r\n", b"three\r\n"];
-    let items: Vec<PollItem> = raws
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| PollItem::Quarantine {
-            uidl: ["a", "b", "c"][i],
-            status: "held",
-            raw,
-            hash: MessageHash::of(raw),
-            from: None,
-            from_name: None,
-            subject: None,
-        })
-        .collect();
+    let items: Vec<PollItem> = raws.iter().zip(["a", "b", "c"]).map(|(raw, uidl)| held(uidl, raw, None)).collect();
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
     let held = db.quarantined(ids.mailbox_id).await.unwrap();
     let rcpt = EmailAddress::parse("r@example.org").unwrap();
@@ -261,15 +254,7 @@ async fn summaries_schedule_and_retention(db: impl Database) {
 
     let raws: [&[u8]; 2] = [b"old\r\n", b"new\r\n"];
     for (i, raw) in raws.iter().enumerate() {
-        let item = PollItem::Quarantine {
-            uidl: ["o", "n"][i],
-            status: "held",
-            raw,
-            hash: MessageHash::of(raw),
-            from: None,
-            from_name: None,
-            subject: None,
-        };
+        let item = held(["o", "n"][i], raw, None);
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], T0.plus(Duration::from_secs(i as u64 * 86_400)))
             .await
             .unwrap();
@@ -335,19 +320,9 @@ async fn votes_blocks_and_summaries(db: impl Database) {
     let spammer = EmailAddress::parse("x@spam.example").unwrap();
     let friend = EmailAddress::parse("f@good.example").unwrap();
     let raws: [&[u8]; 3] = [b"s1\r\n", b"s2\r\n", b"f1\r\n"];
-    let items: Vec<PollItem> = raws
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| PollItem::Quarantine {
-            uidl: ["a", "b", "c"][i],
-            status: "held",
-            raw,
-            hash: MessageHash::of(raw),
-            from: Some(if i < 2 { &spammer } else { &friend }),
-            from_name: None,
-            subject: None,
-        })
-        .collect();
+    let senders = [&spammer, &spammer, &friend];
+    let items: Vec<PollItem> =
+        raws.iter().zip(["a", "b", "c"]).zip(senders).map(|((raw, uidl), from)| held(uidl, raw, Some(from))).collect();
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
     let held = db.held(ids.mailbox_id).await.unwrap();
 
