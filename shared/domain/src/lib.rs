@@ -6,6 +6,7 @@
 pub mod email;
 pub mod inspect;
 pub mod mailbox;
+pub mod received;
 pub mod release;
 pub mod schedule;
 pub mod secrets;
