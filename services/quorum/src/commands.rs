@@ -395,8 +395,7 @@ fn deliverer<DB: Database>(
     // A lease name of its own, never shared with another process's deliverer.
     let base = settings.worker.name.clone().unwrap_or_else(|| "quorum".into());
     let name = format!("{base}-deliver-{}", std::process::id());
-    let timeout = Duration::from_secs(settings.smtp.timeout_secs);
-    Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, timeout, name))
+    Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, name))
 }
 
 async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {

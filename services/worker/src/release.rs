@@ -38,10 +38,9 @@ pub struct Deliverer<DB: Database> {
 }
 
 impl<DB: Database> Deliverer<DB> {
-    /// `smtp_timeout` bounds each SMTP wait; the lease on a batch is sized from it.
-    pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, smtp_timeout: Duration, name: String) -> Self {
-        // The mailer bounds a whole SMTP session by four timeouts; the lease outlasts that.
-        let lease = smtp_timeout * 4 + Duration::from_secs(60);
+    pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, name: String) -> Self {
+        // The lease on a release outlasts the longest SMTP session the mailer allows.
+        let lease = mailer.session_limit() + Duration::from_secs(60);
         Self { db, keys, mailer, name, lease }
     }
 

@@ -14,10 +14,6 @@ impl Timestamp {
         Self(secs)
     }
 
-    pub fn seconds(self) -> i64 {
-        self.0
-    }
-
     pub fn plus(self, d: Duration) -> Self {
         Self(self.0.saturating_add(d.as_secs() as i64))
     }

@@ -67,18 +67,6 @@ fn crlf_only(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_crlf_line_ends_go_out() {
-        assert!(matches!(crlf_only(b"a\r\nb\r\n"), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(&*crlf_only(b"a\n.\r\nMAIL FROM:<x>\rb"), b"a\r\n.\r\nMAIL FROM:<x>\r\nb");
-        assert_eq!(&*crlf_only(b"\n\r\r\n"), b"\r\n\r\n\r\n");
-    }
-}
-
 #[derive(Clone)]
 pub struct Mailer {
     host: String,
@@ -118,6 +106,12 @@ impl Mailer {
         })
     }
 
+    /// The longest one [`Mailer::send`] can take: every step is bounded by the configured
+    /// timeout, the whole session by four of them.
+    pub fn session_limit(&self) -> Duration {
+        self.timeout * 4
+    }
+
     /// Quorum's own address, the envelope sender of everything it sends.
     pub fn from_address(&self) -> String {
         self.envelope_from.to_string()
@@ -132,7 +126,6 @@ impl Mailer {
         // empty last line.
         let data = crlf_only(message);
         let data = data.strip_suffix(b"\r\n").unwrap_or(&data);
-        // Every step is bounded; the whole session by a few of them.
         let session = async {
             let mut connection = self.connect().await?;
             // `send` returns only after the server's final reply to DATA: Ok means 250.
@@ -143,9 +136,9 @@ impl Mailer {
             let _ = connection.quit().await;
             sent.map(drop)
         };
-        tokio::time::timeout(self.timeout * 4, session)
+        tokio::time::timeout(self.session_limit(), session)
             .await
-            .map_err(|_| MailerError::Send(format!("no answer within {} s", self.timeout.as_secs() * 4)))?
+            .map_err(|_| MailerError::Send(format!("no answer within {} s", self.session_limit().as_secs())))?
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, MailerError> {
@@ -181,5 +174,17 @@ impl Mailer {
             connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(send_err)?;
         }
         Ok(connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_crlf_line_ends_go_out() {
+        assert!(matches!(crlf_only(b"a\r\nb\r\n"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(&*crlf_only(b"a\n.\r\nMAIL FROM:<x>\rb"), b"a\r\n.\r\nMAIL FROM:<x>\r\nb");
+        assert_eq!(&*crlf_only(b"\n\r\r\n"), b"\r\n\r\n\r\n");
     }
 }

@@ -140,9 +140,8 @@ impl Connection {
             self.transport.write_all(bytes).await?;
             self.transport.flush().await
         };
-        tokio::time::timeout(self.timeout, write)
-            .await
-            .map_err(|_| Pop3Error::Timeout { during, seconds: self.timeout.as_secs() })??;
+        let done = tokio::time::timeout(self.timeout, write).await;
+        done.map_err(|_| self.timed_out(during))??;
         Ok(())
     }
 
