@@ -13,6 +13,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub mod dns;
+
 use quorum_domain::Security;
 use quorum_pop3::{Client, ConnectOptions, Credentials, TlsSettings};
 

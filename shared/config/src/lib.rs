@@ -56,6 +56,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub smtp: SmtpSettings,
     pub summary: SummarySettings,
+    pub dns: DnsSettings,
     /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
     #[serde(default)]
     pub robot: Option<RobotSettings>,
@@ -108,6 +109,32 @@ pub struct SmtpSettings {
     pub timeout_secs: u64,
     /// Extra CA certificates (PEM) trusted for SMTP TLS, besides the system's.
     pub tls_ca_files: Vec<PathBuf>,
+}
+
+/// DNS for the forgery checks (reverse DNS, SPF, DKIM, DMARC).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Resolvers to ask (`ip:port`); empty means the system's (/etc/resolv.conf).
+    pub nameservers: Vec<SocketAddr>,
+    /// Longest wait for one DNS answer.
+    pub timeout_ms: u64,
+    /// Longest time all lookups for one message may take; after that the unanswered
+    /// checks count as failed (the message is held, never deleted, and checked again).
+    pub check_budget_ms: u64,
+    /// Messages checked at the same time by one process.
+    pub concurrency: usize,
+    /// DNS answers kept in the cache.
+    pub cache_size: u64,
+}
+
+impl DnsSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn budget(&self) -> Duration {
+        Duration::from_millis(self.check_budget_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,7 +201,12 @@ impl Settings {
             .set_default("smtp.tls_ca_files", Vec::<String>::new())?
             .set_default("summary.reply_local", "summary")?
             .set_default("summary.reply_domain", "localhost")?
-            .set_default("summary.max_retention_days", 30)?;
+            .set_default("summary.max_retention_days", 30)?
+            .set_default("dns.nameservers", Vec::<String>::new())?
+            .set_default("dns.timeout_ms", 2000)?
+            .set_default("dns.check_budget_ms", 5000)?
+            .set_default("dns.concurrency", 64)?
+            .set_default("dns.cache_size", 16384)?;
         if let Some(file) = file {
             if !file.exists() {
                 return Err(ConfigError::Invalid(format!("file {} does not exist", file.display())));
@@ -186,6 +218,7 @@ impl Settings {
                 env.list_separator(",")
                     .with_list_parse_key("worker.tls_ca_files")
                     .with_list_parse_key("smtp.tls_ca_files")
+                    .with_list_parse_key("dns.nameservers")
                     .try_parsing(true),
             )
             .build()?
@@ -205,6 +238,13 @@ impl Settings {
         if w.poll_interval_secs == 0 || w.concurrency == 0 || w.pop3_timeout_secs == 0 || w.lease_secs == 0 {
             return Err(ConfigError::Invalid(
                 "worker poll_interval_secs, concurrency, pop3_timeout_secs and lease_secs must be above 0".into(),
+            ));
+        }
+        let d = &self.dns;
+        if d.timeout_ms == 0 || d.check_budget_ms < d.timeout_ms || d.concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "dns.timeout_ms and dns.concurrency must be above 0, and dns.check_budget_ms at least dns.timeout_ms"
+                    .into(),
             ));
         }
         if w.lease_secs <= w.pop3_timeout_secs {

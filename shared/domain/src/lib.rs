@@ -6,6 +6,7 @@
 pub mod email;
 pub mod inspect;
 pub mod mailbox;
+pub mod provider;
 pub mod received;
 pub mod release;
 pub mod schedule;
@@ -15,5 +16,6 @@ pub mod time;
 pub use email::EmailAddress;
 pub use inspect::{Disposition, InspectedMessage, MessageHash};
 pub use mailbox::{AuthMethod, Security};
+pub use provider::Provider;
 pub use secrets::{Keys, ReleaseMarker, SecretError};
 pub use time::Timestamp;

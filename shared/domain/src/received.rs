@@ -21,6 +21,9 @@ pub struct Hop {
     pub ip: Option<IpAddr>,
     /// The connecting host's name: its reverse DNS as recorded, else its HELO.
     pub from_host: Option<String>,
+    /// The name the connecting host gave in HELO/EHLO (the SPF HELO identity), else the
+    /// `from` name.
+    pub helo: Option<String>,
     /// The receiving host.
     pub by: Option<String>,
     /// Fetched by POP3 or IMAP (fetchmail and the like): the `from` host is the mailbox's
@@ -35,6 +38,8 @@ pub struct Handoff {
     /// The name the connecting host gave or was recorded under (evidence only: it is the
     /// sender's claim).
     pub from_host: Option<String>,
+    /// Its HELO name, for SPF's HELO identity.
+    pub helo: Option<String>,
     /// Which Received header (0 = top-most).
     pub index: usize,
 }
@@ -55,6 +60,7 @@ pub fn hops(raw: &[u8]) -> Vec<Hop> {
                 .map(str::to_string)
                 .or_else(|| host_name(r.from.as_ref()))
                 .or_else(|| host_name(r.helo.as_ref())),
+            helo: host_name(r.helo.as_ref()).or_else(|| host_name(r.from.as_ref())),
             by: host_name(r.by.as_ref()),
             retrieved: matches!(r.with, Some(Protocol::POP3 | Protocol::IMAP)),
         })
@@ -100,7 +106,7 @@ pub fn handoff(hops: &[Hop], provider_domains: &[String]) -> Option<Handoff> {
             Some(ip) => !is_public(ip) || inside(&domains, hop.from_host.as_deref()),
         };
         if !internal {
-            return hop.ip.map(|ip| Handoff { ip, from_host: hop.from_host.clone(), index });
+            return hop.ip.map(|ip| Handoff { ip, from_host: hop.from_host.clone(), helo: hop.helo.clone(), index });
         }
     }
     None
@@ -117,7 +123,7 @@ pub fn within(host: &str, domain: &str) -> bool {
 
 /// The last two labels of a host name (`mx3.mail.example.net` → `example.net`); a name
 /// without a dot is its own domain.
-fn base_domain(host: &str) -> String {
+pub fn base_domain(host: &str) -> String {
     let labels: Vec<&str> = host.trim_end_matches('.').rsplitn(3, '.').collect();
     match labels.as_slice() {
         [tld, second, ..] => format!("{second}.{tld}"),
