@@ -10,17 +10,12 @@ use mail_auth::{
     common::{crypto::Ed25519Key, headers::HeaderWriter},
     dkim::DkimSigner,
 };
-use quorum_config::DnsSettings;
 use quorum_domain::Provider;
 use quorum_forgery::{Checker, Outcome, Providers, Verdict};
 use quorum_tests::{
     corpus_dir, corpus_message,
-    dns::{TestDns, Zones, silent_dns},
+    dns::{TestDns, Zones, dns_settings, silent_dns},
 };
-
-fn settings(server: std::net::SocketAddr, timeout_ms: u64, budget_ms: u64) -> DnsSettings {
-    DnsSettings { nameservers: vec![server], timeout_ms, check_budget_ms: budget_ms, concurrency: 8, cache_size: 1024 }
-}
 
 fn web_de() -> Provider {
     // The seed's row: insert into dns values ('web.de','1','1','1','cinetic.de');
@@ -58,7 +53,7 @@ fn seed_zones() -> Zones {
 #[tokio::test]
 async fn the_seed_web_de_examples() {
     let dns = TestDns::start(seed_zones()).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     let providers = Providers::new([web_de()]);
 
     let forged = checker.check(SEED_FORGED.as_bytes(), &providers, &[]).await;
@@ -85,7 +80,7 @@ async fn a_ptr_named_after_the_provider_in_a_spammers_reverse_zone_is_forged() {
         .ns("62.191.211.in-addr.arpa", "ns1.bulk-hosting.example")
         .ptr("211.191.62.186", "mailout.web.de");
     let dns = TestDns::start(zones).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     let e = checker.check(SEED_FORGED.as_bytes(), &Providers::new([web_de()]), &[]).await;
     assert!(e.is_forged(), "{e:#?}");
     assert!(e.reason().unwrap().contains("served by ns1.bulk-hosting.example, not cinetic.de"), "{e:#?}");
@@ -113,7 +108,7 @@ async fn dmarc_reject_forged_none_held_with_evidence() {
         .txt("relaxed.example", "v=spf1 ip4:81.169.146.0/24 -all")
         .txt("_dmarc.relaxed.example", "v=DMARC1; p=none");
     let dns = TestDns::start(zones).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     let none = Providers::default();
 
     let spoofed = direct("ceo@rejecting.example", "203.113.5.9", "ceo@rejecting.example", "");
@@ -155,7 +150,7 @@ async fn an_aligned_dkim_signature_authenticates_and_outranks_the_path() {
         .txt("sel._domainkey.web.de", &format!("v=DKIM1; k=ed25519; p={public}"))
         .txt("_dmarc.web.de", "v=DMARC1; p=reject");
     let dns = TestDns::start(zones).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     // A web.de user's message relayed by some other server (the PTR rule alone would call
     // it forged), signed by web.de.
     let unsigned = direct("someone@web.de", "211.191.62.186", "someone@web.de", "");
@@ -178,7 +173,7 @@ async fn a_dns_server_that_stops_or_never_answers_deletes_nothing() {
     let providers = Providers::new([web_de()]);
     // Never answers: every lookup runs into its timeout; the check ends within its budget.
     let (silent, task) = silent_dns().await;
-    let checker = Checker::new(&settings(silent, 300, 1000)).unwrap();
+    let checker = Checker::new(&dns_settings(silent, 300, 1000)).unwrap();
     let started = Instant::now();
     let e = checker.check(SEED_FORGED.as_bytes(), &providers, &[]).await;
     assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
@@ -190,7 +185,7 @@ async fn a_dns_server_that_stops_or_never_answers_deletes_nothing() {
     let dns = TestDns::start(seed_zones()).await;
     let addr = dns.addr;
     dns.stop().await;
-    let checker = Checker::new(&settings(addr, 300, 1000)).unwrap();
+    let checker = Checker::new(&dns_settings(addr, 300, 1000)).unwrap();
     for raw in [SEED_FORGED, SEED_GENUINE] {
         let e = checker.check(raw.as_bytes(), &providers, &[]).await;
         assert!(matches!(e.verdict, Verdict::Incomplete(_)), "{e:#?}");
@@ -240,7 +235,7 @@ async fn list_mail_with_a_free_mail_from_is_not_forged_but_the_same_sent_directl
     let dir = corpus_dir().expect("the team kit's corpus must be beside the repository (../shared/corpus)");
     // Every PTR is NXDOMAIN: judged by the PTR rule, every one of these would be forged.
     let dns = TestDns::start(Zones::new().zone("in-addr.arpa")).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     let providers = Providers::new([
         Provider::new("yahoo.com", true, true, true, "yahoo.com", "").unwrap(),
         Provider::new("hotmail.com", true, true, true, "hotmail.com,msn.com,outlook.com", "").unwrap(),
@@ -284,7 +279,7 @@ async fn list_mail_with_a_free_mail_from_is_not_forged_but_the_same_sent_directl
 #[tokio::test]
 async fn mail_forwarded_from_the_providers_own_servers_is_not_judged_by_the_path() {
     let dns = TestDns::start(seed_zones()).await;
-    let checker = Checker::new(&settings(dns.addr, 2000, 5000)).unwrap();
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
     // A .forward at another host: the chain shows web.de's relay handing it to the
     // forwarder, which then connected to the subscriber's provider.
     let forwarded = "Return-Path: <shelby_moore@web.de>\r\n\
@@ -296,4 +291,30 @@ From: \"Shelby Moore\" <shelby_moore@web.de>\r\nTo: old-address@forwarder.exampl
     assert_eq!(e.indirect.as_deref(), Some("forwarded from web.de's own servers"), "{e:#?}");
     assert!(!e.is_forged());
     assert!(e.reverse_dns.is(Outcome::Fail), "evidence is still recorded: {e:#?}");
+}
+
+#[tokio::test]
+async fn no_corpus_ham_is_forged_with_the_seeded_providers_even_when_every_ptr_is_missing() {
+    // The provider table a new installation has, and DNS at its worst for the PTR rule:
+    // no address has a PTR. Direct mail from a provider whose PTR is required would be
+    // condemned; the corpus ham (list mail, ISP relays, direct mail) must not be.
+    let (_dir, url) = quorum_tests::fresh_sqlite();
+    let db = quorum_storage::Sqlite::connect(&url).await.unwrap();
+    quorum_storage::Database::migrate(&db).await.unwrap();
+    let providers = Providers::new(quorum_storage::Database::providers(&db).await.unwrap());
+    let dns = TestDns::start(Zones::new()).await;
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
+    let (mut ham, mut spam_forged) = (0, 0);
+    for path in quorum_tests::corpus_paths() {
+        let e = checker.check(&corpus_message(&path), &providers, &[]).await;
+        if path.parent().unwrap().ends_with("spam") {
+            spam_forged += usize::from(e.is_forged());
+        } else {
+            ham += 1;
+            assert!(!e.is_forged(), "{}: {e:#?}", path.display());
+        }
+    }
+    assert_eq!(ham, 2750);
+    println!("spam judged forged by the seeded rules alone: {spam_forged} of 500");
+    assert!(spam_forged > 0, "the seeded rows catch the corpus's forged yahoo.com spam");
 }

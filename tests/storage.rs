@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    Database, DomainVotes, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus, ReleaseSelection, Sqlite,
-    StorageError, UidlDisposition, Vote,
+    CheckRecord, Database, DomainVotes, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus,
+    ReleaseSelection, Sqlite, StorageError, UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -22,6 +22,7 @@ fn new_subscriber(email: &str) -> NewSubscriber {
             auth: AuthMethod::Auto,
             username: email.into(),
             password_enc: vec![1, 2, 3],
+            trusted_domains: vec!["isp.example".into()],
         },
     }
 }
@@ -32,7 +33,16 @@ fn outcome(now: Timestamp, next: Timestamp) -> PollOutcome {
 
 /// A held message with this UIDL, bytes and sender, as the worker commits it.
 fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> PollItem<'a> {
-    PollItem::Quarantine { uidl, status: "held", raw, hash: MessageHash::of(raw), from, from_name: None, subject: None }
+    PollItem::Quarantine {
+        uidl,
+        status: "held",
+        raw,
+        hash: MessageHash::of(raw),
+        from,
+        from_name: None,
+        subject: None,
+        checked: None,
+    }
 }
 
 const T0: Timestamp = Timestamp(1_700_000_000);
@@ -116,6 +126,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             from: None,
             from_name: Some("Spammer"),
             subject: Some("one"),
+            checked: None,
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -125,6 +136,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             from: None,
             from_name: None,
             subject: None,
+            checked: None,
         },
         PollItem::Keep { uidl: "u3", approved: Some(&jane) },
     ];
@@ -157,6 +169,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         from: None,
         from_name: None,
         subject: None,
+        checked: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -177,6 +190,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         from: None,
         from_name: None,
         subject: None,
+        checked: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
@@ -406,7 +420,68 @@ macro_rules! on_both_databases {
     };
 }
 
+/// The provider table (seeded by the migration, edited by operators) and checks that must
+/// run again after a DNS failure.
+async fn providers_and_rechecks(db: impl Database) {
+    db.migrate().await.unwrap();
+    let seeded = db.providers().await.unwrap();
+    let gmail = seeded.iter().find(|p| p.domain == "gmail.com").expect("gmail.com is seeded");
+    assert!(gmail.ptr_supported && !gmail.ptr_required && gmail.relay_domains() == ["google.com"]);
+    let yahoo = seeded.iter().find(|p| p.domain == "yahoo.com").expect("yahoo.com is seeded");
+    assert!(yahoo.ptr_required, "yahoo.com publishes DMARC p=reject");
+    let web_de = Provider::new("web.de", true, true, true, "", "cinetic.de").unwrap();
+    db.upsert_provider(&web_de).await.unwrap();
+    let rows = db.providers().await.unwrap();
+    assert_eq!(rows.len(), seeded.len(), "replaced, not added");
+    assert_eq!(rows.iter().find(|p| p.domain == "web.de"), Some(&web_de));
+    assert!(db.remove_provider("WEB.DE").await.unwrap());
+    assert!(!db.remove_provider("web.de").await.unwrap());
+    assert_eq!(db.providers().await.unwrap().len(), seeded.len() - 1);
+
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let leased =
+        db.lease_mailbox(a.mailbox_id, "w", T0, T0.plus(Duration::from_secs(60)), false).await.unwrap().unwrap();
+    assert_eq!(leased.settings.trusted_domains, ["isp.example"]);
+    let from = EmailAddress::parse("x@web.de").unwrap();
+    let incomplete = CheckRecord { evidence: "{}", reason: Some("checks incomplete: timed out"), incomplete: true };
+    let done = CheckRecord { evidence: "{}", reason: None, incomplete: false };
+    let mut items = Vec::new();
+    for (uidl, raw, check) in [("u1", &b"one"[..], incomplete), ("u2", b"two", done), ("u3", b"three", incomplete)] {
+        let mut item = held(uidl, raw, Some(&from));
+        if let PollItem::Quarantine { checked, .. } = &mut item {
+            *checked = Some(check);
+        }
+        items.push(item);
+    }
+    db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap();
+    let rechecks = db.incomplete_checks(a.subscriber_id).await.unwrap();
+    assert_eq!(rechecks.iter().map(|r| r.raw.as_slice()).collect::<Vec<_>>(), [&b"one"[..], b"three"]);
+    assert_eq!(rechecks[0].trusted_domains, "isp.example");
+    let held_now = db.held(a.mailbox_id).await.unwrap();
+    assert_eq!(held_now[0].reason.as_deref(), Some("checks incomplete: timed out"));
+
+    let forged = CheckRecord {
+        evidence: "{}",
+        reason: Some("forged: PTR of 1.2.3.4 missing, claims web.de"),
+        incomplete: false,
+    };
+    assert!(db.record_recheck(rechecks[0].id, &forged, true, T0).await.unwrap());
+    assert!(db.record_recheck(rechecks[1].id, &done, false, T0).await.unwrap());
+    assert!(!db.record_recheck(rechecks[0].id, &done, false, T0).await.unwrap(), "no longer held");
+    assert!(db.incomplete_checks(a.subscriber_id).await.unwrap().is_empty());
+    let counts = db.decided_since(a.mailbox_id, T0).await.unwrap();
+    assert_eq!((counts.deleted, counts.forged), (1, 1));
+    let all = db.quarantined(a.mailbox_id).await.unwrap();
+    assert_eq!(all[0].status, "deleted_forged");
+    assert_eq!(all[0].reason.as_deref(), Some("forged: PTR of 1.2.3.4 missing, claims web.de"));
+    assert_eq!((all[2].status.as_str(), all[2].reason.as_deref()), ("held", None));
+    let forged = db.forged_since(a.mailbox_id, T0, 10).await.unwrap();
+    assert_eq!(forged.iter().map(|m| m.id).collect::<Vec<_>>(), [rechecks[0].id]);
+    assert!(db.forged_since(a.mailbox_id, T0.plus(Duration::from_secs(1)), 10).await.unwrap().is_empty());
+}
+
 on_both_databases!(
+    providers_and_rechecks,
     votes_blocks_and_summaries,
     subscribers_and_leases,
     quarantine_and_uidls,

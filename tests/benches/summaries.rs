@@ -9,10 +9,13 @@ use std::time::Instant;
 
 use quorum_config::{Settings, SmtpSettings};
 use quorum_domain::{InspectedMessage, Keys, Security, Timestamp};
+use quorum_forgery::Checker;
 use quorum_mailer::Mailer;
 use quorum_scheduler::SummarySender;
 use quorum_storage::{Database, PollItem, Sqlite};
-use quorum_tests::{MailStack, TestUser, bench_arg, corpus_dir, corpus_message, dovecot_subscriber, fresh_sqlite};
+use quorum_tests::{
+    MailStack, TestUser, bench_arg, corpus_dir, corpus_message, dns::dns_settings, dovecot_subscriber, fresh_sqlite,
+};
 
 #[tokio::main]
 async fn main() {
@@ -54,6 +57,7 @@ async fn main() {
                 from: info.from.as_ref(),
                 from_name: info.from_name.as_deref(),
                 subject: info.subject.as_deref(),
+                checked: None,
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();
@@ -75,7 +79,9 @@ async fn main() {
         timeout_secs: 30,
         tls_ca_files: vec![],
     };
-    let sender = SummarySender::new(db.clone(), keys.clone(), Mailer::new(&smtp).unwrap(), settings);
+    // No held message has incomplete checks here; the checker is never asked.
+    let checker = Checker::new(&dns_settings("127.0.0.1:9".parse().unwrap(), 200, 200)).unwrap();
+    let sender = SummarySender::new(db.clone(), keys.clone(), Mailer::new(&smtp).unwrap(), settings, checker);
     let all = db.list_subscribers().await.unwrap();
     let start = Instant::now();
     let mut sent = 0;

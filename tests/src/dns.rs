@@ -141,3 +141,14 @@ pub async fn silent_dns() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// Forgery-check settings that ask only `server`.
+pub fn dns_settings(server: SocketAddr, timeout_ms: u64, budget_ms: u64) -> quorum_config::DnsSettings {
+    quorum_config::DnsSettings {
+        nameservers: vec![server],
+        timeout_ms,
+        check_budget_ms: budget_ms,
+        concurrency: 64,
+        cache_size: 16384,
+    }
+}

@@ -200,6 +200,18 @@ pub fn corpus_message(path: &Path) -> Vec<u8> {
     }
 }
 
+/// Every corpus file: spam, ham, hard ham, each group in name order.
+pub fn corpus_paths() -> Vec<PathBuf> {
+    let dir = corpus_dir().expect("the corpus is not beside the repository (../shared/corpus)");
+    let mut files = Vec::new();
+    for group in ["spam", "ham", "hard-ham"] {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join(group)).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        files.extend(names);
+    }
+    files
+}
+
 /// The corpus folder, if the team kit is next to the repository.
 pub fn corpus_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/spamassassin-dev");
@@ -317,6 +329,7 @@ pub fn dovecot_subscriber(user: &TestUser, keys: &quorum_domain::Keys) -> quorum
             auth: AuthMethod::User,
             username: user.email.clone(),
             password_enc,
+            trusted_domains: Vec::new(),
         },
     }
 }

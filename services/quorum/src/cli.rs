@@ -62,6 +62,10 @@ pub enum Command {
     /// Read replies to summaries (for operators: "why did my reply do nothing?").
     #[command(subcommand)]
     Reply(ReplyCommand),
+    /// The anti-forgery provider table (SPEC 3): which mail domains send only through
+    /// their own relays, and how those relays are named.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Poll one subscriber's mailbox now and print the outcome.
     Poll {
         /// The subscriber's email address.
@@ -71,6 +75,36 @@ pub enum Command {
         #[arg(long)]
         take_over: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Print the table.
+    List,
+    /// Add a provider, or replace its row.
+    Add {
+        /// The mail domain (e.g. web.de).
+        domain: String,
+        /// A large provider whose domain statistics must not condemn lightly.
+        #[arg(long)]
+        major_isp: bool,
+        /// Its relays have PTR records under --ptr-domains: a failed check is evidence.
+        #[arg(long)]
+        ptr_supported: bool,
+        /// Webmail-only: direct mail not from its relays is forged and deleted (implies
+        /// --ptr-supported).
+        #[arg(long)]
+        ptr_required: bool,
+        /// Domains its relays' PTR names end in, comma-separated (default: the domain).
+        #[arg(long, default_value = "")]
+        ptr_domains: String,
+        /// Domains the reverse zones' name servers must be in, comma-separated (default:
+        /// none; the PTR must then resolve back to the relay's address).
+        #[arg(long, default_value = "")]
+        ns_matches: String,
+    },
+    /// Remove a provider's row.
+    Remove { domain: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +169,11 @@ pub enum SubscriberCommand {
         /// The subscriber's time zone (IANA name, e.g. Europe/Berlin).
         #[arg(long, default_value = "UTC")]
         time_zone: String,
+        /// Domains whose Received headers the mailbox's provider writes, comma-separated
+        /// (e.g. `earthlink.net`); the forgery checks believe only those. Default: learned
+        /// from each message's Received chain.
+        #[arg(long, default_value = "")]
+        trusted_domains: String,
     },
     /// List subscribers with the state of their mailbox.
     List,

@@ -11,7 +11,8 @@ use std::{
 
 use anyhow::{Context, bail};
 use quorum_config::Settings;
-use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, secrets::Password};
+use quorum_domain::{AuthMethod, EmailAddress, Provider, Security, Timestamp, secrets::Password};
+use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
@@ -19,8 +20,8 @@ use quorum_worker::{Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
-    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ReplyCommand, RobotCommand, SubscriberCommand,
-    SummaryCommand,
+    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
+    SubscriberCommand, SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,7 +55,7 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         }
         Command::Scheduler { once: true } => {
             db.migrate().await?;
-            let r = scheduler(&db, &settings)?.run_once(Timestamp::now()).await?;
+            let r = scheduler(&db, &settings, checker(&settings)?)?.run_once(Timestamp::now()).await?;
             println!(
                 "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); \
                  {} held messages purged; {} approved senders expired",
@@ -88,6 +89,40 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return poll_now(db, &settings, &email, take_over).await;
         }
+        Command::Providers(cmd) => {
+            db.migrate().await?;
+            return providers(db, cmd).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn providers<DB: Database>(db: DB, cmd: ProvidersCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ProvidersCommand::List => {
+            for p in db.providers().await? {
+                println!("{p}");
+            }
+        }
+        ProvidersCommand::Add { domain, major_isp, ptr_supported, ptr_required, ptr_domains, ns_matches } => {
+            let p = Provider::new(
+                &domain,
+                major_isp,
+                ptr_supported || ptr_required,
+                ptr_required,
+                &ptr_domains,
+                &ns_matches,
+            )?;
+            db.upsert_provider(&p).await?;
+            println!("{p}");
+        }
+        ProvidersCommand::Remove { domain } => {
+            if !db.remove_provider(&domain).await? {
+                eprintln!("no provider row for {domain}");
+                return Ok(ExitCode::from(1));
+            }
+            println!("removed {domain}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -103,10 +138,26 @@ impl Services {
     const NONE: Services = Services { worker: false, web: false, scheduler: false };
 }
 
-fn scheduler<DB: Database>(db: &DB, settings: &Settings) -> anyhow::Result<quorum_scheduler::Scheduler<DB>> {
+/// The forgery checker, on the resolvers of the `[dns]` settings.
+fn checker(settings: &Settings) -> anyhow::Result<Checker> {
+    Ok(Checker::new(&settings.dns)?)
+}
+
+fn summary_sender<DB: Database>(
+    db: &DB,
+    settings: &Settings,
+    checker: Checker,
+) -> anyhow::Result<quorum_scheduler::SummarySender<DB>> {
     let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
-    let sender = quorum_scheduler::SummarySender::new(db.clone(), settings.keys()?, mailer, settings.summary.clone());
-    Ok(quorum_scheduler::Scheduler::new(sender))
+    Ok(quorum_scheduler::SummarySender::new(db.clone(), settings.keys()?, mailer, settings.summary.clone(), checker))
+}
+
+fn scheduler<DB: Database>(
+    db: &DB,
+    settings: &Settings,
+    checker: Checker,
+) -> anyhow::Result<quorum_scheduler::Scheduler<DB>> {
+    Ok(quorum_scheduler::Scheduler::new(summary_sender(db, settings, checker)?))
 }
 
 /// Runs the chosen services until SIGINT or SIGTERM.
@@ -116,6 +167,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
     let keys = Arc::new(settings.keys()?);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let checker = checker(&settings)?;
     if web {
         let metrics = quorum_web::install_metrics().map_err(anyhow::Error::msg)?;
         let state = AppState { db: db.clone(), metrics };
@@ -127,7 +179,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         let delivery = deliverer(&db, &settings, keys.clone())?;
         let stopped_deliverer = stopped.clone();
         tasks.spawn(async move { delivery.run(stopped_deliverer).await.context("release delivery") });
-        let worker = Worker::new(db.clone(), keys.clone(), settings.worker.clone())?;
+        let worker = Worker::new(db.clone(), keys.clone(), settings.worker.clone(), checker.clone())?;
         if let Some(robot) = settings.robot.clone() {
             let (worker, stopped) = (worker.clone(), stopped.clone());
             let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
@@ -140,7 +192,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         tasks.spawn(async move { worker.run(stopped).await.context("worker") });
     }
     if schedule {
-        let scheduler = scheduler(&db, &settings)?;
+        let scheduler = scheduler(&db, &settings, checker.clone())?;
         let stopped = stopped.clone();
         tasks.spawn(async move {
             scheduler.run(stopped).await;
@@ -203,7 +255,7 @@ fn mailbox_settings(args: &MailboxArgs) -> anyhow::Result<MailboxSettings> {
 
 async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SubscriberCommand::Add { email, mailbox, approved_days, summary_times, time_zone } => {
+        SubscriberCommand::Add { email, mailbox, approved_days, summary_times, time_zone, trusted_domains } => {
             let email = EmailAddress::parse(&email)?;
             let schedule = quorum_domain::schedule::SummarySchedule::parse(&summary_times, &time_zone)?;
             let m = mailbox_settings(&mailbox)?;
@@ -220,6 +272,7 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                     auth: m.auth,
                     username: m.user,
                     password_enc: keys.encrypt_password(&password, email.as_str()),
+                    trusted_domains: quorum_domain::provider::parse_list(&trusted_domains)?,
                 },
             };
             let ids = db.add_subscriber(&new, Timestamp::now()).await?;
@@ -291,11 +344,13 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             let s = find(&db, &email).await?;
             for m in db.quarantined(s.mailbox_id).await? {
                 println!(
-                    "{:>8}  {:>9}  {:<40}  {}",
+                    "{:>8}  {:>9}  {:<16}  {:<40}  {}{}",
                     m.id,
                     m.size,
+                    m.status,
                     m.from_address.as_deref().unwrap_or("(no sender)"),
-                    m.subject.as_deref().unwrap_or("(no subject)")
+                    m.subject.as_deref().unwrap_or("(no subject)"),
+                    m.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default()
                 );
             }
         }
@@ -343,7 +398,7 @@ async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str, take_o
     let mut worker_settings = settings.worker.clone();
     // A name of its own: this command must never be mistaken for a running worker.
     worker_settings.name = Some(format!("poll-{}", std::process::id()));
-    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), worker_settings)?;
+    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), worker_settings, checker(settings)?)?;
     let now = Timestamp::now();
     let lease_until = now.plus(Duration::from_secs(settings.worker.lease_secs));
     let Some(leased) = db.lease_mailbox(s.mailbox_id, worker.name(), now, lease_until, take_over).await? else {
@@ -431,8 +486,7 @@ async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -
 
 async fn send_summary<DB: Database>(db: DB, settings: &Settings, email: &str) -> anyhow::Result<ExitCode> {
     let s = find(&db, email).await?;
-    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
-    let sender = quorum_scheduler::SummarySender::new(db, settings.keys()?, mailer, settings.summary.clone());
+    let sender = summary_sender(&db, settings, checker(settings)?)?;
     match sender.send(&s, Timestamp::now()).await? {
         Some(sent) => println!("summary {} sent to {email}: {} held messages", sent.summary_id, sent.held),
         None => println!("nothing to send to {email}: nothing held and nothing happened since the last summary"),
@@ -465,7 +519,7 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
 async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result<ExitCode> {
     let robot = settings.robot.clone().context("no [robot] mailbox configured")?;
     let keys = settings.keys()?;
-    let worker = Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone())?;
+    let worker = Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone(), checker(settings)?)?;
     let options = worker.connect_options_for(&robot.host, robot.port, robot.security);
     let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
     let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &options).await?;

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use lettre::message::{Mailbox, Message, header::ContentType};
 use quorum_config::SummarySettings;
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date, schedule::SummarySchedule};
+use quorum_forgery::{Checker, recheck_incomplete};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_storage::{Database, StorageError, SubscriberStatus};
-use quorum_summary::{Counts, HeldLine, compose, reply_address};
+use quorum_summary::{Counts, FORGED_LINES, ForgedLine, HeldLine, compose, reply_address};
 use rand::Rng;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ pub struct SummarySender<DB: Database> {
     keys: Keys,
     mailer: Mailer,
     settings: SummarySettings,
+    checker: Checker,
 }
 
 /// A summary that was sent.
@@ -42,8 +44,9 @@ pub struct SentSummary {
 }
 
 impl<DB: Database> SummarySender<DB> {
-    pub fn new(db: DB, keys: Keys, mailer: Mailer, settings: SummarySettings) -> Self {
-        Self { db, keys, mailer, settings }
+    /// `checker` re-runs forgery checks a DNS failure left incomplete, before composing.
+    pub fn new(db: DB, keys: Keys, mailer: Mailer, settings: SummarySettings, checker: Checker) -> Self {
+        Self { db, keys, mailer, settings, checker }
     }
 
     /// Composes, records and sends the subscriber's current summary. Nothing is sent when
@@ -55,6 +58,12 @@ impl<DB: Database> SummarySender<DB> {
     ) -> Result<Option<SentSummary>, SummaryError> {
         let email = EmailAddress::parse(&subscriber.email)
             .map_err(|_| StorageError::Corrupt(format!("subscriber {} email", subscriber.subscriber_id)))?;
+        // Checks a DNS failure cut short run again first: what is now proven forged is
+        // deleted instead of listed (SPEC 2.3, "statistics are re-run"; here, the checks).
+        let rechecked = recheck_incomplete(&self.db, &self.checker, subscriber.subscriber_id, now).await?;
+        if rechecked.checked > 0 {
+            tracing::info!(subscriber = subscriber.subscriber_id, ?rechecked, "incomplete forgery checks run again");
+        }
         let mut held = self.db.held(subscriber.mailbox_id).await?;
         let since = self.db.last_summary_at(subscriber.subscriber_id).await?.unwrap_or(Timestamp(0));
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
@@ -91,13 +100,26 @@ impl<DB: Database> SummarySender<DB> {
                 subject: m.subject.clone(),
                 not_spam: chance(m.from_address.as_deref()),
                 expires_in_days: self.settings.max_retention_days - (now.0 - m.quarantined_at) / 86_400,
+                note: m.reason.clone(),
+            })
+            .collect();
+        let forged: Vec<ForgedLine> = self
+            .db
+            .forged_since(subscriber.mailbox_id, since, FORGED_LINES as i64 + 1)
+            .await?
+            .into_iter()
+            .map(|m| ForgedLine {
+                from_name: m.from_name,
+                from_address: m.from_address,
+                subject: m.subject,
+                reason: m.reason.unwrap_or_else(|| "forged".into()),
             })
             .collect();
         let counts = Counts { deleted: decided.deleted, forged: decided.forged, delivered: decided.delivered };
         let heading = SummarySchedule::parse(&subscriber.summary_times, &subscriber.time_zone)
             .map(|schedule| schedule.local_label(now))
             .unwrap_or_else(|_| rfc5322_date(now));
-        let composed = compose(&email, &heading, counts, lines);
+        let composed = compose(&email, &heading, counts, lines, &forged);
         let items: Vec<(String, i64)> = composed.items.iter().map(|(id, m)| (id.to_string(), *m)).collect();
         let summary_id = self.db.record_summary(subscriber.subscriber_id, &items, now).await?;
         let mut message = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(&self.keys).into_bytes();

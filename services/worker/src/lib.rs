@@ -14,6 +14,7 @@ use std::{sync::Arc, time::Duration};
 
 use quorum_config::WorkerSettings;
 use quorum_domain::{Keys, Timestamp};
+use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, TlsSettings};
 use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
@@ -33,6 +34,7 @@ pub struct Worker<DB: Database> {
     keys: Arc<Keys>,
     settings: WorkerSettings,
     tls: Arc<rustls::ClientConfig>,
+    checker: Checker,
     name: String,
 }
 
@@ -43,6 +45,7 @@ impl<DB: Database> Clone for Worker<DB> {
             keys: self.keys.clone(),
             settings: self.settings.clone(),
             tls: self.tls.clone(),
+            checker: self.checker.clone(),
             name: self.name.clone(),
         }
     }
@@ -57,10 +60,11 @@ pub enum WorkerError {
 }
 
 impl<DB: Database> Worker<DB> {
-    pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings) -> Result<Self, WorkerError> {
+    /// A worker; `checker` runs the forgery checks on what it retrieves.
+    pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings, checker: Checker) -> Result<Self, WorkerError> {
         let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
         let name = settings.name.clone().unwrap_or_else(default_name);
-        Ok(Self { db, keys, settings, tls, name })
+        Ok(Self { db, keys, settings, tls, checker, name })
     }
 
     pub fn name(&self) -> &str {
@@ -152,12 +156,12 @@ impl<DB: Database> Worker<DB> {
         let started = Timestamp::now();
         // In a task of its own, so that a panic (a bug) is recorded against this mailbox
         // and its lease released, instead of vanishing with the lease held.
-        let (db, keys, options, leased) =
-            (self.db.clone(), self.keys.clone(), self.connect_options(&mailbox), mailbox.clone());
+        let (db, keys, checker, options, leased) =
+            (self.db.clone(), self.keys.clone(), self.checker.clone(), self.connect_options(&mailbox), mailbox.clone());
         // The whole session must end well inside the lease, or a second worker could start
         // on the mailbox; cutting it short is as safe as a crash (nothing deleted unstored).
         let deadline = Duration::from_secs(self.settings.lease_secs * 9 / 10);
-        let session = async move { poll::poll_mailbox(&db, &keys, &options, &leased).await };
+        let session = async move { poll::poll_mailbox(&db, &keys, &checker, &options, &leased).await };
         let result = tokio::spawn(async move {
             tokio::time::timeout(deadline, session).await.unwrap_or(Err(PollError::Deadline(deadline.as_secs())))
         })
@@ -178,6 +182,7 @@ impl<DB: Database> Worker<DB> {
                 mailbox = mailbox.mailbox_id,
                 status = status.as_str(),
                 quarantined = report.quarantined,
+                forged = report.forged,
                 kept = report.kept,
                 "polled"
             ),
@@ -185,6 +190,7 @@ impl<DB: Database> Worker<DB> {
         metrics::counter!("quorum_polls_total", "status" => status.as_str()).increment(1);
         metrics::counter!("quorum_messages_quarantined_total").increment(report.quarantined as u64);
         metrics::counter!("quorum_messages_kept_total").increment(report.kept as u64);
+        metrics::counter!("quorum_messages_forged_total").increment(report.forged as u64);
         let outcome = PollOutcome {
             status,
             error,

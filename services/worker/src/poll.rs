@@ -5,8 +5,10 @@
 //!    whose bytes are already quarantined (a previous poll crashed before DELE or QUIT):
 //!    those are fetched again and deleted only if their content hash matches what is
 //!    stored, so a server that reuses a UIDL for new mail cannot make us delete it unseen.
-//! 2. New messages are retrieved in batches (pipelined) and each batch is committed in one
-//!    transaction: bytes, UIDL and disposition together.
+//! 2. New messages are retrieved in batches (pipelined), checked for forgery (all of a
+//!    batch at once, each check within the DNS budget, so a dead resolver costs a batch at
+//!    most that budget), and each batch is committed in one transaction: bytes, UIDL,
+//!    disposition and check results together.
 //! 3. Only then are the quarantined ones deleted (DELE), and QUIT makes that final.
 //!
 //! A crash before 2 commits leaves the messages on the server, new again next time. A crash
@@ -20,6 +22,7 @@ use std::{
 };
 
 use quorum_domain::{Disposition, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
+use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_storage::{Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
 
@@ -67,7 +70,10 @@ impl From<Pop3Error> for PollError {
 
 #[derive(Debug, Default, Clone)]
 pub struct PollReport {
+    /// Taken out of the mailbox (held, or deleted as forged or blocked).
     pub quarantined: i64,
+    /// Of those, deleted as forged.
+    pub forged: i64,
     pub kept: i64,
     /// Messages left on the server with the reason (too large, refused by the server).
     pub skipped: Vec<String>,
@@ -76,6 +82,7 @@ pub struct PollReport {
 pub async fn poll_mailbox<DB: Database>(
     db: &DB,
     keys: &Keys,
+    checker: &Checker,
     options: &ConnectOptions,
     mailbox: &LeasedMailbox,
 ) -> Result<PollReport, PollError> {
@@ -122,6 +129,7 @@ pub async fn poll_mailbox<DB: Database>(
     let approved_since = now.minus(Duration::from_secs((mailbox.approved_days.max(0) as u64).saturating_mul(86_400)));
     let approved: HashSet<_> = db.approved_senders(mailbox.subscriber_id, approved_since).await?.into_iter().collect();
     let disapproved: HashSet<_> = db.disapproved_senders(mailbox.subscriber_id).await?.into_iter().collect();
+    let providers = &Providers::new(db.providers().await?);
 
     let mut to_delete: Vec<u32> = Vec::new();
     for batch in batches(&wanted) {
@@ -142,7 +150,7 @@ pub async fn poll_mailbox<DB: Database>(
                 Err(e) => report.skipped.push(format!("message {} stays in the mailbox: {e}", w.uidl)),
             }
         }
-        let mut items = Vec::with_capacity(inspected.len());
+        let mut dispositions = Vec::with_capacity(inspected.len());
         for (w, raw, info) in &inspected {
             let mut disposition = info.disposition(mailbox.mailbox_id, keys, &approved);
             if let Disposition::Released(marker) = disposition
@@ -155,32 +163,56 @@ pub async fn poll_mailbox<DB: Database>(
                 );
                 disposition = Disposition::Quarantine;
             }
-            match disposition {
-                Disposition::Quarantine => {
-                    to_delete.push(w.n);
-                    report.quarantined += 1;
-                    // The subscriber deleted mail from this sender before (empty box): this
-                    // one is deleted too, and never shown in a summary.
-                    let blocked = info.from.as_ref().is_some_and(|f| disapproved.contains(f));
-                    items.push(PollItem::Quarantine {
-                        uidl: w.uidl,
-                        status: if blocked { "deleted_blocked" } else { "held" },
-                        raw,
-                        hash: info.hash,
-                        from: info.from.as_ref(),
-                        from_name: info.from_name.as_deref(),
-                        subject: info.subject.as_deref(),
-                    });
-                }
-                Disposition::Approved(_) => {
-                    report.kept += 1;
-                    items.push(PollItem::Keep { uidl: w.uidl, approved: info.from.as_ref() });
-                }
-                Disposition::Released(_) => {
-                    report.kept += 1;
-                    items.push(PollItem::Keep { uidl: w.uidl, approved: None });
-                }
+            dispositions.push(disposition);
+        }
+        // The subscriber deleted mail from this sender before (empty box): such mail is
+        // deleted too, and never shown in a summary; it needs no checks.
+        let blocked = |info: &InspectedMessage| info.from.as_ref().is_some_and(|f| disapproved.contains(f));
+        // Forgery checks (SPEC 3) for everything not released by Quorum itself, all of the
+        // batch at once: the checker bounds concurrency and each check's time.
+        let checks = inspected.iter().zip(&dispositions).map(|((_, raw, info), disposition)| async move {
+            let wanted = !matches!(disposition, Disposition::Released(_)) && !blocked(info);
+            match wanted {
+                true => Some(Checked::from(checker.check(raw, providers, &mailbox.settings.trusted_domains).await)),
+                false => None,
             }
+        });
+        let checked: Vec<Option<Checked>> = futures::future::join_all(checks).await;
+        let mut items = Vec::with_capacity(inspected.len());
+        for (((w, raw, info), disposition), check) in inspected.iter().zip(dispositions).zip(&checked) {
+            let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
+            let keep = match disposition {
+                Disposition::Released(_) => true,
+                // An approved address is not let through when the checks prove it forged
+                // or its domain's DMARC fails (SPEC 3: a spoofed approved sender).
+                Disposition::Approved(_) => !forged && !check.as_ref().is_some_and(|c| c.evidence.fails_dmarc()),
+                Disposition::Quarantine => false,
+            };
+            if keep {
+                report.kept += 1;
+                let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
+                items.push(PollItem::Keep { uidl: w.uidl, approved });
+                continue;
+            }
+            to_delete.push(w.n);
+            report.quarantined += 1;
+            report.forged += i64::from(forged);
+            items.push(PollItem::Quarantine {
+                uidl: w.uidl,
+                status: if blocked(info) {
+                    "deleted_blocked"
+                } else if forged {
+                    "deleted_forged"
+                } else {
+                    "held"
+                },
+                raw,
+                hash: info.hash,
+                from: info.from.as_ref(),
+                from_name: info.from_name.as_deref(),
+                subject: info.subject.as_deref(),
+                checked: check.as_ref().map(Checked::record),
+            });
         }
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.

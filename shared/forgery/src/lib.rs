@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod evidence;
 pub mod headers;
+pub mod store;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -30,6 +31,7 @@ use quorum_domain::{
 use tokio::sync::Semaphore;
 
 pub use evidence::{Evidence, Finding, Outcome, Verdict};
+pub use store::{Checked, Rechecked, recheck_incomplete};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -65,7 +67,12 @@ impl Checker {
     /// A checker using `settings.nameservers`, or the system's resolvers when that is empty.
     pub fn new(settings: &DnsSettings) -> Result<Self, CheckError> {
         let (config, mut opts) = if settings.nameservers.is_empty() {
-            read_system_conf().map_err(|e| CheckError::Resolver(e.to_string()))?
+            read_system_conf().unwrap_or_else(|e| {
+                // Every lookup will fail, so every check ends incomplete: mail is held,
+                // never deleted, until the resolvers are configured.
+                tracing::error!(error = %e, "no usable /etc/resolv.conf and no [dns] nameservers: forgery checks cannot finish");
+                (ResolverConfig::from_name_servers(Vec::new()), ResolverOpts::default())
+            })
         } else {
             let servers = settings
                 .nameservers
@@ -201,6 +208,12 @@ impl Checker {
             // DMARC still runs on DKIM alone; SPF counts as not passing.
             None => mail_auth::SpfOutput::default(),
         };
+        if handoff.is_none() && !evidence.dkim.is(Outcome::Pass) {
+            // Without the connecting IP, SPF is unknown: DMARC could only fail for want of
+            // evidence, which proves nothing.
+            evidence.dmarc = Finding::skipped("no trusted hop: SPF unknown, no aligned DKIM");
+            return;
+        }
         let envelope_domain = mail_from.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
         let dmarc = self.auth.verify_dmarc(DmarcParameters::new(&message, &dkim, envelope_domain, &spf)).await;
         if dmarc.dmarc_record().is_none() && !matches!(dmarc.result(), DmarcResult::TempError(_)) {

@@ -48,6 +48,7 @@ macro_rules! impl_database {
                     .bind(&m.username)
                     .bind(&m.password_enc)
                     .bind(now.0)
+                    .bind(m.trusted_domains.join(","))
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -199,7 +200,7 @@ macro_rules! impl_database {
                 let mut tx = self.pool.begin().await?;
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
-                        $crate::PollItem::Quarantine { uidl, status, raw, hash, from, from_name, subject } => {
+                        $crate::PollItem::Quarantine { uidl, status, raw, hash, from, from_name, subject, checked } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
                                 .bind(*uidl)
@@ -211,6 +212,9 @@ macro_rules! impl_database {
                                 .bind(*subject)
                                 .bind(now.0)
                                 .bind(*status)
+                                .bind(checked.map(|c| c.evidence))
+                                .bind(checked.and_then(|c| c.reason))
+                                .bind(checked.map(|c| c.state()))
                                 .fetch_one(&mut *tx)
                                 .await?;
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
@@ -595,6 +599,70 @@ macro_rules! impl_database {
                     .fetch_optional(&self.pool)
                     .await?
                     .ok_or_else(|| $crate::StorageError::NotFound(format!("message {message_id}")))
+            }
+
+            async fn providers(&self) -> $crate::Result<Vec<quorum_domain::Provider>> {
+                let rows: Vec<$crate::models::ProviderRow> =
+                    sqlx::query_as($crate::sql::PROVIDERS).fetch_all(&self.pool).await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn upsert_provider(&self, p: &quorum_domain::Provider) -> $crate::Result<()> {
+                sqlx::query($crate::sql::UPSERT_PROVIDER)
+                    .bind(&p.domain)
+                    .bind(p.major_isp)
+                    .bind(p.ptr_supported)
+                    .bind(p.ptr_required)
+                    .bind(p.ptr_domains.join(","))
+                    .bind(p.ns_matches.join(","))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn remove_provider(&self, domain: &str) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::DELETE_PROVIDER)
+                    .bind(domain.trim().to_ascii_lowercase())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn forged_since(
+                &self,
+                mailbox_id: i64,
+                since: quorum_domain::Timestamp,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::QuarantinedMessage>> {
+                Ok(sqlx::query_as($crate::sql::FORGED_SINCE)
+                    .bind(mailbox_id)
+                    .bind(since.0)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn incomplete_checks(&self, subscriber_id: i64) -> $crate::Result<Vec<$crate::Recheck>> {
+                Ok(sqlx::query_as($crate::sql::INCOMPLETE_CHECKS).bind(subscriber_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn record_recheck(
+                &self,
+                message_id: i64,
+                check: &$crate::CheckRecord<'_>,
+                forged: bool,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::RECORD_RECHECK)
+                    .bind(message_id)
+                    .bind(check.evidence)
+                    .bind(check.reason)
+                    .bind(check.state())
+                    .bind(if forged { "deleted_forged" } else { "held" })
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     };

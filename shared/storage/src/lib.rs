@@ -219,4 +219,29 @@ pub trait Database: Send + Sync + Clone + 'static {
 
     /// The raw bytes of a quarantined message.
     async fn message_raw(&self, message_id: i64) -> Result<Vec<u8>>;
+
+    /// The provider table (SPEC 3), by domain.
+    async fn providers(&self) -> Result<Vec<quorum_domain::Provider>>;
+
+    /// Adds a provider row, or replaces the row for its domain.
+    async fn upsert_provider(&self, provider: &quorum_domain::Provider) -> Result<()>;
+
+    /// Removes a provider row; false when there was none.
+    async fn remove_provider(&self, domain: &str) -> Result<bool>;
+
+    /// Messages of a mailbox deleted as forged at or after `since` (at most `limit`).
+    async fn forged_since(&self, mailbox_id: i64, since: Timestamp, limit: i64) -> Result<Vec<QuarantinedMessage>>;
+
+    /// Held messages of a subscriber whose forgery checks did not finish.
+    async fn incomplete_checks(&self, subscriber_id: i64) -> Result<Vec<Recheck>>;
+
+    /// Stores the result of checking a held message again; a forged verdict deletes it
+    /// (`deleted_forged`). False when the message was no longer held.
+    async fn record_recheck(
+        &self,
+        message_id: i64,
+        check: &CheckRecord<'_>,
+        forged: bool,
+        now: Timestamp,
+    ) -> Result<bool>;
 }

@@ -22,6 +22,9 @@ pub struct MailboxSettings {
     pub username: String,
     /// Already encrypted with [`quorum_domain::Keys::encrypt_password`].
     pub password_enc: Vec<u8>,
+    /// Domains whose Received headers the mailbox's provider writes (the trusted hop);
+    /// empty: learned from each message's chain.
+    pub trusted_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,7 @@ pub struct LeasedMailboxRow {
     pub auth: String,
     pub username: String,
     pub password_enc: Vec<u8>,
+    pub trusted_domains: String,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,8 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
                 host: r.host,
                 username: r.username,
                 password_enc: r.password_enc,
+                trusted_domains: quorum_domain::provider::parse_list(&r.trusted_domains)
+                    .map_err(|_| corrupt("trusted_domains"))?,
             },
         })
     }
@@ -168,9 +174,62 @@ pub enum PollItem<'a> {
         from: Option<&'a EmailAddress>,
         from_name: Option<&'a str>,
         subject: Option<&'a str>,
+        /// What the forgery checks found, if they ran.
+        checked: Option<CheckRecord<'a>>,
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     Keep { uidl: &'a str, approved: Option<&'a EmailAddress> },
+}
+
+/// A message's forgery-check results as stored with it.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRecord<'a> {
+    /// `quorum_forgery::Evidence` as JSON.
+    pub evidence: &'a str,
+    /// The line shown to people, if any finding deserves one.
+    pub reason: Option<&'a str>,
+    /// The checks could not finish (DNS failure): check again before the summary.
+    pub incomplete: bool,
+}
+
+impl CheckRecord<'_> {
+    pub fn state(&self) -> &'static str {
+        if self.incomplete { "incomplete" } else { "done" }
+    }
+}
+
+/// A held message whose checks must run again.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Recheck {
+    pub id: i64,
+    pub raw: Vec<u8>,
+    pub trusted_domains: String,
+}
+
+/// A row of the provider table, as stored (lists comma-separated).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ProviderRow {
+    pub domain: String,
+    pub major_isp: bool,
+    pub ptr_supported: bool,
+    pub ptr_required: bool,
+    pub ptr_domains: String,
+    pub ns_matches: String,
+}
+
+impl TryFrom<ProviderRow> for quorum_domain::Provider {
+    type Error = StorageError;
+    fn try_from(r: ProviderRow) -> Result<Self, StorageError> {
+        quorum_domain::Provider::new(
+            &r.domain,
+            r.major_isp,
+            r.ptr_supported,
+            r.ptr_required,
+            &r.ptr_domains,
+            &r.ns_matches,
+        )
+        .map_err(|e| StorageError::Corrupt(format!("provider {}: {e}", r.domain)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +270,8 @@ pub struct QuarantinedMessage {
     pub subject: Option<String>,
     pub status: String,
     pub quarantined_at: i64,
+    /// What the forgery checks found worth showing (`forged: PTR of ... missing, ...`).
+    pub reason: Option<String>,
 }
 
 /// A release leased for delivery: the original bytes and where they go.

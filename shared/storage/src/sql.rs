@@ -6,8 +6,8 @@ pub const INSERT_SUBSCRIBER: &str = "INSERT INTO subscribers \
      VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id";
 
 pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
-     (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8) RETURNING id";
+     (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at, trusted_domains) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9) RETURNING id";
 
 const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_id, s.email, s.enabled, \
      m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
@@ -46,7 +46,7 @@ pub const APPROVED_SENDERS: &str =
 pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
      (SELECT s.email FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS email, \
      (SELECT s.approved_days FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS approved_days, \
-     host, port, security, auth, username, password_enc";
+     host, port, security, auth, username, password_enc, trusted_domains";
 
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
@@ -59,8 +59,9 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM
 /// Stores a message, or finds the copy already stored with the same content hash: the
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END) \
+     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
+      evidence, reason, check_state) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
@@ -78,7 +79,7 @@ pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
      lease_owner = NULL, lease_until = NULL \
      WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)";
 
-pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at \
+pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
      FROM messages WHERE mailbox_id = $1 ORDER BY id";
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
@@ -115,7 +116,7 @@ pub const OUTBOX_PENDING: &str = "SELECT id AS outbox_id, message_id, recipient,
 
 pub const RETRY_NOW: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE sent_at IS NULL AND next_attempt_at > $1";
 
-pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at \
+pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
      FROM messages WHERE mailbox_id = $1 AND status = 'held' ORDER BY id";
 
 pub const DISAPPROVE_SENDER: &str = "INSERT INTO disapproved_senders (subscriber_id, address, created_at) \
@@ -184,3 +185,27 @@ pub const RELEASE_REFUSED_MESSAGE: &str = "UPDATE messages SET status = 'held' \
      WHERE id = (SELECT message_id FROM outbox WHERE id = $1 AND lease_owner = $2) AND status = 'releasing'";
 
 pub const DELETE_OUTBOX: &str = "DELETE FROM outbox WHERE id = $1 AND lease_owner = $2";
+
+pub const PROVIDERS: &str = "SELECT domain, major_isp, ptr_supported, ptr_required, ptr_domains, ns_matches \
+     FROM providers ORDER BY domain";
+
+pub const UPSERT_PROVIDER: &str = "INSERT INTO providers \
+     (domain, major_isp, ptr_supported, ptr_required, ptr_domains, ns_matches) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (domain) DO UPDATE SET major_isp = excluded.major_isp, ptr_supported = excluded.ptr_supported, \
+     ptr_required = excluded.ptr_required, ptr_domains = excluded.ptr_domains, ns_matches = excluded.ns_matches";
+
+pub const DELETE_PROVIDER: &str = "DELETE FROM providers WHERE domain = $1";
+
+/// Held messages of a subscriber whose checks did not finish (a DNS failure).
+pub const INCOMPLETE_CHECKS: &str = "SELECT m.id, m.raw, b.trusted_domains FROM messages m \
+     JOIN mailboxes b ON b.id = m.mailbox_id \
+     WHERE b.subscriber_id = $1 AND m.status = 'held' AND m.check_state = 'incomplete' ORDER BY m.id";
+
+/// The result of checking a held message again; a forged verdict deletes it. `$5` is the
+/// new status (`held` or `deleted_forged`).
+pub const RECORD_RECHECK: &str = "UPDATE messages SET evidence = $2, reason = $3, check_state = $4, status = $5, \
+     decided_at = CASE WHEN $5 = 'held' THEN NULL ELSE $6 END WHERE id = $1 AND status = 'held'";
+
+/// Messages of a mailbox deleted as forged at or after `$2`, newest last, at most `$3`.
+pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
+     FROM messages WHERE mailbox_id = $1 AND status = 'deleted_forged' AND decided_at >= $2 ORDER BY id LIMIT $3";

@@ -1,0 +1,190 @@
+//! Forgery checks in the running service: the real `quorum` binary polls a Dovecot
+//! mailbox, asks the in-process DNS server of this test, deletes what is proven forged,
+//! keeps the evidence with every message, lets no spoofed approved sender through, and,
+//! when DNS fails, holds mail and decides it before the summary.
+
+use std::process::{Command, Stdio};
+
+use quorum_domain::{EmailAddress, Keys};
+use quorum_storage::{Database, QuarantinedMessage, Sqlite};
+use quorum_tests::{
+    MailStack, TestUser,
+    dns::{TestDns, Zones, silent_dns},
+    fresh_sqlite, quorum,
+};
+
+fn run(mut cmd: Command) -> (bool, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+struct Env {
+    url: String,
+    key: String,
+    user: TestUser,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(tag: &str) -> Env {
+        let stack = MailStack::get();
+        let (dir, url) = fresh_sqlite();
+        let env = Env { url, key: Keys::generate_master(), user: stack.new_user(tag), _dir: dir };
+        let user = &env.user;
+        let mut add = env.cmd(None, &["subscriber", "add", &user.email, "--host", "127.0.0.1"]);
+        add.args(["--port", &stack.pop3_port.to_string(), "--security", "plain", "--user", &user.email])
+            .env("QUORUM_POP3_PASSWORD", &user.password);
+        let (ok, out) = run(add);
+        assert!(ok, "{out}");
+        // The seed's row for web.de (seed 002: insert into dns values ('web.de','1','1','1','cinetic.de')).
+        let (ok, out) = run(env
+            .cmd(None, &["providers", "add", "web.de", "--major-isp", "--ptr-required", "--ns-matches", "cinetic.de"]));
+        assert!(ok && out.contains("ns_matches=cinetic.de"), "{out}");
+        env
+    }
+
+    /// `quorum ARGS` asking `dns` for the forgery checks, with short DNS timeouts.
+    fn cmd(&self, dns: Option<std::net::SocketAddr>, args: &[&str]) -> Command {
+        let stack = MailStack::get();
+        let mut cmd = quorum(&self.url, &self.key);
+        cmd.args(args)
+            .env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
+            .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
+            .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test")
+            .env("QUORUM_DNS__TIMEOUT_MS", "300")
+            .env("QUORUM_DNS__CHECK_BUDGET_MS", "1000");
+        if let Some(dns) = dns {
+            cmd.env("QUORUM_DNS__NAMESERVERS", dns.to_string());
+        }
+        cmd
+    }
+
+    async fn messages(&self) -> Vec<QuarantinedMessage> {
+        let db = Sqlite::connect(&self.url).await.unwrap();
+        let s = db.subscriber_by_email(&EmailAddress::parse(&self.user.email).unwrap()).await.unwrap().unwrap();
+        db.quarantined(s.mailbox_id).await.unwrap()
+    }
+}
+
+/// The seed's forged web.de spam, as the subscriber's provider received it.
+const SEED_FORGED: &str = "Return-Path: <qwceilqxodjbd@online.sh.cn>\r\n\
+Received: from 207.217.125.20 ([211.191.62.186])\r\n\tby robin (EarthLink SMTP Server) with SMTP id 1bX4fK48O3NZFjX0\r\n\tTue, 17 Aug 2004 06:43:47 -0700 (PDT)\r\n\
+Received: from dns3.web.de (dns3.web.de [73.212.13.183]) by 211.191.62.186 with SMTP id d7AJB51Jv7;\r\n\tTue, 17 Aug 2004 18:38:44 +0400\r\n\
+From: \"Carmen Shepard\" <kzwjxg@web.de>\r\nSubject: of 9 but\r\nTo: lrtimmons@earthlink.net\r\n\r\nDewey Blair\r\n";
+
+/// The seed's genuine web.de message.
+const SEED_GENUINE: &str = "Return-Path: <shelby_moore@web.de>\r\n\
+Received: from fmmailgate01.web.de ([217.72.192.221])\r\n\tby sparrow (EarthLink SMTP Server) with ESMTP id 1bXqku7yV3NZFjV0\r\n\tfor <coolpage@earthlink.net>; Wed, 18 Aug 2004 06:18:14 -0700 (PDT)\r\n\
+Received: by fmmailgate01.web.de (8.12.6/8.12.6/webde Linux 0.7) with SMTP id i7IDHq1d016358; Wed, 18 Aug 2004 15:18:12 +0200\r\n\
+From: \"Shelby Moore\" <shelby_moore@web.de>\r\nTo: coolpage@earthlink.net\r\nSubject: Test from web.de\r\n\r\nTest\r\n";
+
+/// Mail from `from` handed over by `ip`, the way the subscriber's provider recorded it.
+fn direct(from: &str, ip: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <{from}>\r\nReceived: from out.sender.example (out.sender.example [{ip}])\r\n\tby mx1.isp.example (Postfix) with ESMTP id 4A1B2C; Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+From: {from}\r\nTo: me@isp.example\r\nSubject: {subject}\r\nMessage-ID: <{}@test>\r\n\r\nHello.\r\n",
+        quorum_tests::unique()
+    )
+    .into_bytes()
+}
+
+fn zones() -> Zones {
+    Zones::new()
+        .zone("192.72.217.in-addr.arpa")
+        .ns("192.72.217.in-addr.arpa", "nsx1.cinetic.de")
+        .ns("192.72.217.in-addr.arpa", "nsx2.cinetic.de")
+        .ptr("217.72.192.221", "fmmailgate01.web.de")
+        .zone("web.de")
+        .addr("fmmailgate01.web.de", "217.72.192.221")
+        .zone("bank.example")
+        .txt("bank.example", "v=spf1 ip4:81.169.146.0/24 -all")
+        .txt("_dmarc.bank.example", "v=DMARC1; p=none")
+}
+
+fn by_subject<'a>(messages: &'a [QuarantinedMessage], subject: &str) -> &'a QuarantinedMessage {
+    messages.iter().find(|m| m.subject.as_deref() == Some(subject)).unwrap_or_else(|| panic!("{subject} not stored"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_deletes_forgeries_keeps_evidence_and_stops_spoofed_approved_senders() {
+    let stack = MailStack::get();
+    let env = Env::new("forgery");
+    let dns = TestDns::start(zones()).await;
+    let (ok, out) = run(env.cmd(None, &["subscriber", "approve", &env.user.email, "billing@bank.example"]));
+    assert!(ok, "{out}");
+    for raw in [
+        SEED_FORGED.as_bytes().to_vec(),
+        SEED_GENUINE.as_bytes().to_vec(),
+        direct("billing@bank.example", "81.169.146.7", "Your statement"),
+        direct("billing@bank.example", "203.113.5.9", "Urgent: verify your account"),
+    ] {
+        stack.maildir_drop(&env.user, &raw);
+    }
+    let (ok, out) = run(env.cmd(Some(dns.addr), &["poll", &env.user.email]));
+    assert!(ok, "{out}");
+
+    let stored = env.messages().await;
+    assert_eq!(stored.len(), 3, "the genuine approved message stays in the Inbox: {stored:?}");
+    let forged = by_subject(&stored, "of 9 but");
+    assert_eq!(forged.status, "deleted_forged");
+    assert_eq!(forged.reason.as_deref(), Some("forged: PTR of 211.191.62.186 missing, claims web.de"));
+    let genuine = by_subject(&stored, "Test from web.de");
+    assert_eq!((genuine.status.as_str(), genuine.reason.as_deref()), ("held", None));
+    let spoofed = by_subject(&stored, "Urgent: verify your account");
+    assert_eq!((spoofed.status.as_str(), spoofed.reason.as_deref()), ("held", Some("DMARC fails (p=none)")));
+    let inbox: Vec<String> = stack
+        .retr_all(&env.user)
+        .await
+        .into_iter()
+        .map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned())
+        .collect();
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].contains("Subject: Your statement"));
+
+    // The operator sees status and reason.
+    let (ok, out) = run(env.cmd(None, &["subscriber", "quarantine", &env.user.email]));
+    assert!(
+        ok && out.contains("deleted_forged") && out.contains("(forged: PTR of 211.191.62.186 missing, claims web.de)"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_down_holds_mail_and_the_summary_decides_it_once_dns_answers() {
+    let stack = MailStack::get();
+    let env = Env::new("forgery-dns-down");
+    stack.maildir_drop(&env.user, SEED_FORGED.as_bytes());
+    stack.maildir_drop(&env.user, SEED_GENUINE.as_bytes());
+
+    // A resolver that never answers: the poll still finishes, nothing is deleted.
+    let (silent, task) = silent_dns().await;
+    let started = std::time::Instant::now();
+    let (ok, out) = run(env.cmd(Some(silent), &["poll", &env.user.email]));
+    assert!(ok, "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "poll took {:?}", started.elapsed());
+    task.abort();
+    let stored = env.messages().await;
+    assert_eq!(stored.len(), 2);
+    for m in &stored {
+        assert_eq!(m.status, "held", "{m:?}");
+        assert!(m.reason.as_deref().is_some_and(|r| r.starts_with("checks incomplete:")), "{m:?}");
+    }
+
+    // DNS answers again; the summary first re-runs the checks.
+    let dns = TestDns::start(zones()).await;
+    let (ok, out) = run(env.cmd(Some(dns.addr), &["summary", "send", &env.user.email]));
+    assert!(ok, "{out}");
+    let stored = env.messages().await;
+    assert_eq!(by_subject(&stored, "of 9 but").status, "deleted_forged");
+    let genuine = by_subject(&stored, "Test from web.de");
+    assert_eq!((genuine.status.as_str(), genuine.reason.as_deref()), ("held", None));
+
+    stack.wait_for_messages(&env.user, 1).await;
+    let summary = stack.retr_all(&env.user).await.pop().unwrap().1;
+    let parsed = mail_parser::MessageParser::default().parse(&summary).unwrap();
+    let text = parsed.body_text(0).unwrap();
+    assert!(text.contains("1 deleted (of which 1 forged), 0 delivered. 1 held"), "{text}");
+    assert!(text.contains("Test from web.de"), "{text}");
+    assert!(text.contains("Deleted as forged since the last summary:"), "{text}");
+    assert!(text.contains("(forged: PTR of 211.191.62.186 missing, claims web.de)"), "{text}");
+}
