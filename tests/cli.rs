@@ -1,4 +1,4 @@
-//! Commands that read files and change nothing.
+//! Commands that read files and change nothing, and the provider table editor.
 
 use std::{path::Path, process::Command};
 
@@ -51,4 +51,35 @@ fn reply_parse_refuses_a_file_that_is_not_a_summary() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lists no held messages"));
+}
+
+#[test]
+fn providers_list_add_remove() {
+    let (_dir, url) = quorum_tests::fresh_sqlite();
+    let key = "cd".repeat(32);
+    let run = |args: &[&str]| {
+        let out = quorum_tests::quorum(&url, &key).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = run(&["providers", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("yahoo.com ") && l.contains("ptr_required=yes")), "{out}");
+    let seeded = out.lines().count();
+
+    let (code, out) = run(&["providers", "add", "Web.DE", "--ptr-required", "--ns-matches", "cinetic.de"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ptr_supported=yes") && out.contains("ptr_required=yes") && out.contains("ns_matches=cinetic.de"));
+    let (_, out) = run(&["providers", "list"]);
+    assert_eq!(out.lines().count(), seeded, "web.de replaced, not duplicated");
+    let web_de = out.lines().find(|l| l.starts_with("web.de ")).unwrap();
+    assert!(web_de.contains("ptr_required=yes") && web_de.contains("ptr_domains=web.de"), "{web_de}");
+
+    let (code, out) = run(&["providers", "add", "not a domain"]);
+    assert_ne!(code, Some(0));
+    assert!(out.contains("is not a domain name"), "{out}");
+    assert_eq!(run(&["providers", "remove", "web.de"]).0, Some(0));
+    let (code, out) = run(&["providers", "remove", "web.de"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no provider row for web.de"), "{out}");
+    assert_eq!(run(&["providers", "list"]).1.lines().count(), seeded - 1);
 }
