@@ -68,7 +68,9 @@ fn providers_list_add_remove() {
 
     let (code, out) = run(&["providers", "add", "Web.DE", "--ptr-required", "--ns-matches", "cinetic.de"]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("ptr_supported=yes") && out.contains("ptr_required=yes") && out.contains("ns_matches=cinetic.de"));
+    assert!(
+        out.contains("ptr_supported=yes") && out.contains("ptr_required=yes") && out.contains("ns_matches=cinetic.de")
+    );
     let (_, out) = run(&["providers", "list"]);
     assert_eq!(out.lines().count(), seeded, "web.de replaced, not duplicated");
     let web_de = out.lines().find(|l| l.starts_with("web.de ")).unwrap();

@@ -3,20 +3,15 @@
 //! keeps the evidence with every message, lets no spoofed approved sender through, and,
 //! when DNS fails, holds mail and decides it before the summary.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use quorum_domain::{EmailAddress, Keys};
 use quorum_storage::{Database, QuarantinedMessage, Sqlite};
 use quorum_tests::{
     MailStack, TestUser,
     dns::{TestDns, Zones, silent_dns},
-    fresh_sqlite, quorum,
+    fresh_sqlite, quorum_service, run,
 };
-
-fn run(mut cmd: Command) -> (bool, String) {
-    let out = cmd.stdin(Stdio::null()).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 struct Env {
     url: String,
@@ -45,14 +40,8 @@ impl Env {
 
     /// `quorum ARGS` asking `dns` for the forgery checks, with short DNS timeouts.
     fn cmd(&self, dns: Option<std::net::SocketAddr>, args: &[&str]) -> Command {
-        let stack = MailStack::get();
-        let mut cmd = quorum(&self.url, &self.key);
-        cmd.args(args)
-            .env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
-            .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
-            .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test")
-            .env("QUORUM_DNS__TIMEOUT_MS", "300")
-            .env("QUORUM_DNS__CHECK_BUDGET_MS", "1000");
+        let mut cmd = quorum_service(&self.url, &self.key, None);
+        cmd.args(args).env("QUORUM_DNS__TIMEOUT_MS", "300").env("QUORUM_DNS__CHECK_BUDGET_MS", "1000");
         if let Some(dns) = dns {
             cmd.env("QUORUM_DNS__NAMESERVERS", dns.to_string());
         }

@@ -2,22 +2,12 @@
 //! summary in the mailbox, a reply with A, R, a typo, an empty box and a removed line,
 //! releases and receipt in the mailbox, and what the next mail and summary do.
 
-use std::{
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::{io::Write, process::Command};
 
 use quorum_domain::{EmailAddress, Keys};
 use quorum_storage::{Database, Sqlite};
 use quorum_summary::reply_text;
-use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum};
-
-fn run(mut cmd: Command) -> (bool, String) {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
+use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum_service, run};
 
 struct Env {
     url: String,
@@ -57,18 +47,8 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let stack = MailStack::get();
-        let mut cmd = quorum(&self.url, &self.key);
-        cmd.env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
-            .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
-            .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test")
-            .env("QUORUM_SUMMARY__REPLY_LOCAL", self.robot.email.split('@').next().unwrap())
-            .env("QUORUM_ROBOT__HOST", "127.0.0.1")
-            .env("QUORUM_ROBOT__PORT", stack.pop3_port.to_string())
-            .env("QUORUM_ROBOT__SECURITY", "plain")
-            .env("QUORUM_ROBOT__USER", &self.robot.email)
-            .env("QUORUM_ROBOT__PASSWORD", &self.robot.password)
-            .args(args);
+        let mut cmd = quorum_service(&self.url, &self.key, Some(&self.robot));
+        cmd.args(args);
         cmd
     }
 
@@ -153,7 +133,12 @@ async fn the_whole_loop_over_email() {
     stack.smtp_send(&env.robot, "someone@example.com", &mail("someone@example.com", "hello robot")).await;
     stack.wait_for_messages(&env.robot, 2).await;
     let out = env.ok(&["robot", "poll"]);
-    assert!(out.contains("1 replies applied, 0 rejected, 1 left for the operator; 3 releases delivered"), "{out}");
+    assert!(
+        out.contains(
+            "1 replies applied, 0 rejected, 0 answers to confirmations, 1 left for the operator; 3 releases delivered"
+        ),
+        "{out}"
+    );
     let left = stack.retr_all(&env.robot).await;
     assert_eq!(left.len(), 1);
     assert!(String::from_utf8_lossy(&left[0].1).contains("hello robot"));
@@ -212,7 +197,7 @@ async fn the_whole_loop_over_email() {
     stack.smtp_send(&env.robot, user.email.as_str(), wrong_token.as_bytes()).await;
     stack.wait_for_messages(&env.robot, 3).await;
     let out = env.ok(&["robot", "poll"]);
-    assert!(out.contains("0 replies applied, 2 rejected, 1 left"), "{out}");
+    assert!(out.contains("0 replies applied, 2 rejected, 0 answers to confirmations, 1 left"), "{out}");
 
     let db = Sqlite::connect(&env.url).await.unwrap();
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();

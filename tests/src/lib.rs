@@ -191,6 +191,31 @@ pub fn quorum(db_url: &str, key: &str) -> Command {
     cmd
 }
 
+/// `quorum` with the settings a service needs to send mail through the stack's Postfix and,
+/// given a robot mailbox, to read it (summary replies and confirmation answers go there).
+pub fn quorum_service(db_url: &str, key: &str, robot: Option<&TestUser>) -> Command {
+    let stack = MailStack::get();
+    let mut cmd = quorum(db_url, key);
+    cmd.env("QUORUM_SMTP__PORT", stack.smtp_port.to_string())
+        .env("QUORUM_SMTP__ENVELOPE_FROM", "quorum@quorum.test")
+        .env("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.test");
+    if let Some(robot) = robot {
+        cmd.env("QUORUM_SUMMARY__REPLY_LOCAL", robot.email.split('@').next().unwrap())
+            .env("QUORUM_ROBOT__HOST", "127.0.0.1")
+            .env("QUORUM_ROBOT__PORT", stack.pop3_port.to_string())
+            .env("QUORUM_ROBOT__SECURITY", "plain")
+            .env("QUORUM_ROBOT__USER", &robot.email)
+            .env("QUORUM_ROBOT__PASSWORD", &robot.password);
+    }
+    cmd
+}
+
+/// Runs a command with nothing on standard input: whether it succeeded, and all it printed.
+pub fn run(mut cmd: Command) -> (bool, String) {
+    let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// Reads a corpus message (the team kit's `../shared/corpus`), without its mbox `From ` line.
 pub fn corpus_message(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap();

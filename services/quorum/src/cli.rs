@@ -77,6 +77,12 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ProvidersCommand {
     /// Print the table.
@@ -174,7 +180,12 @@ pub enum SubscriberCommand {
         /// from each message's Received chain.
         #[arg(long, default_value = "")]
         trusted_domains: String,
+        /// Send no confirmations to this subscriber's unknown senders.
+        #[arg(long)]
+        no_confirmations: bool,
     },
+    /// Turn confirmations to unknown senders on or off for a subscriber.
+    Confirmations { email: String, setting: OnOff },
     /// List subscribers with the state of their mailbox.
     List,
     /// Release every held message back to the subscriber's mailbox, then stop polling it.

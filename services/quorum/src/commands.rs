@@ -16,11 +16,11 @@ use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
-use quorum_worker::{Deliverer, Worker, check_mailbox};
+use quorum_worker::{Confirmer, Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
-    CheckMailboxArgs, Cli, Command, MailboxArgs, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
+    CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
     SubscriberCommand, SummaryCommand,
 };
 
@@ -138,6 +138,22 @@ impl Services {
     const NONE: Services = Services { worker: false, web: false, scheduler: false };
 }
 
+/// A worker that polls subscribers' mailboxes, sending confirmations if they are on.
+fn polling_worker<DB: Database>(
+    db: &DB,
+    settings: &Settings,
+    keys: Arc<quorum_domain::Keys>,
+    worker_settings: quorum_config::WorkerSettings,
+    checker: Checker,
+) -> anyhow::Result<Worker<DB>> {
+    let worker = Worker::new(db.clone(), keys.clone(), worker_settings, checker)?;
+    if !settings.confirmations.enabled {
+        return Ok(worker);
+    }
+    let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+    Ok(worker.with_confirmations(Confirmer::new(mailer, keys, &settings.summary, &settings.confirmations)))
+}
+
 /// The forgery checker, on the resolvers of the `[dns]` settings.
 fn checker(settings: &Settings) -> anyhow::Result<Checker> {
     Ok(Checker::new(&settings.dns)?)
@@ -179,7 +195,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         let delivery = deliverer(&db, &settings, keys.clone())?;
         let stopped_deliverer = stopped.clone();
         tasks.spawn(async move { delivery.run(stopped_deliverer).await.context("release delivery") });
-        let worker = Worker::new(db.clone(), keys.clone(), settings.worker.clone(), checker.clone())?;
+        let worker = polling_worker(&db, &settings, keys.clone(), settings.worker.clone(), checker.clone())?;
         if let Some(robot) = settings.robot.clone() {
             let (worker, stopped) = (worker.clone(), stopped.clone());
             let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
@@ -255,7 +271,15 @@ fn mailbox_settings(args: &MailboxArgs) -> anyhow::Result<MailboxSettings> {
 
 async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SubscriberCommand::Add { email, mailbox, approved_days, summary_times, time_zone, trusted_domains } => {
+        SubscriberCommand::Add {
+            email,
+            mailbox,
+            approved_days,
+            summary_times,
+            time_zone,
+            trusted_domains,
+            no_confirmations,
+        } => {
             let email = EmailAddress::parse(&email)?;
             let schedule = quorum_domain::schedule::SummarySchedule::parse(&summary_times, &time_zone)?;
             let m = mailbox_settings(&mailbox)?;
@@ -276,6 +300,9 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 },
             };
             let ids = db.add_subscriber(&new, Timestamp::now()).await?;
+            if no_confirmations {
+                db.set_confirmations(ids.subscriber_id, false).await?;
+            }
             println!("added {email} (subscriber {}, mailbox {})", ids.subscriber_id, ids.mailbox_id);
         }
         SubscriberCommand::List => {
@@ -340,6 +367,14 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             db.approve_sender(s.subscriber_id, &sender, Timestamp::now()).await?;
             println!("{email}: mail from {sender} now stays in the Inbox");
         }
+        SubscriberCommand::Confirmations { email, setting } => {
+            let s = find(&db, &email).await?;
+            db.set_confirmations(s.subscriber_id, setting == OnOff::On).await?;
+            println!(
+                "confirmations to unknown senders {} for {email}",
+                if setting == OnOff::On { "on" } else { "off" }
+            );
+        }
         SubscriberCommand::Quarantine { email } => {
             let s = find(&db, &email).await?;
             for m in db.quarantined(s.mailbox_id).await? {
@@ -398,7 +433,7 @@ async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str, take_o
     let mut worker_settings = settings.worker.clone();
     // A name of its own: this command must never be mistaken for a running worker.
     worker_settings.name = Some(format!("poll-{}", std::process::id()));
-    let worker = Worker::new(db.clone(), Arc::new(settings.keys()?), worker_settings, checker(settings)?)?;
+    let worker = polling_worker(&db, settings, Arc::new(settings.keys()?), worker_settings, checker(settings)?)?;
     let now = Timestamp::now();
     let lease_until = now.plus(Duration::from_secs(settings.worker.lease_secs));
     let Some(leased) = db.lease_mailbox(s.mailbox_id, worker.name(), now, lease_until, take_over).await? else {
@@ -525,8 +560,9 @@ async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result
     let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &options).await?;
     let delivery = deliverer(&db, settings, Arc::new(keys))?.run_once().await?;
     println!(
-        "robot mailbox: {} replies applied, {} rejected, {} left for the operator; {} releases delivered",
-        report.applied, report.rejected, report.left, delivery.sent
+        "robot mailbox: {} replies applied, {} rejected, {} answers to confirmations, {} left for the operator; \
+         {} releases delivered",
+        report.applied, report.rejected, report.confirmations, report.left, delivery.sent
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! timeouts, so one slow or broken mailbox holds one slot and never stalls the others.
 
 mod check;
+mod confirm;
 mod failpoint;
 mod poll;
 mod release;
@@ -20,6 +21,7 @@ use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
 
 pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
+pub use confirm::{Answered, Candidate, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
@@ -35,6 +37,7 @@ pub struct Worker<DB: Database> {
     settings: WorkerSettings,
     tls: Arc<rustls::ClientConfig>,
     checker: Checker,
+    confirmer: Option<Confirmer>,
     name: String,
 }
 
@@ -46,6 +49,7 @@ impl<DB: Database> Clone for Worker<DB> {
             settings: self.settings.clone(),
             tls: self.tls.clone(),
             checker: self.checker.clone(),
+            confirmer: self.confirmer.clone(),
             name: self.name.clone(),
         }
     }
@@ -64,7 +68,13 @@ impl<DB: Database> Worker<DB> {
     pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings, checker: Checker) -> Result<Self, WorkerError> {
         let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
         let name = settings.name.clone().unwrap_or_else(default_name);
-        Ok(Self { db, keys, settings, tls, checker, name })
+        Ok(Self { db, keys, settings, tls, checker, confirmer: None, name })
+    }
+
+    /// Sends confirmations to unknown senders after each poll (SPEC 2.4).
+    pub fn with_confirmations(mut self, confirmer: Confirmer) -> Self {
+        self.confirmer = Some(confirmer);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -99,9 +109,12 @@ impl<DB: Database> Worker<DB> {
         let options = self.connect_options_for(&robot.host, robot.port, robot.security);
         loop {
             match poll_robot(&self.db, &self.keys, &mailer, &robot, &options).await {
-                Ok(report) if report.applied + report.rejected > 0 => {
-                    tracing::info!(applied = report.applied, rejected = report.rejected, "robot mailbox polled")
-                }
+                Ok(report) if report.applied + report.rejected + report.confirmations > 0 => tracing::info!(
+                    applied = report.applied,
+                    rejected = report.rejected,
+                    confirmations = report.confirmations,
+                    "robot mailbox polled"
+                ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "robot mailbox poll failed"),
             }
@@ -206,6 +219,17 @@ impl<DB: Database> Worker<DB> {
                 "the lease expired during the poll and another worker took the mailbox; outcome not recorded"
             ),
             Err(e) => tracing::error!(mailbox = mailbox.mailbox_id, error = %e, "cannot record poll outcome"),
+        }
+        // After the lease is released: SMTP must not keep the mailbox from being polled.
+        if let Some(confirmer) = self.confirmer.as_ref().filter(|_| !report.confirm.is_empty()) {
+            match confirmer
+                .send(&self.db, mailbox.subscriber_id, &mailbox.email, &report.confirm, Timestamp::now())
+                .await
+            {
+                Ok(sent) if sent > 0 => tracing::info!(mailbox = mailbox.mailbox_id, sent, "confirmations sent"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(mailbox = mailbox.mailbox_id, error = %e, "confirmations not sent"),
+            }
         }
         outcome
     }

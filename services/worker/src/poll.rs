@@ -26,7 +26,7 @@ use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_storage::{Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
 
-use crate::fail_point;
+use crate::{confirm::Candidate, fail_point};
 
 /// Bytes of messages retrieved before they are committed: bounds memory per mailbox and
 /// the work a crash can make us redo, while keeping transactions few.
@@ -77,7 +77,13 @@ pub struct PollReport {
     pub kept: i64,
     /// Messages left on the server with the reason (too large, refused by the server).
     pub skipped: Vec<String>,
+    /// Held messages that may get a confirmation (sent after the session).
+    pub confirm: Vec<Candidate>,
 }
+
+/// Why a held message goes when Quorum's confirmation about it arrives in the same mailbox.
+const ALIAS_REASON: &str =
+    "forged: the sender is an alias of this mailbox (Quorum's confirmation to it came back here)";
 
 pub async fn poll_mailbox<DB: Database>(
     db: &DB,
@@ -151,7 +157,18 @@ pub async fn poll_mailbox<DB: Database>(
             }
         }
         let mut dispositions = Vec::with_capacity(inspected.len());
+        let mut own_confirmations = Vec::with_capacity(inspected.len());
         for (w, raw, info) in &inspected {
+            // Our own confirmation arrived here: the held message's sender is an alias of
+            // this mailbox (SPEC 2.1 step 2). Both go.
+            let own = match quorum_challenge::own_confirmation(raw, keys) {
+                Some(original) => db.confirmation(original).await?.filter(|c| c.mailbox_id == mailbox.mailbox_id),
+                None => None,
+            };
+            if let Some(c) = &own {
+                db.mark_forged(mailbox.mailbox_id, c.message_id, ALIAS_REASON, now).await?;
+            }
+            own_confirmations.push(own.is_some());
             let mut disposition = info.disposition(mailbox.mailbox_id, keys, &approved);
             if let Disposition::Released(marker) = disposition
                 && !marker_holds(db, mailbox.mailbox_id, &marker, raw, now).await?
@@ -170,16 +187,21 @@ pub async fn poll_mailbox<DB: Database>(
         let blocked = |info: &InspectedMessage| info.from.as_ref().is_some_and(|f| disapproved.contains(f));
         // Forgery checks (SPEC 3) for everything not released by Quorum itself, all of the
         // batch at once: the checker bounds concurrency and each check's time.
-        let checks = inspected.iter().zip(&dispositions).map(|((_, raw, info), disposition)| async move {
-            let wanted = !matches!(disposition, Disposition::Released(_)) && !blocked(info);
-            match wanted {
-                true => Some(Checked::from(checker.check(raw, providers, &mailbox.settings.trusted_domains).await)),
-                false => None,
-            }
-        });
+        let checks = inspected.iter().zip(&dispositions).zip(&own_confirmations).map(
+            |(((_, raw, info), disposition), own)| async move {
+                let wanted = !matches!(disposition, Disposition::Released(_)) && !blocked(info) && !own;
+                match wanted {
+                    true => Some(Checked::from(checker.check(raw, providers, &mailbox.settings.trusted_domains).await)),
+                    false => None,
+                }
+            },
+        );
         let checked: Vec<Option<Checked>> = futures::future::join_all(checks).await;
         let mut items = Vec::with_capacity(inspected.len());
-        for (((w, raw, info), disposition), check) in inspected.iter().zip(dispositions).zip(&checked) {
+        let mut confirmable = Vec::with_capacity(inspected.len());
+        for ((((w, raw, info), disposition), check), own) in
+            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations)
+        {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
             let keep = match disposition {
                 Disposition::Released(_) => true,
@@ -188,24 +210,38 @@ pub async fn poll_mailbox<DB: Database>(
                 Disposition::Approved(_) => !forged && !check.as_ref().is_some_and(|c| c.evidence.fails_dmarc()),
                 Disposition::Quarantine => false,
             };
-            if keep {
+            if keep && !own {
                 report.kept += 1;
                 let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
                 items.push(PollItem::Keep { uidl: w.uidl, approved });
+                confirmable.push(None);
                 continue;
             }
             to_delete.push(w.n);
-            report.quarantined += 1;
-            report.forged += i64::from(forged);
+            let status = if own {
+                "own_confirmation"
+            } else if blocked(info) {
+                "deleted_blocked"
+            } else if forged {
+                "deleted_forged"
+            } else {
+                "held"
+            };
+            if !own {
+                report.quarantined += 1;
+                report.forged += i64::from(forged);
+            }
+            // SPEC 2.4: only where the sender's domain vouches for the message.
+            let vouched = check.as_ref().is_some_and(|c| c.evidence.authenticated);
+            confirmable.push(
+                (status == "held" && vouched && mailbox.confirmations)
+                    .then(|| quorum_challenge::confirmable(raw).ok())
+                    .flatten()
+                    .map(|sender| (sender, info.subject.clone())),
+            );
             items.push(PollItem::Quarantine {
                 uidl: w.uidl,
-                status: if blocked(info) {
-                    "deleted_blocked"
-                } else if forged {
-                    "deleted_forged"
-                } else {
-                    "held"
-                },
+                status,
                 raw,
                 hash: info.hash,
                 from: info.from.as_ref(),
@@ -216,7 +252,12 @@ pub async fn poll_mailbox<DB: Database>(
         }
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.
-        db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
+        let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
+        for (id, candidate) in ids.into_iter().zip(confirmable) {
+            if let (Some(message_id), Some((sender, subject))) = (id, candidate) {
+                report.confirm.push(Candidate { message_id, sender, subject });
+            }
+        }
         fail_point("after-commit");
         if let Some(e) = retrieved.broken {
             return Err(e.into());
@@ -249,7 +290,10 @@ async fn marker_holds<DB: Database>(
         let age = now.0 - marker.issued_at;
         return Ok((-300..=ReleaseMarker::NOTICE_VALIDITY_SECS).contains(&age));
     }
-    Ok(db.released_raw(mailbox_id, marker.message_id).await?.is_some_and(|original| raw.ends_with(&original)))
+    Ok(db
+        .released_raw(mailbox_id, marker.message_id)
+        .await?
+        .is_some_and(|original| raw.ends_with(&quorum_domain::release::as_reinjected(&original))))
 }
 
 /// A message to retrieve: new, or quarantined before but still on the server.

@@ -1,5 +1,6 @@
 //! The robot mailbox: Quorum's own POP3 mailbox, where subscribers' replies to summaries
-//! arrive. Each reply is applied ([`crate::apply_reply`]) and its receipt mailed, then it is
+//! arrive, and bounces of and replies to confirmations (applied by
+//! [`crate::answer_confirmation`], then deleted). Each reply to a summary is applied ([`crate::apply_reply`]) and its receipt mailed, then it is
 //! deleted; a reply that fails authentication is logged and deleted (it can never become
 //! valid); anything that is not addressed to a summary at all is logged and left for the
 //! operator. Applying is idempotent, so a crash before DELE only re-applies no-ops.
@@ -11,11 +12,13 @@ use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_storage::Database;
 use quorum_summary::AuthError;
 
-use crate::{ReplyError, apply_reply, send_receipt};
+use crate::{ReplyError, answer_confirmation, apply_reply, send_receipt};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RobotReport {
     pub applied: usize,
+    /// Bounces of, and replies to, confirmations (SPEC 2.4).
+    pub confirmations: usize,
     pub rejected: usize,
     /// Not replies to a summary: left in the robot mailbox.
     pub left: usize,
@@ -61,6 +64,20 @@ pub async fn poll_robot<DB: Database>(
             None => continue,
         };
         let now = Timestamp::now();
+        if let Some(message_id) = quorum_challenge::answered_confirmation(&raw, keys) {
+            match answer_confirmation(db, message_id, &raw, now).await {
+                Ok(answered) => {
+                    tracing::info!(message = message_id, ?answered, "robot mailbox: answer to a confirmation");
+                    report.confirmations += 1;
+                    done.push(n);
+                    continue;
+                }
+                Err(e) => {
+                    failure = Some(e.into());
+                    break;
+                }
+            }
+        }
         match apply_reply(db, keys, &raw, now).await {
             Ok(applied) => {
                 receipts.push((applied, now));

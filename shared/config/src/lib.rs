@@ -57,6 +57,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub summary: SummarySettings,
     pub dns: DnsSettings,
+    pub confirmations: ConfirmationSettings,
     /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
     #[serde(default)]
     pub robot: Option<RobotSettings>,
@@ -109,6 +110,18 @@ pub struct SmtpSettings {
     pub timeout_secs: u64,
     /// Extra CA certificates (PEM) trusted for SMTP TLS, besides the system's.
     pub tls_ca_files: Vec<PathBuf>,
+}
+
+/// Confirmations to unknown senders (SPEC 2.4). They go from a VERP address under
+/// `[summary]`'s reply address (`<reply_local>+cnfm-<id>.<token>@<reply_domain>`), so the
+/// robot mailbox receives their bounces and replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationSettings {
+    /// Off: no confirmation is sent for anyone (subscribers can also turn them off).
+    pub enabled: bool,
+    /// At most this many confirmations by the whole service in any hour.
+    pub hourly_cap: i64,
 }
 
 /// DNS for the forgery checks (reverse DNS, SPF, DKIM, DMARC).
@@ -202,6 +215,8 @@ impl Settings {
             .set_default("summary.reply_local", "summary")?
             .set_default("summary.reply_domain", "localhost")?
             .set_default("summary.max_retention_days", 30)?
+            .set_default("confirmations.enabled", true)?
+            .set_default("confirmations.hourly_cap", 1000)?
             .set_default("dns.nameservers", Vec::<String>::new())?
             .set_default("dns.timeout_ms", 2000)?
             .set_default("dns.check_budget_ms", 5000)?

@@ -23,6 +23,29 @@ pub fn release_message(
     out
 }
 
+/// The original as it reads after re-injection: MTAs drop `Return-Path` fields from mail
+/// they accept (Postfix's default `message_drop_headers`), and the final delivery writes a
+/// new one on top. A released message is recognised by ending with this.
+pub fn as_reinjected(original: &[u8]) -> Vec<u8> {
+    let header_end = memchr::memmem::find(original, b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| memchr::memmem::find(original, b"\n\n").map(|i| i + 1))
+        .unwrap_or(original.len());
+    let (head, body) = original.split_at(header_end);
+    let mut out = Vec::with_capacity(original.len());
+    let mut dropping = false;
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        if !line.starts_with(b" ") && !line.starts_with(b"\t") {
+            dropping = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 /// `Tue, 24 Nov 2026 07:00:00 +0000` (RFC 5322 section 3.3), in UTC.
 pub fn rfc5322_date(at: Timestamp) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -77,5 +100,13 @@ mod tests {
         );
         let seen = InspectedMessage::parse(&out);
         assert_eq!(seen.disposition(3, &keys, &HashSet::new()), Disposition::Released(marker));
+    }
+
+    #[test]
+    fn return_path_fields_are_what_reinjection_drops() {
+        let original = b"Return-Path: <a@b.example>\r\nReceived: x\r\nReturn-Path:\r\n <c@d.example>\r\nSubject: s\r\n\r\nReturn-Path: body stays\r\n";
+        assert_eq!(as_reinjected(original), b"Received: x\r\nSubject: s\r\n\r\nReturn-Path: body stays\r\n".to_vec());
+        assert_eq!(as_reinjected(b"Subject: none\n\nbody"), b"Subject: none\n\nbody".to_vec());
+        assert_eq!(as_reinjected(b""), b"".to_vec());
     }
 }

@@ -119,8 +119,23 @@ impl Mailer {
 
     /// Sends a complete message (headers and body, CRLF line ends) to one recipient.
     pub async fn send(&self, to: &EmailAddress, message: &[u8]) -> Result<(), MailerError> {
+        self.send_envelope(self.envelope_from.clone(), to, message).await
+    }
+
+    /// [`Mailer::send`] with another envelope sender (a confirmation's VERP address, so that
+    /// its bounce names the message it asked about).
+    pub async fn send_from(&self, envelope_from: &str, to: &EmailAddress, message: &[u8]) -> Result<(), MailerError> {
+        self.send_envelope(envelope_from.parse().map_err(send_err)?, to, message).await
+    }
+
+    async fn send_envelope(
+        &self,
+        envelope_from: lettre::Address,
+        to: &EmailAddress,
+        message: &[u8],
+    ) -> Result<(), MailerError> {
         let rcpt: lettre::Address = to.as_str().parse().map_err(send_err)?;
-        let envelope = Envelope::new(Some(self.envelope_from.clone()), vec![rcpt]).map_err(send_err)?;
+        let envelope = Envelope::new(Some(envelope_from), vec![rcpt]).map_err(send_err)?;
         // lettre ends DATA with CRLF.CRLF whatever the message ends with, so the message's
         // own final CRLF is left to that terminator; otherwise every message would gain an
         // empty last line.

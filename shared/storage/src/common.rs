@@ -194,10 +194,11 @@ macro_rules! impl_database {
                 subscriber_id: i64,
                 items: &[$crate::PollItem<'_>],
                 now: quorum_domain::Timestamp,
-            ) -> $crate::Result<()> {
+            ) -> $crate::Result<Vec<Option<i64>>> {
                 // Every statement here writes, so SQLite takes its write lock at the first one
                 // and the busy timeout applies (a transaction that read first could not wait).
                 let mut tx = self.pool.begin().await?;
+                let mut ids = Vec::with_capacity(items.len());
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
                         $crate::PollItem::Quarantine { uidl, status, raw, hash, from, from_name, subject, checked } => {
@@ -239,9 +240,10 @@ macro_rules! impl_database {
                         .bind(now.0)
                         .execute(&mut *tx)
                         .await?;
+                    ids.push(message_id);
                 }
                 tx.commit().await?;
-                Ok(())
+                Ok(ids)
             }
 
             async fn forget_uidls(&self, mailbox_id: i64, uidls: &[String]) -> $crate::Result<()> {
@@ -659,6 +661,80 @@ macro_rules! impl_database {
                     .bind(check.reason)
                     .bind(check.state())
                     .bind(if forged { "deleted_forged" } else { "held" })
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn set_confirmations(&self, subscriber_id: i64, enabled: bool) -> $crate::Result<()> {
+                let done = sqlx::query($crate::sql::SET_CONFIRMATIONS)
+                    .bind(subscriber_id)
+                    .bind(enabled)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                Ok(())
+            }
+
+            async fn claim_confirmation(
+                &self,
+                subscriber_id: i64,
+                message_id: i64,
+                sender: &quorum_domain::EmailAddress,
+                now: quorum_domain::Timestamp,
+                hourly_cap: i64,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::CLAIM_CONFIRMATION)
+                    .bind(message_id)
+                    .bind(subscriber_id)
+                    .bind(sender.as_str())
+                    .bind(now.0)
+                    .bind(now.0 - 86_400)
+                    .bind(now.0 - 3_600)
+                    .bind(hourly_cap)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn unclaim_confirmation(&self, message_id: i64) -> $crate::Result<()> {
+                sqlx::query($crate::sql::UNCLAIM_CONFIRMATION).bind(message_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn confirmation(&self, message_id: i64) -> $crate::Result<Option<$crate::Confirmation>> {
+                Ok(sqlx::query_as($crate::sql::CONFIRMATION).bind(message_id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn confirmation_answered(
+                &self,
+                message_id: i64,
+                outcome: &str,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                sqlx::query($crate::sql::CONFIRMATION_ANSWERED)
+                    .bind(message_id)
+                    .bind(outcome)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mark_forged(
+                &self,
+                mailbox_id: i64,
+                message_id: i64,
+                reason: &str,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::MARK_FORGED)
+                    .bind(message_id)
+                    .bind(mailbox_id)
+                    .bind(reason)
                     .bind(now.0)
                     .execute(&self.pool)
                     .await?;

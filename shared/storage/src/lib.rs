@@ -89,14 +89,15 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Commits a batch of retrieved messages in one transaction: quarantined messages
     /// (bytes, metadata, UIDL), kept UIDLs, and the last-seen time of approved senders. A
     /// message whose bytes are already quarantined in this mailbox (same content hash) is
-    /// not stored again: its new UIDL points at the existing copy.
+    /// not stored again: its new UIDL points at the existing copy. Returns, per item, the
+    /// stored message's id (`None` for kept ones).
     async fn commit_poll(
         &self,
         mailbox_id: i64,
         subscriber_id: i64,
         items: &[PollItem<'_>],
         now: Timestamp,
-    ) -> Result<()>;
+    ) -> Result<Vec<Option<i64>>>;
 
     /// Forgets UIDLs that are no longer on the server.
     async fn forget_uidls(&self, mailbox_id: i64, uidls: &[String]) -> Result<()>;
@@ -244,4 +245,32 @@ pub trait Database: Send + Sync + Clone + 'static {
         forged: bool,
         now: Timestamp,
     ) -> Result<bool>;
+
+    /// Turns confirmations to unknown senders on or off for a subscriber.
+    async fn set_confirmations(&self, subscriber_id: i64, enabled: bool) -> Result<()>;
+
+    /// Records that a confirmation about held message `message_id` goes to `sender` now,
+    /// if the limits allow: none to this sender from this subscriber in the last 24 hours,
+    /// fewer than `hourly_cap` by the whole service in the last hour. False: do not send.
+    async fn claim_confirmation(
+        &self,
+        subscriber_id: i64,
+        message_id: i64,
+        sender: &EmailAddress,
+        now: Timestamp,
+        hourly_cap: i64,
+    ) -> Result<bool>;
+
+    /// Forgets a claimed confirmation that could not be sent.
+    async fn unclaim_confirmation(&self, message_id: i64) -> Result<()>;
+
+    /// The confirmation sent about a held message, if one was.
+    async fn confirmation(&self, message_id: i64) -> Result<Option<Confirmation>>;
+
+    /// Records what came back to a confirmation (the first answer counts).
+    async fn confirmation_answered(&self, message_id: i64, outcome: &str, now: Timestamp) -> Result<()>;
+
+    /// Deletes a held message as forged, with the reason shown to people. False if it was
+    /// not held in this mailbox.
+    async fn mark_forged(&self, mailbox_id: i64, message_id: i64, reason: &str, now: Timestamp) -> Result<bool>;
 }

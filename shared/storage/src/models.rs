@@ -69,6 +69,7 @@ pub struct LeasedMailboxRow {
     pub username: String,
     pub password_enc: Vec<u8>,
     pub trusted_domains: String,
+    pub confirmations: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,8 @@ pub struct LeasedMailbox {
     pub subscriber_id: i64,
     pub email: EmailAddress,
     pub approved_days: i64,
+    /// The subscriber wants confirmations sent to unknown senders (SPEC 2.4).
+    pub confirmations: bool,
     pub settings: MailboxSettings,
 }
 
@@ -89,6 +92,7 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
             subscriber_id: r.subscriber_id,
             email: EmailAddress::parse(&r.email).map_err(|_| corrupt("email"))?,
             approved_days: r.approved_days,
+            confirmations: r.confirmations,
             settings: MailboxSettings {
                 port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
                 security: r.security.parse().map_err(|_| corrupt("security"))?,
@@ -204,6 +208,20 @@ pub struct Recheck {
     pub id: i64,
     pub raw: Vec<u8>,
     pub trusted_domains: String,
+}
+
+/// A confirmation that was sent, and the held message it asks about.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct Confirmation {
+    pub message_id: i64,
+    pub subscriber_id: i64,
+    pub mailbox_id: i64,
+    pub subscriber_email: String,
+    pub sender: String,
+    /// `bounced`, `replied`, `auto_replied`, or `None` while nothing came back.
+    pub outcome: Option<String>,
+    /// The held message's status now.
+    pub status: String,
 }
 
 /// A row of the provider table, as stored (lists comma-separated).

@@ -46,7 +46,8 @@ pub const APPROVED_SENDERS: &str =
 pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
      (SELECT s.email FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS email, \
      (SELECT s.approved_days FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS approved_days, \
-     host, port, security, auth, username, password_enc, trusted_domains";
+     host, port, security, auth, username, password_enc, trusted_domains, \
+     (SELECT s.confirmations FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS confirmations";
 
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
@@ -209,3 +210,27 @@ pub const RECORD_RECHECK: &str = "UPDATE messages SET evidence = $2, reason = $3
 /// Messages of a mailbox deleted as forged at or after `$2`, newest last, at most `$3`.
 pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
      FROM messages WHERE mailbox_id = $1 AND status = 'deleted_forged' AND decided_at >= $2 ORDER BY id LIMIT $3";
+
+pub const SET_CONFIRMATIONS: &str = "UPDATE subscribers SET confirmations = $2 WHERE id = $1";
+
+/// Records a confirmation about to be sent, unless the subscriber confirmed to this sender
+/// in the last 24 h (`$5`) or the service sent `$7` in the last hour (`$6`): one statement,
+/// so the limits hold for concurrent workers as far as the database serialises inserts.
+pub const CLAIM_CONFIRMATION: &str = "INSERT INTO confirmations (message_id, subscriber_id, sender, sent_at) \
+     SELECT $1, $2, $3, $4 \
+     WHERE NOT EXISTS (SELECT 1 FROM confirmations WHERE subscriber_id = $2 AND sender = $3 AND sent_at > $5) \
+     AND (SELECT COUNT(*) FROM confirmations WHERE sent_at > $6) < $7 \
+     ON CONFLICT (message_id) DO NOTHING";
+
+/// The SMTP server refused the confirmation: it does not count against the limits.
+pub const UNCLAIM_CONFIRMATION: &str = "DELETE FROM confirmations WHERE message_id = $1 AND outcome IS NULL";
+
+pub const CONFIRMATION: &str = "SELECT c.message_id, c.subscriber_id, m.mailbox_id, s.email AS subscriber_email, \
+     c.sender, c.outcome, m.status FROM confirmations c JOIN messages m ON m.id = c.message_id \
+     JOIN subscribers s ON s.id = c.subscriber_id WHERE c.message_id = $1";
+
+pub const CONFIRMATION_ANSWERED: &str =
+    "UPDATE confirmations SET outcome = $2, answered_at = $3 WHERE message_id = $1 AND outcome IS NULL";
+
+pub const MARK_FORGED: &str = "UPDATE messages SET status = 'deleted_forged', reason = $3, decided_at = $4 \
+     WHERE id = $1 AND mailbox_id = $2 AND status = 'held'";
