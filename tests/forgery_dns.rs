@@ -193,6 +193,16 @@ async fn a_dns_server_that_stops_or_never_answers_deletes_nothing() {
     }
 }
 
+#[tokio::test]
+async fn a_refused_query_is_a_failure_not_an_answer() {
+    // The server knows web.de but refuses the reverse zone: no conclusion, held.
+    let dns = TestDns::start(Zones::new().zone("web.de").refuse_others()).await;
+    let checker = Checker::new(&dns_settings(dns.addr, 2000, 5000)).unwrap();
+    let e = checker.check(SEED_FORGED.as_bytes(), &Providers::new([web_de()]), &[]).await;
+    assert!(e.reverse_dns.is(Outcome::Unknown) && e.reverse_dns.detail.contains("Refused"), "{e:#?}");
+    assert!(matches!(e.verdict, Verdict::Incomplete(_)), "{e:#?}");
+}
+
 /// Ham from the corpus with a yahoo.com or hotmail.com From that reached the recipient
 /// through mailing lists (Yahoo Groups, FoRK, ILUG): the connecting host is the list's.
 const LIST_HAM: &[&str] = &[

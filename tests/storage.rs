@@ -480,7 +480,64 @@ async fn providers_and_rechecks(db: impl Database) {
     assert!(db.forged_since(a.mailbox_id, T0.plus(Duration::from_secs(1)), 10).await.unwrap().is_empty());
 }
 
+/// The confirmation limits (SPEC 2.4) and what answers to confirmations record.
+async fn confirmations(db: impl Database) {
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    let jane = EmailAddress::parse("jane@example.org").unwrap();
+    let raws: Vec<Vec<u8>> = (0..6).map(|i| format!("m{i}").into_bytes()).collect();
+    let items: Vec<PollItem> =
+        raws.iter().enumerate().map(|(i, r)| held(["u0", "u1", "u2", "u3", "u4", "u5"][i], r, Some(&jane))).collect();
+    let ids: Vec<i64> =
+        db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap().into_iter().flatten().collect();
+    assert_eq!(ids.len(), 6);
+    let b_ids = db.commit_poll(b.mailbox_id, b.subscriber_id, &items[..1], T0).await.unwrap();
+    let b_msg = b_ids[0].unwrap();
+
+    // One per sender per subscriber per 24 h; another subscriber may confirm the same sender.
+    assert!(db.claim_confirmation(a.subscriber_id, ids[0], &jane, T0, 100).await.unwrap());
+    assert!(
+        !db.claim_confirmation(a.subscriber_id, ids[1], &jane, T0.plus(Duration::from_secs(3600)), 100).await.unwrap()
+    );
+    assert!(db.claim_confirmation(b.subscriber_id, b_msg, &jane, T0, 100).await.unwrap());
+    let next_day = T0.plus(Duration::from_secs(86_401));
+    assert!(db.claim_confirmation(a.subscriber_id, ids[1], &jane, next_day, 100).await.unwrap());
+    // The global cap counts the last hour of the whole service.
+    for (i, id) in ids[2..5].iter().enumerate() {
+        let other = EmailAddress::parse(&format!("s{i}@example.net")).unwrap();
+        let claimed = db.claim_confirmation(a.subscriber_id, *id, &other, next_day, 3).await.unwrap();
+        assert_eq!(claimed, i < 2, "cap of 3 in the hour: the one already sent and two more");
+    }
+    // One the SMTP server refused does not count.
+    db.unclaim_confirmation(ids[3]).await.unwrap();
+    let other = EmailAddress::parse("s9@example.net").unwrap();
+    assert!(db.claim_confirmation(a.subscriber_id, ids[5], &other, next_day, 3).await.unwrap());
+
+    let c = db.confirmation(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (c.mailbox_id, c.subscriber_email.as_str(), c.sender.as_str()),
+        (a.mailbox_id, "a@example.org", "jane@example.org")
+    );
+    assert_eq!((c.outcome, c.status.as_str()), (None, "held"));
+    db.confirmation_answered(ids[0], "bounced", next_day).await.unwrap();
+    db.confirmation_answered(ids[0], "replied", next_day).await.unwrap();
+    assert_eq!(
+        db.confirmation(ids[0]).await.unwrap().unwrap().outcome.as_deref(),
+        Some("bounced"),
+        "the first answer counts"
+    );
+    assert_eq!(db.confirmation(ids[3]).await.unwrap(), None);
+
+    // The alias case: the original goes as forged, once, and only in its own mailbox.
+    assert!(!db.mark_forged(b.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
+    assert!(db.mark_forged(a.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
+    assert!(!db.mark_forged(a.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
+    assert_eq!(db.decided_since(a.mailbox_id, next_day).await.unwrap().forged, 1);
+}
+
 on_both_databases!(
+    confirmations,
     providers_and_rechecks,
     votes_blocks_and_summaries,
     subscribers_and_leases,

@@ -25,6 +25,8 @@ use tokio::net::{TcpListener, UdpSocket};
 pub struct Zones {
     origins: Vec<Name>,
     records: Vec<Record>,
+    /// Answer REFUSED outside the zones given, as a misconfigured server does.
+    refuse_others: bool,
 }
 
 fn name(s: &str) -> Name {
@@ -73,10 +75,16 @@ impl Zones {
         self
     }
 
-    /// Every zone given, plus the root: a name outside them all gets NXDOMAIN, as from a
-    /// recursive resolver on the Internet, instead of REFUSED.
+    /// Names outside the zones get REFUSED instead of NXDOMAIN.
+    pub fn refuse_others(mut self) -> Self {
+        self.refuse_others = true;
+        self
+    }
+
+    /// Every zone given, plus the root unless [`Zones::refuse_others`]: a name outside them
+    /// all gets NXDOMAIN, as from a recursive resolver on the Internet.
     fn catalog(mut self) -> Catalog {
-        if !self.origins.iter().any(Name::is_root) {
+        if !self.refuse_others && !self.origins.iter().any(Name::is_root) {
             self = self.zone(".");
         }
         let mut handlers: Vec<(Name, InMemoryZoneHandler)> = self
