@@ -130,6 +130,16 @@ async fn dmarc_reject_forged_none_held_with_evidence() {
     assert!(e.fails_dmarc() && !e.authenticated);
     assert_eq!(e.reason().unwrap(), "DMARC fails (p=none)");
 
+    // Forwarded by another host from the domain's own server (a .forward): SPF fails at
+    // the forwarder, which is no proof of forgery.
+    let forwarded = "Return-Path: <ceo@rejecting.example>\r\n\
+Received: from relay.forwarder.example (relay.forwarder.example [203.113.5.9])\r\n\tby mx1.quorum.test (Postfix); Tue, 24 Nov 2026 10:00:02 +0000\r\n\
+Received: from out1.rejecting.example (out1.rejecting.example [81.169.146.7])\r\n\tby relay.forwarder.example (Postfix); Tue, 24 Nov 2026 10:00:01 +0000\r\n\
+From: ceo@rejecting.example\r\nTo: old@forwarder.example\r\nSubject: fwd\r\n\r\nHello.\r\n";
+    let e = checker.check(forwarded.as_bytes(), &none, &[]).await;
+    assert_eq!(e.indirect.as_deref(), Some("forwarded from rejecting.example's own servers"), "{e:#?}");
+    assert!(e.fails_dmarc() && !e.is_forged(), "{e:#?}");
+
     // Through a mailing list, a p=reject failure is evidence only (lists break SPF).
     let listed = direct(
         "ceo@rejecting.example",

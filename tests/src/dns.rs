@@ -109,6 +109,18 @@ impl Zones {
     }
 }
 
+/// A UDP socket and a TCP listener on one free loopback port (DNS uses both). The UDP
+/// port the system picks may be taken for TCP by another process: then try another.
+async fn same_port() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().expect("UDP address")).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP after 50 tries");
+}
+
 /// A running server; stops when dropped.
 pub struct TestDns {
     pub addr: SocketAddr,
@@ -118,9 +130,8 @@ pub struct TestDns {
 impl TestDns {
     /// Serves `zones` over UDP and TCP on one loopback port.
     pub async fn start(zones: Zones) -> TestDns {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let (udp, tcp) = same_port().await;
         let addr = udp.local_addr().expect("UDP address");
-        let tcp = TcpListener::bind(addr).await.expect("bind TCP on the same port");
         let mut server = Server::new(zones.catalog());
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 65535);
@@ -134,9 +145,8 @@ impl TestDns {
 
 /// A "server" that reads queries and never answers: every lookup runs into its timeout.
 pub async fn silent_dns() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+    let (udp, tcp) = same_port().await;
     let addr = udp.local_addr().expect("UDP address");
-    let tcp = TcpListener::bind(addr).await.expect("bind TCP");
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         let mut buf = [0u8; 4096];

@@ -109,10 +109,12 @@ impl Checker {
         let handoff = received::handoff(&hops, trusted);
         let from_domain = parties.consistency.from_domain.clone();
         let provider = from_domain.as_deref().and_then(|d| providers.get(d));
+        // A forwarder's chain: the provider's relays, or for other domains the author
+        // domain's own hosts, handed the message to the connecting host.
         let indirect = parties.relayed_by.clone().or_else(|| {
-            let (p, h) = (provider?, handoff.as_ref()?);
-            headers::forwarded_from(&hops, h, &p.relay_domains())
-                .then(|| format!("forwarded from {}'s own servers", p.domain))
+            let (h, domain) = (handoff.as_ref()?, from_domain.as_deref()?);
+            let relays = provider.map_or_else(|| vec![domain], Provider::relay_domains);
+            headers::forwarded_from(&hops, h, &relays).then(|| format!("forwarded from {domain}'s own servers"))
         });
         let mut evidence = Evidence {
             from_domain,
