@@ -2,10 +2,16 @@
 //! domain, and whose answers to believe.
 //!
 //! - [`bayes`]: per-vote probabilities with priors and their combination in log-odds;
+//! - [`domain`]: a domain's probability for one recipient, per vote or per sender address;
 //! - [`trust`]: the RMS correlation between users and robust spreads.
 
 pub mod bayes;
+pub mod domain;
 pub mod trust;
 
 pub use bayes::{Vote, VoteModel, combine, combine_logit, logistic, logit};
-pub use trust::{Correlation, Ratios, correlate, robust_spread};
+pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
+pub use trust::{
+    Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, probe_disagreement, robust_spread, statuses,
+    weight,
+};

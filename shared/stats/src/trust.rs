@@ -130,6 +130,178 @@ pub fn robust_spread(values: &[f64]) -> Option<(f64, f64)> {
     Some((m, 1.4826 * mad))
 }
 
+/// The rules for whose votes count (seed 002, trust post items 1–4, 6).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrustSettings {
+    /// Item 3: a user needs this many votes before their answers count for others.
+    pub min_votes: u32,
+    /// Item 1: a user approving more than this share of what they vote on is ignored (the
+    /// naive spammer approving their own domains).
+    pub max_approval_share: f64,
+    /// Items 2–4: users whose disagreement with the spam probes lies more than this many
+    /// standard deviations above the population's median are excluded (see [`statuses`]).
+    pub k_sigma: f64,
+    /// The seed's threshold: another user helps a recipient fully while their
+    /// `MaxRMSError` stays under this (0.1 in the seed's table).
+    pub max_rms_error: f64,
+    /// Domains shared with the probes needed before the probe comparison says anything.
+    pub min_probe_domains: usize,
+    /// Smallest disagreement rate assumed for the population in the k-sigma rule, so that a
+    /// population in perfect agreement does not exclude the first honest mistake.
+    pub spread_floor: f64,
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        TrustSettings {
+            min_votes: 20,
+            max_approval_share: 0.9,
+            k_sigma: 4.0,
+            max_rms_error: 0.1,
+            min_probe_domains: 5,
+            spread_floor: 0.02,
+        }
+    }
+}
+
+/// Whether a user's answers count for others, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TrustStatus {
+    /// A spam probe: everything it receives is spam; the basis of trust.
+    Probe,
+    Trusted,
+    TooFewVotes {
+        votes: u32,
+    },
+    ApprovesAlmostEverything {
+        share: f64,
+    },
+    /// Disagrees with the spam probes far more than the rest of the population.
+    UnlikeProbes {
+        rms: f64,
+        limit: f64,
+    },
+}
+
+impl TrustStatus {
+    /// Its votes count for other users.
+    pub fn counts(&self) -> bool {
+        matches!(self, TrustStatus::Probe | TrustStatus::Trusted)
+    }
+
+    /// The reason, for the operator's table.
+    pub fn reason(&self) -> String {
+        match self {
+            TrustStatus::Probe => "spam probe".into(),
+            TrustStatus::Trusted => "trusted".into(),
+            TrustStatus::TooFewVotes { votes } => format!("{votes} votes, too few to count yet"),
+            TrustStatus::ApprovesAlmostEverything { share } => {
+                format!("approves {:.0}% of what it votes on", share * 100.0)
+            }
+            TrustStatus::UnlikeProbes { rms, limit } => {
+                format!("disagrees with the spam probes (RMS {rms:.3}, limit {limit:.3})")
+            }
+        }
+    }
+}
+
+/// A user as the trust rules see them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserVotes {
+    pub probe: bool,
+    pub approvals: u32,
+    pub spam: u32,
+    pub ratios: Ratios,
+}
+
+/// How unlike the spam probes a user is: the mean of `(r(u,d) − r(p,d))²` over every
+/// (probe, domain) pair both voted on, and how many pairs that is. Only shared domains count:
+/// a user sees a small share of all spam, and the question is whether they call spam what
+/// the probes call spam. For yes/no votes the mean is simply the share of disagreements.
+pub fn probe_disagreement(user: &Ratios, probes: &[&Ratios]) -> (f64, usize) {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for probe in probes {
+        for (d, ru) in user.iter() {
+            if let Some(rp) = probe.get(d) {
+                sum += (f64::from(ru) - f64::from(rp)).powi(2);
+                n += 1;
+            }
+        }
+    }
+    (if n == 0 { 0.0 } else { sum / n as f64 }, n)
+}
+
+/// Every user's status. Probes are the basis. The k-sigma rule (items 2–4) compares each
+/// user's disagreement with the probes to the population's: the centre is the *median*
+/// disagreement of the users passing the vote-count and ratio rules (so fake accounts
+/// joining in numbers cannot move it, item 3), floored at `spread_floor`; the spread is that
+/// of a share measured over the user's own number of shared domains,
+/// `σ = √(p₀(1 − p₀)/n)`, so a user with few shared domains is not excluded for one honest
+/// mistake while an account disagreeing systematically is, once it has shown it.
+pub fn statuses(users: &[UserVotes], settings: &TrustSettings) -> Vec<TrustStatus> {
+    let probes: Vec<&Ratios> = users.iter().filter(|u| u.probe).map(|u| &u.ratios).collect();
+    let mut out: Vec<TrustStatus> = users
+        .iter()
+        .map(|u| {
+            let votes = u.approvals + u.spam;
+            let share = if votes == 0 { 0.0 } else { f64::from(u.approvals) / f64::from(votes) };
+            if u.probe {
+                TrustStatus::Probe
+            } else if votes < settings.min_votes {
+                TrustStatus::TooFewVotes { votes }
+            } else if share > settings.max_approval_share {
+                TrustStatus::ApprovesAlmostEverything { share }
+            } else {
+                TrustStatus::Trusted
+            }
+        })
+        .collect();
+    let measured: Vec<Option<(f64, usize)>> = users
+        .iter()
+        .zip(&out)
+        .map(|(u, s)| match s {
+            TrustStatus::Trusted => {
+                Some(probe_disagreement(&u.ratios, &probes)).filter(|(_, n)| *n >= settings.min_probe_domains.max(1))
+            }
+            _ => None,
+        })
+        .collect();
+    let rates: Vec<f64> = measured.iter().flatten().map(|(rate, _)| *rate).collect();
+    let Some((median, _)) = robust_spread(&rates) else { return out };
+    let p0 = median.max(settings.spread_floor).min(0.5);
+    for (status, m) in out.iter_mut().zip(measured) {
+        let Some((rate, n)) = m else { continue };
+        let sigma = (p0 * (1.0 - p0) / n as f64).sqrt();
+        let limit = p0 + settings.k_sigma * sigma;
+        if rate > limit {
+            *status = TrustStatus::UnlikeProbes { rms: rate.sqrt(), limit: limit.sqrt() };
+        }
+    }
+    out
+}
+
+/// How much `voter`'s evidence counts for one recipient (item 6): the recipient's own
+/// votes fully; others only if their status counts, fully while their correlation to the
+/// recipient (if known) stays under the threshold, and less the further above it they are.
+pub fn weight(
+    settings: &TrustSettings,
+    is_recipient: bool,
+    status: &TrustStatus,
+    correlation: Option<&Correlation>,
+) -> f64 {
+    if is_recipient {
+        return 1.0;
+    }
+    if !status.counts() {
+        return 0.0;
+    }
+    match correlation {
+        Some(c) if c.max_rms_error > settings.max_rms_error => settings.max_rms_error / c.max_rms_error,
+        _ => 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -194,5 +366,58 @@ mod tests {
                 prop_assert!(correlate(&t, &t).unwrap().rms_error < 1e-6, "a user agrees with itself");
             }
         }
+    }
+
+    fn user(probe: bool, votes: &[(u32, u32, u32)]) -> UserVotes {
+        UserVotes {
+            probe,
+            approvals: votes.iter().map(|v| v.1).sum(),
+            spam: votes.iter().map(|v| v.2).sum(),
+            ratios: Ratios::from_counts(votes.iter().copied()),
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_seeds_rules() {
+        let spam_domains: Vec<(u32, u32, u32)> = (0..40).map(|d| (d, 0, 1)).collect();
+        let mut users = vec![user(true, &spam_domains), user(true, &spam_domains)];
+        // Honest users: call the probes' spam spam, approve their own correspondents.
+        for i in 0..30u32 {
+            let mut v: Vec<(u32, u32, u32)> = (0..20).map(|d| ((d + i) % 40, 0, 1)).collect();
+            v.extend((100..105).map(|d| (d + i * 10, 2, 0)));
+            users.push(user(false, &v));
+        }
+        // One honest user with a single mistake is not excluded.
+        let mut mistaken: Vec<(u32, u32, u32)> = (0..20).map(|d| (d, 0, 1)).collect();
+        mistaken[0] = (0, 1, 0);
+        users.push(user(false, &mistaken));
+        // Sybils approve a tenth of the spam domains and report the rest.
+        for _ in 0..10 {
+            users.push(user(
+                false,
+                &(0..40).map(|d| if d % 3 == 0 { (d, 1, 0) } else { (d, 0, 1) }).collect::<Vec<_>>(),
+            ));
+        }
+        users.push(user(false, &[(1, 0, 3)]));
+        users.push(user(false, &(200..230).map(|d| (d, 1, 0)).collect::<Vec<_>>()));
+        let s = statuses(&users, &TrustSettings::default());
+        assert_eq!(&s[..2], [TrustStatus::Probe, TrustStatus::Probe]);
+        assert!(s[2..33].iter().all(|t| *t == TrustStatus::Trusted), "{:?}", &s[2..33]);
+        assert!(s[33..43].iter().all(|t| matches!(t, TrustStatus::UnlikeProbes { .. })), "{:?}", &s[33..43]);
+        assert_eq!(s[43], TrustStatus::TooFewVotes { votes: 3 });
+        assert!(matches!(s[44], TrustStatus::ApprovesAlmostEverything { .. }));
+        assert!(s[44].reason().starts_with("approves 100%"));
+    }
+
+    #[test]
+    fn weights_for_one_recipient() {
+        let t = TrustSettings::default();
+        let close = Correlation { rms_error: 0.03, confidence: 0.01, max_rms_error: 0.04, domains: 30 };
+        let far = Correlation { rms_error: 0.35, confidence: 0.05, max_rms_error: 0.4, domains: 30 };
+        assert_eq!(weight(&t, true, &TrustStatus::TooFewVotes { votes: 0 }, None), 1.0, "own votes always count");
+        assert_eq!(weight(&t, false, &TrustStatus::TooFewVotes { votes: 3 }, None), 0.0);
+        assert_eq!(weight(&t, false, &TrustStatus::Trusted, None), 1.0);
+        assert_eq!(weight(&t, false, &TrustStatus::Trusted, Some(&close)), 1.0);
+        assert!((weight(&t, false, &TrustStatus::Probe, Some(&far)) - 0.25).abs() < 1e-12);
     }
 }
