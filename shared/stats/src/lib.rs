@@ -3,15 +3,17 @@
 //!
 //! - [`bayes`]: per-vote probabilities with priors and their combination in log-odds;
 //! - [`domain`]: a domain's probability for one recipient, per vote or per sender address;
-//! - [`trust`]: the RMS correlation between users and robust spreads.
+//! - [`trust`]: the RMS correlation between users, trust statuses and weights;
+//! - [`engine`]: all of it kept up to date incrementally as votes arrive.
 
 pub mod bayes;
 pub mod domain;
+pub mod engine;
 pub mod trust;
 
 pub use bayes::{Vote, VoteModel, combine, combine_logit, logistic, logit};
 pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
+pub use engine::{Engine, Refreshed, Settings};
 pub use trust::{
-    Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, probe_disagreement, robust_spread, statuses,
-    weight,
+    Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, probe_disagreement, statuses, weight,
 };

@@ -75,7 +75,8 @@ pub struct Correlation {
 /// How unlike `candidate` is to `target`, over the target's spammer domains; `None` when
 /// the target has none.
 pub fn correlate(target: &Ratios, candidate: &Ratios) -> Option<Correlation> {
-    let mut squared = Vec::new();
+    // One pass, no allocation: n, Σx and Σx² of the squared errors x = e².
+    let (mut n, mut sum, mut sum_sq) = (0usize, 0.0f64, 0.0f64);
     let mut other = candidate.0.iter().peekable();
     for &(d, rt) in target.0.iter().filter(|(_, r)| *r >= 0.5) {
         while other.next_if(|(dv, _)| *dv < d).is_some() {}
@@ -83,51 +84,50 @@ pub fn correlate(target: &Ratios, candidate: &Ratios) -> Option<Correlation> {
             Some(&&(dv, rv)) if dv == d => f64::from(rt) - f64::from(rv),
             _ => f64::from(rt.max(1.0 - rt)),
         };
-        squared.push(e * e);
+        let x = e * e;
+        n += 1;
+        sum += x;
+        sum_sq += x * x;
     }
-    if squared.is_empty() {
+    if n == 0 {
         return None;
     }
-    let n = squared.len() as f64;
-    let mean = squared.iter().sum::<f64>() / n;
+    let mean = sum / n as f64;
     let rms_error = mean.sqrt();
-    let confidence = confidence(&squared, mean);
-    Some(Correlation { rms_error, confidence, max_rms_error: rms_error + confidence, domains: squared.len() })
+    let variance = if n < 2 { 0.0 } else { ((sum_sq - n as f64 * mean * mean) / (n - 1) as f64).max(0.0) };
+    let confidence = confidence(n, mean, variance);
+    Some(Correlation { rms_error, confidence, max_rms_error: rms_error + confidence, domains: n })
 }
 
-/// Half-width of the 95% interval for √(mean of `squared`) (see the module docs).
-fn confidence(squared: &[f64], mean: f64) -> f64 {
-    let n = squared.len();
+/// Half-width of the 95% interval for √mean, from `n` squared errors with that mean and
+/// sample variance (see the module docs).
+fn confidence(n: usize, mean: f64, variance: f64) -> f64 {
     if n < 2 {
         return 1.0;
     }
-    let variance = squared.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    if variance == 0.0 {
+    if variance <= 1e-15 {
         return 0.0;
     }
     if mean == 0.0 {
         return 1.0;
     }
-    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64).expect("n ≥ 2 degrees of freedom").inverse_cdf(0.975);
-    (t * variance.sqrt() / (2.0 * mean.sqrt() * (n as f64).sqrt())).min(1.0)
+    (t_975(n - 1) * variance.sqrt() / (2.0 * mean.sqrt() * (n as f64).sqrt())).min(1.0)
 }
 
-/// The median and the standard deviation estimated from the median absolute deviation
-/// (×1.4826, consistent for normal data): a centre and spread that a minority of fake
-/// accounts cannot drag, unlike a mean and standard deviation (seed 002, item 3: "the more
-/// astute spammer would join multiple times to distort the mean and standard deviation").
-pub fn robust_spread(values: &[f64]) -> Option<(f64, f64)> {
-    if values.is_empty() {
-        return None;
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-    };
-    let m = median(&mut values.to_vec());
-    let mad = median(&mut values.iter().map(|x| (x - m).abs()).collect());
-    Some((m, 1.4826 * mad))
+/// The 97.5% quantile of Student's t with `df` degrees of freedom. Inverting the CDF is
+/// costly and every correlation needs one, so the quantiles up to 1,024 degrees of freedom
+/// are computed once; beyond that the normal quantile (1.96) is within 0.1%.
+fn t_975(df: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=1024)
+            .map(|df| match df {
+                0 => f64::INFINITY,
+                df => StudentsT::new(0.0, 1.0, df as f64).expect("df ≥ 1").inverse_cdf(0.975),
+            })
+            .collect()
+    });
+    table.get(df).copied().unwrap_or(1.959_964)
 }
 
 /// The rules for whose votes count (seed 002, trust post items 1–4, 6).
@@ -207,12 +207,12 @@ impl TrustStatus {
 }
 
 /// A user as the trust rules see them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserVotes {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserVotes<'a> {
     pub probe: bool,
     pub approvals: u32,
     pub spam: u32,
-    pub ratios: Ratios,
+    pub ratios: &'a Ratios,
 }
 
 /// How unlike the spam probes a user is: the mean of `(r(u,d) − r(p,d))²` over every
@@ -239,46 +239,57 @@ pub fn probe_disagreement(user: &Ratios, probes: &[&Ratios]) -> (f64, usize) {
 /// of a share measured over the user's own number of shared domains,
 /// `σ = √(p₀(1 − p₀)/n)`, so a user with few shared domains is not excluded for one honest
 /// mistake while an account disagreeing systematically is, once it has shown it.
-pub fn statuses(users: &[UserVotes], settings: &TrustSettings) -> Vec<TrustStatus> {
-    let probes: Vec<&Ratios> = users.iter().filter(|u| u.probe).map(|u| &u.ratios).collect();
-    let mut out: Vec<TrustStatus> = users
-        .iter()
-        .map(|u| {
-            let votes = u.approvals + u.spam;
-            let share = if votes == 0 { 0.0 } else { f64::from(u.approvals) / f64::from(votes) };
-            if u.probe {
-                TrustStatus::Probe
-            } else if votes < settings.min_votes {
-                TrustStatus::TooFewVotes { votes }
-            } else if share > settings.max_approval_share {
-                TrustStatus::ApprovesAlmostEverything { share }
-            } else {
-                TrustStatus::Trusted
-            }
-        })
-        .collect();
+pub fn statuses(users: &[UserVotes<'_>], settings: &TrustSettings) -> Vec<TrustStatus> {
+    let probes: Vec<&Ratios> = users.iter().filter(|u| u.probe).map(|u| u.ratios).collect();
+    let mut out: Vec<TrustStatus> = users.iter().map(|u| base_status(u, settings)).collect();
     let measured: Vec<Option<(f64, usize)>> = users
         .iter()
         .zip(&out)
-        .map(|(u, s)| match s {
-            TrustStatus::Trusted => {
-                Some(probe_disagreement(&u.ratios, &probes)).filter(|(_, n)| *n >= settings.min_probe_domains.max(1))
-            }
-            _ => None,
-        })
+        .map(|(u, s)| (*s == TrustStatus::Trusted).then(|| probe_disagreement(u.ratios, &probes)))
         .collect();
-    let rates: Vec<f64> = measured.iter().flatten().map(|(rate, _)| *rate).collect();
-    let Some((median, _)) = robust_spread(&rates) else { return out };
+    apply_probe_rule(&mut out, &measured, settings);
+    out
+}
+
+/// The rules that need no one else: probe, vote count, approval share.
+pub fn base_status(u: &UserVotes<'_>, settings: &TrustSettings) -> TrustStatus {
+    let votes = u.approvals + u.spam;
+    let share = if votes == 0 { 0.0 } else { f64::from(u.approvals) / f64::from(votes) };
+    if u.probe {
+        TrustStatus::Probe
+    } else if votes < settings.min_votes {
+        TrustStatus::TooFewVotes { votes }
+    } else if share > settings.max_approval_share {
+        TrustStatus::ApprovesAlmostEverything { share }
+    } else {
+        TrustStatus::Trusted
+    }
+}
+
+/// The k-sigma rule over the users' measured probe disagreement (`(rate, pairs)`, `None`
+/// where not measured); see [`statuses`].
+pub fn apply_probe_rule(statuses: &mut [TrustStatus], measured: &[Option<(f64, usize)>], settings: &TrustSettings) {
+    let usable = |m: &Option<(f64, usize)>| m.filter(|(_, n)| *n >= settings.min_probe_domains.max(1));
+    let mut rates: Vec<f64> = statuses
+        .iter()
+        .zip(measured)
+        .filter(|(s, _)| **s == TrustStatus::Trusted)
+        .filter_map(|(_, m)| usable(m))
+        .map(|(r, _)| r)
+        .collect();
+    if rates.is_empty() {
+        return;
+    }
+    let mid = rates.len() / 2;
+    let (_, median, _) = rates.select_nth_unstable_by(mid, f64::total_cmp);
     let p0 = median.max(settings.spread_floor).min(0.5);
-    for (status, m) in out.iter_mut().zip(measured) {
-        let Some((rate, n)) = m else { continue };
-        let sigma = (p0 * (1.0 - p0) / n as f64).sqrt();
-        let limit = p0 + settings.k_sigma * sigma;
+    for (status, m) in statuses.iter_mut().zip(measured) {
+        let Some((rate, n)) = usable(m).filter(|_| *status == TrustStatus::Trusted) else { continue };
+        let limit = p0 + settings.k_sigma * (p0 * (1.0 - p0) / n as f64).sqrt();
         if rate > limit {
             *status = TrustStatus::UnlikeProbes { rms: rate.sqrt(), limit: limit.sqrt() };
         }
     }
-    out
 }
 
 /// How much `voter`'s evidence counts for one recipient (item 6): the recipient's own
@@ -332,6 +343,12 @@ mod tests {
     }
 
     #[test]
+    fn student_t_quantiles() {
+        assert!((t_975(1) - 12.706).abs() < 1e-3 && (t_975(10) - 2.228).abs() < 1e-3);
+        assert!((t_975(5000) - 1.960).abs() < 1e-3);
+    }
+
+    #[test]
     fn confidence_narrows_with_more_domains() {
         // Errors alternating 0 and 0.2: the same RMS, more domains, a tighter bound.
         let make = |n: u32| {
@@ -342,16 +359,6 @@ mod tests {
         let (small, large) = (make(10), make(400));
         assert!((small.rms_error - large.rms_error).abs() < 1e-6);
         assert!(large.confidence < small.confidence / 5.0, "{small:?} {large:?}");
-    }
-
-    #[test]
-    fn a_minority_cannot_drag_the_robust_centre() {
-        let mut honest: Vec<f64> = (0..100).map(|i| 0.05 + f64::from(i % 10) * 0.01).collect();
-        let (m0, s0) = robust_spread(&honest).unwrap();
-        honest.extend(std::iter::repeat_n(0.9, 30));
-        let (m1, s1) = robust_spread(&honest).unwrap();
-        assert!((m1 - m0).abs() < 0.03 && s1 < 2.0 * s0 + 0.02, "{m0} {s0} -> {m1} {s1}");
-        assert_eq!(robust_spread(&[]), None);
     }
 
     proptest! {
@@ -368,13 +375,13 @@ mod tests {
         }
     }
 
-    fn user(probe: bool, votes: &[(u32, u32, u32)]) -> UserVotes {
-        UserVotes {
+    fn user(probe: bool, votes: &[(u32, u32, u32)]) -> (bool, u32, u32, Ratios) {
+        (
             probe,
-            approvals: votes.iter().map(|v| v.1).sum(),
-            spam: votes.iter().map(|v| v.2).sum(),
-            ratios: Ratios::from_counts(votes.iter().copied()),
-        }
+            votes.iter().map(|v| v.1).sum(),
+            votes.iter().map(|v| v.2).sum(),
+            Ratios::from_counts(votes.iter().copied()),
+        )
     }
 
     #[test]
@@ -400,7 +407,16 @@ mod tests {
         }
         users.push(user(false, &[(1, 0, 3)]));
         users.push(user(false, &(200..230).map(|d| (d, 1, 0)).collect::<Vec<_>>()));
-        let s = statuses(&users, &TrustSettings::default());
+        let views: Vec<UserVotes> = users
+            .iter()
+            .map(|(probe, approvals, spam, ratios)| UserVotes {
+                probe: *probe,
+                approvals: *approvals,
+                spam: *spam,
+                ratios,
+            })
+            .collect();
+        let s = statuses(&views, &TrustSettings::default());
         assert_eq!(&s[..2], [TrustStatus::Probe, TrustStatus::Probe]);
         assert!(s[2..33].iter().all(|t| *t == TrustStatus::Trusted), "{:?}", &s[2..33]);
         assert!(s[33..43].iter().all(|t| matches!(t, TrustStatus::UnlikeProbes { .. })), "{:?}", &s[33..43]);

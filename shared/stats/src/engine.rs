@@ -1,0 +1,326 @@
+//! The statistics kept up to date as votes arrive: every user's per-domain counts, the
+//! votes on every sender, trust statuses, and each user's correlations to a bounded set of
+//! other users. Used by the service and, unchanged, by `quorum simulate`.
+//!
+//! **Cost.** No pass over all pairs of users, ever. A refresh recomputes only users whose
+//! votes changed since the last one ("dirty"), each against a bounded candidate set: the
+//! spam probes plus the users who share the most of its spammer domains, found through an
+//! inverted index (domain → users calling it spam), visiting the target's rarest domains
+//! first and at most `scan` users per domain. Each user's disagreement with the probes is
+//! re-measured only when its votes (or a probe's) changed; the statuses then need the
+//! population's median, one O(users) selection per refresh. Domain scores are computed on
+//! demand from the domain's votes.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    bayes::{Vote, VoteModel},
+    domain::{EvidenceUnit, Score, SenderVotes, prior, score},
+    trust::{
+        Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate,
+        probe_disagreement, weight,
+    },
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub model: VoteModel,
+    pub unit: EvidenceUnit,
+    pub trust: TrustSettings,
+    /// Users correlated with each target besides the probes.
+    pub candidates: usize,
+    /// Users looked at per spammer domain when choosing candidates.
+    pub scan: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: VoteModel::default(),
+            unit: EvidenceUnit::default(),
+            trust: TrustSettings::default(),
+            candidates: 50,
+            scan: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct User {
+    probe: bool,
+    approvals: u32,
+    spam: u32,
+    /// `(domain, approvals, spam)`, sorted by domain.
+    counts: Vec<(u32, u32, u32)>,
+    ratios: Ratios,
+    /// Correlations with this user as the target, sorted by candidate.
+    correlations: Vec<(u32, Correlation)>,
+    /// Disagreement with the probes: `(rate, pairs)`.
+    probe_disagreement: (f64, usize),
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub users: usize,
+    pub correlations: usize,
+}
+
+pub struct Engine {
+    settings: Settings,
+    users: Vec<User>,
+    statuses: Vec<TrustStatus>,
+    /// Per domain, every vote on its senders.
+    domains: HashMap<u32, Vec<SenderVotes>>,
+    /// Per domain, the users whose ratio calls it spam.
+    spam_index: HashMap<u32, Vec<u32>>,
+    dirty: Vec<u32>,
+    is_dirty: Vec<bool>,
+}
+
+impl Engine {
+    pub fn new(settings: Settings) -> Self {
+        Engine {
+            settings,
+            users: Vec::new(),
+            statuses: Vec::new(),
+            domains: HashMap::new(),
+            spam_index: HashMap::new(),
+            dirty: Vec::new(),
+            is_dirty: Vec::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A new user (ids are dense, from 0); a probe votes spam on everything it receives.
+    pub fn add_user(&mut self, probe: bool) -> u32 {
+        self.users.push(User { probe, ..User::default() });
+        self.statuses.push(if probe { TrustStatus::Probe } else { TrustStatus::TooFewVotes { votes: 0 } });
+        self.is_dirty.push(false);
+        (self.users.len() - 1) as u32
+    }
+
+    pub fn users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Records one vote of `user` on a message from `sender` at `domain`.
+    pub fn record(&mut self, user: u32, domain: u32, sender: u32, vote: Vote) {
+        let (a, s) = match vote {
+            Vote::Ham => (1, 0),
+            Vote::Spam => (0, 1),
+        };
+        let u = &mut self.users[user as usize];
+        u.approvals += a;
+        u.spam += s;
+        match u.counts.binary_search_by_key(&domain, |c| c.0) {
+            Ok(i) => {
+                u.counts[i].1 += a;
+                u.counts[i].2 += s;
+            }
+            Err(i) => u.counts.insert(i, (domain, a, s)),
+        }
+        // Appended, not merged: scores sum over a sender's votes (and take the strongest
+        // voter's weight), so one entry per vote gives the same result as merged counts.
+        self.domains.entry(domain).or_default().push(SenderVotes { sender, voter: user, approvals: a, spam: s });
+        if !self.is_dirty[user as usize] {
+            self.is_dirty[user as usize] = true;
+            self.dirty.push(user);
+        }
+    }
+
+    /// Brings ratios, the spam index, statuses and the dirty users' correlations up to date.
+    pub fn refresh(&mut self) -> Refreshed {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &u in &dirty {
+            self.is_dirty[u as usize] = false;
+            let user = &mut self.users[u as usize];
+            let before: Vec<u32> = user.ratios.spammer_domains().collect();
+            user.ratios = Ratios::from_counts(user.counts.iter().copied());
+            let after: Vec<u32> = user.ratios.spammer_domains().collect();
+            for d in before.iter().filter(|d| after.binary_search(d).is_err()) {
+                if let Some(list) = self.spam_index.get_mut(d) {
+                    list.retain(|x| *x != u);
+                }
+            }
+            for d in after.iter().filter(|d| before.binary_search(d).is_err()) {
+                self.spam_index.entry(*d).or_default().push(u);
+            }
+        }
+        // Disagreement with the probes: for the dirty users only, unless a probe changed.
+        let probes: Vec<u32> = (0..self.users.len() as u32).filter(|&u| self.users[u as usize].probe).collect();
+        let probe_changed = dirty.iter().any(|&u| self.users[u as usize].probe);
+        let remeasure: Vec<u32> = if probe_changed { (0..self.users.len() as u32).collect() } else { dirty.clone() };
+        {
+            let probe_ratios: Vec<&Ratios> = probes.iter().map(|&p| &self.users[p as usize].ratios).collect();
+            let measured: Vec<(u32, (f64, usize))> = remeasure
+                .iter()
+                .map(|&u| (u, probe_disagreement(&self.users[u as usize].ratios, &probe_ratios)))
+                .collect();
+            for (u, m) in measured {
+                self.users[u as usize].probe_disagreement = m;
+            }
+        }
+        let trust = self.settings.trust;
+        self.statuses = self
+            .users
+            .iter()
+            .map(|u| {
+                base_status(
+                    &UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam, ratios: &u.ratios },
+                    &trust,
+                )
+            })
+            .collect();
+        let measured: Vec<Option<(f64, usize)>> = self.users.iter().map(|u| Some(u.probe_disagreement)).collect();
+        apply_probe_rule(&mut self.statuses, &measured, &trust);
+        let mut correlations = 0;
+        let mut shared = vec![0u32; self.users.len()];
+        for &t in &dirty {
+            let candidates = self.candidates(t, &probes, &mut shared);
+            let target = &self.users[t as usize].ratios;
+            let mut rows: Vec<(u32, Correlation)> = candidates
+                .into_iter()
+                .filter_map(|c| correlate(target, &self.users[c as usize].ratios).map(|r| (c, r)))
+                .collect();
+            rows.sort_unstable_by_key(|(c, _)| *c);
+            correlations += rows.len();
+            self.users[t as usize].correlations = rows;
+        }
+        Refreshed { users: dirty.len(), correlations }
+    }
+
+    /// The probes and the users sharing the most of `t`'s spammer domains, rarest first.
+    /// `shared` is a zeroed counter per user, left zeroed again.
+    fn candidates(&self, t: u32, probes: &[u32], shared: &mut [u32]) -> Vec<u32> {
+        let mut domains: Vec<&Vec<u32>> =
+            self.users[t as usize].ratios.spammer_domains().filter_map(|d| self.spam_index.get(&d)).collect();
+        domains.sort_unstable_by_key(|l| l.len());
+        let mut touched: Vec<u32> = Vec::new();
+        for list in domains {
+            for &v in list.iter().rev().take(self.settings.scan) {
+                if v != t && !self.users[v as usize].probe {
+                    if shared[v as usize] == 0 {
+                        touched.push(v);
+                    }
+                    shared[v as usize] += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(u32, u32)> = touched.iter().map(|&v| (v, shared[v as usize])).collect();
+        for &v in &touched {
+            shared[v as usize] = 0;
+        }
+        let keep = self.settings.candidates.min(ranked.len());
+        if keep > 0 && keep < ranked.len() {
+            ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        probes.iter().copied().filter(|&p| p != t).chain(ranked.into_iter().take(keep).map(|(v, _)| v)).collect()
+    }
+
+    pub fn status(&self, user: u32) -> TrustStatus {
+        self.statuses[user as usize]
+    }
+
+    /// `user`'s correlations as the target, by candidate.
+    pub fn correlations(&self, user: u32) -> &[(u32, Correlation)] {
+        &self.users[user as usize].correlations
+    }
+
+    /// The recipient's prior: their share of spam votes.
+    pub fn prior(&self, recipient: u32) -> f64 {
+        let u = &self.users[recipient as usize];
+        prior(u64::from(u.approvals), u64::from(u.spam))
+    }
+
+    /// How much `voter` counts for `recipient`.
+    pub fn weight(&self, recipient: u32, voter: u32) -> f64 {
+        let rows = &self.users[recipient as usize].correlations;
+        let correlation = rows.binary_search_by_key(&voter, |(c, _)| *c).ok().map(|i| &rows[i].1);
+        weight(&self.settings.trust, recipient == voter, &self.statuses[voter as usize], correlation)
+    }
+
+    /// The domain's score for `recipient`. With `sender`, only that address's votes count
+    /// (address-level statistics, for `major_isp` domains whose many users are not spammers).
+    pub fn score(&self, recipient: u32, domain: u32, sender: Option<u32>) -> Score {
+        let empty = Vec::new();
+        let votes = self.domains.get(&domain).unwrap_or(&empty);
+        let prior = self.prior(recipient);
+        let weight = |voter| self.weight(recipient, voter);
+        match sender {
+            None => score(&self.settings.model, self.settings.unit, prior, votes, weight),
+            Some(s) => {
+                let own: Vec<SenderVotes> = votes.iter().filter(|v| v.sender == s).copied().collect();
+                score(&self.settings.model, self.settings.unit, prior, &own, weight)
+            }
+        }
+    }
+
+    /// The domain's score with every counted user at full weight (no recipient): the
+    /// operator's per-domain table.
+    pub fn global_score(&self, domain: u32) -> Score {
+        let empty = Vec::new();
+        let votes = self.domains.get(&domain).unwrap_or(&empty);
+        let weight = |voter: u32| if self.statuses[voter as usize].counts() { 1.0 } else { 0.0 };
+        score(&self.settings.model, self.settings.unit, 0.5, votes, weight)
+    }
+
+    /// Every domain with votes.
+    pub fn domains(&self) -> impl Iterator<Item = u32> + '_ {
+        self.domains.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn votes_build_statuses_correlations_and_scores() {
+        let mut e = Engine::new(Settings::default());
+        let probe = e.add_user(true);
+        let alice = e.add_user(false);
+        let bob = e.add_user(false);
+        let newcomer = e.add_user(false);
+        // Spam domains 0..30 (sender = domain); alice's and bob's correspondents at 100+.
+        for d in 0..30 {
+            e.record(probe, d, d, Vote::Spam);
+            e.record(alice, d, d, Vote::Spam);
+            if d % 2 == 0 {
+                e.record(bob, d, d, Vote::Spam);
+            }
+        }
+        for d in 100..110 {
+            e.record(alice, d, d, Vote::Ham);
+            e.record(bob, d + 50, d + 50, Vote::Ham);
+        }
+        e.record(newcomer, 5, 5, Vote::Ham);
+        let r = e.refresh();
+        assert_eq!(r.users, 4);
+        assert_eq!(e.status(probe), TrustStatus::Probe);
+        assert_eq!(e.status(alice), TrustStatus::Trusted);
+        assert_eq!(e.status(newcomer), TrustStatus::TooFewVotes { votes: 1 });
+        // Alice agrees with the probe on all of her spammer domains.
+        let rows = e.correlations(alice);
+        let to_probe = rows.iter().find(|(c, _)| *c == probe).unwrap().1;
+        assert!(to_probe.rms_error < 1e-9 && to_probe.domains == 30, "{rows:?}");
+        // Bob saw half of them: the other half count fully against him.
+        let to_bob = rows.iter().find(|(c, _)| *c == bob).unwrap().1;
+        assert!((to_bob.rms_error - 0.5f64.sqrt()).abs() < 1e-6, "{to_bob:?}");
+        assert!(e.weight(alice, bob) < 0.2 && e.weight(alice, probe) == 1.0 && e.weight(alice, newcomer) == 0.0);
+
+        // Domain 3's one sender is reported by the probe and alice (one witness per sender:
+        // bob's prior 16/27 makes it 0.83); the newcomer's approval is ignored.
+        let s = e.score(bob, 3, None);
+        assert!(s.p_spammer() > 0.8 && (s.spam_witnesses, s.ham_witnesses) == (1, 0), "{s:?}");
+        assert!(e.score(bob, 100, None).p_spammer() < 0.1, "alice's correspondent");
+        // Only dirty users are recomputed.
+        e.record(bob, 29, 29, Vote::Spam);
+        assert_eq!(e.refresh().users, 1);
+    }
+}
