@@ -66,6 +66,10 @@ pub enum Command {
     /// their own relays, and how those relays are named.
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Replay a labelled corpus through the real statistics for a simulated population of
+    /// subscribers, spam probes and Sybil accounts; JSON report on standard output, progress
+    /// on standard error. Deterministic for a seed.
+    Simulate(SimulateArgs),
     /// Poll one subscriber's mailbox now and print the outcome.
     Poll {
         /// The subscriber's email address.
@@ -75,6 +79,50 @@ pub enum Command {
         #[arg(long)]
         take_over: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Folder with one sub-folder per label: `spam` is spam, every other one is ham; one raw
+    /// message per file (an mbox `From ` first line is allowed).
+    pub corpus: std::path::PathBuf,
+    /// Simulated subscribers.
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// The corpus's messages are spread evenly over this many days, in Date order.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Each ham sender is known to this many users; each of its messages goes to each.
+    #[arg(long, default_value_t = 3)]
+    pub ham_circle: usize,
+    /// Share of users each spam message reaches.
+    #[arg(long, default_value_t = 0.02)]
+    pub reach: f64,
+    /// Spam probes (honeypots: every message they receive is a spam vote on arrival).
+    #[arg(long, default_value_t = 10)]
+    pub probes: usize,
+    /// Chance that a spam message reaches each probe.
+    #[arg(long, default_value_t = 0.5)]
+    pub probe_reach: f64,
+    /// Chance that a user answers a summary.
+    #[arg(long, default_value_t = 0.8)]
+    pub reply_rate: f64,
+    /// Chance that an answer is wrong (ham left blank, spam approved).
+    #[arg(long, default_value_t = 0.01)]
+    pub error_rate: f64,
+    /// Accounts that receive spam (5x the reach), approve the senders of 10% of spam domains
+    /// and leave the rest blank.
+    #[arg(long, default_value_t = 0)]
+    pub sybils: usize,
+    /// What counts as one piece of evidence against a domain: `senders` (each distinct
+    /// sender address once) or `votes` (every vote, as in seed 002).
+    #[arg(long, default_value = "senders")]
+    pub evidence: String,
+    /// Delete only when P(spammer) exceeds this.
+    #[arg(long, default_value_t = 1.0 - 1e-6)]
+    pub delete_above: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::cli::{
     CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
-    SubscriberCommand, SummaryCommand,
+    SimulateArgs, SubscriberCommand, SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -29,6 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // These need no database.
     match cli.command {
         Command::CheckMailbox(args) => return check(&settings, args).await,
+        Command::Simulate(args) => return simulate(args).await,
         Command::Reply(ReplyCommand::Parse { summary, reply }) => return parse_reply(&settings, &summary, &reply),
         _ => {}
     }
@@ -70,7 +71,7 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
         }
-        Command::CheckMailbox(_) | Command::Reply(ReplyCommand::Parse { .. }) => {
+        Command::CheckMailbox(_) | Command::Simulate(_) | Command::Reply(ReplyCommand::Parse { .. }) => {
             unreachable!("handled before opening the database")
         }
         Command::Reply(ReplyCommand::Apply { reply }) => {
@@ -564,5 +565,44 @@ async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result
          {} releases delivered",
         report.applied, report.rejected, report.confirmations, report.left, delivery.sent
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum simulate`: the provider table comes from a scratch database migrated like a new
+/// installation's (its `major_isp` rows are judged by sender address).
+async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let options = quorum_simulate::Options {
+        users: args.users,
+        days: args.days,
+        ham_circle: args.ham_circle,
+        reach: args.reach,
+        probes: args.probes,
+        probe_reach: args.probe_reach,
+        reply_rate: args.reply_rate,
+        error_rate: args.error_rate,
+        sybils: args.sybils,
+        evidence: args.evidence.parse().map_err(anyhow::Error::msg)?,
+        delete_above: args.delete_above,
+        seed: args.seed,
+    };
+    let corpus = quorum_simulate::load_corpus(&args.corpus)?;
+    let scratch = std::env::temp_dir().join(format!("quorum-simulate-{}", std::process::id()));
+    let db = Sqlite::connect(&format!("sqlite://{}/providers.db", scratch.display())).await?;
+    db.migrate().await?;
+    let major_isp = db.providers().await?.into_iter().filter(|p| p.major_isp).map(|p| p.domain).collect();
+    drop(db);
+    std::fs::remove_dir_all(&scratch).ok();
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{spinner} simulating [{bar:40}] {pos}/{len} events {eta}")
+            .expect("a valid template"),
+    );
+    let report = tokio::task::spawn_blocking(move || {
+        quorum_simulate::run(&options, &corpus, &major_isp, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+    })
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }

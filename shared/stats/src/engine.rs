@@ -61,6 +61,21 @@ struct User {
     probe_disagreement: (f64, usize),
 }
 
+/// The statistics' verdict on one message.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub score: Score,
+    /// Certain beyond the deletion bound: `deleted_statistical`.
+    pub delete: bool,
+}
+
+impl Judgement {
+    /// The chance the message is not spam, for ranking the summary.
+    pub fn not_spam(&self) -> f64 {
+        1.0 - self.score.p_spammer()
+    }
+}
+
 /// What a refresh did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refreshed {
@@ -261,6 +276,16 @@ impl Engine {
         }
     }
 
+    /// The statistics' verdict on one message from `sender` at `domain` for `recipient`
+    /// (SPEC 2.2): delete when the evidence makes the domain a spammer beyond
+    /// `delete_above`. For a `major_isp` domain (many users, most not spammers) only the
+    /// sender address's own evidence counts. The returned score ranks held mail: P(not spam)
+    /// is `1 − p_spammer`.
+    pub fn judge(&self, recipient: u32, domain: u32, sender: u32, major_isp: bool, delete_above: f64) -> Judgement {
+        let score = self.score(recipient, domain, major_isp.then_some(sender));
+        Judgement { delete: score.condemns(delete_above), score }
+    }
+
     /// The domain's score with every counted user at full weight (no recipient): the
     /// operator's per-domain table.
     pub fn global_score(&self, domain: u32) -> Score {
@@ -319,6 +344,9 @@ mod tests {
         let s = e.score(bob, 3, None);
         assert!(s.p_spammer() > 0.8 && (s.spam_witnesses, s.ham_witnesses) == (1, 0), "{s:?}");
         assert!(e.score(bob, 100, None).p_spammer() < 0.1, "alice's correspondent");
+        // A major ISP's domain is judged by the sender address alone.
+        assert!(e.judge(bob, 3, 3, true, 1.0 - 1e-6).score.spam_witnesses == 1);
+        assert_eq!(e.judge(bob, 3, 999, true, 1.0 - 1e-6).score.spam_witnesses, 0);
         // Only dirty users are recomputed.
         e.record(bob, 29, 29, Vote::Spam);
         assert_eq!(e.refresh().users, 1);

@@ -13,7 +13,7 @@ pub mod trust;
 
 pub use bayes::{Vote, VoteModel, combine, combine_logit, logistic, logit};
 pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
-pub use engine::{Engine, Refreshed, Settings};
+pub use engine::{Engine, Judgement, Refreshed, Settings};
 pub use trust::{
     Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, probe_disagreement, statuses, weight,
 };

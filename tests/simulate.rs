@@ -1,0 +1,40 @@
+//! `quorum simulate` on the team kit's corpus with the statistics issue's defaults: the
+//! real binary, the JSON report it prints.
+
+use std::process::Command;
+
+use quorum_tests::{corpus_dir, quorum_bin};
+
+fn simulate(args: &[&str]) -> serde_json::Value {
+    let corpus = corpus_dir().expect("the team kit's corpus must be beside the repository (../shared/corpus)");
+    let out = Command::new(quorum_bin()).env_clear().arg("simulate").arg(&corpus).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("a JSON report on standard output")
+}
+
+#[test]
+fn with_sender_evidence_no_ham_is_deleted_by_the_statistics() {
+    let r = simulate(&[]);
+    assert_eq!(r["evidence"], "senders");
+    assert_eq!((r["spam_total"].as_u64().unwrap() > 5000, r["ham_total"].as_u64()), (true, Some(8250)), "{r:#}");
+    assert_eq!(r["ham_deleted_statistical"], 0, "{r:#}");
+    assert_eq!(r["steady_state"]["ham_deleted_statistical"], 0, "{r:#}");
+    assert!(r["spam_deleted_before_summary"].as_u64().unwrap() > 0, "{r:#}");
+    // Same seed, same report.
+    assert_eq!(simulate(&[]), r);
+}
+
+#[test]
+fn with_a_hundred_sybils_still_no_ham_is_deleted_by_the_statistics() {
+    let r = simulate(&["--sybils", "100"]);
+    assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
+}
+
+#[test]
+fn the_seeds_per_vote_evidence_is_reported_with_its_cost() {
+    let votes = simulate(&["--evidence", "votes"]);
+    let senders = simulate(&["--evidence", "senders"]);
+    // Counting every vote deletes more spam, and ham with it: what the seed's unit costs.
+    assert!(votes["spam_deleted_before_summary"].as_u64() > senders["spam_deleted_before_summary"].as_u64());
+    assert!(votes["ham_deleted_statistical"].as_u64().unwrap() > 0, "{votes:#}");
+}
