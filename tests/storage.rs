@@ -530,9 +530,9 @@ async fn confirmations(db: impl Database) {
     assert_eq!(db.confirmation(ids[3]).await.unwrap(), None);
 
     // The alias case: the original goes as forged, once, and only in its own mailbox.
-    assert!(!db.mark_forged(b.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
-    assert!(db.mark_forged(a.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
-    assert!(!db.mark_forged(a.mailbox_id, ids[0], "forged: alias", next_day).await.unwrap());
+    assert!(!db.mark_deleted(b.mailbox_id, ids[0], "deleted_forged", "forged: alias", next_day).await.unwrap());
+    assert!(db.mark_deleted(a.mailbox_id, ids[0], "deleted_forged", "forged: alias", next_day).await.unwrap());
+    assert!(!db.mark_deleted(a.mailbox_id, ids[0], "deleted_forged", "forged: alias", next_day).await.unwrap());
     assert_eq!(db.decided_since(a.mailbox_id, next_day).await.unwrap().forged, 1);
 }
 

@@ -12,6 +12,7 @@ use quorum_domain::{InspectedMessage, Keys, Security, Timestamp};
 use quorum_forgery::Checker;
 use quorum_mailer::Mailer;
 use quorum_scheduler::SummarySender;
+use quorum_statistics::Statistics;
 use quorum_storage::{Database, PollItem, Sqlite};
 use quorum_tests::{
     MailStack, TestUser, bench_arg, corpus_dir, corpus_message, dns::dns_settings, dovecot_subscriber, fresh_sqlite,
@@ -81,7 +82,10 @@ async fn main() {
     };
     // No held message has incomplete checks here; the checker is never asked.
     let checker = Checker::new(&dns_settings("127.0.0.1:9".parse().unwrap(), 200, 200)).unwrap();
-    let sender = SummarySender::new(db.clone(), keys.clone(), Mailer::new(&smtp).unwrap(), settings, checker);
+    // The statistics judge every held message again before each summary: part of the cost.
+    let statistics = std::sync::Arc::new(Statistics::new(&Settings::load(None).unwrap().statistics));
+    let sender =
+        SummarySender::new(db.clone(), keys.clone(), Mailer::new(&smtp).unwrap(), settings, checker, statistics);
     let all = db.list_subscribers().await.unwrap();
     let start = Instant::now();
     let mut sent = 0;

@@ -66,6 +66,9 @@ pub enum Command {
     /// their own relays, and how those relays are named.
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// The collaborative statistics (SPEC 4), refreshed from the votes first.
+    #[command(subcommand)]
+    Stats(StatsCommand),
     /// Replay a labelled corpus through the real statistics for a simulated population of
     /// subscribers, spam probes and Sybil accounts; JSON report on standard output, progress
     /// on standard error. Deterministic for a seed.
@@ -78,6 +81,29 @@ pub enum Command {
         /// worker can be polling it (two sessions at once could both fetch its mail).
         #[arg(long)]
         take_over: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Each user's trust status and its reason.
+    Trust,
+    /// The correlation table: target user, compared user, RMS error, confidence and
+    /// MaxRMSError (the seed's table), best first.
+    Correlation {
+        /// Only rows up to this MaxRMSError.
+        #[arg(long, default_value_t = 1.0)]
+        max_rms_error: f64,
+        /// Only this target user (email).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Sender domains by probability of being a spammer, with their evidence.
+    Domains {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
     },
 }
 
@@ -234,6 +260,9 @@ pub enum SubscriberCommand {
     },
     /// Turn confirmations to unknown senders on or off for a subscriber.
     Confirmations { email: String, setting: OnOff },
+    /// Flag a subscriber as a spam probe (honeypot: everything it receives is a spam vote
+    /// at once, and it is the basis of trust), or unflag it.
+    Probe { email: String, setting: OnOff },
     /// List subscribers with the state of their mailbox.
     List,
     /// Release every held message back to the subscriber's mailbox, then stop polling it.

@@ -14,6 +14,7 @@ use quorum_config::Settings;
 use quorum_domain::{AuthMethod, EmailAddress, Provider, Security, Timestamp, secrets::Password};
 use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
+use quorum_statistics::Statistics;
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
 use quorum_worker::{Confirmer, Deliverer, Worker, check_mailbox};
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::cli::{
     CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
-    SimulateArgs, SubscriberCommand, SummaryCommand,
+    SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -56,7 +57,7 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         }
         Command::Scheduler { once: true } => {
             db.migrate().await?;
-            let r = scheduler(&db, &settings, checker(&settings)?)?.run_once(Timestamp::now()).await?;
+            let r = scheduler(&db, &settings, classifiers(&settings)?)?.run_once(Timestamp::now()).await?;
             println!(
                 "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); \
                  {} held messages purged; {} approved senders expired",
@@ -93,6 +94,54 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         Command::Providers(cmd) => {
             db.migrate().await?;
             return providers(db, cmd).await;
+        }
+        Command::Stats(cmd) => {
+            db.migrate().await?;
+            return stats(db, &settings, cmd).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> anyhow::Result<ExitCode> {
+    let synced = Statistics::new(&settings.statistics).sync(&db, Timestamp::now()).await?;
+    eprintln!("statistics refreshed from {} votes", synced.votes);
+    let emails: std::collections::HashMap<i64, String> =
+        db.list_subscribers().await?.into_iter().map(|s| (s.subscriber_id, s.email)).collect();
+    let email = |id: i64| emails.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
+    match cmd {
+        StatsCommand::Trust => {
+            println!("{:<32} {:>9} {:>6}  {:<28} reason", "user", "approvals", "spam", "status");
+            for t in db.trust_rows().await? {
+                println!("{:<32} {:>9} {:>6}  {:<28} {}", t.email, t.approvals, t.spam, t.status, t.reason);
+            }
+        }
+        StatsCommand::Correlation { max_rms_error, user, limit } => {
+            let user = match user {
+                Some(u) => Some(find(&db, &u).await?.subscriber_id),
+                None => None,
+            };
+            println!(
+                "{:<32} {:<32} {:>10} {:>10} {:>11} {:>7}",
+                "user", "compared with", "RMSError", "Confidence", "MaxRMSError", "domains"
+            );
+            for c in db.correlation_rows(max_rms_error, user, limit).await? {
+                println!(
+                    "{:<32} {:<32} {:>10.7} {:>10.7} {:>11.7} {:>7}",
+                    email(c.user_id),
+                    email(c.cuser_id),
+                    c.rms_error,
+                    c.confidence,
+                    c.max_rms_error,
+                    c.domains
+                );
+            }
+        }
+        StatsCommand::Domains { limit } => {
+            println!("{:<40} {:>12} {:>6} {:>6}", "domain", "P(spammer)", "spam", "not");
+            for d in db.domain_rows(limit).await? {
+                println!("{:<40} {:>12.9} {:>6} {:>6}", d.domain, d.p_spammer, d.spam_witnesses, d.ham_witnesses);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -139,15 +188,31 @@ impl Services {
     const NONE: Services = Services { worker: false, web: false, scheduler: false };
 }
 
+/// What classifies mail: the forgery checks (on the `[dns]` resolvers) and the
+/// collaborative statistics. One of each per process: their caches are shared.
+#[derive(Clone)]
+struct Classifiers {
+    checker: Checker,
+    statistics: Arc<Statistics>,
+}
+
+fn classifiers(settings: &Settings) -> anyhow::Result<Classifiers> {
+    Ok(Classifiers {
+        checker: Checker::new(&settings.dns)?,
+        statistics: Arc::new(Statistics::new(&settings.statistics)),
+    })
+}
+
 /// A worker that polls subscribers' mailboxes, sending confirmations if they are on.
 fn polling_worker<DB: Database>(
     db: &DB,
     settings: &Settings,
     keys: Arc<quorum_domain::Keys>,
     worker_settings: quorum_config::WorkerSettings,
-    checker: Checker,
+    classifiers: Classifiers,
 ) -> anyhow::Result<Worker<DB>> {
-    let worker = Worker::new(db.clone(), keys.clone(), worker_settings, checker)?;
+    let worker = Worker::new(db.clone(), keys.clone(), worker_settings, classifiers.checker)?
+        .with_statistics(classifiers.statistics);
     if !settings.confirmations.enabled {
         return Ok(worker);
     }
@@ -155,26 +220,28 @@ fn polling_worker<DB: Database>(
     Ok(worker.with_confirmations(Confirmer::new(mailer, keys, &settings.summary, &settings.confirmations)))
 }
 
-/// The forgery checker, on the resolvers of the `[dns]` settings.
-fn checker(settings: &Settings) -> anyhow::Result<Checker> {
-    Ok(Checker::new(&settings.dns)?)
-}
-
 fn summary_sender<DB: Database>(
     db: &DB,
     settings: &Settings,
-    checker: Checker,
+    classifiers: Classifiers,
 ) -> anyhow::Result<quorum_scheduler::SummarySender<DB>> {
     let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
-    Ok(quorum_scheduler::SummarySender::new(db.clone(), settings.keys()?, mailer, settings.summary.clone(), checker))
+    Ok(quorum_scheduler::SummarySender::new(
+        db.clone(),
+        settings.keys()?,
+        mailer,
+        settings.summary.clone(),
+        classifiers.checker,
+        classifiers.statistics,
+    ))
 }
 
 fn scheduler<DB: Database>(
     db: &DB,
     settings: &Settings,
-    checker: Checker,
+    classifiers: Classifiers,
 ) -> anyhow::Result<quorum_scheduler::Scheduler<DB>> {
-    Ok(quorum_scheduler::Scheduler::new(summary_sender(db, settings, checker)?))
+    Ok(quorum_scheduler::Scheduler::new(summary_sender(db, settings, classifiers)?))
 }
 
 /// Runs the chosen services until SIGINT or SIGTERM.
@@ -184,7 +251,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
     let keys = Arc::new(settings.keys()?);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let checker = checker(&settings)?;
+    let classifiers = classifiers(&settings)?;
     if web {
         let metrics = quorum_web::install_metrics().map_err(anyhow::Error::msg)?;
         let state = AppState { db: db.clone(), metrics };
@@ -196,7 +263,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         let delivery = deliverer(&db, &settings, keys.clone())?;
         let stopped_deliverer = stopped.clone();
         tasks.spawn(async move { delivery.run(stopped_deliverer).await.context("release delivery") });
-        let worker = polling_worker(&db, &settings, keys.clone(), settings.worker.clone(), checker.clone())?;
+        let worker = polling_worker(&db, &settings, keys.clone(), settings.worker.clone(), classifiers.clone())?;
         if let Some(robot) = settings.robot.clone() {
             let (worker, stopped) = (worker.clone(), stopped.clone());
             let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
@@ -209,7 +276,7 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         tasks.spawn(async move { worker.run(stopped).await.context("worker") });
     }
     if schedule {
-        let scheduler = scheduler(&db, &settings, checker.clone())?;
+        let scheduler = scheduler(&db, &settings, classifiers.clone())?;
         let stopped = stopped.clone();
         tasks.spawn(async move {
             scheduler.run(stopped).await;
@@ -376,6 +443,11 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 if setting == OnOff::On { "on" } else { "off" }
             );
         }
+        SubscriberCommand::Probe { email, setting } => {
+            let s = find(&db, &email).await?;
+            db.set_spam_probe(s.subscriber_id, setting == OnOff::On).await?;
+            println!("{email} is {}a spam probe", if setting == OnOff::On { "" } else { "no longer " });
+        }
         SubscriberCommand::Quarantine { email } => {
             let s = find(&db, &email).await?;
             for m in db.quarantined(s.mailbox_id).await? {
@@ -434,7 +506,8 @@ async fn poll_now<DB: Database>(db: DB, settings: &Settings, email: &str, take_o
     let mut worker_settings = settings.worker.clone();
     // A name of its own: this command must never be mistaken for a running worker.
     worker_settings.name = Some(format!("poll-{}", std::process::id()));
-    let worker = polling_worker(&db, settings, Arc::new(settings.keys()?), worker_settings, checker(settings)?)?;
+    let worker = polling_worker(&db, settings, Arc::new(settings.keys()?), worker_settings, classifiers(settings)?)?;
+    worker.sync_statistics().await;
     let now = Timestamp::now();
     let lease_until = now.plus(Duration::from_secs(settings.worker.lease_secs));
     let Some(leased) = db.lease_mailbox(s.mailbox_id, worker.name(), now, lease_until, take_over).await? else {
@@ -522,7 +595,7 @@ async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -
 
 async fn send_summary<DB: Database>(db: DB, settings: &Settings, email: &str) -> anyhow::Result<ExitCode> {
     let s = find(&db, email).await?;
-    let sender = summary_sender(&db, settings, checker(settings)?)?;
+    let sender = summary_sender(&db, settings, classifiers(settings)?)?;
     match sender.send(&s, Timestamp::now()).await? {
         Some(sent) => println!("summary {} sent to {email}: {} held messages", sent.summary_id, sent.held),
         None => println!("nothing to send to {email}: nothing held and nothing happened since the last summary"),
@@ -555,7 +628,8 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
 async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result<ExitCode> {
     let robot = settings.robot.clone().context("no [robot] mailbox configured")?;
     let keys = settings.keys()?;
-    let worker = Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone(), checker(settings)?)?;
+    let worker =
+        Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone(), Checker::new(&settings.dns)?)?;
     let options = worker.connect_options_for(&robot.host, robot.port, robot.security);
     let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
     let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &options).await?;

@@ -1,12 +1,16 @@
 //! Summaries (SPEC 2.3): what each subscriber gets twice a day, and on request again.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use lettre::message::{Mailbox, Message, header::ContentType};
 use quorum_config::SummarySettings;
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date, schedule::SummarySchedule};
 use quorum_forgery::{Checker, recheck_incomplete};
 use quorum_mailer::{Mailer, MailerError};
+use quorum_statistics::Statistics;
 use quorum_storage::{Database, StorageError, SubscriberStatus};
 use quorum_summary::{Counts, FORGED_LINES, ForgedLine, HeldLine, compose, reply_address};
 use rand::Rng;
@@ -23,9 +27,7 @@ pub enum SummaryError {
 
 /// Held messages older than this many days ...
 const PURGE_UNLIKELY_AFTER_DAYS: i64 = 14;
-/// ... whose chance of not being spam is below this are purged (SPEC 2.3). With the
-/// interim per-subscriber score this needs about a thousand spam votes on the domain and no
-/// approval; it becomes effective with the collaborative statistics.
+/// ... whose chance of not being spam is below this are purged (SPEC 2.3).
 const PURGE_BELOW: f64 = 1.0 / 1000.0;
 
 pub struct SummarySender<DB: Database> {
@@ -34,6 +36,7 @@ pub struct SummarySender<DB: Database> {
     mailer: Mailer,
     settings: SummarySettings,
     checker: Checker,
+    statistics: Arc<Statistics>,
 }
 
 /// A summary that was sent.
@@ -44,9 +47,17 @@ pub struct SentSummary {
 }
 
 impl<DB: Database> SummarySender<DB> {
-    /// `checker` re-runs forgery checks a DNS failure left incomplete, before composing.
-    pub fn new(db: DB, keys: Keys, mailer: Mailer, settings: SummarySettings, checker: Checker) -> Self {
-        Self { db, keys, mailer, settings, checker }
+    /// Before composing, `checker` re-runs forgery checks a DNS failure left incomplete and
+    /// `statistics` judge what is held again.
+    pub fn new(
+        db: DB,
+        keys: Keys,
+        mailer: Mailer,
+        settings: SummarySettings,
+        checker: Checker,
+        statistics: Arc<Statistics>,
+    ) -> Self {
+        Self { db, keys, mailer, settings, checker, statistics }
     }
 
     /// Composes, records and sends the subscriber's current summary. Nothing is sent when
@@ -66,27 +77,42 @@ impl<DB: Database> SummarySender<DB> {
         }
         let mut held = self.db.held(subscriber.mailbox_id).await?;
         let since = self.db.last_summary_at(subscriber.subscriber_id).await?.unwrap_or(Timestamp(0));
+        // The statistics are re-run for what is held (SPEC 2.3): new votes may condemn it
+        // now, and each line is ranked by its chance of not being spam.
+        if let Err(e) = self.statistics.sync(&self.db, now).await {
+            tracing::warn!(error = %e, "statistics not refreshed before the summary");
+        }
+        let major_isp: HashSet<String> =
+            self.db.providers().await?.into_iter().filter(|p| p.major_isp).map(|p| p.domain).collect();
+        let mut chances: HashMap<i64, f64> = HashMap::with_capacity(held.len());
+        let mut current = Vec::with_capacity(held.len());
+        for m in held.drain(..) {
+            let Some(from) = m.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok()) else {
+                chances.insert(m.id, 0.5);
+                current.push(m);
+                continue;
+            };
+            let j = self.statistics.judge(subscriber.subscriber_id, &from, major_isp.contains(from.domain())).await;
+            if j.delete {
+                let reason = Statistics::reason(&j, from.domain());
+                if self.db.mark_deleted(subscriber.mailbox_id, m.id, "deleted_statistical", &reason, now).await? {
+                    continue;
+                }
+            }
+            chances.insert(m.id, j.not_spam());
+            current.push(m);
+        }
+        let held = current;
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
         if held.is_empty() && decided == Default::default() {
             return Ok(None);
         }
-        let votes: HashMap<String, (i64, i64)> = self
-            .db
-            .domain_votes(subscriber.subscriber_id)
-            .await?
-            .into_iter()
-            .map(|v| (v.domain, (v.approvals, v.spam)))
-            .collect();
-        let chance = |from: Option<&str>| {
-            let domain = from.and_then(|a| a.rsplit_once('@')).map(|(_, d)| d);
-            let (approvals, spam) = domain.and_then(|d| votes.get(d)).copied().unwrap_or((0, 0));
-            not_spam(approvals, spam)
-        };
+        let chance = |id: i64| chances.get(&id).copied().unwrap_or(0.5);
         // Retention (SPEC 2.3): after 14 days, what is almost certainly spam is purged.
         let mut kept = Vec::with_capacity(held.len());
-        for m in held.drain(..) {
+        for m in held {
             let old = now.0 - m.quarantined_at >= PURGE_UNLIKELY_AFTER_DAYS * 86_400;
-            if old && chance(m.from_address.as_deref()) < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
+            if old && chance(m.id) < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
                 continue;
             }
             kept.push(m);
@@ -98,7 +124,7 @@ impl<DB: Database> SummarySender<DB> {
                 from_name: m.from_name.clone(),
                 from_address: m.from_address.clone(),
                 subject: m.subject.clone(),
-                not_spam: chance(m.from_address.as_deref()),
+                not_spam: chance(m.id),
                 expires_in_days: self.settings.max_retention_days - (now.0 - m.quarantined_at) / 86_400,
                 note: m.reason.clone(),
             })
@@ -260,25 +286,5 @@ impl lettre::message::header::Header for AutoSubmitted {
     }
     fn display(&self) -> lettre::message::header::HeaderValue {
         lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".into())
-    }
-}
-
-/// Until the collaborative statistics replace it: this subscriber's own votes on the
-/// sender's domain, with Laplace's rule of succession, `(approvals + 1) / (votes + 2)`, so a
-/// domain never voted on shows 50% and no finite count reaches 0% or 100%.
-pub fn not_spam(approvals: i64, spam: i64) -> f64 {
-    (approvals.max(0) as f64 + 1.0) / ((approvals.max(0) + spam.max(0)) as f64 + 2.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn laplace_score() {
-        assert_eq!(not_spam(0, 0), 0.5);
-        assert_eq!(not_spam(3, 0), 0.8);
-        assert_eq!(not_spam(0, 8), 0.1);
-        assert!(not_spam(1000, 0) < 1.0 && not_spam(0, 1000) > 0.0);
     }
 }

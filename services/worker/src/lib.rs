@@ -17,6 +17,7 @@ use quorum_config::WorkerSettings;
 use quorum_domain::{Keys, Timestamp};
 use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, TlsSettings};
+use quorum_statistics::Statistics;
 use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
 
@@ -38,6 +39,7 @@ pub struct Worker<DB: Database> {
     tls: Arc<rustls::ClientConfig>,
     checker: Checker,
     confirmer: Option<Confirmer>,
+    statistics: Option<Arc<Statistics>>,
     name: String,
 }
 
@@ -50,6 +52,7 @@ impl<DB: Database> Clone for Worker<DB> {
             tls: self.tls.clone(),
             checker: self.checker.clone(),
             confirmer: self.confirmer.clone(),
+            statistics: self.statistics.clone(),
             name: self.name.clone(),
         }
     }
@@ -68,7 +71,25 @@ impl<DB: Database> Worker<DB> {
     pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings, checker: Checker) -> Result<Self, WorkerError> {
         let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
         let name = settings.name.clone().unwrap_or_else(default_name);
-        Ok(Self { db, keys, settings, tls, checker, confirmer: None, name })
+        Ok(Self { db, keys, settings, tls, checker, confirmer: None, statistics: None, name })
+    }
+
+    /// Deletes what the collaborative statistics make certain (SPEC 2.2), keeping them
+    /// fresh every `refresh` while running.
+    pub fn with_statistics(mut self, statistics: Arc<Statistics>) -> Self {
+        self.statistics = Some(statistics);
+        self
+    }
+
+    /// Reads new votes into the statistics now.
+    pub async fn sync_statistics(&self) {
+        if let Some(stats) = &self.statistics {
+            match stats.sync(&self.db, Timestamp::now()).await {
+                Ok(s) if s.votes > 0 => tracing::info!(votes = s.votes, users = s.users, "statistics refreshed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "statistics not refreshed"),
+            }
+        }
     }
 
     /// Sends confirmations to unknown senders after each poll (SPEC 2.4).
@@ -134,8 +155,14 @@ impl<DB: Database> Worker<DB> {
         let stale = self.db.release_leases(&self.name).await?;
         tracing::info!(worker = %self.name, concurrency = self.settings.concurrency, stale_leases = stale, "worker started");
         let mut running = JoinSet::new();
+        let mut statistics_due = std::time::Instant::now();
         loop {
             while running.try_join_next().is_some() {}
+            if std::time::Instant::now() >= statistics_due {
+                self.sync_statistics().await;
+                statistics_due = std::time::Instant::now()
+                    + self.statistics.as_ref().map_or(Duration::from_secs(60), |s| s.refresh_every());
+            }
             let free = self.settings.concurrency.saturating_sub(running.len());
             if free > 0 && !*shutdown.borrow() {
                 let now = Timestamp::now();
@@ -169,12 +196,19 @@ impl<DB: Database> Worker<DB> {
         let started = Timestamp::now();
         // In a task of its own, so that a panic (a bug) is recorded against this mailbox
         // and its lease released, instead of vanishing with the lease held.
-        let (db, keys, checker, options, leased) =
-            (self.db.clone(), self.keys.clone(), self.checker.clone(), self.connect_options(&mailbox), mailbox.clone());
+        let (db, keys, checker, statistics, options, leased) = (
+            self.db.clone(),
+            self.keys.clone(),
+            self.checker.clone(),
+            self.statistics.clone(),
+            self.connect_options(&mailbox),
+            mailbox.clone(),
+        );
         // The whole session must end well inside the lease, or a second worker could start
         // on the mailbox; cutting it short is as safe as a crash (nothing deleted unstored).
         let deadline = Duration::from_secs(self.settings.lease_secs * 9 / 10);
-        let session = async move { poll::poll_mailbox(&db, &keys, &checker, &options, &leased).await };
+        let session =
+            async move { poll::poll_mailbox(&db, &keys, &checker, statistics.as_deref(), &options, &leased).await };
         let result = tokio::spawn(async move {
             tokio::time::timeout(deadline, session).await.unwrap_or(Err(PollError::Deadline(deadline.as_secs())))
         })

@@ -21,10 +21,11 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Disposition, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
+use quorum_domain::{Disposition, EmailAddress, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
 use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
-use quorum_storage::{Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
+use quorum_statistics::Statistics;
+use quorum_storage::{CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition, Vote};
 
 use crate::{confirm::Candidate, fail_point};
 
@@ -74,6 +75,8 @@ pub struct PollReport {
     pub quarantined: i64,
     /// Of those, deleted as forged.
     pub forged: i64,
+    /// Of those, deleted as statistically certain spam.
+    pub statistical: i64,
     pub kept: i64,
     /// Messages left on the server with the reason (too large, refused by the server).
     pub skipped: Vec<String>,
@@ -89,6 +92,7 @@ pub async fn poll_mailbox<DB: Database>(
     db: &DB,
     keys: &Keys,
     checker: &Checker,
+    statistics: Option<&Statistics>,
     options: &ConnectOptions,
     mailbox: &LeasedMailbox,
 ) -> Result<PollReport, PollError> {
@@ -166,7 +170,7 @@ pub async fn poll_mailbox<DB: Database>(
                 None => None,
             };
             if let Some(c) = &own {
-                db.mark_forged(mailbox.mailbox_id, c.message_id, ALIAS_REASON, now).await?;
+                db.mark_deleted(mailbox.mailbox_id, c.message_id, "deleted_forged", ALIAS_REASON, now).await?;
             }
             own_confirmations.push(own.is_some());
             let mut disposition = info.disposition(mailbox.mailbox_id, keys, &approved);
@@ -197,8 +201,8 @@ pub async fn poll_mailbox<DB: Database>(
             },
         );
         let checked: Vec<Option<Checked>> = futures::future::join_all(checks).await;
-        let mut items = Vec::with_capacity(inspected.len());
-        let mut confirmable = Vec::with_capacity(inspected.len());
+        // Each message's fate, in order; the items to commit borrow from it.
+        let mut fates: Vec<Fate> = Vec::with_capacity(inspected.len());
         for ((((w, raw, info), disposition), check), own) in
             inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations)
         {
@@ -213,49 +217,66 @@ pub async fn poll_mailbox<DB: Database>(
             if keep && !own {
                 report.kept += 1;
                 let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
-                items.push(PollItem::Keep { uidl: w.uidl, approved });
-                confirmable.push(None);
+                fates.push(Fate::Keep { uidl: w.uidl, approved });
                 continue;
             }
             to_delete.push(w.n);
+            // The statistics (SPEC 2.2): certain spam is deleted. Forged or blocked mail is
+            // decided already, and a probe's mail is all spam.
+            let statistical = match (statistics, info.from.as_ref()) {
+                (Some(stats), Some(from)) if !own && !blocked(info) && !forged && !mailbox.spam_probe => {
+                    let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
+                    let judgement = stats.judge(mailbox.subscriber_id, from, major_isp).await;
+                    judgement.delete.then(|| Statistics::reason(&judgement, from.domain()))
+                }
+                _ => None,
+            };
             let status = if own {
                 "own_confirmation"
             } else if blocked(info) {
                 "deleted_blocked"
             } else if forged {
                 "deleted_forged"
+            } else if mailbox.spam_probe {
+                "probe_spam"
+            } else if statistical.is_some() {
+                "deleted_statistical"
             } else {
                 "held"
             };
             if !own {
                 report.quarantined += 1;
                 report.forged += i64::from(forged);
+                report.statistical += i64::from(statistical.is_some());
             }
             // SPEC 2.4: only where the sender's domain vouches for the message.
             let vouched = check.as_ref().is_some_and(|c| c.evidence.authenticated);
-            confirmable.push(
-                (status == "held" && vouched && mailbox.confirmations)
-                    .then(|| quorum_challenge::confirmable(raw).ok())
-                    .flatten()
-                    .map(|sender| (sender, info.subject.clone())),
-            );
-            items.push(PollItem::Quarantine {
+            let confirm = (status == "held" && vouched && mailbox.confirmations)
+                .then(|| quorum_challenge::confirmable(raw).ok())
+                .flatten()
+                .map(|sender| (sender, info.subject.clone()));
+            fates.push(Fate::Quarantine {
                 uidl: w.uidl,
                 status,
                 raw,
-                hash: info.hash,
-                from: info.from.as_ref(),
-                from_name: info.from_name.as_deref(),
-                subject: info.subject.as_deref(),
-                checked: check.as_ref().map(Checked::record),
+                info,
+                check: check.as_ref(),
+                statistical,
+                confirm,
             });
         }
+        let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.
         let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
-        for (id, candidate) in ids.into_iter().zip(confirmable) {
-            if let (Some(message_id), Some((sender, subject))) = (id, candidate) {
-                report.confirm.push(Candidate { message_id, sender, subject });
+        for (id, fate) in ids.into_iter().zip(&fates) {
+            let (Some(message_id), Fate::Quarantine { status, info, confirm, .. }) = (id, fate) else { continue };
+            if let Some((sender, subject)) = confirm {
+                report.confirm.push(Candidate { message_id, sender: sender.clone(), subject: subject.clone() });
+            }
+            // A probe's mail is a spam vote on arrival (it has no summary to answer).
+            if let (&"probe_spam", Some(from)) = (status, info.from.as_ref()) {
+                db.record_vote(mailbox.subscriber_id, message_id, from, Vote::Spam, now).await?;
             }
         }
         fail_point("after-commit");
@@ -294,6 +315,46 @@ async fn marker_holds<DB: Database>(
         .released_raw(mailbox_id, marker.message_id)
         .await?
         .is_some_and(|original| raw.ends_with(&quorum_domain::release::as_reinjected(&original))))
+}
+
+/// What happens to one retrieved message.
+enum Fate<'a> {
+    Keep {
+        uidl: &'a str,
+        approved: Option<&'a EmailAddress>,
+    },
+    Quarantine {
+        uidl: &'a str,
+        status: &'static str,
+        raw: &'a [u8],
+        info: &'a InspectedMessage,
+        check: Option<&'a Checked>,
+        /// Why the statistics delete it.
+        statistical: Option<String>,
+        /// A confirmation may go to this sender.
+        confirm: Option<(EmailAddress, Option<String>)>,
+    },
+}
+
+impl Fate<'_> {
+    fn item(&self) -> PollItem<'_> {
+        match self {
+            Fate::Keep { uidl, approved } => PollItem::Keep { uidl, approved: *approved },
+            Fate::Quarantine { uidl, status, raw, info, check, statistical, .. } => PollItem::Quarantine {
+                uidl,
+                status,
+                raw,
+                hash: info.hash,
+                from: info.from.as_ref(),
+                from_name: info.from_name.as_deref(),
+                subject: info.subject.as_deref(),
+                checked: check.map(|c| {
+                    let record = c.record();
+                    CheckRecord { reason: statistical.as_deref().or(record.reason), ..record }
+                }),
+            },
+        }
+    }
 }
 
 /// A message to retrieve: new, or quarantined before but still on the server.

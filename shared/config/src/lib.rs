@@ -58,6 +58,7 @@ pub struct Settings {
     pub summary: SummarySettings,
     pub dns: DnsSettings,
     pub confirmations: ConfirmationSettings,
+    pub statistics: StatisticsSettings,
     /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
     #[serde(default)]
     pub robot: Option<RobotSettings>,
@@ -110,6 +111,20 @@ pub struct SmtpSettings {
     pub timeout_secs: u64,
     /// Extra CA certificates (PEM) trusted for SMTP TLS, besides the system's.
     pub tls_ca_files: Vec<PathBuf>,
+}
+
+/// Collaborative statistics (SPEC 4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsSettings {
+    /// What counts as one piece of evidence against a domain: `senders` (each distinct
+    /// sender address once, its voters' consensus) or `votes` (every vote, as in seed 002;
+    /// `quorum simulate` shows what that costs in deleted ham).
+    pub evidence: String,
+    /// Mail is deleted as statistically certain spam only above this P(spammer).
+    pub delete_above: f64,
+    /// How often a running worker reads new votes and refreshes trust and correlations.
+    pub refresh_secs: u64,
 }
 
 /// Confirmations to unknown senders (SPEC 2.4). They go from a VERP address under
@@ -215,6 +230,9 @@ impl Settings {
             .set_default("summary.reply_local", "summary")?
             .set_default("summary.reply_domain", "localhost")?
             .set_default("summary.max_retention_days", 30)?
+            .set_default("statistics.evidence", "senders")?
+            .set_default("statistics.delete_above", 0.999999)?
+            .set_default("statistics.refresh_secs", 60)?
             .set_default("confirmations.enabled", true)?
             .set_default("confirmations.hourly_cap", 1000)?
             .set_default("dns.nameservers", Vec::<String>::new())?
@@ -253,6 +271,18 @@ impl Settings {
         if w.poll_interval_secs == 0 || w.concurrency == 0 || w.pop3_timeout_secs == 0 || w.lease_secs == 0 {
             return Err(ConfigError::Invalid(
                 "worker poll_interval_secs, concurrency, pop3_timeout_secs and lease_secs must be above 0".into(),
+            ));
+        }
+        let st = &self.statistics;
+        if !["senders", "votes"].contains(&st.evidence.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "statistics.evidence must be senders or votes, not `{}`",
+                st.evidence
+            )));
+        }
+        if !(0.5..1.0).contains(&st.delete_above) || st.refresh_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "statistics.delete_above must be in [0.5, 1) and statistics.refresh_secs above 0".into(),
             ));
         }
         let d = &self.dns;

@@ -120,6 +120,22 @@ impl Engine {
         (self.users.len() - 1) as u32
     }
 
+    /// Makes a user a spam probe or an ordinary user again.
+    pub fn set_probe(&mut self, user: u32, probe: bool) {
+        if self.users[user as usize].probe != probe {
+            self.users[user as usize].probe = probe;
+            if !self.is_dirty[user as usize] {
+                self.is_dirty[user as usize] = true;
+                self.dirty.push(user);
+            }
+        }
+    }
+
+    /// Users whose votes changed since the last refresh.
+    pub fn dirty(&self) -> &[u32] {
+        &self.dirty
+    }
+
     pub fn users(&self) -> usize {
         self.users.len()
     }
@@ -236,6 +252,12 @@ impl Engine {
             ranked.select_nth_unstable_by(keep - 1, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         }
         probes.iter().copied().filter(|&p| p != t).chain(ranked.into_iter().take(keep).map(|(v, _)| v)).collect()
+    }
+
+    /// A user's `(approvals, spam)` votes.
+    pub fn votes(&self, user: u32) -> (u32, u32) {
+        let u = &self.users[user as usize];
+        (u.approvals, u.spam)
     }
 
     pub fn status(&self, user: u32) -> TrustStatus {

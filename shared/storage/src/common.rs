@@ -724,21 +724,113 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn mark_forged(
+            async fn mark_deleted(
                 &self,
                 mailbox_id: i64,
                 message_id: i64,
+                status: &str,
                 reason: &str,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<bool> {
-                let done = sqlx::query($crate::sql::MARK_FORGED)
+                let done = sqlx::query($crate::sql::MARK_DELETED)
                     .bind(message_id)
                     .bind(mailbox_id)
                     .bind(reason)
                     .bind(now.0)
+                    .bind(status)
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn votes_after(&self, after: $crate::VoteCursor, limit: i64) -> $crate::Result<Vec<$crate::VoteRow>> {
+                Ok(sqlx::query_as($crate::sql::VOTES_AFTER)
+                    .bind(after.created_at)
+                    .bind(after.subscriber_id)
+                    .bind(after.message_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn spam_probes(&self) -> $crate::Result<Vec<i64>> {
+                Ok(sqlx::query_scalar($crate::sql::SPAM_PROBES).fetch_all(&self.pool).await?)
+            }
+
+            async fn set_spam_probe(&self, subscriber_id: i64, probe: bool) -> $crate::Result<()> {
+                let done = sqlx::query($crate::sql::SET_SPAM_PROBE)
+                    .bind(subscriber_id)
+                    .bind(probe)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                Ok(())
+            }
+
+            async fn write_statistics(&self, update: &$crate::StatisticsUpdate) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for t in &update.trust {
+                    sqlx::query($crate::sql::UPSERT_TRUST)
+                        .bind(t.subscriber_id)
+                        .bind(&t.status)
+                        .bind(&t.reason)
+                        .bind(t.approvals)
+                        .bind(t.spam)
+                        .bind(t.computed_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (user, rows) in &update.correlations {
+                    sqlx::query($crate::sql::CLEAR_CORRELATIONS).bind(user).execute(&mut *tx).await?;
+                    for c in rows {
+                        sqlx::query($crate::sql::INSERT_CORRELATION)
+                            .bind(c.user_id)
+                            .bind(c.cuser_id)
+                            .bind(c.rms_error)
+                            .bind(c.confidence)
+                            .bind(c.max_rms_error)
+                            .bind(c.domains)
+                            .bind(c.computed_at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for d in &update.domains {
+                    sqlx::query($crate::sql::UPSERT_DOMAIN_STATS)
+                        .bind(&d.domain)
+                        .bind(d.p_spammer)
+                        .bind(d.spam_witnesses)
+                        .bind(d.ham_witnesses)
+                        .bind(d.computed_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn trust_rows(&self) -> $crate::Result<Vec<$crate::TrustRow>> {
+                Ok(sqlx::query_as($crate::sql::TRUST_ROWS).fetch_all(&self.pool).await?)
+            }
+
+            async fn correlation_rows(
+                &self,
+                max_rms_error: f64,
+                user: Option<i64>,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::CorrelationRow>> {
+                Ok(sqlx::query_as($crate::sql::CORRELATION_ROWS)
+                    .bind(max_rms_error)
+                    .bind(user.unwrap_or(-1))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn domain_rows(&self, limit: i64) -> $crate::Result<Vec<$crate::DomainRow>> {
+                Ok(sqlx::query_as($crate::sql::DOMAIN_ROWS).bind(limit).fetch_all(&self.pool).await?)
             }
         }
     };

@@ -270,7 +270,35 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Records what came back to a confirmation (the first answer counts).
     async fn confirmation_answered(&self, message_id: i64, outcome: &str, now: Timestamp) -> Result<()>;
 
-    /// Deletes a held message as forged, with the reason shown to people. False if it was
-    /// not held in this mailbox.
-    async fn mark_forged(&self, mailbox_id: i64, message_id: i64, reason: &str, now: Timestamp) -> Result<bool>;
+    /// Deletes a held message with `status` (`deleted_forged`, `deleted_statistical`) and the
+    /// reason shown to people. False if it was not held in this mailbox.
+    async fn mark_deleted(
+        &self,
+        mailbox_id: i64,
+        message_id: i64,
+        status: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+
+    /// Up to `limit` votes after `after`, oldest first.
+    async fn votes_after(&self, after: VoteCursor, limit: i64) -> Result<Vec<VoteRow>>;
+
+    /// Subscribers flagged as spam probes.
+    async fn spam_probes(&self) -> Result<Vec<i64>>;
+
+    /// Flags a subscriber as a spam probe (honeypot) or not.
+    async fn set_spam_probe(&self, subscriber_id: i64, probe: bool) -> Result<()>;
+
+    /// Writes a statistics refresh's tables in one transaction.
+    async fn write_statistics(&self, update: &StatisticsUpdate) -> Result<()>;
+
+    /// Every user's trust status.
+    async fn trust_rows(&self) -> Result<Vec<TrustRow>>;
+
+    /// Correlations up to `max_rms_error`, for one target user or all (`None`).
+    async fn correlation_rows(&self, max_rms_error: f64, user: Option<i64>, limit: i64) -> Result<Vec<CorrelationRow>>;
+
+    /// Domains by probability, most certain spammers first.
+    async fn domain_rows(&self, limit: i64) -> Result<Vec<DomainRow>>;
 }

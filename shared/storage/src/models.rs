@@ -70,6 +70,7 @@ pub struct LeasedMailboxRow {
     pub password_enc: Vec<u8>,
     pub trusted_domains: String,
     pub confirmations: bool,
+    pub spam_probe: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ pub struct LeasedMailbox {
     pub approved_days: i64,
     /// The subscriber wants confirmations sent to unknown senders (SPEC 2.4).
     pub confirmations: bool,
+    /// A spam probe (honeypot): everything it receives is a spam vote at once.
+    pub spam_probe: bool,
     pub settings: MailboxSettings,
 }
 
@@ -93,6 +96,7 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
             email: EmailAddress::parse(&r.email).map_err(|_| corrupt("email"))?,
             approved_days: r.approved_days,
             confirmations: r.confirmations,
+            spam_probe: r.spam_probe,
             settings: MailboxSettings {
                 port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
                 security: r.security.parse().map_err(|_| corrupt("security"))?,
@@ -370,4 +374,81 @@ pub struct SummaryOwner {
     pub subscriber_id: i64,
     pub email: EmailAddress,
     pub mailbox_id: i64,
+}
+
+/// One vote as the statistics read it.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct VoteRow {
+    pub subscriber_id: i64,
+    pub message_id: i64,
+    pub address: String,
+    pub domain: String,
+    /// `approve` or `spam`.
+    pub verdict: String,
+    pub created_at: i64,
+}
+
+impl VoteRow {
+    /// Where the next read starts.
+    pub fn cursor(&self) -> VoteCursor {
+        VoteCursor { created_at: self.created_at, subscriber_id: self.subscriber_id, message_id: self.message_id }
+    }
+}
+
+/// A position in the vote order; the default is before the first vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteCursor {
+    pub created_at: i64,
+    pub subscriber_id: i64,
+    pub message_id: i64,
+}
+
+impl Default for VoteCursor {
+    fn default() -> Self {
+        VoteCursor { created_at: i64::MIN, subscriber_id: i64::MIN, message_id: i64::MIN }
+    }
+}
+
+/// A user's trust status, as written for the operator.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct TrustRow {
+    pub subscriber_id: i64,
+    #[sqlx(default)]
+    pub email: String,
+    pub status: String,
+    pub reason: String,
+    pub approvals: i64,
+    pub spam: i64,
+    pub computed_at: i64,
+}
+
+/// A row of the correlation table.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct CorrelationRow {
+    pub user_id: i64,
+    pub cuser_id: i64,
+    pub rms_error: f64,
+    pub confidence: f64,
+    pub max_rms_error: f64,
+    pub domains: i64,
+    pub computed_at: i64,
+}
+
+/// A domain's probability with its evidence.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+pub struct DomainRow {
+    pub domain: String,
+    pub p_spammer: f64,
+    pub spam_witnesses: i64,
+    pub ham_witnesses: i64,
+    pub computed_at: i64,
+}
+
+/// What one statistics refresh writes for the operator.
+#[derive(Debug, Clone, Default)]
+pub struct StatisticsUpdate {
+    pub trust: Vec<TrustRow>,
+    /// Per target user: its correlations now (replacing the previous ones).
+    pub correlations: Vec<(i64, Vec<CorrelationRow>)>,
+    pub domains: Vec<DomainRow>,
 }

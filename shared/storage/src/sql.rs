@@ -47,7 +47,8 @@ pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
      (SELECT s.email FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS email, \
      (SELECT s.approved_days FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS approved_days, \
      host, port, security, auth, username, password_enc, trusted_domains, \
-     (SELECT s.confirmations FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS confirmations";
+     (SELECT s.confirmations FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS confirmations, \
+     (SELECT s.spam_probe FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS spam_probe";
 
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
@@ -232,5 +233,36 @@ pub const CONFIRMATION: &str = "SELECT c.message_id, c.subscriber_id, m.mailbox_
 pub const CONFIRMATION_ANSWERED: &str =
     "UPDATE confirmations SET outcome = $2, answered_at = $3 WHERE message_id = $1 AND outcome IS NULL";
 
-pub const MARK_FORGED: &str = "UPDATE messages SET status = 'deleted_forged', reason = $3, decided_at = $4 \
+pub const MARK_DELETED: &str = "UPDATE messages SET status = $5, reason = $3, decided_at = $4 \
      WHERE id = $1 AND mailbox_id = $2 AND status = 'held'";
+
+/// Votes after a cursor, in the order the statistics read them.
+pub const VOTES_AFTER: &str = "SELECT subscriber_id, message_id, address, domain, verdict, created_at FROM sender_votes \
+     WHERE (created_at, subscriber_id, message_id) > ($1, $2, $3) \
+     ORDER BY created_at, subscriber_id, message_id LIMIT $4";
+
+pub const SPAM_PROBES: &str = "SELECT id FROM subscribers WHERE spam_probe ORDER BY id";
+
+pub const SET_SPAM_PROBE: &str = "UPDATE subscribers SET spam_probe = $2 WHERE id = $1";
+
+pub const UPSERT_TRUST: &str = "INSERT INTO user_trust (subscriber_id, status, reason, approvals, spam, computed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id) DO UPDATE SET status = excluded.status, \
+     reason = excluded.reason, approvals = excluded.approvals, spam = excluded.spam, computed_at = excluded.computed_at";
+
+pub const CLEAR_CORRELATIONS: &str = "DELETE FROM correlation WHERE user_id = $1";
+
+pub const INSERT_CORRELATION: &str = "INSERT INTO correlation \
+     (user_id, cuser_id, rms_error, confidence, max_rms_error, domains, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub const UPSERT_DOMAIN_STATS: &str = "INSERT INTO domain_stats (domain, p_spammer, spam_witnesses, ham_witnesses, computed_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (domain) DO UPDATE SET p_spammer = excluded.p_spammer, \
+     spam_witnesses = excluded.spam_witnesses, ham_witnesses = excluded.ham_witnesses, computed_at = excluded.computed_at";
+
+pub const TRUST_ROWS: &str = "SELECT t.subscriber_id, s.email, t.status, t.reason, t.approvals, t.spam, t.computed_at \
+     FROM user_trust t JOIN subscribers s ON s.id = t.subscriber_id ORDER BY t.subscriber_id";
+
+pub const CORRELATION_ROWS: &str = "SELECT user_id, cuser_id, rms_error, confidence, max_rms_error, domains, computed_at \
+     FROM correlation WHERE max_rms_error <= $1 AND ($2 < 0 OR user_id = $2) ORDER BY max_rms_error, user_id, cuser_id LIMIT $3";
+
+pub const DOMAIN_ROWS: &str = "SELECT domain, p_spammer, spam_witnesses, ham_witnesses, computed_at FROM domain_stats \
+     ORDER BY p_spammer DESC, domain LIMIT $1";

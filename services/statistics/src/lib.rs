@@ -1,0 +1,218 @@
+//! The collaborative statistics (SPEC 4) in the running service. Each process that
+//! classifies mail (the worker, the scheduler before a summary) keeps a
+//! [`quorum_stats::Engine`] fed from the stored votes: [`Statistics::sync`] reads the
+//! votes cast since its last read, refreshes what they touched, and writes the operator's
+//! tables (trust, correlations, the touched domains' probabilities). Processes on other
+//! machines read the same votes, so they converge on the same statistics.
+
+use std::collections::{HashMap, HashSet};
+
+use quorum_config::StatisticsSettings;
+use quorum_domain::{EmailAddress, Timestamp};
+use quorum_stats::{Engine, EvidenceUnit, Judgement, Settings, TrustStatus, Vote};
+use quorum_storage::{CorrelationRow, Database, DomainRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor};
+use tokio::sync::Mutex;
+
+/// Votes read per query while catching up.
+const PAGE: i64 = 10_000;
+
+pub struct Statistics {
+    delete_above: f64,
+    refresh_every: std::time::Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    engine: Engine,
+    cursor: VoteCursor,
+    users: HashMap<i64, u32>,
+    subscribers: Vec<i64>,
+    domains: HashMap<String, u32>,
+    domain_names: Vec<String>,
+    senders: HashMap<String, u32>,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub votes: usize,
+    pub users: usize,
+    pub correlations: usize,
+    pub domains: usize,
+}
+
+impl Statistics {
+    pub fn new(settings: &StatisticsSettings) -> Self {
+        let unit = if settings.evidence == "votes" { EvidenceUnit::Votes } else { EvidenceUnit::Senders };
+        Statistics {
+            delete_above: settings.delete_above,
+            refresh_every: std::time::Duration::from_secs(settings.refresh_secs),
+            state: Mutex::new(State {
+                engine: Engine::new(Settings { unit, ..Settings::default() }),
+                cursor: VoteCursor::default(),
+                users: HashMap::new(),
+                subscribers: Vec::new(),
+                domains: HashMap::new(),
+                domain_names: Vec::new(),
+                senders: HashMap::new(),
+            }),
+        }
+    }
+
+    /// How often a running worker should [`Statistics::sync`].
+    pub fn refresh_every(&self) -> std::time::Duration {
+        self.refresh_every
+    }
+
+    /// Reads the votes cast since the last sync, refreshes, and writes the operator's
+    /// tables for what changed.
+    pub async fn sync<DB: Database>(&self, db: &DB, now: Timestamp) -> Result<Synced, StorageError> {
+        let mut state = self.state.lock().await;
+        let probes: HashSet<i64> = db.spam_probes().await?.into_iter().collect();
+        let mut touched: HashSet<u32> = HashSet::new();
+        let mut votes = 0;
+        loop {
+            let page = db.votes_after(state.cursor, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            state.cursor = last.cursor();
+            let full = page.len() as i64 == PAGE;
+            for v in &page {
+                let vote = if v.verdict == "approve" { Vote::Ham } else { Vote::Spam };
+                let user = state.user(v.subscriber_id);
+                let domain = state.domain(&v.domain);
+                let sender = state.sender(&v.address);
+                state.engine.record(user, domain, sender, vote);
+                touched.insert(domain);
+            }
+            votes += page.len();
+            if !full {
+                break;
+            }
+        }
+        let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
+        for (subscriber, user) in known {
+            state.engine.set_probe(user, probes.contains(&subscriber));
+        }
+        for &p in &probes {
+            state.user(p);
+        }
+        if state.engine.dirty().is_empty() {
+            return Ok(Synced::default());
+        }
+        let changed: Vec<u32> = state.engine.dirty().to_vec();
+        let refreshed = state.engine.refresh();
+        let update = state.update(&changed, &touched, now);
+        db.write_statistics(&update).await?;
+        Ok(Synced { votes, users: refreshed.users, correlations: refreshed.correlations, domains: touched.len() })
+    }
+
+    /// The statistics' verdict on mail from `from` for `subscriber_id`; `major_isp` domains
+    /// are judged by the sender address alone.
+    pub async fn judge(&self, subscriber_id: i64, from: &EmailAddress, major_isp: bool) -> Judgement {
+        let mut state = self.state.lock().await;
+        let user = state.user(subscriber_id);
+        let domain = state.domain(from.domain());
+        let sender = state.sender(from.as_str());
+        state.engine.judge(user, domain, sender, major_isp, self.delete_above)
+    }
+
+    /// The line shown for a message the statistics delete.
+    pub fn reason(judgement: &Judgement, domain: &str) -> String {
+        format!(
+            "statistics: {domain} is a spammer with P = {:.7} ({} spam, {} not)",
+            judgement.score.p_spammer(),
+            judgement.score.spam_witnesses,
+            judgement.score.ham_witnesses
+        )
+    }
+}
+
+impl State {
+    fn user(&mut self, subscriber: i64) -> u32 {
+        if let Some(u) = self.users.get(&subscriber) {
+            return *u;
+        }
+        let u = self.engine.add_user(false);
+        self.users.insert(subscriber, u);
+        self.subscribers.push(subscriber);
+        u
+    }
+
+    fn domain(&mut self, name: &str) -> u32 {
+        if let Some(d) = self.domains.get(name) {
+            return *d;
+        }
+        let d = self.domain_names.len() as u32;
+        self.domains.insert(name.to_string(), d);
+        self.domain_names.push(name.to_string());
+        d
+    }
+
+    fn sender(&mut self, address: &str) -> u32 {
+        let n = self.senders.len() as u32;
+        *self.senders.entry(address.to_string()).or_insert(n)
+    }
+
+    fn update(&self, changed: &[u32], touched: &HashSet<u32>, now: Timestamp) -> StatisticsUpdate {
+        // Statuses can change for anyone (the population's median moved): all are written.
+        let trust = (0..self.subscribers.len() as u32)
+            .map(|u| {
+                let status = self.engine.status(u);
+                let (approvals, spam) = self.engine.votes(u);
+                TrustRow {
+                    subscriber_id: self.subscribers[u as usize],
+                    email: String::new(),
+                    status: status_name(&status).into(),
+                    reason: status.reason(),
+                    approvals: i64::from(approvals),
+                    spam: i64::from(spam),
+                    computed_at: now.0,
+                }
+            })
+            .collect();
+        let correlations = changed
+            .iter()
+            .map(|&u| {
+                let rows = self
+                    .engine
+                    .correlations(u)
+                    .iter()
+                    .map(|(c, r)| CorrelationRow {
+                        user_id: self.subscribers[u as usize],
+                        cuser_id: self.subscribers[*c as usize],
+                        rms_error: r.rms_error,
+                        confidence: r.confidence,
+                        max_rms_error: r.max_rms_error,
+                        domains: r.domains as i64,
+                        computed_at: now.0,
+                    })
+                    .collect();
+                (self.subscribers[u as usize], rows)
+            })
+            .collect();
+        let domains = touched
+            .iter()
+            .map(|&d| {
+                let s = self.engine.global_score(d);
+                DomainRow {
+                    domain: self.domain_names[d as usize].clone(),
+                    p_spammer: s.p_spammer(),
+                    spam_witnesses: i64::from(s.spam_witnesses),
+                    ham_witnesses: i64::from(s.ham_witnesses),
+                    computed_at: now.0,
+                }
+            })
+            .collect();
+        StatisticsUpdate { trust, correlations, domains }
+    }
+}
+
+fn status_name(s: &TrustStatus) -> &'static str {
+    match s {
+        TrustStatus::Probe => "probe",
+        TrustStatus::Trusted => "trusted",
+        TrustStatus::TooFewVotes { .. } => "too_few_votes",
+        TrustStatus::ApprovesAlmostEverything { .. } => "approves_almost_everything",
+        TrustStatus::UnlikeProbes { .. } => "unlike_probes",
+    }
+}
