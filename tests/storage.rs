@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    CheckRecord, Database, DomainVotes, MailboxSettings, NewSubscriber, PollItem, PollOutcome, PollStatus,
-    ReleaseSelection, Sqlite, StorageError, UidlDisposition, Vote,
+    CheckRecord, CorrelationRow, Database, DomainRow, DomainVotes, MailboxSettings, NewSubscriber, PollItem,
+    PollOutcome, PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -536,7 +536,90 @@ async fn confirmations(db: impl Database) {
     assert_eq!(db.decided_since(a.mailbox_id, next_day).await.unwrap().forged, 1);
 }
 
+/// What the statistics read (votes in order, probes) and write (the operator's tables).
+async fn statistics_tables(db: impl Database) {
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    let raws: Vec<Vec<u8>> = (0..4).map(|i| format!("v{i}").into_bytes()).collect();
+    let spam = EmailAddress::parse("x@spam.example").unwrap();
+    let items: Vec<PollItem> =
+        raws.iter().zip(["u0", "u1", "u2", "u3"]).map(|(r, u)| held(u, r, Some(&spam))).collect();
+    let ids: Vec<i64> =
+        db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap().into_iter().flatten().collect();
+    // Two votes in the same second, one later; read in pages.
+    db.record_vote(a.subscriber_id, ids[1], &spam, Vote::Spam, T0).await.unwrap();
+    db.record_vote(a.subscriber_id, ids[0], &spam, Vote::Approve, T0).await.unwrap();
+    db.record_vote(a.subscriber_id, ids[2], &spam, Vote::Spam, T0.plus(Duration::from_secs(5))).await.unwrap();
+    let first = db.votes_after(Default::default(), 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|v| (v.message_id, v.verdict.as_str())).collect::<Vec<_>>(),
+        [(ids[0], "approve"), (ids[1], "spam")]
+    );
+    assert_eq!(first[0].domain, "spam.example");
+    let rest = db.votes_after(first[1].cursor(), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|v| v.message_id).collect::<Vec<_>>(), [ids[2]]);
+    assert!(db.votes_after(rest[0].cursor(), 10).await.unwrap().is_empty());
+
+    assert!(db.spam_probes().await.unwrap().is_empty());
+    db.set_spam_probe(b.subscriber_id, true).await.unwrap();
+    assert_eq!(db.spam_probes().await.unwrap(), [b.subscriber_id]);
+    assert!(matches!(db.set_spam_probe(999, true).await, Err(StorageError::NotFound(_))));
+
+    let trust = |id, status: &str| TrustRow {
+        subscriber_id: id,
+        email: String::new(),
+        status: status.into(),
+        reason: status.into(),
+        approvals: 1,
+        spam: 2,
+        computed_at: T0.0,
+    };
+    let corr = |u, c, e| CorrelationRow {
+        user_id: u,
+        cuser_id: c,
+        rms_error: e,
+        confidence: 0.01,
+        max_rms_error: e + 0.01,
+        domains: 7,
+        computed_at: T0.0,
+    };
+    let domain = DomainRow {
+        domain: "spam.example".into(),
+        p_spammer: 0.9999999,
+        spam_witnesses: 15,
+        ham_witnesses: 0,
+        computed_at: T0.0,
+    };
+    let update = StatisticsUpdate {
+        trust: vec![trust(a.subscriber_id, "trusted"), trust(b.subscriber_id, "probe")],
+        correlations: vec![(a.subscriber_id, vec![corr(a.subscriber_id, b.subscriber_id, 0.05)])],
+        domains: vec![domain.clone()],
+    };
+    db.write_statistics(&update).await.unwrap();
+    // A second refresh replaces the target's correlations and updates the rest.
+    let update = StatisticsUpdate {
+        trust: vec![trust(a.subscriber_id, "unlike_probes")],
+        correlations: vec![(a.subscriber_id, vec![corr(a.subscriber_id, b.subscriber_id, 0.2)])],
+        domains: vec![DomainRow { spam_witnesses: 16, ..domain }],
+    };
+    db.write_statistics(&update).await.unwrap();
+    let rows = db.trust_rows().await.unwrap();
+    assert_eq!(
+        rows.iter().map(|t| (t.email.as_str(), t.status.as_str())).collect::<Vec<_>>(),
+        [("a@example.org", "unlike_probes"), ("b@example.org", "probe")]
+    );
+    let c = db.correlation_rows(1.0, Some(a.subscriber_id), 10).await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert!((c[0].max_rms_error - 0.21).abs() < 1e-9);
+    assert!(db.correlation_rows(0.1, None, 10).await.unwrap().is_empty());
+    assert!(db.correlation_rows(1.0, Some(b.subscriber_id), 10).await.unwrap().is_empty());
+    let d = db.domain_rows(10).await.unwrap();
+    assert_eq!((d.len(), d[0].spam_witnesses), (1, 16));
+}
+
 on_both_databases!(
+    statistics_tables,
     confirmations,
     providers_and_rechecks,
     votes_blocks_and_summaries,
