@@ -28,6 +28,9 @@ fn with_sender_evidence_no_ham_is_deleted_by_the_statistics() {
 fn with_a_hundred_sybils_still_no_ham_is_deleted_by_the_statistics() {
     let r = simulate(&["--sybils", "100"]);
     assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
+    // The trust rules exclude most of them, and no honest user with enough votes.
+    assert!(r["sybils_excluded"].as_u64().unwrap() > 50, "{r:#}");
+    assert_eq!(r["honest_excluded"], 0, "{r:#}");
 }
 
 #[test]

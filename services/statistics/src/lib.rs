@@ -214,5 +214,6 @@ fn status_name(s: &TrustStatus) -> &'static str {
         TrustStatus::TooFewVotes { .. } => "too_few_votes",
         TrustStatus::ApprovesAlmostEverything { .. } => "approves_almost_everything",
         TrustStatus::UnlikeProbes { .. } => "unlike_probes",
+        TrustStatus::ApprovesCondemned { .. } => "approves_condemned",
     }
 }

@@ -7,9 +7,9 @@
 //! spam probes plus the users who share the most of its spammer domains, found through an
 //! inverted index (domain → users calling it spam), visiting the target's rarest domains
 //! first and at most `scan` users per domain. Each user's disagreement with the probes is
-//! re-measured only when its votes (or a probe's) changed; the statuses then need the
-//! population's median, one O(users) selection per refresh. Domain scores are computed on
-//! demand from the domain's votes.
+//! counted as votes arrive (approvals of senders a probe received); the statuses then need
+//! one O(users) pass per refresh, and the coordination rule one pass over approved senders.
+//! Domain scores are computed on demand from the domain's votes.
 
 use std::collections::HashMap;
 
@@ -19,8 +19,7 @@ use crate::{
     bayes::{Vote, VoteModel},
     domain::{EvidenceUnit, Score, SenderVotes, prior, score},
     trust::{
-        Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate,
-        probe_disagreement, weight,
+        Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate, weight,
     },
 };
 
@@ -57,8 +56,9 @@ struct User {
     ratios: Ratios,
     /// Correlations with this user as the target, sorted by candidate.
     correlations: Vec<(u32, Correlation)>,
-    /// Disagreement with the probes: `(rate, pairs)`.
-    probe_disagreement: (f64, usize),
+    /// Votes on senders a spam probe had received, and how many of them approved.
+    probe_hits: u32,
+    probe_hit_approvals: u32,
 }
 
 /// The statistics' verdict on one message.
@@ -91,6 +91,10 @@ pub struct Engine {
     domains: HashMap<u32, Vec<SenderVotes>>,
     /// Per domain, the users whose ratio calls it spam.
     spam_index: HashMap<u32, Vec<u32>>,
+    /// Senders a spam probe received (all spam, by definition of a probe).
+    probe_senders: std::collections::HashSet<u32>,
+    /// Per sender, the (non-probe) users who approved it.
+    approvers: HashMap<u32, Vec<u32>>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
 }
@@ -103,6 +107,8 @@ impl Engine {
             statuses: Vec::new(),
             domains: HashMap::new(),
             spam_index: HashMap::new(),
+            probe_senders: std::collections::HashSet::new(),
+            approvers: HashMap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
         }
@@ -149,6 +155,20 @@ impl Engine {
         let u = &mut self.users[user as usize];
         u.approvals += a;
         u.spam += s;
+        if u.probe {
+            self.probe_senders.insert(sender);
+        } else {
+            if self.probe_senders.contains(&sender) {
+                u.probe_hits += 1;
+                u.probe_hit_approvals += a;
+            }
+            if a > 0 {
+                let list = self.approvers.entry(sender).or_default();
+                if !list.contains(&user) {
+                    list.push(user);
+                }
+            }
+        }
         match u.counts.binary_search_by_key(&domain, |c| c.0) {
             Ok(i) => {
                 u.counts[i].1 += a;
@@ -183,20 +203,7 @@ impl Engine {
                 self.spam_index.entry(*d).or_default().push(u);
             }
         }
-        // Disagreement with the probes: for the dirty users only, unless a probe changed.
         let probes: Vec<u32> = (0..self.users.len() as u32).filter(|&u| self.users[u as usize].probe).collect();
-        let probe_changed = dirty.iter().any(|&u| self.users[u as usize].probe);
-        let remeasure: Vec<u32> = if probe_changed { (0..self.users.len() as u32).collect() } else { dirty.clone() };
-        {
-            let probe_ratios: Vec<&Ratios> = probes.iter().map(|&p| &self.users[p as usize].ratios).collect();
-            let measured: Vec<(u32, (f64, usize))> = remeasure
-                .iter()
-                .map(|&u| (u, probe_disagreement(&self.users[u as usize].ratios, &probe_ratios)))
-                .collect();
-            for (u, m) in measured {
-                self.users[u as usize].probe_disagreement = m;
-            }
-        }
         let trust = self.settings.trust;
         self.statuses = self
             .users
@@ -208,8 +215,17 @@ impl Engine {
                 )
             })
             .collect();
-        let measured: Vec<Option<(f64, usize)>> = self.users.iter().map(|u| Some(u.probe_disagreement)).collect();
+        // Disagreement with the probes, per sender: approving what a probe received.
+        let measured: Vec<Option<(f64, usize)>> = self
+            .users
+            .iter()
+            .map(|u| {
+                (u.probe_hits > 0)
+                    .then(|| (f64::from(u.probe_hit_approvals) / f64::from(u.probe_hits), u.probe_hits as usize))
+            })
+            .collect();
         apply_probe_rule(&mut self.statuses, &measured, &trust);
+        self.apply_coordination_rule();
         let mut correlations = 0;
         let mut shared = vec![0u32; self.users.len()];
         for &t in &dirty {
@@ -224,6 +240,41 @@ impl Engine {
             self.users[t as usize].correlations = rows;
         }
         Refreshed { users: dirty.len(), correlations }
+    }
+
+    /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender the
+    /// spam probes received (so spam) that `coordination` or more accounts approved is
+    /// *contested*; an account that approved `coordination` or more contested senders is
+    /// excluded if such senders are most of what it approved. Honest mistakes are rare and
+    /// scattered, and honest approvals go mostly to correspondents no probe hears from;
+    /// every account of a spammer approves the same spam senders and little else. Looks only
+    /// at approved senders.
+    fn apply_coordination_rule(&mut self) {
+        let min = self.settings.trust.coordination as usize;
+        if min == 0 {
+            return;
+        }
+        let mut contested: HashMap<u32, u32> = HashMap::new();
+        for (sender, approvers) in &self.approvers {
+            if approvers.len() >= min && self.probe_senders.contains(sender) {
+                for u in approvers {
+                    *contested.entry(*u).or_default() += 1;
+                }
+            }
+        }
+        for (u, senders) in contested {
+            // Most of the account's approvals went to such senders: an honest user's
+            // approvals are mostly their own correspondents, whom no probe ever hears from.
+            let approvals = self.users[u as usize].approvals.max(1);
+            let status = &mut self.statuses[u as usize];
+            if senders as usize >= min
+                && f64::from(senders) >= 0.6 * f64::from(approvals)
+                && status.counts()
+                && *status != TrustStatus::Probe
+            {
+                *status = TrustStatus::ApprovesCondemned { senders };
+            }
+        }
     }
 
     /// The probes and the users sharing the most of `t`'s spammer domains, rarest first.
@@ -372,5 +423,42 @@ mod tests {
         // Only dirty users are recomputed.
         e.record(bob, 29, 29, Vote::Spam);
         assert_eq!(e.refresh().users, 1);
+    }
+
+    #[test]
+    fn accounts_approving_the_same_spam_senders_are_excluded() {
+        let mut e = Engine::new(Settings::default());
+        let probe = e.add_user(true);
+        for d in 0..30 {
+            e.record(probe, d, d, Vote::Spam);
+        }
+        let sybils: Vec<u32> = (0..5).map(|_| e.add_user(false)).collect();
+        for &s in &sybils {
+            for d in 0..4 {
+                e.record(s, d, d, Vote::Ham);
+            }
+            for d in 4..10 {
+                e.record(s, d, d, Vote::Spam);
+            }
+        }
+        // Honest users: blank the spam, approve their correspondents; one mistake each, and
+        // two of them err on the same spam sender.
+        let honest: Vec<u32> = (0..4).map(|_| e.add_user(false)).collect();
+        for (i, &h) in honest.iter().enumerate() {
+            for d in 0..20 {
+                let mistake = d == 10 + (i as u32).min(1);
+                e.record(h, d, d, if mistake { Vote::Ham } else { Vote::Spam });
+            }
+            for c in 0..5 {
+                e.record(h, 100 + c, 1000 + 10 * i as u32 + c, Vote::Ham);
+            }
+        }
+        e.refresh();
+        for s in sybils {
+            assert_eq!(e.status(s), TrustStatus::ApprovesCondemned { senders: 4 });
+        }
+        for h in honest {
+            assert_eq!(e.status(h), TrustStatus::Trusted, "user {h}");
+        }
     }
 }

@@ -14,6 +14,4 @@ pub mod trust;
 pub use bayes::{Vote, VoteModel, combine, combine_logit, logistic, logit};
 pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
 pub use engine::{Engine, Judgement, Refreshed, Settings};
-pub use trust::{
-    Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, probe_disagreement, statuses, weight,
-};
+pub use trust::{Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, weight};

@@ -23,7 +23,7 @@
 //! users are.
 
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, StudentsT};
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, Normal, StudentsT};
 
 /// A user's per-domain ratios `r(u,d)`, sorted by domain id (so two users correlate in
 /// one merge pass).
@@ -154,6 +154,10 @@ pub struct TrustSettings {
     pub max_rms_error: f64,
     /// Domains shared with the probes needed before the probe comparison says anything.
     pub min_probe_domains: usize,
+    /// Item 2: an account approving this many senders that the spam probes received and as
+    /// many accounts approved (see `Engine`'s coordination rule) is excluded; 0 turns the
+    /// rule off.
+    pub coordination: u32,
     /// Smallest disagreement rate assumed for the population in the k-sigma rule, so that a
     /// population in perfect agreement does not exclude the first honest mistake.
     pub spread_floor: f64,
@@ -167,6 +171,7 @@ impl Default for TrustSettings {
             k_sigma: 4.0,
             max_rms_error: 0.1,
             min_probe_domains: 5,
+            coordination: 3,
             spread_floor: 0.02,
         }
     }
@@ -190,6 +195,10 @@ pub enum TrustStatus {
         rms: f64,
         limit: f64,
     },
+    /// Approves senders the spam probes received, together with other such accounts.
+    ApprovesCondemned {
+        senders: u32,
+    },
 }
 
 impl TrustStatus {
@@ -210,6 +219,9 @@ impl TrustStatus {
             TrustStatus::UnlikeProbes { rms, limit } => {
                 format!("disagrees with the spam probes (RMS {rms:.3}, limit {limit:.3})")
             }
+            TrustStatus::ApprovesCondemned { senders } => {
+                format!("approved {senders} spam senders the probes received, as other accounts did")
+            }
         }
     }
 }
@@ -221,49 +233,6 @@ pub struct UserVotes<'a> {
     pub approvals: u32,
     pub spam: u32,
     pub ratios: &'a Ratios,
-}
-
-/// How unlike the spam probes a user is, and over how many domains: for each domain the
-/// user and at least one probe voted on, `(r(u,d) − r̄(p,d))²` with `r̄` the probes' mean
-/// ratio; the mean over those domains. Only shared domains count: a user sees a small share
-/// of all spam, and the question is whether they call spam what the probes call spam. A
-/// domain counts once however many probes saw it (its errors are one observation, not one
-/// per probe). For yes/no votes the mean is the share of domains the user got wrong.
-pub fn probe_disagreement(user: &Ratios, probes: &[&Ratios]) -> (f64, usize) {
-    let (mut sum, mut n) = (0.0, 0usize);
-    for (d, ru) in user.iter() {
-        let (mut total, mut seen) = (0.0, 0u32);
-        for probe in probes {
-            if let Some(rp) = probe.get(d) {
-                total += f64::from(rp);
-                seen += 1;
-            }
-        }
-        if seen > 0 {
-            sum += (f64::from(ru) - total / f64::from(seen)).powi(2);
-            n += 1;
-        }
-    }
-    (if n == 0 { 0.0 } else { sum / n as f64 }, n)
-}
-
-/// Every user's status. Probes are the basis. The k-sigma rule (items 2–4) compares each
-/// user's disagreement with the probes to the population's: the centre is the *median*
-/// disagreement of the users passing the vote-count and ratio rules (so fake accounts
-/// joining in numbers cannot move it, item 3), floored at `spread_floor`; the spread is that
-/// of a share measured over the user's own number of shared domains,
-/// `σ = √(p₀(1 − p₀)/n)`, so a user with few shared domains is not excluded for one honest
-/// mistake while an account disagreeing systematically is, once it has shown it.
-pub fn statuses(users: &[UserVotes<'_>], settings: &TrustSettings) -> Vec<TrustStatus> {
-    let probes: Vec<&Ratios> = users.iter().filter(|u| u.probe).map(|u| u.ratios).collect();
-    let mut out: Vec<TrustStatus> = users.iter().map(|u| base_status(u, settings)).collect();
-    let measured: Vec<Option<(f64, usize)>> = users
-        .iter()
-        .zip(&out)
-        .map(|(u, s)| (*s == TrustStatus::Trusted).then(|| probe_disagreement(u.ratios, &probes)))
-        .collect();
-    apply_probe_rule(&mut out, &measured, settings);
-    out
 }
 
 /// The rules that need no one else: probe, vote count, approval share.
@@ -281,27 +250,37 @@ pub fn base_status(u: &UserVotes<'_>, settings: &TrustSettings) -> TrustStatus {
     }
 }
 
-/// The k-sigma rule over the users' measured probe disagreement (`(rate, pairs)`, `None`
-/// where not measured); see [`statuses`].
+/// The k-sigma rule (items 2–4): each user's share of approvals among their votes on
+/// senders the probes received (`(rate, votes)`, `None` where there are none) against the
+/// population's. The centre `p₀` is the pooled share of the users the other rules trust,
+/// never below `spread_floor`. A user is excluded when their count of such approvals would
+/// be that high by chance with probability below the one-sided normal tail at `k_sigma`
+/// (3.2e-5 at 4σ), computed from the binomial distribution itself: with the few votes most
+/// users have, the normal approximation would exclude honest users for one mistake.
+/// Accounts joining in numbers can only raise `p₀`, which makes the rule more lenient,
+/// never exclude honest users; catching them is the coordination rule's job.
 pub fn apply_probe_rule(statuses: &mut [TrustStatus], measured: &[Option<(f64, usize)>], settings: &TrustSettings) {
     let usable = |m: &Option<(f64, usize)>| m.filter(|(_, n)| *n >= settings.min_probe_domains.max(1));
-    let mut rates: Vec<f64> = statuses
-        .iter()
-        .zip(measured)
-        .filter(|(s, _)| **s == TrustStatus::Trusted)
-        .filter_map(|(_, m)| usable(m))
-        .map(|(r, _)| r)
-        .collect();
-    if rates.is_empty() {
+    let (mut wrong, mut total) = (0.0, 0.0);
+    for (status, m) in statuses.iter().zip(measured) {
+        if let Some((rate, n)) = usable(m).filter(|_| *status == TrustStatus::Trusted) {
+            wrong += rate * n as f64;
+            total += n as f64;
+        }
+    }
+    if total == 0.0 {
         return;
     }
-    let mid = rates.len() / 2;
-    let (_, median, _) = rates.select_nth_unstable_by(mid, f64::total_cmp);
-    let p0 = median.max(settings.spread_floor).min(0.5);
+    let p0 = (wrong / total).max(settings.spread_floor).min(0.5);
+    let alpha = Normal::new(0.0, 1.0).expect("the standard normal").sf(settings.k_sigma);
     for (status, m) in statuses.iter_mut().zip(measured) {
         let Some((rate, n)) = usable(m).filter(|_| *status == TrustStatus::Trusted) else { continue };
-        let limit = p0 + settings.k_sigma * (p0 * (1.0 - p0) / n as f64).sqrt();
-        if rate > limit {
+        let k = (rate * n as f64).round() as u64;
+        let binomial = Binomial::new(p0, n as u64).expect("p0 in [0, 1]");
+        // P(X ≥ k) = 1 − P(X ≤ k − 1).
+        let tail = if k == 0 { 1.0 } else { binomial.sf(k - 1) };
+        if tail < alpha {
+            let limit = p0 + settings.k_sigma * (p0 * (1.0 - p0) / n as f64).sqrt();
             *status = TrustStatus::UnlikeProbes { rms: rate.sqrt(), limit: limit.sqrt() };
         }
     }
@@ -396,54 +375,37 @@ mod tests {
         }
     }
 
-    fn user(probe: bool, votes: &[(u32, u32, u32)]) -> (bool, u32, u32, Ratios) {
-        (
-            probe,
-            votes.iter().map(|v| v.1).sum(),
-            votes.iter().map(|v| v.2).sum(),
-            Ratios::from_counts(votes.iter().copied()),
-        )
+    #[test]
+    fn base_statuses() {
+        let t = TrustSettings::default();
+        let ratios = Ratios::default();
+        let user = |probe, approvals, spam| UserVotes { probe, approvals, spam, ratios: &ratios };
+        assert_eq!(base_status(&user(true, 0, 0), &t), TrustStatus::Probe);
+        assert_eq!(base_status(&user(false, 1, 2), &t), TrustStatus::TooFewVotes { votes: 3 });
+        assert_eq!(base_status(&user(false, 3, 17), &t), TrustStatus::Trusted);
+        let naive = base_status(&user(false, 30, 0), &t);
+        assert!(
+            matches!(naive, TrustStatus::ApprovesAlmostEverything { .. })
+                && naive.reason().starts_with("approves 100%")
+        );
     }
 
     #[test]
-    fn statuses_follow_the_seeds_rules() {
-        let spam_domains: Vec<(u32, u32, u32)> = (0..40).map(|d| (d, 0, 1)).collect();
-        let mut users = vec![user(true, &spam_domains), user(true, &spam_domains)];
-        // Honest users: call the probes' spam spam, approve their own correspondents.
-        for i in 0..30u32 {
-            let mut v: Vec<(u32, u32, u32)> = (0..20).map(|d| ((d + i) % 40, 0, 1)).collect();
-            v.extend((100..105).map(|d| (d + i * 10, 2, 0)));
-            users.push(user(false, &v));
-        }
-        // One honest user with a single mistake is not excluded.
-        let mut mistaken: Vec<(u32, u32, u32)> = (0..20).map(|d| (d, 0, 1)).collect();
-        mistaken[0] = (0, 1, 0);
-        users.push(user(false, &mistaken));
-        // Sybils approve a tenth of the spam domains and report the rest.
-        for _ in 0..10 {
-            users.push(user(
-                false,
-                &(0..40).map(|d| if d % 3 == 0 { (d, 1, 0) } else { (d, 0, 1) }).collect::<Vec<_>>(),
-            ));
-        }
-        users.push(user(false, &[(1, 0, 3)]));
-        users.push(user(false, &(200..230).map(|d| (d, 1, 0)).collect::<Vec<_>>()));
-        let views: Vec<UserVotes> = users
-            .iter()
-            .map(|(probe, approvals, spam, ratios)| UserVotes {
-                probe: *probe,
-                approvals: *approvals,
-                spam: *spam,
-                ratios,
-            })
-            .collect();
-        let s = statuses(&views, &TrustSettings::default());
-        assert_eq!(&s[..2], [TrustStatus::Probe, TrustStatus::Probe]);
-        assert!(s[2..33].iter().all(|t| *t == TrustStatus::Trusted), "{:?}", &s[2..33]);
-        assert!(s[33..43].iter().all(|t| matches!(t, TrustStatus::UnlikeProbes { .. })), "{:?}", &s[33..43]);
-        assert_eq!(s[43], TrustStatus::TooFewVotes { votes: 3 });
-        assert!(matches!(s[44], TrustStatus::ApprovesAlmostEverything { .. }));
-        assert!(s[44].reason().starts_with("approves 100%"));
+    fn the_k_sigma_rule_spares_honest_mistakes_and_excludes_systematic_disagreement() {
+        let t = TrustSettings::default();
+        // 100 honest users with 2 mistakes in 40 votes on probe senders (5%), one unlucky
+        // honest user with 5 in 30, and one account approving half of them; one mistake in 5.
+        let mut measured: Vec<Option<(f64, usize)>> = vec![Some((2.0 / 40.0, 40)); 100];
+        measured.push(Some((5.0 / 30.0, 30)));
+        measured.push(Some((0.5, 40)));
+        measured.push(Some((1.0, 2))); // too few votes on probe senders to judge
+        measured.push(None);
+        measured.push(Some((0.2, 5)));
+        let mut statuses = vec![TrustStatus::Trusted; measured.len()];
+        apply_probe_rule(&mut statuses, &measured, &t);
+        assert!(statuses[..101].iter().all(|s| *s == TrustStatus::Trusted), "{statuses:?}");
+        assert!(matches!(statuses[101], TrustStatus::UnlikeProbes { .. }));
+        assert_eq!(&statuses[102..], [TrustStatus::Trusted; 3]);
     }
 
     #[test]
