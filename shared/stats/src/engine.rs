@@ -93,7 +93,7 @@ pub struct Engine {
     spam_index: HashMap<u32, Vec<u32>>,
     /// Senders a spam probe received (all spam, by definition of a probe).
     probe_senders: std::collections::HashSet<u32>,
-    /// Per sender, the (non-probe) users who approved it.
+    /// Per sender, the (non-probe) users who approved it, once per approval.
     approvers: HashMap<u32, Vec<u32>>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
@@ -163,10 +163,8 @@ impl Engine {
                 u.probe_hit_approvals += a;
             }
             if a > 0 {
-                let list = self.approvers.entry(sender).or_default();
-                if !list.contains(&user) {
-                    list.push(user);
-                }
+                // Duplicates are removed where it matters, in the coordination rule.
+                self.approvers.entry(sender).or_default().push(user);
             }
         }
         match u.counts.binary_search_by_key(&domain, |c| c.0) {
@@ -256,9 +254,15 @@ impl Engine {
         }
         let mut contested: HashMap<u32, u32> = HashMap::new();
         for (sender, approvers) in &self.approvers {
-            if approvers.len() >= min && self.probe_senders.contains(sender) {
-                for u in approvers {
-                    *contested.entry(*u).or_default() += 1;
+            if approvers.len() < min || !self.probe_senders.contains(sender) {
+                continue;
+            }
+            let mut distinct = approvers.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if distinct.len() >= min {
+                for u in distinct {
+                    *contested.entry(u).or_default() += 1;
                 }
             }
         }
