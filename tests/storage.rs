@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    CheckRecord, CorrelationRow, Database, DomainRow, DomainVotes, MailboxSettings, NewSubscriber, PollItem,
-    PollOutcome, PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
+    CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewSubscriber, PollItem, PollOutcome,
+    PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -378,15 +378,10 @@ async fn votes_blocks_and_summaries(db: impl Database) {
     db.record_vote(ids.subscriber_id, held[2].id, &friend, Vote::Approve, later).await.unwrap();
     let rcpt = EmailAddress::parse("v@example.org").unwrap();
     assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::From(&friend), &rcpt, later).await.unwrap(), 1);
-    let mut votes = db.domain_votes(ids.subscriber_id).await.unwrap();
-    votes.sort_by(|a, b| a.domain.cmp(&b.domain));
-    assert_eq!(
-        votes,
-        [
-            DomainVotes { domain: "good.example".into(), approvals: 1, spam: 0 },
-            DomainVotes { domain: "spam.example".into(), approvals: 0, spam: 1 },
-        ]
-    );
+    let mut votes: Vec<(String, String)> =
+        db.votes_after(Default::default(), 10).await.unwrap().into_iter().map(|v| (v.domain, v.verdict)).collect();
+    votes.sort();
+    assert_eq!(votes, [("good.example".into(), "approve".into()), ("spam.example".into(), "spam".into())]);
     // Approving a blocked sender unblocks it.
     db.approve_sender(ids.subscriber_id, &spammer, later).await.unwrap();
     assert!(db.disapproved_senders(ids.subscriber_id).await.unwrap().is_empty());

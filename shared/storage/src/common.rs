@@ -511,10 +511,6 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn domain_votes(&self, subscriber_id: i64) -> $crate::Result<Vec<$crate::DomainVotes>> {
-                Ok(sqlx::query_as($crate::sql::DOMAIN_VOTES).bind(subscriber_id).fetch_all(&self.pool).await?)
-            }
-
             async fn last_summary_at(&self, subscriber_id: i64) -> $crate::Result<Option<quorum_domain::Timestamp>> {
                 let at: Option<i64> =
                     sqlx::query_scalar($crate::sql::LAST_SUMMARY).bind(subscriber_id).fetch_one(&self.pool).await?;

@@ -190,9 +190,6 @@ pub trait Database: Send + Sync + Clone + 'static {
         now: Timestamp,
     ) -> Result<()>;
 
-    /// A subscriber's votes grouped by sender domain.
-    async fn domain_votes(&self, subscriber_id: i64) -> Result<Vec<DomainVotes>>;
-
     /// When the subscriber's last summary was accepted by the SMTP server.
     async fn last_summary_at(&self, subscriber_id: i64) -> Result<Option<Timestamp>>;
 

@@ -337,14 +337,6 @@ pub struct DecidedCounts {
     pub delivered: i64,
 }
 
-/// A subscriber's votes on one sender domain.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
-pub struct DomainVotes {
-    pub domain: String,
-    pub approvals: i64,
-    pub spam: i64,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vote {
     Approve,

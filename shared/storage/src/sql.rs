@@ -134,11 +134,6 @@ pub const DELETE_HELD: &str =
 pub const RECORD_VOTE: &str = "INSERT INTO sender_votes (subscriber_id, message_id, address, domain, verdict, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id, message_id) DO NOTHING";
 
-pub const DOMAIN_VOTES: &str = "SELECT domain, \
-     SUM(CASE WHEN verdict = 'approve' THEN 1 ELSE 0 END) AS approvals, \
-     SUM(CASE WHEN verdict = 'spam' THEN 1 ELSE 0 END) AS spam \
-     FROM sender_votes WHERE subscriber_id = $1 GROUP BY domain";
-
 pub const LAST_SUMMARY: &str = "SELECT MAX(sent_at) FROM summaries WHERE subscriber_id = $1";
 
 pub const SUMMARY_SENT: &str = "UPDATE summaries SET sent_at = $2 WHERE id = $1";
