@@ -34,6 +34,14 @@ fn with_a_hundred_sybils_still_no_ham_is_deleted_by_the_statistics() {
 }
 
 #[test]
+fn trust_excludes_most_sybils_and_no_honest_user_even_when_users_err_often() {
+    let r = simulate(&["--sybils", "100", "--error-rate", "0.05"]);
+    assert!(r["sybils_excluded"].as_u64().unwrap() > 50, "{r:#}");
+    assert_eq!(r["honest_excluded"], 0, "{r:#}");
+    assert_eq!(r["ham_deleted_statistical"], 0, "{r:#}");
+}
+
+#[test]
 fn the_seeds_per_vote_evidence_is_reported_with_its_cost() {
     let votes = simulate(&["--evidence", "votes"]);
     let senders = simulate(&["--evidence", "senders"]);

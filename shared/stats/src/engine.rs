@@ -243,7 +243,7 @@ impl Engine {
     /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender the
     /// spam probes received (so spam) that `coordination` or more accounts approved is
     /// *contested*; an account that approved `coordination` or more contested senders is
-    /// excluded if such senders are most of what it approved. Honest mistakes are rare and
+    /// excluded if such senders are nearly all (90%) it approved. Honest mistakes are rare and
     /// scattered, and honest approvals go mostly to correspondents no probe hears from;
     /// every account of a spammer approves the same spam senders and little else. Looks only
     /// at approved senders.
@@ -267,12 +267,12 @@ impl Engine {
             }
         }
         for (u, senders) in contested {
-            // Most of the account's approvals went to such senders: an honest user's
-            // approvals are mostly their own correspondents, whom no probe ever hears from.
+            // Nearly all of the account's approvals went to such senders: an honest user
+            // approves their own correspondents too, whom no probe ever hears from.
             let approvals = self.users[u as usize].approvals.max(1);
             let status = &mut self.statuses[u as usize];
             if senders as usize >= min
-                && f64::from(senders) >= 0.6 * f64::from(approvals)
+                && f64::from(senders) >= 0.9 * f64::from(approvals)
                 && status.counts()
                 && *status != TrustStatus::Probe
             {
