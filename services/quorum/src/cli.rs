@@ -56,7 +56,8 @@ pub enum Command {
     /// Summaries.
     #[command(subcommand)]
     Summary(SummaryCommand),
-    /// The robot mailbox, where replies to summaries arrive ([robot] settings).
+    /// The robot mailbox, where replies to summaries and answers to confirmations arrive
+    /// ([robot] settings).
     #[command(subcommand)]
     Robot(RobotCommand),
     /// Read replies to summaries (for operators: "why did my reply do nothing?").
@@ -202,7 +203,8 @@ pub enum OutboxCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RobotCommand {
-    /// Poll the robot mailbox once: apply every reply, mail receipts, deliver releases.
+    /// Poll the robot mailbox once: apply every reply and every answer to a confirmation,
+    /// mail receipts, deliver releases.
     Poll,
 }
 
