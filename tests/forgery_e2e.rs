@@ -177,3 +177,36 @@ async fn dns_down_holds_mail_and_the_summary_decides_it_once_dns_answers() {
     assert!(text.contains("Deleted as forged since the last summary:"), "{text}");
     assert!(text.contains("(forged: PTR of 211.191.62.186 missing, claims web.de)"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_classifies_files_without_changing_anything() {
+    let env = Env::new("explain");
+    let dns = TestDns::start(zones()).await;
+    let forged = env._dir.path().join("forged.eml");
+    let genuine = env._dir.path().join("genuine.eml");
+    std::fs::write(&forged, SEED_FORGED).unwrap();
+    std::fs::write(&genuine, format!("From shelby_moore@web.de  Wed Aug 18 15:18:14 2004\n{SEED_GENUINE}")).unwrap();
+    let (ok, out) =
+        run(env.cmd(Some(dns.addr), &["explain", "--json", forged.to_str().unwrap(), genuine.to_str().unwrap()]));
+    assert!(ok, "{out}");
+    let reports: Vec<serde_json::Value> =
+        out.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reports.len(), 2, "{out}");
+    assert_eq!(reports[0]["verdict"], "deleted_forged");
+    assert_eq!(reports[0]["reason"], "forged: PTR of 211.191.62.186 missing, claims web.de");
+    assert_eq!(reports[0]["checks"]["reverse_dns"]["outcome"], "fail");
+    assert_eq!(
+        (reports[1]["verdict"].as_str(), reports[1]["from"].as_str()),
+        (Some("held"), Some("shelby_moore@web.de"))
+    );
+    assert!(
+        reports[1]["statistics"]["not_spam"].as_f64().is_some()
+            && reports[1]["fingerprint"]["words"].as_u64().is_some()
+    );
+    let (ok, text) = run(env.cmd(Some(dns.addr), &["explain", forged.to_str().unwrap()]));
+    assert!(ok && text.contains("verdict: deleted_forged (forged: PTR of 211.191.62.186 missing"), "{text}");
+    // Nothing was stored.
+    assert!(env.messages().await.is_empty());
+    let db = Sqlite::connect(&env.url).await.unwrap();
+    assert!(db.trust_rows().await.unwrap().is_empty());
+}

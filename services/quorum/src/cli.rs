@@ -67,6 +67,22 @@ pub enum Command {
     /// their own relays, and how those relays are named.
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Classify raw messages against the current database without changing anything: every
+    /// forgery check's result, the statistics' evidence, the campaign fingerprint and the
+    /// verdict ("why was this deleted / held?"). The Received chain is read as for a mailbox
+    /// with learned trusted domains.
+    Explain {
+        /// Raw message files (an mbox `From ` first line is allowed).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Judge as for this subscriber (their votes, trust and prior); default: a subscriber
+        /// with no votes of their own.
+        #[arg(long)]
+        subscriber: Option<String>,
+        /// One JSON object per file instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The collaborative statistics (SPEC 4), refreshed from the votes first.
     #[command(subcommand)]
     Stats(StatsCommand),

@@ -99,6 +99,107 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return stats(db, &settings, cmd).await;
         }
+        Command::Explain { files, subscriber, json } => return explain(db, &settings, &files, subscriber, json).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum explain`: the worker's classification of each file, read-only.
+async fn explain<DB: Database>(
+    db: DB,
+    settings: &Settings,
+    files: &[std::path::PathBuf],
+    subscriber: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let checker = Checker::new(&settings.dns)?;
+    let statistics = Statistics::new(&settings.statistics);
+    statistics.load(&db, Timestamp::now()).await?;
+    let providers = quorum_forgery::Providers::new(db.providers().await?);
+    let subscriber_id = match subscriber {
+        Some(email) => find(&db, &email).await?.subscriber_id,
+        // No subscriber has this id: judged with no votes of its own.
+        None => -1,
+    };
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let raw = match bytes.strip_prefix(b"From ") {
+            Some(rest) => rest.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
+            None => &bytes[..],
+        };
+        let info = quorum_domain::InspectedMessage::parse(raw);
+        let fingerprint = quorum_fingerprint::Fingerprint::of(raw);
+        let evidence = checker.check(raw, &providers, &[]).await;
+        let judgement = match &info.from {
+            Some(from) => {
+                let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
+                Some(statistics.judge(subscriber_id, from, major_isp).await)
+            }
+            None => None,
+        };
+        let (verdict, reason) = if evidence.is_forged() {
+            ("deleted_forged", evidence.reason())
+        } else if let (Some(j), Some(from)) = (judgement.filter(|j| j.delete), info.from.as_ref()) {
+            ("deleted_statistical", Some(Statistics::reason(&j, from.domain())))
+        } else {
+            ("held", evidence.reason())
+        };
+        if json {
+            let report = serde_json::json!({
+                "file": file.display().to_string(),
+                "from": info.from.as_ref().map(|f| f.as_str().to_string()),
+                "subject": info.subject,
+                "verdict": verdict,
+                "reason": reason,
+                "checks": evidence,
+                "statistics": judgement.map(|j| serde_json::json!({
+                    "p_spammer": j.score.p_spammer(),
+                    "not_spam": j.not_spam(),
+                    "spam_witnesses": j.score.spam_witnesses,
+                    "ham_witnesses": j.score.ham_witnesses,
+                    "delete": j.delete,
+                })),
+                "fingerprint": {
+                    "words": fingerprint.words,
+                    "profile": fingerprint.profile,
+                    "url_domains": fingerprint.url_domains,
+                    "reply_to": fingerprint.reply_to,
+                    "band_keys": fingerprint.band_keys(),
+                },
+            });
+            println!("{report}");
+            continue;
+        }
+        println!("{}", file.display());
+        println!("  from: {}", info.from.as_ref().map_or("(none)", |f| f.as_str()));
+        println!("  verdict: {verdict}{}", reason.map(|r| format!(" ({r})")).unwrap_or_default());
+        for (name, f) in [
+            ("reverse DNS", &evidence.reverse_dns),
+            ("forward-confirmed", &evidence.fcrdns),
+            ("SPF", &evidence.spf),
+            ("DKIM", &evidence.dkim),
+            ("DMARC", &evidence.dmarc),
+        ] {
+            println!("  {name:<18} {:?}: {}", f.outcome, f.detail);
+        }
+        if let Some(relayed) = &evidence.indirect {
+            println!("  relayed: {relayed} (path rules not applied)");
+        }
+        if let Some(j) = judgement {
+            println!(
+                "  statistics: P(spammer) {:.9}, {} spam and {} not-spam witnesses{}",
+                j.score.p_spammer(),
+                j.score.spam_witnesses,
+                j.score.ham_witnesses,
+                if j.delete { ", certain" } else { "" }
+            );
+        }
+        println!(
+            "  fingerprint: {} words, links to {}, reply-to {}",
+            fingerprint.words,
+            if fingerprint.url_domains.is_empty() { "-".into() } else { fingerprint.url_domains.join(", ") },
+            fingerprint.reply_to.as_deref().unwrap_or("-")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

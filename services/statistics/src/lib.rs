@@ -67,6 +67,16 @@ impl Statistics {
     /// Reads the votes cast since the last sync, refreshes, and writes the operator's
     /// tables for what changed.
     pub async fn sync<DB: Database>(&self, db: &DB, now: Timestamp) -> Result<Synced, StorageError> {
+        self.read_votes(db, now, true).await
+    }
+
+    /// [`Statistics::sync`] without writing the operator's tables (`quorum explain`: no side
+    /// effects).
+    pub async fn load<DB: Database>(&self, db: &DB, now: Timestamp) -> Result<Synced, StorageError> {
+        self.read_votes(db, now, false).await
+    }
+
+    async fn read_votes<DB: Database>(&self, db: &DB, now: Timestamp, write: bool) -> Result<Synced, StorageError> {
         let mut state = self.state.lock().await;
         let probes: HashSet<i64> = db.spam_probes().await?.into_iter().collect();
         let mut touched: HashSet<u32> = HashSet::new();
@@ -101,8 +111,9 @@ impl Statistics {
         }
         let changed: Vec<u32> = state.engine.dirty().to_vec();
         let refreshed = state.engine.refresh();
-        let update = state.update(&changed, &touched, now);
-        db.write_statistics(&update).await?;
+        if write {
+            db.write_statistics(&state.update(&changed, &touched, now)).await?;
+        }
         Ok(Synced { votes, users: refreshed.users, correlations: refreshed.correlations, domains: touched.len() })
     }
 
