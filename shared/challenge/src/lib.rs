@@ -13,7 +13,7 @@
 
 use base64::Engine;
 use mail_parser::{Address, Message, MessageParser, MimeHeaders};
-use quorum_domain::{EmailAddress, Keys};
+use quorum_domain::{EmailAddress, Keys, inspect::automatic};
 
 /// HMAC purpose of confirmation tokens (distinct from summary reply tokens).
 const PURPOSE: &str = "confirmation";
@@ -90,11 +90,8 @@ pub fn confirmable(raw: &[u8]) -> Result<EmailAddress, NoConfirmation> {
     if let Some(p) = header("Precedence").filter(|p| ["bulk", "list", "junk"].contains(&p.as_str())) {
         return Err(NoConfirmation::ListOrBulk(format!("Precedence: {p}")));
     }
-    if let Some(a) = header("Auto-Submitted").filter(|a| a != "no") {
-        return Err(NoConfirmation::Automatic(format!("Auto-Submitted: {a}")));
-    }
-    if let Some(h) = ["X-Autoreply", "X-Autorespond"].iter().find(|h| header(h).is_some()) {
-        return Err(NoConfirmation::Automatic(format!("{h} header")));
+    if let Some(why) = automatic(&message) {
+        return Err(NoConfirmation::Automatic(why));
     }
     let from = message
         .from()
@@ -135,7 +132,6 @@ pub fn classify_response(raw: &[u8]) -> Response {
             other => Response::Report(format!("DSN action {other}, status {status}")),
         };
     }
-    let header = |name: &str| message.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
     let from =
         message.from().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
     let local = from.split('@').next().unwrap_or_default();
@@ -157,17 +153,11 @@ pub fn classify_response(raw: &[u8]) -> Response {
     if (null_sender || local == "mailer-daemon" || local == "postmaster") && bounce_subject {
         return Response::Bounce(format!("plain bounce: {}", message.subject().unwrap_or_default()));
     }
-    if let Some(a) = header("Auto-Submitted").filter(|a| a != "no") {
-        return Response::AutoReply(format!("Auto-Submitted: {a}"));
+    if let Some(why) = automatic(&message) {
+        return Response::AutoReply(why);
     }
     if null_sender || local == "mailer-daemon" || local == "postmaster" {
         return Response::AutoReply("from a mail system".into());
-    }
-    if let Some(h) = ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"].iter().find(|h| header(h).is_some()) {
-        return Response::AutoReply(format!("{h} header"));
-    }
-    if let Some(p) = header("Precedence").filter(|p| ["bulk", "junk", "list", "auto_reply"].contains(&p.as_str())) {
-        return Response::AutoReply(format!("Precedence: {p}"));
     }
     Response::Reply
 }

@@ -97,6 +97,24 @@ fn shorten_subject(s: &str) -> String {
     }
 }
 
+/// Why a message was sent automatically rather than by a person (RFC 3834
+/// `Auto-Submitted`, `Precedence: bulk/junk/list/auto_reply`, vacation responders'
+/// `X-Autoreply` and the like), or `None`. A reply that a machine wrote must never act as the
+/// person: not on a summary, not on a confirmation.
+pub fn automatic(message: &mail_parser::Message<'_>) -> Option<String> {
+    let header = |name: &str| message.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
+    if let Some(v) = header("Auto-Submitted").filter(|v| v != "no") {
+        return Some(format!("Auto-Submitted: {v}"));
+    }
+    if let Some(v) = header("Precedence").filter(|v| ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str())) {
+        return Some(format!("Precedence: {v}"));
+    }
+    ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"]
+        .iter()
+        .find(|h| header(h).is_some())
+        .map(|h| format!("{h} header"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

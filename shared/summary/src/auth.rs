@@ -70,7 +70,8 @@ pub fn verified_summary(raw: &[u8], keys: &Keys) -> Result<i64, AuthError> {
 /// vacation responders' `X-Autoreply`): a responder quoting the summary back would read as
 /// "delete every message and block every sender".
 pub fn check_sender(raw: &[u8], owner: &EmailAddress) -> Result<(), AuthError> {
-    if let Some(why) = automatic(raw) {
+    if let Some(why) = MessageParser::default().parse_headers(raw).as_ref().and_then(quorum_domain::inspect::automatic)
+    {
         return Err(AuthError::Automatic(why));
     }
     let from = MessageParser::default()
@@ -83,21 +84,6 @@ pub fn check_sender(raw: &[u8], owner: &EmailAddress) -> Result<(), AuthError> {
             Err(AuthError::WrongSender { from: other.map_or_else(|| "(no valid From)".into(), |f| f.to_string()) })
         }
     }
-}
-
-fn automatic(raw: &[u8]) -> Option<String> {
-    let message = MessageParser::default().parse_headers(raw)?;
-    let header = |name: &str| message.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
-    if let Some(v) = header("Auto-Submitted").filter(|v| v != "no") {
-        return Some(format!("Auto-Submitted: {v}"));
-    }
-    if let Some(v) = header("Precedence").filter(|v| ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str())) {
-        return Some(format!("Precedence: {v}"));
-    }
-    ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"]
-        .iter()
-        .find(|h| header(h).is_some())
-        .map(|h| format!("{h} header"))
 }
 
 /// The first `To` address of a message: for a summary, the subscriber it was sent to.
