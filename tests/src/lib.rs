@@ -218,11 +218,7 @@ pub fn run(mut cmd: Command) -> (bool, String) {
 
 /// Reads a corpus message (the team kit's `../shared/corpus`), without its mbox `From ` line.
 pub fn corpus_message(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    match bytes.strip_prefix(b"From ") {
-        Some(_) => bytes.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default().to_vec(),
-        None => bytes,
-    }
+    quorum_domain::inspect::without_mbox_line(&std::fs::read(path).unwrap()).to_vec()
 }
 
 /// Every corpus file: spam, ham, hard ham, each group in name order.

@@ -123,10 +123,7 @@ async fn explain<DB: Database>(
     };
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let raw = match bytes.strip_prefix(b"From ") {
-            Some(rest) => rest.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
-            None => &bytes[..],
-        };
+        let raw = quorum_domain::inspect::without_mbox_line(&bytes);
         let info = quorum_domain::InspectedMessage::parse(raw);
         let fingerprint = quorum_fingerprint::Fingerprint::of(raw);
         let evidence = checker.check(raw, &providers, &[]).await;

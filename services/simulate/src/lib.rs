@@ -98,11 +98,7 @@ pub fn load_corpus(dir: &Path) -> Result<Vec<Message>, SimulateError> {
         files.sort();
         for file in files {
             let bytes = std::fs::read(&file).map_err(|e| SimulateError::Read(file.clone(), e))?;
-            let raw = match bytes.strip_prefix(b"From ") {
-                Some(rest) => rest.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
-                None => &bytes[..],
-            };
-            out.push(message(raw, spam));
+            out.push(message(quorum_domain::inspect::without_mbox_line(&bytes), spam));
             spam_seen |= spam;
             ham_seen |= !spam;
         }

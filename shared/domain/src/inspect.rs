@@ -97,6 +97,15 @@ fn shorten_subject(s: &str) -> String {
     }
 }
 
+/// A stored message without the mbox `From ` separator line some files start with (the
+/// corpus, `quorum simulate` folders, files given to `quorum explain`).
+pub fn without_mbox_line(bytes: &[u8]) -> &[u8] {
+    match bytes.strip_prefix(b"From ") {
+        Some(rest) => rest.splitn(2, |b| *b == b'\n').nth(1).unwrap_or_default(),
+        None => bytes,
+    }
+}
+
 /// Why a message was sent automatically rather than by a person (RFC 3834
 /// `Auto-Submitted`, `Precedence: bulk/junk/list/auto_reply`, vacation responders'
 /// `X-Autoreply` and the like), or `None`. A reply that a machine wrote must never act as the
