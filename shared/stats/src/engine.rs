@@ -142,10 +142,6 @@ impl Engine {
         &self.dirty
     }
 
-    pub fn users(&self) -> usize {
-        self.users.len()
-    }
-
     /// Records one vote of `user` on a message from `sender` at `domain`.
     pub fn record(&mut self, user: u32, domain: u32, sender: u32, vote: Vote) {
         let (a, s) = match vote {
@@ -206,12 +202,7 @@ impl Engine {
         self.statuses = self
             .users
             .iter()
-            .map(|u| {
-                base_status(
-                    &UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam, ratios: &u.ratios },
-                    &trust,
-                )
-            })
+            .map(|u| base_status(&UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam }, &trust))
             .collect();
         // Disagreement with the probes, per sender: approving what a probe received.
         let measured: Vec<Option<(f64, usize)>> = self

@@ -11,7 +11,7 @@ pub mod domain;
 pub mod engine;
 pub mod trust;
 
-pub use bayes::{Vote, VoteModel, combine, combine_logit, logistic, logit};
+pub use bayes::{Vote, VoteModel, combine_logit, logistic, logit};
 pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
 pub use engine::{Engine, Judgement, Refreshed, Settings};
 pub use trust::{Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, weight};

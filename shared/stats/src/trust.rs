@@ -40,14 +40,6 @@ impl Ratios {
         Ratios(v)
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
         self.0.iter().copied()
     }
@@ -226,17 +218,16 @@ impl TrustStatus {
     }
 }
 
-/// A user as the trust rules see them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UserVotes<'a> {
+/// A user's vote counts, as the rules that need no one else see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserVotes {
     pub probe: bool,
     pub approvals: u32,
     pub spam: u32,
-    pub ratios: &'a Ratios,
 }
 
 /// The rules that need no one else: probe, vote count, approval share.
-pub fn base_status(u: &UserVotes<'_>, settings: &TrustSettings) -> TrustStatus {
+pub fn base_status(u: &UserVotes, settings: &TrustSettings) -> TrustStatus {
     let votes = u.approvals + u.spam;
     let share = if votes == 0 { 0.0 } else { f64::from(u.approvals) / f64::from(votes) };
     if u.probe {
@@ -378,8 +369,7 @@ mod tests {
     #[test]
     fn base_statuses() {
         let t = TrustSettings::default();
-        let ratios = Ratios::default();
-        let user = |probe, approvals, spam| UserVotes { probe, approvals, spam, ratios: &ratios };
+        let user = |probe, approvals, spam| UserVotes { probe, approvals, spam };
         assert_eq!(base_status(&user(true, 0, 0), &t), TrustStatus::Probe);
         assert_eq!(base_status(&user(false, 1, 2), &t), TrustStatus::TooFewVotes { votes: 3 });
         assert_eq!(base_status(&user(false, 3, 17), &t), TrustStatus::Trusted);
