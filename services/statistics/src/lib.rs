@@ -30,6 +30,9 @@ struct State {
     domains: HashMap<String, u32>,
     domain_names: Vec<String>,
     senders: HashMap<String, u32>,
+    /// The trust status last written per user: `(status, approvals, spam)`, so a refresh
+    /// writes only the rows that changed.
+    written: Vec<(TrustStatus, u32, u32)>,
 }
 
 /// What a sync did.
@@ -55,6 +58,7 @@ impl Statistics {
                 domains: HashMap::new(),
                 domain_names: Vec::new(),
                 senders: HashMap::new(),
+                written: Vec::new(),
             }),
         }
     }
@@ -112,7 +116,9 @@ impl Statistics {
         let changed: Vec<u32> = state.engine.dirty().to_vec();
         let refreshed = state.engine.refresh();
         if write {
-            db.write_statistics(&state.update(&changed, &touched, now)).await?;
+            let (update, statuses) = state.update(&changed, &touched, now);
+            db.write_statistics(&update).await?;
+            state.written = statuses;
         }
         Ok(Synced { votes, users: refreshed.users, correlations: refreshed.correlations, domains: touched.len() })
     }
@@ -164,21 +170,33 @@ impl State {
         *self.senders.entry(address.to_string()).or_insert(n)
     }
 
-    fn update(&self, changed: &[u32], touched: &HashSet<u32>, now: Timestamp) -> StatisticsUpdate {
-        // Statuses can change for anyone (the population's median moved): all are written.
-        let trust = (0..self.subscribers.len() as u32)
+    /// The rows to write, and every user's status as it will then be stored.
+    fn update(
+        &self,
+        changed: &[u32],
+        touched: &HashSet<u32>,
+        now: Timestamp,
+    ) -> (StatisticsUpdate, Vec<(TrustStatus, u32, u32)>) {
+        // Statuses can change for anyone (the population's rates moved), but most do not:
+        // only the rows that differ from what was written last are written again.
+        let statuses: Vec<(TrustStatus, u32, u32)> = (0..self.subscribers.len() as u32)
             .map(|u| {
-                let status = self.engine.status(u);
                 let (approvals, spam) = self.engine.votes(u);
-                TrustRow {
-                    subscriber_id: self.subscribers[u as usize],
-                    email: String::new(),
-                    status: status_name(&status).into(),
-                    reason: status.reason(),
-                    approvals: i64::from(approvals),
-                    spam: i64::from(spam),
-                    computed_at: now.0,
-                }
+                (self.engine.status(u), approvals, spam)
+            })
+            .collect();
+        let trust = statuses
+            .iter()
+            .enumerate()
+            .filter(|(u, current)| self.written.get(*u) != Some(*current))
+            .map(|(u, &(status, approvals, spam))| TrustRow {
+                subscriber_id: self.subscribers[u],
+                email: String::new(),
+                status: status_name(&status).into(),
+                reason: status.reason(),
+                approvals: i64::from(approvals),
+                spam: i64::from(spam),
+                computed_at: now.0,
             })
             .collect();
         let correlations = changed
@@ -214,7 +232,7 @@ impl State {
                 }
             })
             .collect();
-        StatisticsUpdate { trust, correlations, domains }
+        (StatisticsUpdate { trust, correlations, domains }, statuses)
     }
 }
 
