@@ -15,39 +15,12 @@ use quorum_forgery::{Checker, Outcome, Providers, Verdict};
 use quorum_tests::{
     corpus_dir, corpus_message,
     dns::{TestDns, Zones, dns_settings, silent_dns},
+    seed::{SEED_FORGED, SEED_GENUINE, seed_zones},
 };
 
 fn web_de() -> Provider {
     // The seed's row: insert into dns values ('web.de','1','1','1','cinetic.de');
     Provider::new("web.de", true, true, true, "", "cinetic.de").unwrap()
-}
-
-/// The seed's forged web.de spam, as the subscriber's provider (EarthLink) received it.
-const SEED_FORGED: &str = "Return-Path: <qwceilqxodjbd@online.sh.cn>\r\n\
-Received: from 207.217.125.20 ([211.191.62.186])\r\n\tby robin (EarthLink SMTP Server) with SMTP id 1bX4fK48O3NZFjX0\r\n\tTue, 17 Aug 2004 06:43:47 -0700 (PDT)\r\n\
-Received: from dns3.web.de (dns3.web.de [73.212.13.183]) by 211.191.62.186 with SMTP id d7AJB51Jv7;\r\n\tTue, 17 Aug 2004 18:38:44 +0400\r\n\
-From: \"Carmen Shepard\" <kzwjxg@web.de>\r\nReply-To: \"Carmen Shepard\" <kzwjxg@web.de>\r\nSubject: of 9 but\r\n\
-To: lrtimmons@earthlink.net\r\nMessage-ID: <B84EE85692174DC@web.de>\r\nDate: Tue, 17 Aug 2004 20:43:44 +0600\r\n\r\nDewey Blair\r\n";
-
-/// The seed's genuine web.de message.
-const SEED_GENUINE: &str = "Return-Path: <shelby_moore@web.de>\r\n\
-Received: from fmmailgate01.web.de ([217.72.192.221])\r\n\tby sparrow (EarthLink SMTP Server) with ESMTP id 1bXqku7yV3NZFjV0\r\n\tfor <coolpage@earthlink.net>; Wed, 18 Aug 2004 06:18:14 -0700 (PDT)\r\n\
-Received: by fmmailgate01.web.de (8.12.6/8.12.6/webde Linux 0.7) with SMTP id i7IDHq1d016358; Wed, 18 Aug 2004 15:18:12 +0200\r\n\
-Received: from 203.168.2.77 by freemailng2002.web.de with HTTP;\r\n\tWed, 18 Aug 2004 15:18:07 +0200\r\n\
-Date: Wed, 18 Aug 2004 15:18:07 +0200\r\nMessage-Id: <30890719@web.de>\r\nFrom: \"Shelby Moore\" <shelby_moore@web.de>\r\n\
-To: coolpage@earthlink.net, shelby@coolpage.com\r\nSubject: coolpage@earthlink.net, shelby@coolpage.com\r\n\r\nTest\r\n";
-
-/// The seed's DNS, as dig showed it: a PTR and cinetic.de name servers for the genuine
-/// relay, nothing (NXDOMAIN) for the spammer's address.
-fn seed_zones() -> Zones {
-    Zones::new()
-        .zone("192.72.217.in-addr.arpa")
-        .ns("192.72.217.in-addr.arpa", "nsx1.cinetic.de")
-        .ns("192.72.217.in-addr.arpa", "nsx2.cinetic.de")
-        .ptr("217.72.192.221", "fmmailgate01.web.de")
-        .zone("191.211.in-addr.arpa")
-        .zone("web.de")
-        .addr("fmmailgate01.web.de", "217.72.192.221")
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use quorum_tests::{
     MailStack, TestUser,
     dns::{TestDns, Zones, silent_dns},
     fresh_sqlite, quorum_service, run,
+    seed::{SEED_FORGED, SEED_GENUINE, seed_zones},
 };
 
 struct Env {
@@ -55,18 +56,6 @@ impl Env {
     }
 }
 
-/// The seed's forged web.de spam, as the subscriber's provider received it.
-const SEED_FORGED: &str = "Return-Path: <qwceilqxodjbd@online.sh.cn>\r\n\
-Received: from 207.217.125.20 ([211.191.62.186])\r\n\tby robin (EarthLink SMTP Server) with SMTP id 1bX4fK48O3NZFjX0\r\n\tTue, 17 Aug 2004 06:43:47 -0700 (PDT)\r\n\
-Received: from dns3.web.de (dns3.web.de [73.212.13.183]) by 211.191.62.186 with SMTP id d7AJB51Jv7;\r\n\tTue, 17 Aug 2004 18:38:44 +0400\r\n\
-From: \"Carmen Shepard\" <kzwjxg@web.de>\r\nSubject: of 9 but\r\nTo: lrtimmons@earthlink.net\r\n\r\nDewey Blair\r\n";
-
-/// The seed's genuine web.de message.
-const SEED_GENUINE: &str = "Return-Path: <shelby_moore@web.de>\r\n\
-Received: from fmmailgate01.web.de ([217.72.192.221])\r\n\tby sparrow (EarthLink SMTP Server) with ESMTP id 1bXqku7yV3NZFjV0\r\n\tfor <coolpage@earthlink.net>; Wed, 18 Aug 2004 06:18:14 -0700 (PDT)\r\n\
-Received: by fmmailgate01.web.de (8.12.6/8.12.6/webde Linux 0.7) with SMTP id i7IDHq1d016358; Wed, 18 Aug 2004 15:18:12 +0200\r\n\
-From: \"Shelby Moore\" <shelby_moore@web.de>\r\nTo: coolpage@earthlink.net\r\nSubject: Test from web.de\r\n\r\nTest\r\n";
-
 /// Mail from `from` handed over by `ip`, the way the subscriber's provider recorded it.
 fn direct(from: &str, ip: &str, subject: &str) -> Vec<u8> {
     format!(
@@ -78,13 +67,7 @@ From: {from}\r\nTo: me@isp.example\r\nSubject: {subject}\r\nMessage-ID: <{}@test
 }
 
 fn zones() -> Zones {
-    Zones::new()
-        .zone("192.72.217.in-addr.arpa")
-        .ns("192.72.217.in-addr.arpa", "nsx1.cinetic.de")
-        .ns("192.72.217.in-addr.arpa", "nsx2.cinetic.de")
-        .ptr("217.72.192.221", "fmmailgate01.web.de")
-        .zone("web.de")
-        .addr("fmmailgate01.web.de", "217.72.192.221")
+    seed_zones()
         .zone("bank.example")
         .txt("bank.example", "v=spf1 ip4:81.169.146.0/24 -all")
         .txt("_dmarc.bank.example", "v=DMARC1; p=none")

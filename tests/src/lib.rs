@@ -14,6 +14,7 @@ use std::{
 };
 
 pub mod dns;
+pub mod seed;
 
 use quorum_domain::Security;
 use quorum_pop3::{Client, ConnectOptions, Credentials, TlsSettings};
