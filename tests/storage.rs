@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewSubscriber, PollItem, PollOutcome,
-    PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
+    CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem,
+    PollOutcome, PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -42,6 +42,7 @@ fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> Pol
         from_name: None,
         subject: None,
         checked: None,
+        campaign: None,
     }
 }
 
@@ -127,6 +128,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             from_name: Some("Spammer"),
             subject: Some("one"),
             checked: None,
+            campaign: None,
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -137,8 +139,9 @@ async fn quarantine_and_uidls(db: impl Database) {
             from_name: None,
             subject: None,
             checked: None,
+            campaign: None,
         },
-        PollItem::Keep { uidl: "u3", approved: Some(&jane) },
+        PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None },
     ];
     let later = T0.plus(Duration::from_secs(3600));
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, later).await.unwrap();
@@ -170,6 +173,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         from_name: None,
         subject: None,
         checked: None,
+        campaign: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -191,6 +195,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         from_name: None,
         subject: None,
         checked: None,
+        campaign: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
@@ -613,7 +618,69 @@ async fn statistics_tables(db: impl Database) {
     assert_eq!((d.len(), d[0].spam_witnesses), (1, 16));
 }
 
+async fn campaigns(db: impl Database) {
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    let signature = |v: u64| (0..64u64).flat_map(|i| (v + i).to_le_bytes()).collect::<Vec<u8>>();
+    // Band keys are 64-bit hashes: the top bit set must survive as a signed integer.
+    let keys = |base: i64| vec![base, base + 1, i64::MIN + base];
+    let new = [
+        NewCampaign { signature: signature(1), words: 40, band_keys: keys(10) },
+        NewCampaign { signature: signature(2), words: 50, band_keys: keys(20) },
+    ];
+    let ids = db.store_campaigns(&new, &[], T0).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] > 0 && ids[1] > ids[0]);
+    // Found through any one of their keys, once each, with their signature.
+    let found = db.campaign_candidates(&[i64::MIN + 10, 11, 21, 999]).await.unwrap();
+    assert_eq!(found, vec![(ids[0], signature(1)), (ids[1], signature(2))]);
+    assert!(db.campaign_candidates(&[999]).await.unwrap().is_empty());
+    // Many keys at once (more than one statement's worth).
+    let many: Vec<i64> = (1000..3000).chain([20]).collect();
+    assert_eq!(db.campaign_candidates(&many).await.unwrap().len(), 1);
+
+    // A held message of campaign 0 and an Inbox delivery of campaign 1 from an approved sender.
+    let spam = EmailAddress::parse("x@spam.example").unwrap();
+    let friend = EmailAddress::parse("news@letters.example").unwrap();
+    let raw = b"campaign copy".to_vec();
+    let mut item = held("u0", &raw, Some(&spam));
+    if let PollItem::Quarantine { campaign, .. } = &mut item {
+        *campaign = Some(ids[0]);
+    }
+    let items = [item, PollItem::Keep { uidl: "u1", approved: Some(&friend), campaign: Some(ids[1]) }];
+    let stored = db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap();
+    let message = stored[0].unwrap();
+    assert_eq!(db.held(a.mailbox_id).await.unwrap()[0].campaign_id, Some(ids[0]));
+    // A vote on the message is a vote on its campaign; twice is once.
+    let later = T0.plus(Duration::from_secs(10));
+    db.record_vote(a.subscriber_id, message, &spam, Vote::Spam, later).await.unwrap();
+    db.record_vote(a.subscriber_id, message, &spam, Vote::Spam, later).await.unwrap();
+    let votes = db.campaign_votes_after(&Default::default(), 10).await.unwrap();
+    assert_eq!(
+        votes.iter().map(|v| (v.subscriber_id, v.campaign_id, v.verdict.as_str())).collect::<Vec<_>>(),
+        [(a.subscriber_id, ids[1], "inbox"), (a.subscriber_id, ids[0], "spam")]
+    );
+    let rest = db.campaign_votes_after(&votes[0].cursor(), 10).await.unwrap();
+    assert_eq!(rest, votes[1..]);
+    assert!(db.campaign_votes_after(&votes[1].cursor(), 10).await.unwrap().is_empty());
+
+    // Seen again later: campaign 1 stays, campaign 0 (not seen since T0) expires with its
+    // bands and votes; the message keeps its (now dangling) campaign number, and a vote on
+    // it no longer lands anywhere.
+    let week = T0.plus(Duration::from_secs(7 * 86_400));
+    db.store_campaigns(&[], &[ids[1]], week).await.unwrap();
+    assert_eq!(db.expire_campaigns(T0.plus(Duration::from_secs(86_400))).await.unwrap(), 1);
+    assert!(db.campaign_candidates(&keys(10)).await.unwrap().is_empty());
+    assert_eq!(db.campaign_candidates(&keys(20)).await.unwrap().len(), 1);
+    let votes = db.campaign_votes_after(&Default::default(), 10).await.unwrap();
+    assert_eq!(votes.iter().map(|v| v.campaign_id).collect::<Vec<_>>(), [ids[1]]);
+    db.record_vote(b.subscriber_id, message, &spam, Vote::Spam, week).await.unwrap();
+    assert_eq!(db.campaign_votes_after(&Default::default(), 10).await.unwrap().len(), 1);
+}
+
 on_both_databases!(
+    campaigns,
     statistics_tables,
     confirmations,
     providers_and_rechecks,

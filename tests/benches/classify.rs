@@ -36,7 +36,9 @@ async fn classify(
     let fingerprint = Fingerprint::of(raw);
     let evidence = checker.check(raw, providers, &[]).await;
     let deleted = match &info.from {
-        Some(f) => statistics.judge(subscriber, f, providers.get(f.domain()).is_some_and(|p| p.major_isp)).await.delete,
+        Some(f) => {
+            statistics.judge(subscriber, f, providers.get(f.domain()).is_some_and(|p| p.major_isp), None).await.delete()
+        }
         None => false,
     };
     (fingerprint.words, evidence.is_forged(), deleted)
@@ -75,6 +77,7 @@ async fn main() {
             from_name: None,
             subject: None,
             checked: None,
+            campaign: None,
         })
         .collect();
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

@@ -59,6 +59,7 @@ async fn main() {
                 from_name: info.from_name.as_deref(),
                 subject: info.subject.as_deref(),
                 checked: None,
+                campaign: None,
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();

@@ -161,6 +161,10 @@ pub struct SimulateArgs {
     /// sender address once) or `votes` (every vote, as in seed 002).
     #[arg(long, default_value = "senders")]
     pub evidence: String,
+    /// Campaign fingerprints as evidence too: copies of one message (or near-copies) form a
+    /// campaign, and every vote on a copy counts for all of them.
+    #[arg(long)]
+    pub fingerprints: bool,
     /// Delete only when P(spammer) exceeds this.
     #[arg(long, default_value_t = 1.0 - 1e-6)]
     pub delete_above: f64,

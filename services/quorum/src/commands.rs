@@ -60,8 +60,8 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             let r = scheduler(&db, &settings, classifiers(&settings)?)?.run_once(Timestamp::now()).await?;
             println!(
                 "{} summaries sent, {} with nothing to send, {} failed (retried in 5 minutes); \
-                 {} held messages purged; {} approved senders expired",
-                r.sent, r.nothing_to_send, r.failed, r.purged, r.expired_senders
+                 {} held messages purged; {} approved senders and {} campaigns expired",
+                r.sent, r.nothing_to_send, r.failed, r.purged, r.expired_senders, r.expired_campaigns
             );
         }
         Command::Outbox(cmd) => {
@@ -127,17 +127,21 @@ async fn explain<DB: Database>(
         let info = quorum_domain::InspectedMessage::parse(raw);
         let fingerprint = quorum_fingerprint::Fingerprint::of(raw);
         let evidence = checker.check(raw, &providers, &[]).await;
+        let campaign = match statistics.fingerprints() && !evidence.is_forged() {
+            true => quorum_statistics::campaigns::find(&db, &fingerprint).await?,
+            false => None,
+        };
         let judgement = match &info.from {
             Some(from) => {
                 let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
-                Some(statistics.judge(subscriber_id, from, major_isp).await)
+                Some(statistics.judge(subscriber_id, from, major_isp, campaign).await)
             }
             None => None,
         };
         let (verdict, reason) = if evidence.is_forged() {
             ("deleted_forged", evidence.reason())
-        } else if let (Some(j), Some(from)) = (judgement.filter(|j| j.delete), info.from.as_ref()) {
-            ("deleted_statistical", Some(Statistics::reason(&j, from.domain())))
+        } else if let (Some(j), Some(from)) = (judgement.filter(|j| j.delete()), info.from.as_ref()) {
+            ("deleted_statistical", Some(Statistics::reason(&j, from.domain(), campaign)))
         } else {
             ("held", evidence.reason())
         };
@@ -150,13 +154,15 @@ async fn explain<DB: Database>(
                 "reason": reason,
                 "checks": evidence,
                 "statistics": judgement.map(|j| serde_json::json!({
-                    "p_spammer": j.score.p_spammer(),
+                    "domain": evidence_json(&j.domain),
+                    "campaign": j.campaign.as_ref().map(evidence_json),
+                    "p_spam": j.p_spam(),
                     "not_spam": j.not_spam(),
-                    "spam_witnesses": j.score.spam_witnesses,
-                    "ham_witnesses": j.score.ham_witnesses,
-                    "delete": j.delete,
+                    "delete": j.delete(),
+                    "deleted_by": j.deleted_by.map(|b| b.as_str()),
                 })),
                 "fingerprint": {
+                    "campaign": campaign,
                     "words": fingerprint.words,
                     "profile": fingerprint.profile,
                     "url_domains": fingerprint.url_domains,
@@ -183,12 +189,24 @@ async fn explain<DB: Database>(
             println!("  relayed: {relayed} (path rules not applied)");
         }
         if let Some(j) = judgement {
+            let line = |s: &quorum_stats::Score| {
+                format!(
+                    "P(spam) {:.9}, {} spam and {} not-spam witnesses",
+                    s.p_spammer(),
+                    s.spam_witnesses,
+                    s.ham_witnesses
+                )
+            };
+            println!("  domain evidence:   {}", line(&j.domain));
+            match (j.campaign, campaign) {
+                (Some(c), Some(id)) => println!("  campaign #{id}:      {}", line(&c)),
+                (None, Some(id)) => println!("  campaign #{id}:      no votes yet"),
+                _ => println!("  campaign:          none"),
+            }
             println!(
-                "  statistics: P(spammer) {:.9}, {} spam and {} not-spam witnesses{}",
-                j.score.p_spammer(),
-                j.score.spam_witnesses,
-                j.score.ham_witnesses,
-                if j.delete { ", certain" } else { "" }
+                "  statistics: P(spam) {:.9}{}",
+                j.p_spam(),
+                j.deleted_by.map(|b| format!(", certain by {}", b.as_str())).unwrap_or_default()
             );
         }
         println!(
@@ -199,6 +217,14 @@ async fn explain<DB: Database>(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn evidence_json(s: &quorum_stats::Score) -> serde_json::Value {
+    serde_json::json!({
+        "p_spam": s.p_spammer(),
+        "spam_witnesses": s.spam_witnesses,
+        "ham_witnesses": s.ham_witnesses,
+    })
 }
 
 async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> anyhow::Result<ExitCode> {
@@ -754,6 +780,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         error_rate: args.error_rate,
         sybils: args.sybils,
         evidence: args.evidence.parse().map_err(anyhow::Error::msg)?,
+        fingerprints: args.fingerprints,
         delete_above: args.delete_above,
         seed: args.seed,
     };

@@ -92,9 +92,12 @@ impl<DB: Database> SummarySender<DB> {
                 current.push(m);
                 continue;
             };
-            let j = self.statistics.judge(subscriber.subscriber_id, &from, major_isp.contains(from.domain())).await;
-            if j.delete {
-                let reason = Statistics::reason(&j, from.domain());
+            let j = self
+                .statistics
+                .judge(subscriber.subscriber_id, &from, major_isp.contains(from.domain()), m.campaign_id)
+                .await;
+            if j.delete() {
+                let reason = Statistics::reason(&j, from.domain(), m.campaign_id);
                 if self.db.mark_deleted(subscriber.mailbox_id, m.id, "deleted_statistical", &reason, now).await? {
                     continue;
                 }
@@ -190,6 +193,7 @@ pub struct PassReport {
     pub failed: usize,
     pub purged: u64,
     pub expired_senders: u64,
+    pub expired_campaigns: u64,
 }
 
 impl<DB: Database> Scheduler<DB> {
@@ -197,8 +201,9 @@ impl<DB: Database> Scheduler<DB> {
         Self { sender }
     }
 
-    /// Sends every summary due at `now`, purges what is past `max_retention_days` and
-    /// expires approved senders silent for their subscriber's `approved_days`.
+    /// Sends every summary due at `now`, purges what is past `max_retention_days`,
+    /// expires approved senders silent for their subscriber's `approved_days` and campaigns
+    /// not seen for `[statistics] fingerprint_keep_days`.
     ///
     /// A due summary is claimed before it is sent (two schedulers never send the same one)
     /// and the next time is computed from `now`: a summary that fell due several times
@@ -210,6 +215,7 @@ impl<DB: Database> Scheduler<DB> {
                 .purge_older_than(Timestamp(now.0 - self.sender.settings.max_retention_days * 86_400), now)
                 .await?,
             expired_senders: db.expire_approved_senders(now).await?,
+            expired_campaigns: self.sender.statistics.expire_campaigns(db, now).await?,
             ..Default::default()
         };
         loop {

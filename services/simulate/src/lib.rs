@@ -14,7 +14,14 @@
 //! - `sybils` accounts receive spam like users but with 5× the reach, approve the senders
 //!   of a chosen 10% of spam domains and leave the rest blank; they always answer.
 //!
-//! Probes vote spam on arrival. Forgery checks need DNS, which a simulation has none of:
+//! Probes vote spam on arrival. With `fingerprints`, every message's campaign fingerprint
+//! is computed as it is loaded and copies are clustered into campaigns in arrival order
+//! (the service's rule: [`quorum_fingerprint::best_match`] through band keys); each vote is
+//! then also a vote on the campaign, a copy reaching the Inbox from an approved sender is
+//! an approval of it, and the judgement combines domain and campaign evidence
+//! ([`quorum_stats::Judgement`]). The report counts what each evidence deleted.
+//!
+//! Forgery checks need DNS, which a simulation has none of:
 //! `forged_detected` is always 0 here.
 
 use std::{
@@ -23,7 +30,8 @@ use std::{
 };
 
 use mail_parser::MessageParser;
-use quorum_stats::{Engine, EvidenceUnit, Settings, Vote};
+use quorum_fingerprint::{CampaignIndex, Fingerprint};
+use quorum_stats::{DeletedBy, Engine, EvidenceUnit, Settings, Vote};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::Serialize;
 
@@ -40,6 +48,8 @@ pub struct Options {
     pub error_rate: f64,
     pub sybils: usize,
     pub evidence: EvidenceUnit,
+    /// Campaign fingerprints as evidence too.
+    pub fingerprints: bool,
     pub delete_above: f64,
     pub seed: u64,
 }
@@ -57,6 +67,7 @@ impl Default for Options {
             error_rate: 0.01,
             sybils: 0,
             evidence: EvidenceUnit::Senders,
+            fingerprints: false,
             delete_above: 1.0 - 1e-6,
             seed: 1,
         }
@@ -80,6 +91,9 @@ pub struct Message {
     pub domain: String,
     /// Date header, Unix seconds (ordering only).
     pub date: i64,
+    /// The campaign fingerprint, when the message has enough text to belong to a campaign
+    /// ([`Fingerprint::campaign_ready`]).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// Reads a corpus folder: one sub-folder per label, `spam` is spam, every other sub-folder
@@ -121,7 +135,8 @@ fn message(raw: &[u8], spam: bool) -> Message {
         .unwrap_or_else(|| "unknown@invalid".into());
     let date = parsed.as_ref().and_then(|m| m.date()).map(|d| d.to_timestamp()).unwrap_or(0);
     let domain = from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
-    Message { spam, from, domain, date }
+    let fingerprint = Some(Fingerprint::of(raw)).filter(Fingerprint::campaign_ready);
+    Message { spam, from, domain, date, fingerprint }
 }
 
 /// The report's counts, for the whole run or one part of it.
@@ -142,11 +157,25 @@ pub struct Counts {
     /// Spam copies that reached the Inbox (an approved sender, or released by a wrong `A`).
     pub spam_in_inbox: u64,
     pub forged_detected: u64,
+    /// Spam copies of messages with no campaign (too little text: [`quorum_fingerprint::MIN_WORDS`]),
+    /// which only the domain evidence can delete (with `fingerprints`).
+    pub spam_without_campaign: u64,
+    /// Spam and ham copies deleted by the statistics, by the evidence that was certain.
+    pub spam_deleted_by: ByEvidence,
+    pub ham_deleted_by: ByEvidence,
     pub held_lines_per_user_per_summary: f64,
     #[serde(skip)]
     summaries: u64,
     #[serde(skip)]
     held_lines: u64,
+}
+
+/// Deletions by the evidence that made them certain ([`DeletedBy`]).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ByEvidence {
+    pub domain: u64,
+    pub fingerprint: u64,
+    pub both: u64,
 }
 
 /// What `quorum simulate` prints.
@@ -160,6 +189,9 @@ pub struct Report {
     pub spam_deleted_before_summary_share: f64,
     pub steady_state_spam_deleted_before_summary_share: f64,
     pub evidence: &'static str,
+    pub fingerprints: bool,
+    /// Campaigns the fingerprints found (copies of one message, or near-copies).
+    pub campaigns: usize,
     pub users: usize,
     pub probes: usize,
     pub sybils: usize,
@@ -225,6 +257,22 @@ pub fn run(
         })
         .collect();
     let major: Vec<bool> = corpus.iter().map(|m| major_isp.contains(&m.domain)).collect();
+    // Campaigns in arrival order, as the service would find them.
+    let mut index = CampaignIndex::default();
+    let mut campaign: Vec<Option<u32>> = vec![None; corpus.len()];
+    if options.fingerprints {
+        for &i in &order {
+            campaign[i] = corpus[i].fingerprint.as_ref().and_then(|f| index.assign(f)).map(|c| c as u32);
+        }
+    }
+    // A vote on a message is a vote on its sender and on its campaign.
+    let vote = |engine: &mut Engine, user: u32, message: usize, vote: Vote| {
+        let (domain, sender) = ids[message];
+        engine.record(user, domain, sender, vote);
+        if let Some(c) = campaign[message] {
+            engine.record_campaign(user, c, vote);
+        }
+    };
 
     let mut engine = Engine::new(Settings { unit: options.evidence, ..Settings::default() });
     let mut kinds = Vec::new();
@@ -290,7 +338,7 @@ pub fn run(
                 let m = &corpus[message];
                 let kind = kinds[user as usize];
                 if kind == Kind::Probe {
-                    engine.record(user, domain, sender, Vote::Spam);
+                    vote(&mut engine, user, message, Vote::Spam);
                     continue;
                 }
                 let counted = kind == Kind::Honest;
@@ -298,6 +346,7 @@ pub fn run(
                 for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted) {
                     if m.spam {
                         c.spam_total += 1;
+                        c.spam_without_campaign += u64::from(options.fingerprints && campaign[message].is_none());
                     } else {
                         c.ham_total += 1;
                     }
@@ -315,9 +364,16 @@ pub fn run(
                     for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted && m.spam) {
                         c.spam_in_inbox += 1;
                     }
-                } else if engine.judge(user, domain, sender, major[message], options.delete_above).delete {
+                    // In the Inbox from an approved sender: an approval of its campaign.
+                    if let Some(c) = campaign[message] {
+                        engine.record_campaign(user, c, Vote::Ham);
+                    }
+                } else if let Some(by) = engine
+                    .judge(user, domain, sender, major[message], campaign[message], options.delete_above)
+                    .deleted_by
+                {
                     for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted) {
-                        deleted_statistical(c, m.spam);
+                        deleted_statistical(c, m.spam, by);
                     }
                 } else {
                     s.held.push(Held { message, late: is_late });
@@ -336,9 +392,11 @@ pub fn run(
                 let mut shown = Vec::with_capacity(held.len());
                 for h in held {
                     let (domain, sender) = ids[h.message];
-                    if engine.judge(user, domain, sender, major[h.message], options.delete_above).delete {
+                    let judgement =
+                        engine.judge(user, domain, sender, major[h.message], campaign[h.message], options.delete_above);
+                    if let Some(by) = judgement.deleted_by {
                         for c in counts(&mut all, &mut late, h.late).into_iter().filter(|_| counted) {
-                            deleted_statistical(c, corpus[h.message].spam);
+                            deleted_statistical(c, corpus[h.message].spam, by);
                         }
                     } else {
                         shown.push(h);
@@ -365,9 +423,9 @@ pub fn run(
                         Kind::Sybil => sybil_approved.contains(&domain),
                         _ => spam == (rng.r#gen::<f64>() < options.error_rate),
                     };
+                    vote(&mut engine, user, h.message, if approve { Vote::Ham } else { Vote::Spam });
                     let s = &mut state[user as usize];
                     if approve {
-                        engine.record(user, domain, sender, Vote::Ham);
                         s.approved.insert(sender);
                         s.blocked.remove(&sender);
                         if spam && counted {
@@ -376,7 +434,6 @@ pub fn run(
                             }
                         }
                     } else {
-                        engine.record(user, domain, sender, Vote::Spam);
                         s.blocked.insert(sender);
                         s.approved.remove(&sender);
                     }
@@ -408,6 +465,8 @@ pub fn run(
             EvidenceUnit::Votes => "votes",
             EvidenceUnit::Senders => "senders",
         },
+        fingerprints: options.fingerprints,
+        campaigns: index.len(),
         users: options.users,
         probes: options.probes,
         sybils: options.sybils,
@@ -425,13 +484,20 @@ fn counts<'a>(all: &'a mut Counts, late: &'a mut Counts, is_late: bool) -> Vec<&
     if is_late { vec![all, late] } else { vec![all] }
 }
 
-fn deleted_statistical(c: &mut Counts, spam: bool) {
-    if spam {
+fn deleted_statistical(c: &mut Counts, spam: bool, by: DeletedBy) {
+    let tally = if spam {
         c.spam_deleted_before_summary += 1;
+        &mut c.spam_deleted_by
     } else {
         c.ham_deleted += 1;
         c.ham_deleted_statistical += 1;
-    }
+        &mut c.ham_deleted_by
+    };
+    *match by {
+        DeletedBy::Domain => &mut tally.domain,
+        DeletedBy::Fingerprint => &mut tally.fingerprint,
+        DeletedBy::Both => &mut tally.both,
+    } += 1;
 }
 
 #[cfg(test)]
@@ -444,11 +510,11 @@ mod tests {
         // correspondents at 10 domains.
         for i in 0..400 {
             let d = format!("spam{}.example", i % 8);
-            c.push(Message { spam: true, from: format!("x{i}@{d}"), domain: d, date: i });
+            c.push(Message { spam: true, from: format!("x{i}@{d}"), domain: d, date: i, fingerprint: None });
         }
         for i in 0..300 {
             let d = format!("ham{}.example", i % 10);
-            c.push(Message { spam: false, from: format!("p{}@{d}", i % 30), domain: d, date: i });
+            c.push(Message { spam: false, from: format!("p{}@{d}", i % 30), domain: d, date: i, fingerprint: None });
         }
         c
     }

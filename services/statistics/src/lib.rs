@@ -4,13 +4,20 @@
 //! votes cast since its last read, refreshes what they touched, and writes the operator's
 //! tables (trust, correlations, the touched domains' probabilities). Processes on other
 //! machines read the same votes, so they converge on the same statistics.
+//!
+//! With `[statistics] fingerprints`, votes on campaigns ([`campaigns`]) are read too and a
+//! message's campaign is judged beside its sender domain.
+
+pub mod campaigns;
 
 use std::collections::{HashMap, HashSet};
 
 use quorum_config::StatisticsSettings;
 use quorum_domain::{EmailAddress, Timestamp};
-use quorum_stats::{Engine, EvidenceUnit, Judgement, Settings, TrustStatus, Vote};
-use quorum_storage::{CorrelationRow, Database, DomainRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor};
+use quorum_stats::{DeletedBy, Engine, EvidenceUnit, Judgement, Settings, TrustStatus, Vote};
+use quorum_storage::{
+    CampaignVoteCursor, CorrelationRow, Database, DomainRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor,
+};
 use tokio::sync::Mutex;
 
 /// Votes read per query while catching up.
@@ -18,6 +25,8 @@ const PAGE: i64 = 10_000;
 
 pub struct Statistics {
     delete_above: f64,
+    fingerprints: bool,
+    keep_campaigns: std::time::Duration,
     refresh_every: std::time::Duration,
     state: Mutex<State>,
 }
@@ -25,6 +34,9 @@ pub struct Statistics {
 struct State {
     engine: Engine,
     cursor: VoteCursor,
+    campaign_cursor: CampaignVoteCursor,
+    /// Campaign ids in the database → the engine's.
+    campaigns: HashMap<i64, u32>,
     users: HashMap<i64, u32>,
     subscribers: Vec<i64>,
     domains: HashMap<String, u32>,
@@ -49,10 +61,14 @@ impl Statistics {
         let unit = if settings.evidence == "votes" { EvidenceUnit::Votes } else { EvidenceUnit::Senders };
         Statistics {
             delete_above: settings.delete_above,
+            fingerprints: settings.fingerprints,
+            keep_campaigns: std::time::Duration::from_secs(settings.fingerprint_keep_days.max(1) as u64 * 86_400),
             refresh_every: std::time::Duration::from_secs(settings.refresh_secs),
             state: Mutex::new(State {
                 engine: Engine::new(Settings { unit, ..Settings::default() }),
                 cursor: VoteCursor::default(),
+                campaign_cursor: CampaignVoteCursor::default(),
+                campaigns: HashMap::new(),
                 users: HashMap::new(),
                 subscribers: Vec::new(),
                 domains: HashMap::new(),
@@ -61,6 +77,18 @@ impl Statistics {
                 written: Vec::new(),
             }),
         }
+    }
+
+    /// Whether campaign fingerprints are evidence (`[statistics] fingerprints`).
+    pub fn fingerprints(&self) -> bool {
+        self.fingerprints
+    }
+
+    /// Forgets campaigns not seen for `[statistics] fingerprint_keep_days`, with their votes
+    /// (this process's engine keeps what it read until it restarts; new mail cannot join a
+    /// forgotten campaign). Returns how many went.
+    pub async fn expire_campaigns<DB: Database>(&self, db: &DB, now: Timestamp) -> Result<u64, StorageError> {
+        db.expire_campaigns(now.minus(self.keep_campaigns)).await
     }
 
     /// How often a running worker should [`Statistics::sync`].
@@ -103,6 +131,25 @@ impl Statistics {
                 break;
             }
         }
+        if self.fingerprints {
+            loop {
+                let page = db.campaign_votes_after(&state.campaign_cursor, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                state.campaign_cursor = last.cursor();
+                let full = page.len() as i64 == PAGE;
+                for v in &page {
+                    // An approval, or a copy that reached the Inbox from an approved sender.
+                    let vote = if v.verdict == "spam" { Vote::Spam } else { Vote::Ham };
+                    let user = state.user(v.subscriber_id);
+                    let campaign = state.campaign(v.campaign_id);
+                    state.engine.record_campaign(user, campaign, vote);
+                }
+                votes += page.len();
+                if !full {
+                    break;
+                }
+            }
+        }
         let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
         for (subscriber, user) in known {
             state.engine.set_probe(user, probes.contains(&subscriber));
@@ -111,7 +158,7 @@ impl Statistics {
             state.user(p);
         }
         if state.engine.dirty().is_empty() {
-            return Ok(Synced::default());
+            return Ok(Synced { votes, ..Synced::default() });
         }
         let changed: Vec<u32> = state.engine.dirty().to_vec();
         let refreshed = state.engine.refresh();
@@ -123,24 +170,50 @@ impl Statistics {
         Ok(Synced { votes, users: refreshed.users, correlations: refreshed.correlations, domains: touched.len() })
     }
 
-    /// The statistics' verdict on mail from `from` for `subscriber_id`; `major_isp` domains
-    /// are judged by the sender address alone.
-    pub async fn judge(&self, subscriber_id: i64, from: &EmailAddress, major_isp: bool) -> Judgement {
+    /// The statistics' verdict on mail from `from` for `subscriber_id`, of `campaign` if it
+    /// belongs to one; `major_isp` domains are judged by the sender address alone.
+    pub async fn judge(
+        &self,
+        subscriber_id: i64,
+        from: &EmailAddress,
+        major_isp: bool,
+        campaign: Option<i64>,
+    ) -> Judgement {
         let mut state = self.state.lock().await;
         let user = state.user(subscriber_id);
         let domain = state.domain(from.domain());
         let sender = state.sender(from.as_str());
-        state.engine.judge(user, domain, sender, major_isp, self.delete_above)
+        let campaign = campaign.filter(|_| self.fingerprints).and_then(|c| state.campaigns.get(&c).copied());
+        state.engine.judge(user, domain, sender, major_isp, campaign, self.delete_above)
     }
 
-    /// The line shown for a message the statistics delete.
-    pub fn reason(judgement: &Judgement, domain: &str) -> String {
-        format!(
-            "statistics: {domain} is a spammer with P = {:.7} ({} spam, {} not)",
-            judgement.score.p_spammer(),
-            judgement.score.spam_witnesses,
-            judgement.score.ham_witnesses
-        )
+    /// The line shown for a message the statistics delete (stored as its reason): which
+    /// evidence was certain, with its probability and witnesses.
+    pub fn reason(judgement: &Judgement, domain: &str, campaign: Option<i64>) -> String {
+        let d = &judgement.domain;
+        let domain_part = format!(
+            "{domain} is a spammer with P = {:.7} ({} spam, {} not)",
+            d.p_spammer(),
+            d.spam_witnesses,
+            d.ham_witnesses
+        );
+        let campaign_part = match (judgement.campaign, campaign) {
+            (Some(c), Some(id)) => format!(
+                "campaign #{id} is spam with P = {:.7} ({} recipients said spam, {} not)",
+                c.p_spammer(),
+                c.spam_witnesses,
+                c.ham_witnesses
+            ),
+            _ => String::new(),
+        };
+        match judgement.deleted_by {
+            Some(DeletedBy::Fingerprint) => format!("statistics (fingerprint): {campaign_part}"),
+            Some(DeletedBy::Both) if !campaign_part.is_empty() => format!(
+                "statistics (domain and fingerprint, P = {:.7} together): {domain_part}; {campaign_part}",
+                judgement.p_spam()
+            ),
+            _ => format!("statistics (domain): {domain_part}"),
+        }
     }
 }
 
@@ -163,6 +236,11 @@ impl State {
         self.domains.insert(name.to_string(), d);
         self.domain_names.push(name.to_string());
         d
+    }
+
+    fn campaign(&mut self, id: i64) -> u32 {
+        let n = self.campaigns.len() as u32;
+        *self.campaigns.entry(id).or_insert(n)
     }
 
     fn sender(&mut self, address: &str) -> u32 {

@@ -22,6 +22,7 @@ use std::{
 };
 
 use quorum_domain::{Disposition, EmailAddress, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
+use quorum_fingerprint::Fingerprint;
 use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_statistics::Statistics;
@@ -201,10 +202,27 @@ pub async fn poll_mailbox<DB: Database>(
             },
         );
         let checked: Vec<Option<Checked>> = futures::future::join_all(checks).await;
+        // Campaign fingerprints for what the statistics judge and what an Inbox delivery
+        // approves; forged, blocked and Quorum's own mail is no evidence. One lookup and one
+        // write for the whole batch.
+        let fingerprinting = statistics.is_some_and(Statistics::fingerprints);
+        let fingerprints: Vec<Option<Fingerprint>> = inspected
+            .iter()
+            .zip(&dispositions)
+            .zip(&checked)
+            .zip(&own_confirmations)
+            .map(|((((_, raw, info), disposition), check), own)| {
+                let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
+                let released = matches!(disposition, Disposition::Released(_));
+                (fingerprinting && !own && !forged && !released && !blocked(info)).then(|| Fingerprint::of(raw))
+            })
+            .collect();
+        let fingerprints: Vec<Option<&Fingerprint>> = fingerprints.iter().map(Option::as_ref).collect();
+        let campaigns = quorum_statistics::campaigns::assign(db, &fingerprints, now).await?;
         // Each message's fate, in order; the items to commit borrow from it.
         let mut fates: Vec<Fate> = Vec::with_capacity(inspected.len());
-        for ((((w, raw, info), disposition), check), own) in
-            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations)
+        for (((((w, raw, info), disposition), check), own), campaign) in
+            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations).zip(campaigns)
         {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
             let keep = match disposition {
@@ -217,7 +235,7 @@ pub async fn poll_mailbox<DB: Database>(
             if keep && !own {
                 report.kept += 1;
                 let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
-                fates.push(Fate::Keep { uidl: w.uidl, approved });
+                fates.push(Fate::Keep { uidl: w.uidl, approved, campaign: approved.and(campaign) });
                 continue;
             }
             to_delete.push(w.n);
@@ -226,8 +244,8 @@ pub async fn poll_mailbox<DB: Database>(
             let statistical = match (statistics, info.from.as_ref()) {
                 (Some(stats), Some(from)) if !own && !blocked(info) && !forged && !mailbox.spam_probe => {
                     let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
-                    let judgement = stats.judge(mailbox.subscriber_id, from, major_isp).await;
-                    judgement.delete.then(|| Statistics::reason(&judgement, from.domain()))
+                    let judgement = stats.judge(mailbox.subscriber_id, from, major_isp, campaign).await;
+                    judgement.delete().then(|| Statistics::reason(&judgement, from.domain(), campaign))
                 }
                 _ => None,
             };
@@ -263,6 +281,7 @@ pub async fn poll_mailbox<DB: Database>(
                 check: check.as_ref(),
                 statistical,
                 confirm,
+                campaign,
             });
         }
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
@@ -322,6 +341,8 @@ enum Fate<'a> {
     Keep {
         uidl: &'a str,
         approved: Option<&'a EmailAddress>,
+        /// The campaign an Inbox delivery from an approved sender approves.
+        campaign: Option<i64>,
     },
     Quarantine {
         uidl: &'a str,
@@ -333,14 +354,17 @@ enum Fate<'a> {
         statistical: Option<String>,
         /// A confirmation may go to this sender.
         confirm: Option<(EmailAddress, Option<String>)>,
+        campaign: Option<i64>,
     },
 }
 
 impl Fate<'_> {
     fn item(&self) -> PollItem<'_> {
         match self {
-            Fate::Keep { uidl, approved } => PollItem::Keep { uidl, approved: *approved },
-            Fate::Quarantine { uidl, status, raw, info, check, statistical, .. } => PollItem::Quarantine {
+            Fate::Keep { uidl, approved, campaign } => {
+                PollItem::Keep { uidl, approved: *approved, campaign: *campaign }
+            }
+            Fate::Quarantine { uidl, status, raw, info, check, statistical, campaign, .. } => PollItem::Quarantine {
                 uidl,
                 status,
                 raw,
@@ -352,6 +376,7 @@ impl Fate<'_> {
                     let record = c.record();
                     CheckRecord { reason: statistical.as_deref().or(record.reason), ..record }
                 }),
+                campaign: *campaign,
             },
         }
     }

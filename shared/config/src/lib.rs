@@ -125,6 +125,11 @@ pub struct StatisticsSettings {
     pub delete_above: f64,
     /// How often a running worker reads new votes and refreshes trust and correlations.
     pub refresh_secs: u64,
+    /// Campaign fingerprints as evidence beside sender domains (votes on a campaign's
+    /// copies count for all of its copies).
+    pub fingerprints: bool,
+    /// Campaigns not seen for this many days are forgotten, with their votes.
+    pub fingerprint_keep_days: i64,
 }
 
 /// Confirmations to unknown senders (SPEC 2.4). They go from a VERP address under
@@ -233,6 +238,8 @@ impl Settings {
             .set_default("statistics.evidence", "senders")?
             .set_default("statistics.delete_above", 0.999999)?
             .set_default("statistics.refresh_secs", 60)?
+            .set_default("statistics.fingerprints", true)?
+            .set_default("statistics.fingerprint_keep_days", 30)?
             .set_default("confirmations.enabled", true)?
             .set_default("confirmations.hourly_cap", 1000)?
             .set_default("dns.nameservers", Vec::<String>::new())?
@@ -280,9 +287,11 @@ impl Settings {
                 st.evidence
             )));
         }
-        if !(0.5..1.0).contains(&st.delete_above) || st.refresh_secs == 0 {
+        if !(0.5..1.0).contains(&st.delete_above) || st.refresh_secs == 0 || st.fingerprint_keep_days < 1 {
             return Err(ConfigError::Invalid(
-                "statistics.delete_above must be in [0.5, 1) and statistics.refresh_secs above 0".into(),
+                "statistics.delete_above must be in [0.5, 1), and statistics.refresh_secs and \
+                 statistics.fingerprint_keep_days at least 1"
+                    .into(),
             ));
         }
         let d = &self.dns;

@@ -29,6 +29,10 @@ pub const BANDS: usize = 16;
 pub const ROWS: usize = HASHES / BANDS;
 /// Estimated similarity from which two messages count as one campaign.
 pub const SAME_CAMPAIGN: f64 = 0.6;
+/// Words of visible text a message needs to join a campaign: in shorter text a few
+/// per-recipient changes move the signature, and short everyday notes ("thanks, see you
+/// at 5") resemble each other without being one campaign.
+pub const MIN_WORDS: u32 = 20;
 /// Words per shingle.
 const SHINGLE: usize = 4;
 
@@ -115,6 +119,16 @@ impl Fingerprint {
         self.similarity(other) >= SAME_CAMPAIGN
     }
 
+    /// Whether this message can belong to a campaign ([`MIN_WORDS`] and a signature).
+    pub fn campaign_ready(&self) -> bool {
+        self.words >= MIN_WORDS && self.signature.len() == HASHES
+    }
+
+    /// The signature as bytes for storage: [`HASHES`] little-endian `u64`s.
+    pub fn signature_bytes(&self) -> Vec<u8> {
+        self.signature.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
     /// The lookup keys: one per band of the signature (band index mixed in).
     pub fn band_keys(&self) -> Vec<u64> {
         if self.signature.len() != HASHES {
@@ -129,6 +143,78 @@ impl Fingerprint {
                 h.finish()
             })
             .collect()
+    }
+}
+
+/// Reads a signature stored by [`Fingerprint::signature_bytes`]; `None` if malformed.
+pub fn signature_from_bytes(bytes: &[u8]) -> Option<Vec<u64>> {
+    (bytes.len() == HASHES * 8)
+        .then(|| bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+/// The campaign `fingerprint` belongs to among `candidates` (`(id, signature)`, usually
+/// those sharing a band key with it): the most similar one at [`SAME_CAMPAIGN`] or above,
+/// the lowest id on ties (the oldest campaign).
+pub fn best_match<'a, I>(fingerprint: &Fingerprint, candidates: I) -> Option<i64>
+where
+    I: IntoIterator<Item = (i64, &'a [u64])>,
+{
+    if !fingerprint.campaign_ready() {
+        return None;
+    }
+    let mut best: Option<(usize, i64)> = None;
+    for (id, signature) in candidates {
+        if signature.len() != HASHES {
+            continue;
+        }
+        let equal = fingerprint.signature.iter().zip(signature).filter(|(a, b)| a == b).count();
+        if equal as f64 / HASHES as f64 >= SAME_CAMPAIGN
+            && best.is_none_or(|(e, i)| equal > e || (equal == e && id < i))
+        {
+            best = Some((equal, id));
+        }
+    }
+    best.map(|(_, id)| id)
+}
+
+/// Campaigns in memory (the simulator, tests): each campaign keeps the signature of its
+/// first message and is found through its band keys. The service keeps the same in its
+/// database.
+#[derive(Debug, Default)]
+pub struct CampaignIndex {
+    signatures: Vec<Vec<u64>>,
+    bands: std::collections::HashMap<u64, Vec<i64>>,
+}
+
+impl CampaignIndex {
+    /// The campaign of a message, a new one if none matches; `None` for a message too
+    /// short to have one.
+    pub fn assign(&mut self, fingerprint: &Fingerprint) -> Option<i64> {
+        if !fingerprint.campaign_ready() {
+            return None;
+        }
+        let keys = fingerprint.band_keys();
+        let mut candidates: Vec<i64> = keys.iter().filter_map(|k| self.bands.get(k)).flatten().copied().collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let found = best_match(fingerprint, candidates.iter().map(|&id| (id, self.signatures[id as usize].as_slice())));
+        Some(found.unwrap_or_else(|| {
+            let id = self.signatures.len() as i64;
+            self.signatures.push(fingerprint.signature.clone());
+            for k in keys {
+                self.bands.entry(k).or_default().push(id);
+            }
+            id
+        }))
+    }
+
+    /// Campaigns so far.
+    pub fn len(&self) -> usize {
+        self.signatures.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.signatures.is_empty()
     }
 }
 
@@ -282,6 +368,37 @@ with our licensed pharmacy. Reference code AB12CD34. Unsubscribe at http://pharm
         assert_eq!(f.similarity(&f), 0.0);
         let broken = Fingerprint::of(b"\xff\xfe not mail at all \x00\x01");
         assert!(broken.signature.is_empty() || broken.signature.len() == HASHES);
+    }
+
+    #[test]
+    fn copies_join_one_campaign_and_short_notes_none() {
+        let mut index = CampaignIndex::default();
+        let a = Fingerprint::of(SPAM.as_bytes());
+        let b = Fingerprint::of(SPAM.replace("Dear John", "Dear Olga").replace("AB12CD34", "ZZ77YY66").as_bytes());
+        let first = index.assign(&a);
+        assert_eq!(first, Some(0));
+        assert_eq!(index.assign(&b), first);
+        let note = Fingerprint::of(b"From: x@y.example\r\n\r\nthanks, see you at five tomorrow\r\n");
+        assert!(!note.campaign_ready() && index.assign(&note).is_none());
+        let other = Fingerprint::of(
+            format!(
+                "From: x@y.example\r\n\r\n{}\r\n",
+                "the quarterly report covers revenue costs and hiring plans ".repeat(4)
+            )
+            .as_bytes(),
+        );
+        assert_eq!(index.assign(&other), Some(1));
+        assert_eq!(index.len(), 2);
+        // Stored signatures read back; the best match wins over an older weaker one.
+        assert_eq!(signature_from_bytes(&a.signature_bytes()).as_deref(), Some(a.signature.as_slice()));
+        assert_eq!(signature_from_bytes(b"short"), None);
+        let mut weaker = a.signature.clone();
+        for v in weaker.iter_mut().take(20) {
+            *v = 0;
+        }
+        assert_eq!(best_match(&a, [(1, weaker.as_slice()), (2, a.signature.as_slice())]), Some(2));
+        assert_eq!(best_match(&a, [(1, weaker.as_slice())]), Some(1));
+        assert_eq!(best_match(&note, [(1, a.signature.as_slice())]), None);
     }
 
     proptest::proptest! {

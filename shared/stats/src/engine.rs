@@ -10,13 +10,22 @@
 //! counted as votes arrive (approvals of senders a probe received); the statuses then need
 //! one O(users) pass per refresh, and the coordination rule one pass over approved senders.
 //! Domain scores are computed on demand from the domain's votes.
+//!
+//! **Campaigns** (the fingerprint issue). The copies of one campaign share a fingerprint;
+//! the caller clusters them into campaign ids and records each user's verdict on a campaign
+//! beside the sender vote ([`Engine::record_campaign`]), and mail from an approved sender
+//! that went to the Inbox as an approval of its campaign. A campaign's witnesses are its
+//! distinct voters (each user's weighted consensus on it, weighted by trust exactly like
+//! sender evidence): the recipients of one campaign judge the same content independently,
+//! while one user's many copies are one judgement. Campaign votes do not enter the users'
+//! per-domain counts, so trust is measured on sender votes alone.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    bayes::{Vote, VoteModel},
+    bayes::{Vote, VoteModel, logistic, logit},
     domain::{EvidenceUnit, Score, SenderVotes, prior, score},
     trust::{
         Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate, weight,
@@ -61,18 +70,76 @@ struct User {
     probe_hit_approvals: u32,
 }
 
+/// Which evidence made a message certain spam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletedBy {
+    /// The sender domain's evidence alone was certain.
+    Domain,
+    /// The campaign fingerprint's evidence alone was certain.
+    Fingerprint,
+    /// Both were needed, or each alone was certain.
+    Both,
+}
+
+impl DeletedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletedBy::Domain => "domain",
+            DeletedBy::Fingerprint => "fingerprint",
+            DeletedBy::Both => "both",
+        }
+    }
+}
+
 /// The statistics' verdict on one message.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
-    pub score: Score,
-    /// Certain beyond the deletion bound: `deleted_statistical`.
-    pub delete: bool,
+    /// The sender domain's evidence (for a `major_isp` domain, the address's).
+    pub domain: Score,
+    /// The campaign's evidence, when the message belongs to one.
+    pub campaign: Option<Score>,
+    /// Certain beyond the deletion bound (`deleted_statistical`), and by what.
+    pub deleted_by: Option<DeletedBy>,
 }
 
 impl Judgement {
+    /// Combines the two pieces of evidence and applies the deletion bound. They are treated
+    /// as independent witnesses, so their log-odds add: a message is deleted when the
+    /// domain, the fingerprint or both together make it certain. Evidence that leans the
+    /// other way (an approved newsletter's fingerprint, logit < 0) is subtracted, so it can
+    /// save a message whose domain alone would have been certain.
+    pub fn new(domain: Score, campaign: Option<Score>, delete_above: f64) -> Judgement {
+        let mut j = Judgement { domain, campaign, deleted_by: None };
+        let bound = logit(delete_above);
+        if j.logit() > bound {
+            let by_campaign = campaign.is_some_and(|c| c.logit > bound);
+            j.deleted_by = Some(match (domain.logit > bound, by_campaign) {
+                (true, false) => DeletedBy::Domain,
+                (false, true) => DeletedBy::Fingerprint,
+                _ => DeletedBy::Both,
+            });
+        }
+        j
+    }
+
+    /// Combined log-odds that the message is spam.
+    pub fn logit(&self) -> f64 {
+        self.domain.logit + self.campaign.map_or(0.0, |c| c.logit)
+    }
+
+    pub fn delete(&self) -> bool {
+        self.deleted_by.is_some()
+    }
+
+    /// The chance the message is spam, from both pieces of evidence.
+    pub fn p_spam(&self) -> f64 {
+        logistic(self.logit())
+    }
+
     /// The chance the message is not spam, for ranking the summary.
     pub fn not_spam(&self) -> f64 {
-        1.0 - self.score.p_spammer()
+        1.0 - self.p_spam()
     }
 }
 
@@ -95,6 +162,8 @@ pub struct Engine {
     probe_senders: std::collections::HashSet<u32>,
     /// Per sender, the (non-probe) users who approved it, once per approval.
     approvers: HashMap<u32, Vec<u32>>,
+    /// Per campaign, every vote on it (`sender` is the voter: one witness per voter).
+    campaigns: HashMap<u32, Vec<SenderVotes>>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
 }
@@ -109,6 +178,7 @@ impl Engine {
             spam_index: HashMap::new(),
             probe_senders: std::collections::HashSet::new(),
             approvers: HashMap::new(),
+            campaigns: HashMap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
         }
@@ -177,6 +247,16 @@ impl Engine {
             self.is_dirty[user as usize] = true;
             self.dirty.push(user);
         }
+    }
+
+    /// Records `user`'s verdict on a campaign: their vote on one of its messages, or an
+    /// approval when a copy reached their Inbox from a sender they approved.
+    pub fn record_campaign(&mut self, user: u32, campaign: u32, vote: Vote) {
+        let (approvals, spam) = match vote {
+            Vote::Ham => (1, 0),
+            Vote::Spam => (0, 1),
+        };
+        self.campaigns.entry(campaign).or_default().push(SenderVotes { sender: user, voter: user, approvals, spam });
     }
 
     /// Brings ratios, the spam index, statuses and the dirty users' correlations up to date.
@@ -344,14 +424,31 @@ impl Engine {
         }
     }
 
+    /// The campaign's score for `recipient`: one witness per voter, weighted by trust;
+    /// `None` when nobody has voted on it.
+    pub fn campaign_score(&self, recipient: u32, campaign: u32) -> Option<Score> {
+        let votes = self.campaigns.get(&campaign)?;
+        let weight = |voter| self.weight(recipient, voter);
+        Some(score(&self.settings.model, EvidenceUnit::Senders, self.prior(recipient), votes, weight))
+    }
+
     /// The statistics' verdict on one message from `sender` at `domain` for `recipient`
-    /// (SPEC 2.2): delete when the evidence makes the domain a spammer beyond
-    /// `delete_above`. For a `major_isp` domain (many users, most not spammers) only the
-    /// sender address's own evidence counts. The returned score ranks held mail: P(not spam)
-    /// is `1 − p_spammer`.
-    pub fn judge(&self, recipient: u32, domain: u32, sender: u32, major_isp: bool, delete_above: f64) -> Judgement {
-        let score = self.score(recipient, domain, major_isp.then_some(sender));
-        Judgement { delete: score.condemns(delete_above), score }
+    /// (SPEC 2.2), with its campaign if it has one: delete when the evidence makes it spam
+    /// beyond `delete_above` ([`Judgement::new`]). For a `major_isp` domain (many users,
+    /// most not spammers) only the sender address's own evidence counts. The judgement's
+    /// P(not spam) ranks held mail.
+    pub fn judge(
+        &self,
+        recipient: u32,
+        domain: u32,
+        sender: u32,
+        major_isp: bool,
+        campaign: Option<u32>,
+        delete_above: f64,
+    ) -> Judgement {
+        let domain = self.score(recipient, domain, major_isp.then_some(sender));
+        let campaign = campaign.and_then(|c| self.campaign_score(recipient, c));
+        Judgement::new(domain, campaign, delete_above)
     }
 
     /// The domain's score with every counted user at full weight (no recipient): the
@@ -413,8 +510,8 @@ mod tests {
         assert!(s.p_spammer() > 0.8 && (s.spam_witnesses, s.ham_witnesses) == (1, 0), "{s:?}");
         assert!(e.score(bob, 100, None).p_spammer() < 0.1, "alice's correspondent");
         // A major ISP's domain is judged by the sender address alone.
-        assert!(e.judge(bob, 3, 3, true, 1.0 - 1e-6).score.spam_witnesses == 1);
-        assert_eq!(e.judge(bob, 3, 999, true, 1.0 - 1e-6).score.spam_witnesses, 0);
+        assert!(e.judge(bob, 3, 3, true, None, 1.0 - 1e-6).domain.spam_witnesses == 1);
+        assert_eq!(e.judge(bob, 3, 999, true, None, 1.0 - 1e-6).domain.spam_witnesses, 0);
         // Only dirty users are recomputed.
         e.record(bob, 29, 29, Vote::Spam);
         assert_eq!(e.refresh().users, 1);
@@ -455,5 +552,78 @@ mod tests {
         for h in honest {
             assert_eq!(e.status(h), TrustStatus::Trusted, "user {h}");
         }
+    }
+
+    /// Trusted users (each with a probe-like history on domains 0..30) and one probe.
+    fn population(n: usize) -> (Engine, Vec<u32>) {
+        let mut e = Engine::new(Settings::default());
+        let probe = e.add_user(true);
+        let users: Vec<u32> = (0..n).map(|_| e.add_user(false)).collect();
+        for d in 0..30 {
+            e.record(probe, d, d, Vote::Spam);
+            for (i, &u) in users.iter().enumerate() {
+                e.record(u, d, d, Vote::Spam);
+                e.record(u, 1000 + i as u32, 1000 + i as u32, Vote::Ham);
+            }
+        }
+        e.refresh();
+        (e, users)
+    }
+
+    #[test]
+    fn a_campaign_reported_by_its_recipients_is_certain_whatever_its_senders() {
+        let (mut e, users) = population(16);
+        let bound = 1.0 - 1e-6;
+        // Every copy comes from a new sender at a new domain: no domain evidence at all.
+        // The recipients' prior is ½ (as much ham as spam), so each report is worth
+        // logit(0.99 / (0.99 + 0.30)) = 1.19 and twelve make 14.3 > logit(1 − 1e-6) = 13.8.
+        for (i, &u) in users.iter().enumerate().take(12) {
+            e.record(u, 500 + i as u32, 500 + i as u32, Vote::Spam);
+            e.record_campaign(u, 7, Vote::Spam);
+        }
+        e.refresh();
+        let late = users[15];
+        let j = e.judge(late, 999, 999, false, Some(7), bound);
+        assert_eq!(j.domain.spam_witnesses, 0);
+        assert_eq!(j.campaign.unwrap().spam_witnesses, 12);
+        assert_eq!(j.deleted_by, Some(DeletedBy::Fingerprint), "{j:?}");
+        assert!(j.not_spam() < 1e-6);
+        // Without the campaign the same message is only held.
+        assert!(!e.judge(late, 999, 999, false, None, bound).delete());
+        // One user's many copies are one witness.
+        let (mut e, users) = population(3);
+        for _ in 0..20 {
+            e.record_campaign(users[0], 7, Vote::Spam);
+        }
+        assert_eq!(e.campaign_score(users[2], 7).unwrap().spam_witnesses, 1);
+        assert_eq!(e.campaign_score(users[2], 8), None);
+    }
+
+    #[test]
+    fn an_approved_newsletter_is_not_deleted_by_the_few_who_blank_it() {
+        let (mut e, users) = population(40);
+        let bound = 1.0 - 1e-6;
+        // 30 subscribers approved the newsletter's sender: its new issue reaches their
+        // Inbox (an approval of its campaign); 8 others leave it blank.
+        for &u in &users[..30] {
+            e.record_campaign(u, 3, Vote::Ham);
+        }
+        for &u in &users[30..38] {
+            e.record(u, 77, 77, Vote::Spam);
+            e.record_campaign(u, 3, Vote::Spam);
+        }
+        e.refresh();
+        for &u in &users[38..] {
+            let j = e.judge(u, 77, 77, false, Some(3), bound);
+            assert!(!j.delete() && j.campaign.unwrap().logit < 0.0, "{j:?}");
+        }
+        // Approval evidence on the fingerprint outweighs a domain that alone looks certain.
+        let certain = Score { logit: 20.0, spam_witnesses: 9, ham_witnesses: 0 };
+        let approved = Score { logit: -30.0, spam_witnesses: 0, ham_witnesses: 30 };
+        assert!(!Judgement::new(certain, Some(approved), bound).delete());
+        assert_eq!(Judgement::new(certain, None, bound).deleted_by, Some(DeletedBy::Domain));
+        let half = Score { logit: 8.0, spam_witnesses: 3, ham_witnesses: 0 };
+        assert_eq!(Judgement::new(half, Some(half), bound).deleted_by, Some(DeletedBy::Both));
+        assert_eq!(Judgement::new(half, None, bound).deleted_by, None);
     }
 }

@@ -13,5 +13,5 @@ pub mod trust;
 
 pub use bayes::{Vote, VoteModel, combine_logit, logistic, logit};
 pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
-pub use engine::{Engine, Judgement, Refreshed, Settings};
+pub use engine::{DeletedBy, Engine, Judgement, Refreshed, Settings};
 pub use trust::{Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, weight};

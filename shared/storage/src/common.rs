@@ -201,7 +201,17 @@ macro_rules! impl_database {
                 let mut ids = Vec::with_capacity(items.len());
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
-                        $crate::PollItem::Quarantine { uidl, status, raw, hash, from, from_name, subject, checked } => {
+                        $crate::PollItem::Quarantine {
+                            uidl,
+                            status,
+                            raw,
+                            hash,
+                            from,
+                            from_name,
+                            subject,
+                            checked,
+                            campaign,
+                        } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
                                 .bind(*uidl)
@@ -216,11 +226,12 @@ macro_rules! impl_database {
                                 .bind(checked.map(|c| c.evidence))
                                 .bind(checked.and_then(|c| c.reason))
                                 .bind(checked.map(|c| c.state()))
+                                .bind(*campaign)
                                 .fetch_one(&mut *tx)
                                 .await?;
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
-                        $crate::PollItem::Keep { uidl, approved } => {
+                        $crate::PollItem::Keep { uidl, approved, campaign } => {
                             if let Some(sender) = approved {
                                 sqlx::query($crate::sql::TOUCH_SENDER)
                                     .bind(subscriber_id)
@@ -228,6 +239,14 @@ macro_rules! impl_database {
                                     .bind(now.0)
                                     .execute(&mut *tx)
                                     .await?;
+                                if let Some(campaign) = campaign {
+                                    sqlx::query($crate::sql::RECORD_INBOX_VOTE)
+                                        .bind(subscriber_id)
+                                        .bind(*campaign)
+                                        .bind(now.0)
+                                        .execute(&mut *tx)
+                                        .await?;
+                                }
                             }
                             (uidl, $crate::UidlDisposition::Kept, None)
                         }
@@ -499,6 +518,7 @@ macro_rules! impl_database {
                 vote: $crate::Vote,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query($crate::sql::RECORD_VOTE)
                     .bind(subscriber_id)
                     .bind(message_id)
@@ -506,8 +526,16 @@ macro_rules! impl_database {
                     .bind(sender.domain())
                     .bind(vote.as_str())
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                sqlx::query($crate::sql::RECORD_CAMPAIGN_VOTE)
+                    .bind(subscriber_id)
+                    .bind(message_id)
+                    .bind(vote.as_str())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -827,6 +855,72 @@ macro_rules! impl_database {
 
             async fn domain_rows(&self, limit: i64) -> $crate::Result<Vec<$crate::DomainRow>> {
                 Ok(sqlx::query_as($crate::sql::DOMAIN_ROWS).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn campaign_candidates(&self, band_keys: &[i64]) -> $crate::Result<Vec<(i64, Vec<u8>)>> {
+                let mut found: Vec<(i64, Vec<u8>)> = Vec::new();
+                // Bounded statements: SQLite allows 32,766 parameters, and smaller is faster to plan.
+                for keys in band_keys.chunks(512) {
+                    let sql = $crate::sql::campaign_candidates(keys.len());
+                    let mut query = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
+                    for key in keys {
+                        query = query.bind(*key);
+                    }
+                    found.extend(query.fetch_all(&self.pool).await?);
+                }
+                found.sort_unstable_by_key(|(id, _)| *id);
+                found.dedup_by_key(|(id, _)| *id);
+                Ok(found)
+            }
+
+            async fn store_campaigns(
+                &self,
+                new: &[$crate::NewCampaign],
+                seen: &[i64],
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<Vec<i64>> {
+                let mut tx = self.pool.begin().await?;
+                let mut ids = Vec::with_capacity(new.len());
+                for c in new {
+                    let id: i64 = sqlx::query_scalar($crate::sql::INSERT_CAMPAIGN)
+                        .bind(&c.signature)
+                        .bind(c.words)
+                        .bind(now.0)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    for key in &c.band_keys {
+                        sqlx::query($crate::sql::INSERT_CAMPAIGN_BAND).bind(*key).bind(id).execute(&mut *tx).await?;
+                    }
+                    ids.push(id);
+                }
+                for id in seen {
+                    sqlx::query($crate::sql::TOUCH_CAMPAIGN).bind(*id).bind(now.0).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(ids)
+            }
+
+            async fn campaign_votes_after(
+                &self,
+                after: &$crate::CampaignVoteCursor,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::CampaignVoteRow>> {
+                Ok(sqlx::query_as($crate::sql::CAMPAIGN_VOTES_AFTER)
+                    .bind(after.created_at)
+                    .bind(after.subscriber_id)
+                    .bind(after.campaign_id)
+                    .bind(&after.verdict)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn expire_campaigns(&self, not_seen_since: quorum_domain::Timestamp) -> $crate::Result<u64> {
+                Ok(sqlx::query($crate::sql::EXPIRE_CAMPAIGNS)
+                    .bind(not_seen_since.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
         }
     };

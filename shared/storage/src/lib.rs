@@ -298,4 +298,18 @@ pub trait Database: Send + Sync + Clone + 'static {
 
     /// Domains by probability, most certain spammers first.
     async fn domain_rows(&self, limit: i64) -> Result<Vec<DomainRow>>;
+
+    /// Campaigns sharing at least one of these band keys: `(id, signature)`, by id.
+    async fn campaign_candidates(&self, band_keys: &[i64]) -> Result<Vec<(i64, Vec<u8>)>>;
+
+    /// Stores new campaigns with their band keys (returns their ids, in order) and marks
+    /// the campaigns in `seen` as seen now, in one transaction.
+    async fn store_campaigns(&self, new: &[NewCampaign], seen: &[i64], now: Timestamp) -> Result<Vec<i64>>;
+
+    /// Up to `limit` campaign votes after `after`, oldest first.
+    async fn campaign_votes_after(&self, after: &CampaignVoteCursor, limit: i64) -> Result<Vec<CampaignVoteRow>>;
+
+    /// Removes campaigns not seen since `not_seen_since`, with their bands and votes;
+    /// returns how many.
+    async fn expire_campaigns(&self, not_seen_since: Timestamp) -> Result<u64>;
 }

@@ -184,9 +184,62 @@ pub enum PollItem<'a> {
         subject: Option<&'a str>,
         /// What the forgery checks found, if they ran.
         checked: Option<CheckRecord<'a>>,
+        /// The campaign its fingerprint belongs to.
+        campaign: Option<i64>,
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
-    Keep { uidl: &'a str, approved: Option<&'a EmailAddress> },
+    /// `campaign`: the campaign of a message from an approved sender, which the Inbox
+    /// delivery approves.
+    Keep { uidl: &'a str, approved: Option<&'a EmailAddress>, campaign: Option<i64> },
+}
+
+/// A subscriber's verdict on a campaign (`approve`, `spam` or `inbox`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CampaignVoteRow {
+    pub subscriber_id: i64,
+    pub campaign_id: i64,
+    pub verdict: String,
+    pub created_at: i64,
+}
+
+impl CampaignVoteRow {
+    /// Where the next read starts.
+    pub fn cursor(&self) -> CampaignVoteCursor {
+        CampaignVoteCursor {
+            created_at: self.created_at,
+            subscriber_id: self.subscriber_id,
+            campaign_id: self.campaign_id,
+            verdict: self.verdict.clone(),
+        }
+    }
+}
+
+/// The position after the last campaign vote read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignVoteCursor {
+    pub created_at: i64,
+    pub subscriber_id: i64,
+    pub campaign_id: i64,
+    pub verdict: String,
+}
+
+impl Default for CampaignVoteCursor {
+    fn default() -> Self {
+        CampaignVoteCursor {
+            created_at: i64::MIN,
+            subscriber_id: i64::MIN,
+            campaign_id: i64::MIN,
+            verdict: String::new(),
+        }
+    }
+}
+
+/// A campaign to store: its first message's signature and band keys.
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub signature: Vec<u8>,
+    pub words: i64,
+    pub band_keys: Vec<i64>,
 }
 
 /// A message's forgery-check results as stored with it.
@@ -294,6 +347,8 @@ pub struct QuarantinedMessage {
     pub quarantined_at: i64,
     /// What the forgery checks found worth showing (`forged: PTR of ... missing, ...`).
     pub reason: Option<String>,
+    /// The campaign its fingerprint belongs to.
+    pub campaign_id: Option<i64>,
 }
 
 /// A release leased for delivery: the original bytes and where they go.

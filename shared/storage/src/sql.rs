@@ -62,8 +62,8 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
-      evidence, reason, check_state) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13) \
+      evidence, reason, check_state, campaign_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
@@ -81,7 +81,7 @@ pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
      lease_owner = NULL, lease_until = NULL \
      WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)";
 
-pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
+pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
      FROM messages WHERE mailbox_id = $1 ORDER BY id";
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
@@ -118,7 +118,7 @@ pub const OUTBOX_PENDING: &str = "SELECT id AS outbox_id, message_id, recipient,
 
 pub const RETRY_NOW: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE sent_at IS NULL AND next_attempt_at > $1";
 
-pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
+pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
      FROM messages WHERE mailbox_id = $1 AND status = 'held' ORDER BY id";
 
 pub const DISAPPROVE_SENDER: &str = "INSERT INTO disapproved_senders (subscriber_id, address, created_at) \
@@ -133,6 +133,15 @@ pub const DELETE_HELD: &str =
 
 pub const RECORD_VOTE: &str = "INSERT INTO sender_votes (subscriber_id, message_id, address, domain, verdict, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id, message_id) DO NOTHING";
+
+/// The vote on a message is also a vote on its campaign (if it has one that has not expired).
+pub const RECORD_CAMPAIGN_VOTE: &str = "INSERT INTO campaign_votes (subscriber_id, campaign_id, verdict, created_at) \
+     SELECT $1, m.campaign_id, $3, $4 FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.id = $2 \
+     ON CONFLICT DO NOTHING";
+
+/// A copy of a campaign reached the subscriber's Inbox from a sender they approved.
+pub const RECORD_INBOX_VOTE: &str = "INSERT INTO campaign_votes (subscriber_id, campaign_id, verdict, created_at) \
+     SELECT $1, id, 'inbox', $3 FROM campaigns WHERE id = $2 ON CONFLICT DO NOTHING";
 
 pub const LAST_SUMMARY: &str = "SELECT MAX(sent_at) FROM summaries WHERE subscriber_id = $1";
 
@@ -204,7 +213,7 @@ pub const RECORD_RECHECK: &str = "UPDATE messages SET evidence = $2, reason = $3
      decided_at = CASE WHEN $5 = 'held' THEN NULL ELSE $6 END WHERE id = $1 AND status = 'held'";
 
 /// Messages of a mailbox deleted as forged at or after `$2`, newest last, at most `$3`.
-pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason \
+pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
      FROM messages WHERE mailbox_id = $1 AND status = 'deleted_forged' AND decided_at >= $2 ORDER BY id LIMIT $3";
 
 pub const SET_CONFIRMATIONS: &str = "UPDATE subscribers SET confirmations = $2 WHERE id = $1";
@@ -261,3 +270,28 @@ pub const CORRELATION_ROWS: &str = "SELECT user_id, cuser_id, rms_error, confide
 
 pub const DOMAIN_ROWS: &str = "SELECT domain, p_spammer, spam_witnesses, ham_witnesses, computed_at FROM domain_stats \
      ORDER BY p_spammer DESC, domain LIMIT $1";
+
+/// Campaigns sharing one of `n` band keys (`$1..$n`).
+pub fn campaign_candidates(n: usize) -> String {
+    let keys: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT DISTINCT c.id, c.signature FROM campaign_bands b JOIN campaigns c ON c.id = b.campaign_id \
+         WHERE b.band_key IN ({}) ORDER BY c.id",
+        keys.join(", ")
+    )
+}
+
+pub const INSERT_CAMPAIGN: &str =
+    "INSERT INTO campaigns (signature, words, first_seen, last_seen) VALUES ($1, $2, $3, $3) RETURNING id";
+
+pub const INSERT_CAMPAIGN_BAND: &str =
+    "INSERT INTO campaign_bands (band_key, campaign_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+pub const TOUCH_CAMPAIGN: &str = "UPDATE campaigns SET last_seen = $2 WHERE id = $1 AND last_seen < $2";
+
+pub const CAMPAIGN_VOTES_AFTER: &str = "SELECT subscriber_id, campaign_id, verdict, created_at FROM campaign_votes \
+     WHERE (created_at, subscriber_id, campaign_id, verdict) > ($1, $2, $3, $4) \
+     ORDER BY created_at, subscriber_id, campaign_id, verdict LIMIT $5";
+
+/// Campaigns not seen since `$1` go, with their bands and votes (cascade).
+pub const EXPIRE_CAMPAIGNS: &str = "DELETE FROM campaigns WHERE last_seen < $1";
