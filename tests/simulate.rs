@@ -49,3 +49,35 @@ fn the_seeds_per_vote_evidence_is_reported_with_its_cost() {
     assert!(votes["spam_deleted_before_summary"].as_u64() > senders["spam_deleted_before_summary"].as_u64());
     assert!(votes["ham_deleted_statistical"].as_u64().unwrap() > 0, "{votes:#}");
 }
+
+/// Steady-state share of spam deleted before the summary.
+fn steady_share(r: &serde_json::Value) -> f64 {
+    r["steady_state_spam_deleted_before_summary_share"].as_f64().unwrap()
+}
+
+#[test]
+fn campaign_fingerprints_delete_far_more_spam_and_no_ham() {
+    let without = simulate(&[]);
+    let with = simulate(&["--fingerprints"]);
+    assert_eq!((with["fingerprints"].as_bool(), with["ham_total"].as_u64()), (Some(true), Some(8250)), "{with:#}");
+    assert_eq!(with["ham_deleted_statistical"], 0, "{with:#}");
+    assert_eq!(with["steady_state"]["ham_deleted_statistical"], 0, "{with:#}");
+    // Measured: 15% without, 69% with (seed 1); the copies of one message are one campaign.
+    assert!(steady_share(&with) > 3.0 * steady_share(&without), "{with:#}\n{without:#}");
+    assert!(with["campaigns"].as_u64().unwrap() > 1000, "{with:#}");
+    let by = &with["spam_deleted_by"];
+    assert!(by["fingerprint"].as_u64() > by["domain"].as_u64(), "{with:#}");
+    assert_eq!(without["spam_deleted_by"]["fingerprint"], 0, "{without:#}");
+
+    // Thirty probes voting on arrival: more still, and still no ham.
+    let probes = simulate(&["--fingerprints", "--probes", "30"]);
+    assert_eq!(probes["ham_deleted_statistical"], 0, "{probes:#}");
+    assert!(steady_share(&probes) > steady_share(&with), "{probes:#}");
+}
+
+#[test]
+fn campaign_fingerprints_with_a_hundred_sybils_delete_no_ham() {
+    let r = simulate(&["--fingerprints", "--sybils", "100"]);
+    assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
+    assert_eq!(r["steady_state"]["ham_deleted_statistical"], 0, "{r:#}");
+}
