@@ -105,6 +105,27 @@ async fn setup(corpus: &[Vec<u8>], infos: &[InspectedMessage], spam: &[bool], dn
     Classifier { db, checker, providers, statistics, subscriber: ids.subscriber_id + 1_000 }
 }
 
+/// A criterion benchmark of `f` on each of `items` in turn (one item per iteration).
+fn cycle<'a, T, F, Fut>(criterion: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, items: &'a [T], f: F)
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future,
+{
+    let mut next = 0usize;
+    criterion.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    std::hint::black_box(f(&items[next % items.len()]).await);
+                    next += 1;
+                }
+                start.elapsed()
+            })
+        })
+    });
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -124,35 +145,14 @@ fn main() {
     });
 
     let mut criterion = Criterion::default().configure_from_args();
-    let mut next = 0usize;
-    criterion.bench_function("classify one corpus message (warm cache)", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let i = next % corpus.len();
-                    next += 1;
-                    std::hint::black_box(classifier.classify(&corpus[i], &infos[i]).await);
-                }
-                start.elapsed()
-            })
-        })
+    let messages: Vec<(&[u8], &InspectedMessage)> = corpus.iter().map(Vec::as_slice).zip(&infos).collect();
+    cycle(&mut criterion, &rt, "classify one corpus message (warm cache)", &messages, |&(raw, info)| {
+        classifier.classify(raw, info)
     });
     // The campaign index alone: one lookup by band keys, signatures compared.
     let fingerprints: Vec<Fingerprint> = corpus.iter().map(|raw| Fingerprint::of(raw)).collect();
-    let mut next = 0usize;
-    criterion.bench_function("campaign lookup of one fingerprint", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let f = &fingerprints[next % fingerprints.len()];
-                    next += 1;
-                    std::hint::black_box(campaigns::find(&classifier.db, f).await.unwrap());
-                }
-                start.elapsed()
-            })
-        })
+    cycle(&mut criterion, &rt, "campaign lookup of one fingerprint", &fingerprints, |f| async {
+        campaigns::find(&classifier.db, f).await.unwrap()
     });
     criterion.final_summary();
 
