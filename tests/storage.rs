@@ -6,7 +6,8 @@ use std::time::Duration;
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
     CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem,
-    PollOutcome, PollStatus, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
+    PollOutcome, PollStatus, Principal, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow,
+    UidlDisposition, Vote,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -679,7 +680,68 @@ async fn campaigns(db: impl Database) {
     assert_eq!(db.campaign_votes_after(&Default::default(), 10).await.unwrap().len(), 1);
 }
 
+async fn web_accounts(db: impl Database) {
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    let email = EmailAddress::parse("a@example.org").unwrap();
+    assert_eq!(db.web_login(&email).await.unwrap(), Some((a.subscriber_id, None)));
+    db.set_web_password(a.subscriber_id, "$argon2id$hash").await.unwrap();
+    assert_eq!(db.web_login(&email).await.unwrap(), Some((a.subscriber_id, Some("$argon2id$hash".into()))));
+    assert!(matches!(db.set_web_password(999, "x").await, Err(StorageError::NotFound(_))));
+    assert_eq!(db.subscriber(b.subscriber_id).await.unwrap().unwrap().email, "b@example.org");
+    assert!(db.subscriber(999).await.unwrap().is_none());
+    let mut emails = db.subscriber_emails(&[b.subscriber_id, a.subscriber_id, 999]).await.unwrap();
+    emails.sort();
+    assert_eq!(emails, [(a.subscriber_id, "a@example.org".into()), (b.subscriber_id, "b@example.org".into())]);
+
+    let ops = EmailAddress::parse("ops@example.org").unwrap();
+    let op = db.add_operator(&ops, "$argon2id$ops", T0).await.unwrap();
+    assert!(matches!(db.add_operator(&ops, "x", T0).await, Err(StorageError::Duplicate(_))));
+    assert_eq!(db.operator_login(&ops).await.unwrap(), Some((op, "$argon2id$ops".into())));
+    assert_eq!(db.operator_email(op).await.unwrap().as_deref(), Some("ops@example.org"));
+
+    // Sessions: found until they expire; an expired one is dropped when the next opens.
+    let later = T0.plus(Duration::from_secs(3600));
+    db.create_session(b"hash-a", Principal::Subscriber(a.subscriber_id), T0, later).await.unwrap();
+    db.create_session(b"hash-op", Principal::Operator(op), T0, T0.plus(Duration::from_secs(10))).await.unwrap();
+    assert_eq!(db.session(b"hash-a", T0).await.unwrap(), Some(Principal::Subscriber(a.subscriber_id)));
+    assert_eq!(db.session(b"hash-op", T0).await.unwrap(), Some(Principal::Operator(op)));
+    assert_eq!(db.session(b"hash-op", T0.plus(Duration::from_secs(11))).await.unwrap(), None);
+    assert_eq!(db.session(b"unknown", T0).await.unwrap(), None);
+    db.create_session(b"hash-a2", Principal::Subscriber(a.subscriber_id), T0.plus(Duration::from_secs(60)), later)
+        .await
+        .unwrap();
+    assert_eq!(db.session(b"hash-op", T0).await.unwrap(), None, "expired sessions are dropped");
+    db.delete_session(b"hash-a").await.unwrap();
+    assert_eq!(db.session(b"hash-a", T0).await.unwrap(), None);
+    db.delete_subscriber_sessions(a.subscriber_id).await.unwrap();
+    assert_eq!(db.session(b"hash-a2", T0).await.unwrap(), None);
+
+    // A disabled subscriber cannot log in.
+    db.set_subscriber_enabled(a.subscriber_id, false).await.unwrap();
+    assert_eq!(db.web_login(&email).await.unwrap(), None);
+
+    // Messages are reachable only through their own mailbox; counts by status.
+    let raw = b"m".to_vec();
+    let from = EmailAddress::parse("x@y.example").unwrap();
+    let ids = db.commit_poll(b.mailbox_id, b.subscriber_id, &[held("u", &raw, Some(&from))], T0).await.unwrap();
+    let id = ids[0].unwrap();
+    assert_eq!(db.message_in_mailbox(b.mailbox_id, id).await.unwrap().unwrap().status, "held");
+    assert!(db.message_in_mailbox(a.mailbox_id, id).await.unwrap().is_none());
+    assert_eq!(db.message_counts(Some(b.mailbox_id)).await.unwrap(), [("held".to_string(), 1)]);
+    assert!(db.message_counts(Some(a.mailbox_id)).await.unwrap().is_empty());
+    assert_eq!(db.message_counts(None).await.unwrap(), [("held".to_string(), 1)]);
+
+    // Approved senders: all of them, and removal.
+    db.approve_sender(b.subscriber_id, &from, T0).await.unwrap();
+    assert_eq!(db.all_approved_senders(b.subscriber_id).await.unwrap(), ["x@y.example"]);
+    assert!(db.remove_approved_sender(b.subscriber_id, &from).await.unwrap());
+    assert!(!db.remove_approved_sender(b.subscriber_id, &from).await.unwrap());
+}
+
 on_both_databases!(
+    web_accounts,
     campaigns,
     statistics_tables,
     confirmations,

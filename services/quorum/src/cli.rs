@@ -86,6 +86,9 @@ pub enum Command {
     /// The collaborative statistics (SPEC 4), refreshed from the votes first.
     #[command(subcommand)]
     Stats(StatsCommand),
+    /// Operator accounts for the web dashboard (`/admin`).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Replay a labelled corpus through the real statistics for a simulated population of
     /// subscribers, spam probes and Sybil accounts; JSON report on standard output, progress
     /// on standard error. Deterministic for a seed.
@@ -98,6 +101,16 @@ pub enum Command {
         /// worker can be polling it (two sessions at once could both fetch its mail).
         #[arg(long)]
         take_over: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an operator account; the password (at least 10 characters) is read from
+    /// standard input or QUORUM_ADMIN_PASSWORD, never from the command line.
+    Create {
+        /// The operator's email address (their login).
+        email: String,
     },
 }
 

@@ -21,8 +21,8 @@ use quorum_worker::{Confirmer, Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
-    CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand, RobotCommand,
-    SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
+    AdminCommand, CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand,
+    RobotCommand, SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -98,6 +98,17 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         Command::Stats(cmd) => {
             db.migrate().await?;
             return stats(db, &settings, cmd).await;
+        }
+        Command::Admin(AdminCommand::Create { email }) => {
+            db.migrate().await?;
+            let email = EmailAddress::parse(&email)?;
+            let password = read_secret("QUORUM_ADMIN_PASSWORD", "operator password")?;
+            if password.expose().chars().count() < quorum_web::auth::MIN_PASSWORD_LEN {
+                bail!("the operator password needs at least {} characters", quorum_web::auth::MIN_PASSWORD_LEN);
+            }
+            let id =
+                db.add_operator(&email, &quorum_web::auth::hash_password(password.expose()), Timestamp::now()).await?;
+            println!("operator {email} created (id {id}); log in at /login");
         }
         Command::Explain { files, subscriber, json } => return explain(db, &settings, &files, subscriber, json).await,
     }
@@ -378,7 +389,8 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
     let classifiers = classifiers(&settings)?;
     if web {
         let metrics = quorum_web::install_metrics().map_err(anyhow::Error::msg)?;
-        let state = AppState { db: db.clone(), metrics };
+        let mailer = Some(Arc::new(quorum_mailer::Mailer::new(&settings.smtp)?));
+        let state = AppState::new(db.clone(), metrics, (*keys).clone(), Arc::new(settings.clone()), mailer);
         let listen = settings.listen;
         let stopped = stopped.clone();
         tasks.spawn(async move { quorum_web::serve(state, listen, stopped).await.context("web service") });
@@ -430,14 +442,19 @@ async fn shutdown_signal() {
 }
 
 fn read_password() -> anyhow::Result<Password> {
-    if let Ok(p) = std::env::var("QUORUM_POP3_PASSWORD") {
+    read_secret("QUORUM_POP3_PASSWORD", "POP3 password")
+}
+
+/// A secret from the environment variable `var`, or else the first line of standard input.
+fn read_secret(var: &str, what: &str) -> anyhow::Result<Password> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(Password::new(p));
     }
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the POP3 password from standard input")?;
+    std::io::stdin().lock().read_line(&mut line).with_context(|| format!("reading the {what} from standard input"))?;
     let password = line.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        bail!("no POP3 password: give it on standard input or in QUORUM_POP3_PASSWORD");
+        bail!("no {what}: give it on standard input or in {var}");
     }
     Ok(Password::new(password))
 }

@@ -1,25 +1,159 @@
-//! The web service (axum). For now: `/healthz` for load balancers and systemd, and
-//! `/metrics` for Prometheus, with every request counted by route and status.
+//! The web service (axum, SPEC 5): the public landing page and live statistics, mailbox
+//! signup, the subscriber's own pages, the operator's dashboard under `/admin` with its JSON
+//! API under `/api`, and `/healthz` and `/metrics`. One handler per page; templates in the
+//! repository's `web/templates`, checked at compile time (askama).
 
-use std::{net::SocketAddr, time::Instant};
+mod account;
+mod admin;
+pub mod auth;
+mod error;
+pub mod limit;
+mod public;
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use quorum_storage::Database;
+use quorum_config::Settings;
+use quorum_domain::{Keys, Timestamp};
+use quorum_mailer::Mailer;
+use quorum_storage::{Database, Principal, SubscriberStatus};
 use tokio::{net::TcpListener, sync::watch};
+
+pub use error::WebError;
 
 /// Shared state of every handler (atuin's `AppState<DB>`).
 #[derive(Clone)]
 pub struct AppState<DB: Database> {
     pub db: DB,
     pub metrics: PrometheusHandle,
+    pub keys: Keys,
+    pub settings: Arc<Settings>,
+    /// Sends the welcome email; `None`: no SMTP (tests of pages alone).
+    pub mailer: Option<Arc<Mailer>>,
+    pub limiter: Arc<limit::Limiter>,
+    stats: Arc<Mutex<Option<(Instant, public::GlobalStats)>>>,
+}
+
+impl<DB: Database> AppState<DB> {
+    pub fn new(
+        db: DB,
+        metrics: PrometheusHandle,
+        keys: Keys,
+        settings: Arc<Settings>,
+        mailer: Option<Arc<Mailer>>,
+    ) -> Self {
+        let limiter = limit::Limiter::new(settings.web.attempts_per_15_minutes, Duration::from_secs(15 * 60));
+        AppState { db, metrics, keys, settings, mailer, limiter: Arc::new(limiter), stats: Arc::default() }
+    }
+
+    /// Whose session the request carries, if any.
+    async fn principal(&self, headers: &HeaderMap) -> Result<Option<Principal>, WebError> {
+        let Some(token) = auth::cookie(headers, auth::SESSION_COOKIE) else { return Ok(None) };
+        Ok(self.db.session(&auth::token_hash(token), Timestamp::now()).await?)
+    }
+
+    /// The logged-in subscriber, or a redirect to the login page.
+    async fn subscriber(&self, headers: &HeaderMap) -> Result<Me, WebError> {
+        match self.principal(headers).await? {
+            Some(Principal::Subscriber(id)) => {
+                let subscriber = self.db.subscriber(id).await?.ok_or(WebError::Login)?;
+                Ok(Me { csrf: self.csrf(headers), subscriber })
+            }
+            Some(Principal::Operator(_)) => Err(WebError::Forbidden),
+            None => Err(WebError::Login),
+        }
+    }
+
+    /// The logged-in operator's address; subscribers get 403.
+    async fn operator(&self, headers: &HeaderMap) -> Result<Operator, WebError> {
+        match self.principal(headers).await? {
+            Some(Principal::Operator(id)) => {
+                let email = self.db.operator_email(id).await?.ok_or(WebError::Login)?;
+                Ok(Operator { email, csrf: self.csrf(headers) })
+            }
+            Some(Principal::Subscriber(_)) => Err(WebError::Forbidden),
+            None => Err(WebError::Login),
+        }
+    }
+
+    /// The CSRF token for this request's forms (empty when it carries no seed cookie yet:
+    /// see [`with_form_cookie`]).
+    fn csrf(&self, headers: &HeaderMap) -> String {
+        [auth::SESSION_COOKIE, auth::FORM_COOKIE]
+            .iter()
+            .find_map(|name| auth::cookie(headers, name))
+            .map(|seed| auth::csrf_token(&self.keys, seed))
+            .unwrap_or_default()
+    }
+
+    /// Refuses a posted form whose CSRF token does not match the request's cookies.
+    fn check_csrf(&self, headers: &HeaderMap, posted: &str) -> Result<(), WebError> {
+        if auth::csrf_ok(&self.keys, headers, posted) { Ok(()) } else { Err(WebError::Csrf) }
+    }
+
+    /// Opens a session and returns its cookie.
+    async fn login(&self, principal: Principal) -> Result<String, WebError> {
+        let token = auth::new_token();
+        let now = Timestamp::now();
+        let days = self.settings.web.session_days;
+        let expires = Timestamp(now.0 + days * 86_400);
+        self.db.create_session(&auth::token_hash(&token), principal, now, expires).await?;
+        Ok(auth::set_cookie(auth::SESSION_COOKIE, &token, days * 86_400, self.settings.web.secure_cookies))
+    }
+}
+
+/// A logged-in subscriber.
+struct Me {
+    subscriber: SubscriberStatus,
+    csrf: String,
+}
+
+/// A logged-in operator.
+struct Operator {
+    email: String,
+    csrf: String,
+}
+
+/// A page with forms for someone without a session: makes sure the browser has a
+/// `quorum_form` cookie and returns the CSRF token for it, with the cookie to set if new.
+fn form_seed<DB: Database>(state: &AppState<DB>, headers: &HeaderMap) -> (String, Option<String>) {
+    if auth::cookie(headers, auth::SESSION_COOKIE).is_some() || auth::cookie(headers, auth::FORM_COOKIE).is_some() {
+        return (state.csrf(headers), None);
+    }
+    let seed = auth::new_token();
+    let cookie = auth::set_cookie(auth::FORM_COOKIE, &seed, 86_400, state.settings.web.secure_cookies);
+    (auth::csrf_token(&state.keys, &seed), Some(cookie))
+}
+
+/// Adds a `Set-Cookie` header when there is one.
+fn with_cookie(response: impl IntoResponse, cookie: Option<String>) -> Response {
+    let mut response = response.into_response();
+    if let Some(c) = cookie.and_then(|c| c.parse().ok()) {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// Whether the client asked for JSON (`Accept: application/json`).
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
+}
+
+/// The client's address, for rate limits.
+fn client(addr: &SocketAddr) -> String {
+    addr.ip().to_string()
 }
 
 /// Installs the process-wide Prometheus recorder; call once per process.
@@ -29,6 +163,26 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
 
 pub fn router<DB: Database>(state: AppState<DB>) -> Router {
     Router::new()
+        .route("/", get(public::index::<DB>))
+        .route("/stats", get(public::stats::<DB>))
+        .route("/api/stats", get(public::stats_json::<DB>))
+        .route("/signup", get(public::signup_page::<DB>).post(public::signup::<DB>))
+        .route("/login", get(public::login_page::<DB>).post(public::login::<DB>))
+        .route("/logout", post(public::logout::<DB>))
+        .route("/static/quorum.css", get(public::stylesheet))
+        .route("/account", get(account::held::<DB>))
+        .route("/account/messages/{id}/{action}", post(account::decide::<DB>))
+        .route("/account/senders", get(account::senders::<DB>).post(account::add_senders::<DB>))
+        .route("/account/senders/remove", post(account::remove_sender::<DB>))
+        .route("/account/disable", post(account::disable::<DB>))
+        .route("/admin", get(admin::dashboard::<DB>))
+        .route("/admin/correlation", get(admin::correlation::<DB>))
+        .route("/admin/trust", get(admin::trust::<DB>))
+        .route("/admin/domains", get(admin::domains::<DB>))
+        .route("/api/admin/correlation", get(admin::correlation_json::<DB>))
+        .route("/api/admin/trust", get(admin::trust_json::<DB>))
+        .route("/api/admin/domains", get(admin::domains_json::<DB>))
+        .route("/api/admin/workers", get(admin::workers_json::<DB>))
         .route("/healthz", get(healthz::<DB>))
         .route("/metrics", get(metrics_page::<DB>))
         .layer(middleware::from_fn(track_requests))
@@ -43,7 +197,7 @@ pub async fn serve<DB: Database>(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "web service listening");
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             while !*shutdown.borrow() {
                 if shutdown.changed().await.is_err() {
@@ -84,30 +238,4 @@ async fn track_requests(request: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("quorum_http_request_seconds", "route" => route).record(start.elapsed().as_secs_f64());
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn health_and_metrics_by_route() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = quorum_storage::Sqlite::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let metrics = recorder.handle();
-        let app = router(AppState { db, metrics });
-        let _guard = metrics::set_default_local_recorder(&recorder);
-        let res = app.clone().oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let res = app.clone().oneshot(Request::get("/nope").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(res.status(), StatusCode::NOT_FOUND);
-        let res = app.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(text.contains(r#"quorum_http_requests_total{route="/healthz",method="GET",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"route="unmatched",method="GET",status="404""#), "{text}");
-    }
 }

@@ -83,41 +83,79 @@ pub async fn apply_reply<DB: Database>(
             continue;
         }
         let sender = item.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok());
-        match (action, &sender) {
-            (Action::Approve, Some(sender)) => {
-                approved_now.push(sender.clone());
-                db.approve_sender(subscriber_id, sender, now).await?;
-                db.record_vote(subscriber_id, item.message_id, sender, Vote::Approve, now).await?;
-                // This message and every other held one from the same sender.
-                let released = db.queue_release(item.mailbox_id, ReleaseSelection::From(sender), &owner, now).await?;
-                receipt.approved += 1;
-                receipt.delivered += released as usize;
-            }
-            // `A` on mail without a usable sender can approve no one: deliver it.
-            (Action::Approve | Action::Release, _) => {
-                let released =
-                    db.queue_release(item.mailbox_id, ReleaseSelection::One(item.message_id), &owner, now).await?;
-                receipt.delivered += released as usize;
-                // Already on its way if an `A` in this reply released its sender's mail.
-                let by_approval = sender.as_ref().is_some_and(|s| approved_now.contains(s));
-                receipt.not_found += usize::from(released == 0 && !by_approval);
-            }
-            (Action::Delete, _) => {
-                let block = sender.as_ref().filter(|s| !approved_now.contains(s));
-                let status = "deleted_spam";
-                if db.reject_message(subscriber_id, item.mailbox_id, item.message_id, block, status, now).await? {
-                    if let Some(sender) = block {
-                        db.record_vote(subscriber_id, item.message_id, sender, Vote::Spam, now).await?;
-                    }
-                    receipt.deleted += 1;
-                } else {
-                    receipt.not_found += 1;
-                }
-            }
-        }
+        let held = Held {
+            subscriber_id,
+            owner: &owner,
+            mailbox_id: item.mailbox_id,
+            message_id: item.message_id,
+            sender: sender.as_ref(),
+        };
+        apply_action(db, &held, action, &mut approved_now, &mut receipt, now).await?;
     }
     tracing::info!(summary = summary_id, subscriber = subscriber_id, %receipt, "reply applied");
     Ok(Applied { subscriber: owner, mailbox_id: summary.mailbox_id, receipt })
+}
+
+/// A held message someone decided about: a line of a summary reply, or a button on the
+/// subscriber's web page. Both go through [`apply_action`], so they have the same effects.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    pub subscriber_id: i64,
+    /// The subscriber's address: where released mail goes.
+    pub owner: &'a EmailAddress,
+    pub mailbox_id: i64,
+    pub message_id: i64,
+    pub sender: Option<&'a EmailAddress>,
+}
+
+/// Applies one decision to a message that was held when it was read, and adds its effect to
+/// `receipt`: `A` approves the sender (a vote), and releases this and every other held message
+/// from it; `R` releases this one; an empty box deletes it, blocks the sender and votes spam.
+/// `approved_now` holds senders approved earlier in the same reply: their mail is released
+/// already, and an empty box on another of their messages deletes it without blocking them.
+/// A message decided meanwhile (a second reply, a purge) counts as not found.
+pub async fn apply_action<DB: Database>(
+    db: &DB,
+    held: &Held<'_>,
+    action: Action,
+    approved_now: &mut Vec<EmailAddress>,
+    receipt: &mut Receipt,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    let (subscriber_id, owner) = (held.subscriber_id, held.owner);
+    match (action, held.sender) {
+        (Action::Approve, Some(sender)) => {
+            approved_now.push(sender.clone());
+            db.approve_sender(subscriber_id, sender, now).await?;
+            db.record_vote(subscriber_id, held.message_id, sender, Vote::Approve, now).await?;
+            // This message and every other held one from the same sender.
+            let released = db.queue_release(held.mailbox_id, ReleaseSelection::From(sender), owner, now).await?;
+            receipt.approved += 1;
+            receipt.delivered += released as usize;
+        }
+        // `A` on mail without a usable sender can approve no one: deliver it.
+        (Action::Approve | Action::Release, _) => {
+            let released =
+                db.queue_release(held.mailbox_id, ReleaseSelection::One(held.message_id), owner, now).await?;
+            receipt.delivered += released as usize;
+            // Already on its way if an `A` in this reply released its sender's mail.
+            let by_approval = held.sender.is_some_and(|s| approved_now.contains(s));
+            receipt.not_found += usize::from(released == 0 && !by_approval);
+        }
+        (Action::Delete, _) => {
+            let block = held.sender.filter(|s| !approved_now.contains(s));
+            let status = "deleted_spam";
+            if db.reject_message(subscriber_id, held.mailbox_id, held.message_id, block, status, now).await? {
+                if let Some(sender) = block {
+                    db.record_vote(subscriber_id, held.message_id, sender, Vote::Spam, now).await?;
+                }
+                receipt.deleted += 1;
+            } else {
+                receipt.not_found += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Mails the receipt to the subscriber, marked so the worker leaves it in the Inbox.

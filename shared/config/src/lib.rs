@@ -59,6 +59,7 @@ pub struct Settings {
     pub dns: DnsSettings,
     pub confirmations: ConfirmationSettings,
     pub statistics: StatisticsSettings,
+    pub web: WebSettings,
     /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
     #[serde(default)]
     pub robot: Option<RobotSettings>,
@@ -111,6 +112,21 @@ pub struct SmtpSettings {
     pub timeout_secs: u64,
     /// Extra CA certificates (PEM) trusted for SMTP TLS, besides the system's.
     pub tls_ca_files: Vec<PathBuf>,
+}
+
+/// The web pages (SPEC 5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// How people reach the web service: the start of links in emails (welcome).
+    pub base_url: String,
+    /// Session cookies get the `Secure` attribute: set when the service is behind TLS.
+    pub secure_cookies: bool,
+    /// A login lasts this many days.
+    pub session_days: i64,
+    /// Failed logins, signups and password resets allowed per client address (and per
+    /// account for logins) in any 15 minutes.
+    pub attempts_per_15_minutes: u32,
 }
 
 /// Collaborative statistics (SPEC 4).
@@ -240,6 +256,10 @@ impl Settings {
             .set_default("statistics.refresh_secs", 60)?
             .set_default("statistics.fingerprints", true)?
             .set_default("statistics.fingerprint_keep_days", 30)?
+            .set_default("web.base_url", "http://127.0.0.1:8080")?
+            .set_default("web.secure_cookies", false)?
+            .set_default("web.session_days", 14)?
+            .set_default("web.attempts_per_15_minutes", 10)?
             .set_default("confirmations.enabled", true)?
             .set_default("confirmations.hourly_cap", 1000)?
             .set_default("dns.nameservers", Vec::<String>::new())?
@@ -292,6 +312,11 @@ impl Settings {
                 "statistics.delete_above must be in [0.5, 1), and statistics.refresh_secs and \
                  statistics.fingerprint_keep_days at least 1"
                     .into(),
+            ));
+        }
+        if self.web.session_days < 1 || self.web.attempts_per_15_minutes == 0 {
+            return Err(ConfigError::Invalid(
+                "web.session_days and web.attempts_per_15_minutes must be at least 1".into(),
             ));
         }
         let d = &self.dns;

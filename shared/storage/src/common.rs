@@ -915,6 +915,169 @@ macro_rules! impl_database {
                     .await?)
             }
 
+            async fn subscriber(&self, subscriber_id: i64) -> $crate::Result<Option<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::subscriber_by_id())
+                    .bind(subscriber_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn subscriber_emails(&self, ids: &[i64]) -> $crate::Result<Vec<(i64, String)>> {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(512) {
+                    let sql = $crate::sql::subscriber_emails(chunk.len());
+                    let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    found.extend(query.fetch_all(&self.pool).await?);
+                }
+                Ok(found)
+            }
+
+            async fn set_web_password(&self, subscriber_id: i64, hash: &str) -> $crate::Result<()> {
+                let done = sqlx::query($crate::sql::SET_WEB_PASSWORD)
+                    .bind(subscriber_id)
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                Ok(())
+            }
+
+            async fn web_login(
+                &self,
+                email: &quorum_domain::EmailAddress,
+            ) -> $crate::Result<Option<(i64, Option<String>)>> {
+                Ok(sqlx::query_as($crate::sql::WEB_LOGIN).bind(email.as_str()).fetch_optional(&self.pool).await?)
+            }
+
+            async fn add_operator(
+                &self,
+                email: &quorum_domain::EmailAddress,
+                hash: &str,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<i64> {
+                sqlx::query_scalar($crate::sql::INSERT_OPERATOR)
+                    .bind(email.as_str())
+                    .bind(hash)
+                    .bind(now.0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            $crate::StorageError::Duplicate(format!("operator {email}"))
+                        }
+                        _ => $crate::StorageError::Sqlx(e),
+                    })
+            }
+
+            async fn operator_login(
+                &self,
+                email: &quorum_domain::EmailAddress,
+            ) -> $crate::Result<Option<(i64, String)>> {
+                Ok(sqlx::query_as($crate::sql::OPERATOR_LOGIN).bind(email.as_str()).fetch_optional(&self.pool).await?)
+            }
+
+            async fn operator_email(&self, operator_id: i64) -> $crate::Result<Option<String>> {
+                Ok(sqlx::query_scalar($crate::sql::OPERATOR_EMAIL).bind(operator_id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn create_session(
+                &self,
+                token_hash: &[u8],
+                principal: $crate::Principal,
+                now: quorum_domain::Timestamp,
+                expires: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                let (subscriber, operator) = match principal {
+                    $crate::Principal::Subscriber(id) => (Some(id), None),
+                    $crate::Principal::Operator(id) => (None, Some(id)),
+                };
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($crate::sql::DELETE_EXPIRED_SESSIONS).bind(now.0).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::INSERT_SESSION)
+                    .bind(token_hash)
+                    .bind(subscriber)
+                    .bind(operator)
+                    .bind(now.0)
+                    .bind(expires.0)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session(
+                &self,
+                token_hash: &[u8],
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<Option<$crate::Principal>> {
+                let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as($crate::sql::SESSION)
+                    .bind(token_hash)
+                    .bind(now.0)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some((Some(s), None)) => Some($crate::Principal::Subscriber(s)),
+                    Some((None, Some(o))) => Some($crate::Principal::Operator(o)),
+                    _ => None,
+                })
+            }
+
+            async fn delete_session(&self, token_hash: &[u8]) -> $crate::Result<()> {
+                sqlx::query($crate::sql::DELETE_SESSION).bind(token_hash).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn delete_subscriber_sessions(&self, subscriber_id: i64) -> $crate::Result<()> {
+                sqlx::query($crate::sql::DELETE_SUBSCRIBER_SESSIONS).bind(subscriber_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn message_in_mailbox(
+                &self,
+                mailbox_id: i64,
+                message_id: i64,
+            ) -> $crate::Result<Option<$crate::QuarantinedMessage>> {
+                Ok(sqlx::query_as($crate::sql::MESSAGE_IN_MAILBOX)
+                    .bind(message_id)
+                    .bind(mailbox_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn message_counts(&self, mailbox_id: Option<i64>) -> $crate::Result<Vec<(String, i64)>> {
+                Ok(match mailbox_id {
+                    Some(m) => {
+                        sqlx::query_as($crate::sql::MAILBOX_MESSAGE_COUNTS).bind(m).fetch_all(&self.pool).await?
+                    }
+                    None => sqlx::query_as($crate::sql::MESSAGE_COUNTS).fetch_all(&self.pool).await?,
+                })
+            }
+
+            async fn all_approved_senders(&self, subscriber_id: i64) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::sql::ALL_APPROVED_SENDERS)
+                    .bind(subscriber_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn remove_approved_sender(
+                &self,
+                subscriber_id: i64,
+                sender: &quorum_domain::EmailAddress,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::UNAPPROVE_SENDER)
+                    .bind(subscriber_id)
+                    .bind(sender.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             async fn expire_campaigns(&self, not_seen_since: quorum_domain::Timestamp) -> $crate::Result<u64> {
                 Ok(sqlx::query($crate::sql::EXPIRE_CAMPAIGNS)
                     .bind(not_seen_since.0)

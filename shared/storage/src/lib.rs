@@ -309,6 +309,55 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Up to `limit` campaign votes after `after`, oldest first.
     async fn campaign_votes_after(&self, after: &CampaignVoteCursor, limit: i64) -> Result<Vec<CampaignVoteRow>>;
 
+    /// The subscriber with this id.
+    async fn subscriber(&self, subscriber_id: i64) -> Result<Option<SubscriberStatus>>;
+
+    /// The addresses of these subscribers, `(id, email)`.
+    async fn subscriber_emails(&self, ids: &[i64]) -> Result<Vec<(i64, String)>>;
+
+    /// Stores a subscriber's web password (an argon2 PHC string, never the password).
+    async fn set_web_password(&self, subscriber_id: i64, hash: &str) -> Result<()>;
+
+    /// An enabled subscriber's id and web password hash (`None` inside: no web login yet).
+    async fn web_login(&self, email: &EmailAddress) -> Result<Option<(i64, Option<String>)>>;
+
+    /// Creates an operator account; returns its id.
+    async fn add_operator(&self, email: &EmailAddress, hash: &str, now: Timestamp) -> Result<i64>;
+
+    /// An operator's id and password hash.
+    async fn operator_login(&self, email: &EmailAddress) -> Result<Option<(i64, String)>>;
+
+    async fn operator_email(&self, operator_id: i64) -> Result<Option<String>>;
+
+    /// Opens a web session (and drops expired ones).
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        principal: Principal,
+        now: Timestamp,
+        expires: Timestamp,
+    ) -> Result<()>;
+
+    /// Whose unexpired session this is.
+    async fn session(&self, token_hash: &[u8], now: Timestamp) -> Result<Option<Principal>>;
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<()>;
+
+    /// Ends every web session of a subscriber (disabled account).
+    async fn delete_subscriber_sessions(&self, subscriber_id: i64) -> Result<()>;
+
+    /// A message of this mailbox (any status); `None` for another mailbox's.
+    async fn message_in_mailbox(&self, mailbox_id: i64, message_id: i64) -> Result<Option<QuarantinedMessage>>;
+
+    /// Messages by status, for the whole service or one mailbox.
+    async fn message_counts(&self, mailbox_id: Option<i64>) -> Result<Vec<(String, i64)>>;
+
+    /// Every approved sender of a subscriber, however long unseen.
+    async fn all_approved_senders(&self, subscriber_id: i64) -> Result<Vec<String>>;
+
+    /// Removes a sender from the approved list; false when it was not on it.
+    async fn remove_approved_sender(&self, subscriber_id: i64, sender: &EmailAddress) -> Result<bool>;
+
     /// Removes campaigns not seen since `not_seen_since`, with their bands and votes;
     /// returns how many.
     async fn expire_campaigns(&self, not_seen_since: Timestamp) -> Result<u64>;

@@ -457,7 +457,7 @@ impl Default for VoteCursor {
 }
 
 /// A user's trust status, as written for the operator.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
 pub struct TrustRow {
     pub subscriber_id: i64,
     #[sqlx(default)]
@@ -470,7 +470,7 @@ pub struct TrustRow {
 }
 
 /// A row of the correlation table.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
 pub struct CorrelationRow {
     pub user_id: i64,
     pub cuser_id: i64,
@@ -482,7 +482,7 @@ pub struct CorrelationRow {
 }
 
 /// A domain's probability with its evidence.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
 pub struct DomainRow {
     pub domain: String,
     pub p_spammer: f64,
@@ -498,4 +498,11 @@ pub struct StatisticsUpdate {
     /// Per target user: its correlations now (replacing the previous ones).
     pub correlations: Vec<(i64, Vec<CorrelationRow>)>,
     pub domains: Vec<DomainRow>,
+}
+
+/// Who a web session belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    Subscriber(i64),
+    Operator(i64),
 }

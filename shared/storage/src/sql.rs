@@ -26,6 +26,10 @@ pub fn subscriber_by_email() -> String {
     format!("{SUBSCRIBER_STATUS} WHERE s.email = $1")
 }
 
+pub fn subscriber_by_id() -> String {
+    format!("{SUBSCRIBER_STATUS} WHERE s.id = $1")
+}
+
 pub const SET_SUBSCRIBER_ENABLED: &str = "UPDATE subscribers SET enabled = $2 WHERE id = $1";
 pub const SET_MAILBOX_ENABLED: &str = "UPDATE mailboxes SET enabled = $2 WHERE subscriber_id = $1";
 
@@ -295,3 +299,43 @@ pub const CAMPAIGN_VOTES_AFTER: &str = "SELECT subscriber_id, campaign_id, verdi
 
 /// Campaigns not seen since `$1` go, with their bands and votes (cascade).
 pub const EXPIRE_CAMPAIGNS: &str = "DELETE FROM campaigns WHERE last_seen < $1";
+
+pub const SET_WEB_PASSWORD: &str = "UPDATE subscribers SET web_password = $2 WHERE id = $1";
+
+pub const WEB_LOGIN: &str = "SELECT id, web_password FROM subscribers WHERE email = $1 AND enabled";
+
+pub const INSERT_OPERATOR: &str =
+    "INSERT INTO operators (email, password, created_at) VALUES ($1, $2, $3) RETURNING id";
+
+pub const OPERATOR_LOGIN: &str = "SELECT id, password FROM operators WHERE email = $1";
+
+pub const OPERATOR_EMAIL: &str = "SELECT email FROM operators WHERE id = $1";
+
+pub const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM web_sessions WHERE expires_at < $1";
+
+pub const INSERT_SESSION: &str = "INSERT INTO web_sessions (token_hash, subscriber_id, operator_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+pub const SESSION: &str =
+    "SELECT subscriber_id, operator_id FROM web_sessions WHERE token_hash = $1 AND expires_at >= $2";
+
+pub const DELETE_SESSION: &str = "DELETE FROM web_sessions WHERE token_hash = $1";
+
+pub const DELETE_SUBSCRIBER_SESSIONS: &str = "DELETE FROM web_sessions WHERE subscriber_id = $1";
+
+/// One message, only if it belongs to the mailbox: a subscriber can name no other's.
+pub const MESSAGE_IN_MAILBOX: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, \
+     reason, campaign_id FROM messages WHERE id = $1 AND mailbox_id = $2";
+
+pub const MESSAGE_COUNTS: &str = "SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status";
+
+pub const MAILBOX_MESSAGE_COUNTS: &str =
+    "SELECT status, COUNT(*) FROM messages WHERE mailbox_id = $1 GROUP BY status ORDER BY status";
+
+pub const ALL_APPROVED_SENDERS: &str = "SELECT address FROM approved_senders WHERE subscriber_id = $1 ORDER BY address";
+
+/// The addresses of `n` subscribers (`$1..$n`).
+pub fn subscriber_emails(n: usize) -> String {
+    let ids: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!("SELECT id, email FROM subscribers WHERE id IN ({})", ids.join(", "))
+}

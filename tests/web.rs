@@ -1,0 +1,276 @@
+//! The web pages' security rules, through the real router on a real (SQLite) database:
+//! forms without a CSRF token are refused, a subscriber cannot reach another's mail by
+//! changing an id, operator pages refuse subscribers, and rapid wrong logins are throttled.
+//! The same answers the browser test sees, without the browser.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::connect_info::MockConnectInfo,
+    http::{Request, StatusCode, header},
+    response::Response,
+};
+use quorum_domain::{EmailAddress, Keys, MessageHash, Timestamp};
+use quorum_storage::{Database, PollItem, Sqlite};
+use quorum_tests::{TestUser, dovecot_subscriber, fresh_sqlite};
+use quorum_web::{AppState, auth};
+use tower::ServiceExt;
+
+struct Site {
+    app: Router,
+    db: Sqlite,
+    _dir: tempfile::TempDir,
+}
+
+/// A browser: its cookies, and the CSRF token of the last page it loaded.
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+    csrf: String,
+}
+
+impl Site {
+    async fn new() -> Site {
+        let (dir, url) = fresh_sqlite();
+        let db = Sqlite::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
+        let settings = Arc::new(quorum_config::Settings::load(None).unwrap());
+        let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+        let state = AppState::new(db.clone(), metrics, keys, settings, None);
+        let app = quorum_web::router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 7], 50_000))));
+        Site { app, db, _dir: dir }
+    }
+
+    async fn send(&self, browser: &mut Browser, request: Request<Body>) -> (StatusCode, String, Response<()>) {
+        let mut request = request;
+        if !browser.cookies.is_empty() {
+            let cookies: Vec<String> = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request.headers_mut().insert(header::COOKIE, cookies.join("; ").parse().unwrap());
+        }
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        for c in response.headers().get_all(header::SET_COOKIE) {
+            let (pair, _) = c.to_str().unwrap().split_once(';').unwrap();
+            let (k, v) = pair.split_once('=').unwrap();
+            browser.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                browser.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        let (parts, body) = response.into_parts();
+        let body = String::from_utf8(axum::body::to_bytes(body, 1 << 22).await.unwrap().to_vec()).unwrap();
+        if let Some(i) = body.find(r#"name="csrf" value=""#) {
+            let rest = &body[i + 19..];
+            browser.csrf = rest[..rest.find('"').unwrap()].to_string();
+        }
+        (parts.status, body, Response::from_parts(parts, ()))
+    }
+
+    async fn get(&self, browser: &mut Browser, path: &str) -> (StatusCode, String) {
+        let (status, body, _) = self.send(browser, Request::get(path).body(Body::empty()).unwrap()).await;
+        (status, body)
+    }
+
+    async fn post(
+        &self,
+        browser: &mut Browser,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, Response<()>) {
+        let body: Vec<String> = form.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.join("&")))
+            .unwrap();
+        self.send(browser, request).await
+    }
+
+    /// A subscriber with a web password and one held message; returns (browser logged in, message id).
+    async fn subscriber(&self, name: &str, subject: &str) -> (Browser, i64) {
+        let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
+        let user = TestUser { email: format!("{name}@web.test"), password: "x".into() };
+        let ids = self.db.add_subscriber(&dovecot_subscriber(&user, &keys), Timestamp::now()).await.unwrap();
+        self.db.set_web_password(ids.subscriber_id, &auth::hash_password("a long password")).await.unwrap();
+        let raw = format!("From: spammer@bulk.example\r\nSubject: {subject}\r\n\r\nbuy\r\n").into_bytes();
+        let from = EmailAddress::parse("spammer@bulk.example").unwrap();
+        let item = PollItem::Quarantine {
+            uidl: "u1",
+            status: "held",
+            raw: &raw,
+            hash: MessageHash::of(&raw),
+            from: Some(&from),
+            from_name: None,
+            subject: Some(subject),
+            checked: None,
+            campaign: None,
+        };
+        let stored = self.db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], Timestamp::now()).await.unwrap();
+        let mut browser = Browser::default();
+        self.get(&mut browser, "/login").await;
+        let csrf = browser.csrf.clone();
+        let (status, _, response) = self
+            .post(&mut browser, "/login", &[("csrf", &csrf), ("email", &user.email), ("password", "a long password")])
+            .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "login of {name}");
+        assert_eq!(response.headers()[header::LOCATION], "/account");
+        (browser, stored[0].unwrap())
+    }
+
+    async fn status_of(&self, subscriber: &str, message: i64) -> String {
+        let s = self.db.subscriber_by_email(&EmailAddress::parse(subscriber).unwrap()).await.unwrap().unwrap();
+        self.db.message_in_mailbox(s.mailbox_id, message).await.unwrap().unwrap().status
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_post_without_its_csrf_token_is_refused() {
+    let site = Site::new().await;
+    let (mut alice, message) = site.subscriber("alice", "cheap pills").await;
+    // The session cookie alone (what a forged cross-site form would carry at best) is not enough.
+    let (status, body, _) = site.post(&mut alice, &format!("/account/messages/{message}/delete"), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, _) =
+        site.post(&mut alice, &format!("/account/messages/{message}/delete"), &[("csrf", "forged")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(site.status_of("alice@web.test", message).await, "held");
+    // A login form posted without the form cookie's token is refused too.
+    let mut stranger = Browser::default();
+    let (status, _, _) =
+        site.post(&mut stranger, "/login", &[("email", "alice@web.test"), ("password", "a long password")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // With the token it works.
+    site.get(&mut alice, "/account").await;
+    let csrf = alice.csrf.clone();
+    let (status, _, response) =
+        site.post(&mut alice, &format!("/account/messages/{message}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/account?done=delete");
+    assert_eq!(site.status_of("alice@web.test", message).await, "deleted_spam");
+}
+
+#[tokio::test]
+async fn a_subscriber_cannot_reach_another_subscribers_quarantine() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "alice's own").await;
+    let (_, bobs) = site.subscriber("bob", "bob's secret").await;
+    let (status, page) = site.get(&mut alice, "/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("alice&#39;s own") || page.contains("alice's own"), "{page}");
+    assert!(!page.contains("bob"), "{page}");
+    // Bob's message id in alice's URL: not found, and untouched.
+    let csrf = alice.csrf.clone();
+    for action in ["approve", "deliver", "delete"] {
+        let (status, _, _) =
+            site.post(&mut alice, &format!("/account/messages/{bobs}/{action}"), &[("csrf", &csrf)]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(site.status_of("bob@web.test", bobs).await, "held");
+    // Without a session the account pages send the browser to the login page.
+    let (status, _) = site.get(&mut Browser::default(), "/account").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn operator_pages_refuse_subscribers_and_serve_operators() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    for path in ["/admin", "/admin/correlation", "/admin/trust", "/admin/domains", "/api/admin/correlation"] {
+        let (status, _) = site.get(&mut alice, path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        let (status, _) = site.get(&mut Browser::default(), path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path} without a session");
+    }
+    let email = EmailAddress::parse("ops@web.test").unwrap();
+    site.db.add_operator(&email, &auth::hash_password("operator password"), Timestamp::now()).await.unwrap();
+    let mut ops = Browser::default();
+    site.get(&mut ops, "/login").await;
+    let csrf = ops.csrf.clone();
+    let (status, _, response) = site
+        .post(&mut ops, "/login", &[("csrf", &csrf), ("email", "ops@web.test"), ("password", "operator password")])
+        .await;
+    assert_eq!((status, &response.headers()[header::LOCATION]), (StatusCode::SEE_OTHER, &"/admin".parse().unwrap()));
+    let (status, page) = site.get(&mut ops, "/admin/correlation").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="correlation""#), "{page}");
+    let (status, json) = site.get(&mut ops, "/api/admin/trust").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(json.starts_with('['), "{json}");
+    // An operator is not a subscriber: the account pages are not theirs.
+    let (status, _) = site.get(&mut ops, "/account").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // POP3 passwords never appear anywhere.
+    let (_, dashboard) = site.get(&mut ops, "/admin").await;
+    assert!(!dashboard.contains("password_enc"));
+}
+
+#[tokio::test]
+async fn a_hundred_rapid_wrong_logins_are_throttled() {
+    let site = Site::new().await;
+    site.subscriber("alice", "x").await;
+    let mut attacker = Browser::default();
+    site.get(&mut attacker, "/login").await;
+    let csrf = attacker.csrf.clone();
+    let mut answers = std::collections::BTreeMap::new();
+    for i in 0..100 {
+        let (status, _, _) = site
+            .post(
+                &mut attacker,
+                "/login",
+                &[("csrf", &csrf), ("email", "alice@web.test"), ("password", &format!("guess {i}"))],
+            )
+            .await;
+        *answers.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    // Ten tries per 15 minutes ([web] attempts_per_15_minutes), then 429.
+    assert_eq!(answers, [(401, 10), (429, 90)].into_iter().collect(), "{answers:?}");
+    // Even the right password waits now: guessing cannot continue.
+    let (status, _, _) = site
+        .post(&mut attacker, "/login", &[("csrf", &csrf), ("email", "alice@web.test"), ("password", "a long password")])
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn approving_on_the_web_is_the_summary_answer_a() {
+    let site = Site::new().await;
+    let (mut alice, message) = site.subscriber("alice", "from a friend").await;
+    site.get(&mut alice, "/account").await;
+    let csrf = alice.csrf.clone();
+    let (status, _, _) =
+        site.post(&mut alice, &format!("/account/messages/{message}/approve"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(site.status_of("alice@web.test", message).await, "releasing");
+    let s = site.db.subscriber_by_email(&EmailAddress::parse("alice@web.test").unwrap()).await.unwrap().unwrap();
+    let approved = site.db.all_approved_senders(s.subscriber_id).await.unwrap();
+    assert_eq!(approved, ["spammer@bulk.example"]);
+    let votes = site.db.votes_after(Default::default(), 10).await.unwrap();
+    assert_eq!(votes.iter().map(|v| v.verdict.as_str()).collect::<Vec<_>>(), ["approve"]);
+    let (_, page) = site.get(&mut alice, "/account?done=approve").await;
+    assert!(page.contains("Sender approved") && page.contains("Nothing is held"), "{page}");
+    // The approved senders page lists it, and removing it works.
+    let (_, page) = site.get(&mut alice, "/account/senders").await;
+    assert!(page.contains("spammer@bulk.example"));
+    let csrf = alice.csrf.clone();
+    site.post(&mut alice, "/account/senders/remove", &[("csrf", &csrf), ("address", "spammer@bulk.example")]).await;
+    assert!(site.db.all_approved_senders(s.subscriber_id).await.unwrap().is_empty());
+    // Import a list; a bad line is named.
+    let (_, page, _) = site
+        .post(
+            &mut alice,
+            "/account/senders",
+            &[("csrf", &csrf), ("addresses", "a@x.example\nb@y.example, not-an-address")],
+        )
+        .await;
+    assert!(page.contains("2 added") && page.contains("not-an-address"), "{page}");
+}
