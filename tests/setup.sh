@@ -2,7 +2,8 @@
 # Prepares a (possibly brand-new) Debian 12 machine for Quorum's tests:
 #   1. the local mail stack (Dovecot POP3/LMTP + Postfix SMTP, loopback only),
 #   2. a PostgreSQL server on 127.0.0.1:5432 that the tests can log in to as
-#      the superuser "postgres" (tests create a fresh database per test).
+#      the superuser "postgres" (tests create a fresh database per test),
+#   3. Debian's Chromium and ChromeDriver for the browser tests of the web pages.
 # Writes everything the tests need into $QUORUM_MAILSTACK_DIR/env
 # (default /tmp/quorum-mailstack/env), outside the repo. Idempotent; quiet on
 # success. Needs root (installs packages, starts servers).
@@ -89,4 +90,17 @@ echo "QUORUM_TEST_PG_URL=$PG_URL" >>"$tmp"
 mv -f "$tmp" "$ENV_FILE"
 
 say "postgres ready: QUORUM_TEST_PG_URL=$PG_URL"
+
+# --- 3. Chromium and ChromeDriver ---------------------------------------------
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    say "installing chromium and chromium-driver"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/tmp/quorum-setup-chromium.log 2>&1 \
+        || { tail -n 30 /tmp/quorum-setup-chromium.log >&2; die "apt-get install chromium chromium-driver failed"; }
+fi
+tmp=$ENV_FILE.tmp
+grep -v '^QUORUM_TEST_CHROMEDRIVER=' "$ENV_FILE" >"$tmp" || true
+echo "QUORUM_TEST_CHROMEDRIVER=$(command -v chromedriver)" >>"$tmp"
+mv -f "$tmp" "$ENV_FILE"
+say "browser ready: $(chromium --version 2>/dev/null | head -n 1)"
 say "test settings in $ENV_FILE (load with: set -a; . $ENV_FILE; set +a)"

@@ -28,6 +28,8 @@ pub struct MailStack {
     pub mail_dir: PathBuf,
     pub domain: String,
     pub pg_url: String,
+    /// ChromeDriver for the browser tests (installed by tests/setup.sh with Chromium).
+    pub chromedriver: Option<PathBuf>,
     script: PathBuf,
 }
 
@@ -56,6 +58,7 @@ impl MailStack {
                 mail_dir: get("QUORUM_TEST_MAIL_DIR").into(),
                 domain: get("QUORUM_TEST_DOMAIN"),
                 pg_url: get("QUORUM_TEST_PG_URL"),
+                chromedriver: vars.get("QUORUM_TEST_CHROMEDRIVER").map(PathBuf::from),
                 script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mail-stack.sh"),
             }
         })

@@ -293,16 +293,18 @@ pub async fn signup<DB: Database>(
     };
     state.db.set_web_password(ids.subscriber_id, &auth::hash_password(&signup.web_password)).await?;
     tracing::info!(subscriber = ids.subscriber_id, "signed up on the web");
-    welcome(&state, &signup.email).await;
+    welcome(&state, &signup.email, ids.mailbox_id).await;
     let cookie = state.login(Principal::Subscriber(ids.subscriber_id)).await?;
     Ok(with_cookie(Redirect::to("/account"), Some(cookie)))
 }
 
-/// The welcome email: how summaries work. A failure is logged; the signup stands.
-async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress) {
+/// The welcome email: how summaries work. It carries a notice marker, so the worker leaves
+/// it in the Inbox. A failure is logged; the signup stands.
+async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress, mailbox_id: i64) {
     let Some(mailer) = &state.mailer else { return };
+    let now = Timestamp::now();
     let text = format!(
-        "From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Welcome to Quorum\r\nDate: {date}\r\n\
+        "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Welcome to Quorum\r\nDate: {date}\r\n\
          Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
          Your mailbox is now protected by Quorum.\r\n\r\n\
          Mail from senders you have approved stays in your Inbox. Everything else waits in the\r\n\
@@ -312,8 +314,9 @@ async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress) {
          \x20 an empty box deletes the message and blocks its sender.\r\n\r\n\
          Forged mail and mail that all subscribers together know to be spam is deleted for you.\r\n\
          Your pages: {base}/account\r\n",
+        marker = quorum_domain::ReleaseMarker::notice(mailbox_id, now).header_line(&state.keys),
         from = mailer.from_address(),
-        date = quorum_domain::release::rfc5322_date(Timestamp::now()),
+        date = quorum_domain::release::rfc5322_date(now),
         base = state.settings.web.base_url.trim_end_matches('/'),
     );
     if let Err(e) = mailer.send(to, text.as_bytes()).await {

@@ -35,11 +35,19 @@ pub struct CheckReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{step} failed: {error}. {advice}")]
 pub struct CheckFailure {
     pub step: CheckStep,
     pub error: Pop3Error,
     pub advice: &'static str,
+}
+
+impl fmt::Display for CheckFailure {
+    /// `login failed: <the server's words>. <what to do>` (one full stop, whether or not
+    /// the server's words end with one).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let error = self.error.to_string();
+        write!(f, "{} failed: {}. {}", self.step, error.trim_end_matches('.'), self.advice)
+    }
 }
 
 fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {

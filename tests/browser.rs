@@ -1,0 +1,243 @@
+//! The web pages in a real browser: Debian's Chromium driven through ChromeDriver
+//! (fantoccini) against `quorum serve` on loopback, with Dovecot and Postfix behind it.
+//! A subscriber signs up a Dovecot mailbox (the wrong password first: the error is shown
+//! and the form keeps what was typed), approves a held message from the web and it arrives
+//! in the Dovecot mailbox; an operator logs in and reads the correlation table. Screenshots
+//! of the main pages and the service's log are saved under `target/tmp/screenshots/`.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use quorum_domain::{EmailAddress, Keys, Timestamp};
+use quorum_storage::{CorrelationRow, Database, Sqlite, StatisticsUpdate};
+use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum_service, run, unique};
+
+/// Kills a child process when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_http(port: u16, path: &str) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{port}{path}")]).output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nothing answered on port {port}");
+}
+
+async fn browser(driver_port: u16) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--no-first-run", "--window-size=1100,900"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("ChromeDriver started a Chromium session")
+}
+
+/// The test's artifacts: screenshots and the service's log.
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn artifact(name: &str) -> std::fs::File {
+    std::fs::File::create(artifacts().join(name)).unwrap()
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    std::fs::write(artifacts().join(format!("{name}.png")), client.screenshot().await.unwrap()).unwrap();
+}
+
+async fn fill(client: &Client, id: &str, value: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("field #{id}: {e}"));
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn value(client: &Client, id: &str) -> String {
+    client.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
+}
+
+/// Files in the user's Maildir whose text contains `needle`.
+fn in_maildir(user: &TestUser, needle: &str) -> usize {
+    let root = MailStack::get().mail_dir.join(&user.email);
+    ["new", "cur"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+        .flatten()
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter(|bytes| String::from_utf8_lossy(bytes).contains(needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
+    let stack = MailStack::get();
+    let driver = stack.chromedriver.clone().expect("ChromeDriver: run tests/setup.sh (it installs chromium-driver)");
+    let (dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let web_port = free_port();
+    let base = format!("http://127.0.0.1:{web_port}");
+    let mut serve = quorum_service(&url, &key, None);
+    serve
+        .env("QUORUM_LISTEN", format!("127.0.0.1:{web_port}"))
+        .env("QUORUM_WEB__BASE_URL", &base)
+        .env("QUORUM_WORKER__POLL_INTERVAL_SECS", "1")
+        .env("QUORUM_DATA_DIR", dir.path())
+        .env("QUORUM_LOG", "info")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(artifact("browser-serve.log"));
+    let _serve = Running(serve.spawn().unwrap());
+    let driver_port = free_port();
+    let _driver = Running(
+        Command::new(driver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_http(web_port, "/healthz").await;
+    wait_for_http(driver_port, "/status").await;
+    let client = browser(driver_port).await;
+
+    // The landing page, then signup with the wrong mailbox password.
+    let alice = stack.new_user("web-alice");
+    client.goto(&format!("{base}/")).await.unwrap();
+    screenshot(&client, "landing").await;
+    client.find(Locator::LinkText("Sign up your mailbox")).await.unwrap().click().await.unwrap();
+    fill(&client, "email", &alice.email).await;
+    fill(&client, "web_password", "alice's web password").await;
+    fill(&client, "host", "127.0.0.1").await;
+    fill(&client, "port", &stack.pop3_port.to_string()).await;
+    client.find(Locator::Css("#security option[value='plain']")).await.unwrap().click().await.unwrap();
+    fill(&client, "username", &alice.email).await;
+    fill(&client, "password", "not the password").await;
+    fill(&client, "time_zone", "Europe/Berlin").await;
+    client.find(Locator::Id("signup")).await.unwrap().click().await.unwrap();
+    let errors = client.wait().for_element(Locator::Id("errors")).await.unwrap().text().await.unwrap();
+    assert!(errors.contains("login failed") && errors.contains("Check the user name"), "{errors}");
+    assert!(!errors.contains(".."), "{errors}");
+    screenshot(&client, "signup-error").await;
+    // What was typed is still there, except the passwords.
+    assert_eq!(value(&client, "email").await, alice.email);
+    assert_eq!(value(&client, "port").await, stack.pop3_port.to_string());
+    assert_eq!(value(&client, "time_zone").await, "Europe/Berlin");
+    assert_eq!(value(&client, "password").await, "");
+    // The right password: signed up and logged in.
+    fill(&client, "password", &alice.password).await;
+    fill(&client, "web_password", "alice's web password").await;
+    client.find(Locator::Id("signup")).await.unwrap().click().await.unwrap();
+    client.wait().for_url(&url::Url::parse(&format!("{base}/account")).unwrap()).await.unwrap();
+
+    // A message from an unknown sender arrives: the worker holds it and the page lists it.
+    let subject = format!("Lunch on Friday {}", unique());
+    let raw = format!(
+        "From: Bob <bob@friends.example>\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: <{}@friends.example>\r\n\r\nSee you at noon.\r\n",
+        alice.email,
+        unique()
+    );
+    stack.maildir_drop(&alice, raw.as_bytes());
+    let mut listed = false;
+    for _ in 0..100 {
+        client.goto(&format!("{base}/account")).await.unwrap();
+        if client.source().await.unwrap().contains(&subject) {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(listed, "the held message never appeared on the page");
+    assert_eq!(in_maildir(&alice, &subject), 0, "taken out of the mailbox while held");
+    // The welcome email stays in the Inbox (Quorum's own notices are never held).
+    assert_eq!(in_maildir(&alice, "Subject: Welcome to Quorum"), 1);
+    assert!(!client.source().await.unwrap().contains("Welcome to Quorum"));
+    screenshot(&client, "account-held").await;
+    // Approve it from the web: delivered back into the Dovecot mailbox.
+    let approve = format!("//tr[td[contains(., '{subject}')]]//button[@name='approve']");
+    client.find(Locator::XPath(&approve)).await.unwrap().click().await.unwrap();
+    let notice = client.wait().for_element(Locator::Id("notice")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("Sender approved"), "{notice}");
+    screenshot(&client, "account-approved").await;
+    let mut arrived = 0;
+    for _ in 0..100 {
+        arrived = in_maildir(&alice, &subject);
+        if arrived > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(arrived, 1, "the approved message arrives once in alice's Dovecot mailbox");
+
+    // The operator: created on the command line, reads the correlation table.
+    let db = Sqlite::connect(&url).await.unwrap();
+    let bob = db
+        .add_subscriber(
+            &quorum_tests::dovecot_subscriber(
+                &TestUser { email: "bob@web.test".into(), password: "x".into() },
+                &Keys::from_master_text(&key).unwrap(),
+            ),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let a = db.subscriber_by_email(&EmailAddress::parse(&alice.email).unwrap()).await.unwrap().unwrap();
+    let row = CorrelationRow {
+        user_id: a.subscriber_id,
+        cuser_id: bob.subscriber_id,
+        rms_error: 0.0421,
+        confidence: 0.0103,
+        max_rms_error: 0.0524,
+        domains: 17,
+        computed_at: Timestamp::now().0,
+    };
+    let update =
+        StatisticsUpdate { trust: Vec::new(), correlations: vec![(a.subscriber_id, vec![row])], domains: Vec::new() };
+    db.write_statistics(&update).await.unwrap();
+    let mut admin = quorum_service(&url, &key, None);
+    admin.env("QUORUM_ADMIN_PASSWORD", "operator password").args(["admin", "create", "ops@quorum.test"]);
+    let (ok, out) = run(admin);
+    assert!(ok, "{out}");
+    client.find(Locator::Css("header button.link")).await.unwrap().click().await.unwrap(); // log out
+    client.goto(&format!("{base}/login")).await.unwrap();
+    fill(&client, "email", "ops@quorum.test").await;
+    fill(&client, "password", "operator password").await;
+    client.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+    client.wait().for_url(&url::Url::parse(&format!("{base}/admin")).unwrap()).await.unwrap();
+    screenshot(&client, "admin-dashboard").await;
+    client.find(Locator::LinkText("Correlation")).await.unwrap().click().await.unwrap();
+    let table = client.wait().for_element(Locator::Id("correlation")).await.unwrap().text().await.unwrap();
+    assert!(table.contains(&alice.email) && table.contains("bob@web.test") && table.contains("0.0524"), "{table}");
+    screenshot(&client, "admin-correlation").await;
+    client.close().await.unwrap();
+}
