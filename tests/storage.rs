@@ -7,7 +7,7 @@ use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, T
 use quorum_storage::{
     CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem,
     PollOutcome, PollStatus, Principal, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow,
-    UidlDisposition, Vote,
+    UidlDisposition, Vote, WorkerTotals,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -612,7 +612,8 @@ async fn statistics_tables(db: impl Database) {
     );
     let c = db.correlation_rows(1.0, Some(a.subscriber_id), 10).await.unwrap();
     assert_eq!(c.len(), 1);
-    assert!((c[0].max_rms_error - 0.21).abs() < 1e-9);
+    assert!((c[0].row.max_rms_error - 0.21).abs() < 1e-9);
+    assert_eq!((c[0].user_email.as_str(), c[0].cuser_email.as_str()), ("a@example.org", "b@example.org"));
     assert!(db.correlation_rows(0.1, None, 10).await.unwrap().is_empty());
     assert!(db.correlation_rows(1.0, Some(b.subscriber_id), 10).await.unwrap().is_empty());
     let d = db.domain_rows(10).await.unwrap();
@@ -691,9 +692,6 @@ async fn web_accounts(db: impl Database) {
     assert!(matches!(db.set_web_password(999, "x").await, Err(StorageError::NotFound(_))));
     assert_eq!(db.subscriber(b.subscriber_id).await.unwrap().unwrap().email, "b@example.org");
     assert!(db.subscriber(999).await.unwrap().is_none());
-    let mut emails = db.subscriber_emails(&[b.subscriber_id, a.subscriber_id, 999]).await.unwrap();
-    emails.sort();
-    assert_eq!(emails, [(a.subscriber_id, "a@example.org".into()), (b.subscriber_id, "b@example.org".into())]);
 
     let ops = EmailAddress::parse("ops@example.org").unwrap();
     let op = db.add_operator(&ops, "$argon2id$ops", T0).await.unwrap();
@@ -721,6 +719,22 @@ async fn web_accounts(db: impl Database) {
     // A disabled subscriber cannot log in.
     db.set_subscriber_enabled(a.subscriber_id, false).await.unwrap();
     assert_eq!(db.web_login(&email).await.unwrap(), None);
+
+    // The dashboard's totals: b is enabled and was never polled; then its poll fails.
+    let totals = db.worker_totals().await.unwrap();
+    assert_eq!(
+        totals,
+        WorkerTotals { mailboxes: 2, enabled: 1, failing: 0, oldest_poll_at: Some(-1), outbox_backlog: 0 }
+    );
+    let leased = db.lease_due_mailboxes("w", T0, T0.plus(Duration::from_secs(60)), 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let failed = PollOutcome { status: PollStatus::Error, error: Some("login failed".into()), ..outcome(T0, T0) };
+    db.finish_poll(b.mailbox_id, "w", &failed).await.unwrap();
+    let totals = db.worker_totals().await.unwrap();
+    assert_eq!((totals.failing, totals.oldest_poll_at), (1, Some(T0.0)));
+    let failing = db.failing_mailboxes(10).await.unwrap();
+    assert_eq!(failing.len(), 1);
+    assert_eq!((failing[0].email.as_str(), failing[0].last_error.as_deref()), ("b@example.org", Some("login failed")));
 
     // Messages are reachable only through their own mailbox; counts by status.
     let raw = b"m".to_vec();

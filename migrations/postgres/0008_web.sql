@@ -21,3 +21,6 @@ CREATE TABLE web_sessions (
     expires_at    BIGINT NOT NULL
 );
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
+
+-- The dashboard counts messages by status.
+CREATE INDEX messages_status ON messages (status);

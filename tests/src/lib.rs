@@ -340,6 +340,16 @@ pub async fn stalled_server() -> u16 {
 /// A subscriber whose mailbox is the given Dovecot user (plain POP3, USER/PASS), with the
 /// password encrypted by `keys`, for benchmarks that fill the database directly.
 pub fn dovecot_subscriber(user: &TestUser, keys: &quorum_domain::Keys) -> quorum_storage::NewSubscriber {
+    dovecot_subscriber_at(user, keys, "127.0.0.1", MailStack::get().pop3_port)
+}
+
+/// A subscriber of a plain POP3 server at `host:port` (benchmarks that never poll it).
+pub fn dovecot_subscriber_at(
+    user: &TestUser,
+    keys: &quorum_domain::Keys,
+    host: &str,
+    port: u16,
+) -> quorum_storage::NewSubscriber {
     use quorum_domain::{AuthMethod, EmailAddress, schedule::SummarySchedule, secrets::Password};
     let email = EmailAddress::parse(&user.email).unwrap();
     let password_enc = keys.encrypt_password(&Password::new(user.password.clone()), email.as_str());
@@ -348,8 +358,8 @@ pub fn dovecot_subscriber(user: &TestUser, keys: &quorum_domain::Keys) -> quorum
         approved_days: 90,
         schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
         mailbox: quorum_storage::MailboxSettings {
-            host: "127.0.0.1".into(),
-            port: MailStack::get().pop3_port,
+            host: host.into(),
+            port,
             security: Security::Plain,
             auth: AuthMethod::User,
             username: user.email.clone(),

@@ -241,9 +241,6 @@ fn evidence_json(s: &quorum_stats::Score) -> serde_json::Value {
 async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> anyhow::Result<ExitCode> {
     let synced = Statistics::new(&settings.statistics).sync(&db, Timestamp::now()).await?;
     eprintln!("statistics refreshed from {} votes", synced.votes);
-    let emails: std::collections::HashMap<i64, String> =
-        db.list_subscribers().await?.into_iter().map(|s| (s.subscriber_id, s.email)).collect();
-    let email = |id: i64| emails.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
     match cmd {
         StatsCommand::Trust => {
             println!("{:<32} {:>9} {:>6}  {:<28} reason", "user", "approvals", "spam", "status");
@@ -260,15 +257,11 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
                 "{:<32} {:<32} {:>10} {:>10} {:>11} {:>7}",
                 "user", "compared with", "RMSError", "Confidence", "MaxRMSError", "domains"
             );
-            for c in db.correlation_rows(max_rms_error, user, limit).await? {
+            for line in db.correlation_rows(max_rms_error, user, limit).await? {
+                let c = &line.row;
                 println!(
                     "{:<32} {:<32} {:>10.7} {:>10.7} {:>11.7} {:>7}",
-                    email(c.user_id),
-                    email(c.cuser_id),
-                    c.rms_error,
-                    c.confidence,
-                    c.max_rms_error,
-                    c.domains
+                    line.user_email, line.cuser_email, c.rms_error, c.confidence, c.max_rms_error, c.domains
                 );
             }
         }

@@ -2,8 +2,6 @@
 //! `/api/admin`: global statistics, worker health, the correlation table, trust statuses
 //! and domain probabilities. Only operator sessions get in; subscribers get 403.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::{
     Json,
@@ -12,7 +10,7 @@ use axum::{
     response::{Html, IntoResponse, Response},
 };
 use quorum_domain::{EmailAddress, Timestamp};
-use quorum_storage::{CorrelationRow, Database, DomainRow, TrustRow};
+use quorum_storage::{CorrelationLine, Database, DomainRow, TrustRow, WorkerTotals};
 use serde::{Deserialize, Serialize};
 
 use crate::{AppState, WebError, public::GlobalStats, wants_json};
@@ -33,45 +31,34 @@ pub struct MailboxHealth {
 /// How the workers are doing.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerHealth {
-    pub mailboxes: usize,
-    pub enabled: usize,
+    #[serde(flatten)]
+    pub totals: WorkerTotals,
+    /// Seconds since the least recently polled enabled mailbox was polled: the lag
+    /// (`None`: no enabled mailbox; `Some(-1)`: one was never polled).
+    pub lag_secs: Option<i64>,
     /// Enabled mailboxes whose last poll failed, with the error (at most [`ROWS`]).
     pub failing: Vec<MailboxHealth>,
-    pub failing_total: usize,
-    /// Seconds since the least recently polled enabled mailbox was polled: the lag.
-    pub lag_secs: Option<i64>,
-    /// Releases waiting to be delivered.
-    pub outbox_backlog: usize,
 }
 
 impl<DB: Database> AppState<DB> {
     async fn worker_health(&self) -> Result<WorkerHealth, WebError> {
         let now = Timestamp::now();
-        let all = self.db.list_subscribers().await?;
-        let enabled: Vec<_> = all.iter().filter(|s| s.enabled).collect();
-        let failing: Vec<MailboxHealth> = enabled
-            .iter()
-            .filter(|s| s.last_status.as_deref().is_some_and(|st| st != "ok"))
+        let totals = self.db.worker_totals().await?;
+        let failing = self
+            .db
+            .failing_mailboxes(ROWS)
+            .await?
+            .into_iter()
             .map(|s| MailboxHealth {
-                email: s.email.clone(),
+                email: s.email,
                 enabled: s.enabled,
                 last_poll_at: s.last_poll_at,
-                last_status: s.last_status.clone(),
-                last_error: s.last_error.clone(),
+                last_status: s.last_status,
+                last_error: s.last_error,
             })
             .collect();
-        Ok(WorkerHealth {
-            mailboxes: all.len(),
-            enabled: enabled.len(),
-            failing_total: failing.len(),
-            failing: failing.into_iter().take(ROWS as usize).collect(),
-            lag_secs: enabled
-                .iter()
-                .map(|s| s.last_poll_at.map_or(i64::MAX, |at| now.0 - at))
-                .max()
-                .map(|l| if l == i64::MAX { -1 } else { l }),
-            outbox_backlog: self.db.outbox_pending().await?.len(),
-        })
+        let lag_secs = totals.oldest_poll_at.map(|at| if at < 0 { -1 } else { now.0 - at });
+        Ok(WorkerHealth { totals, lag_secs, failing })
     }
 }
 
@@ -122,15 +109,6 @@ pub struct CorrelationQuery {
     pub sort: String,
 }
 
-/// One row of the correlation table with both users' addresses.
-#[derive(Debug, Clone, Serialize)]
-pub struct CorrelationLine {
-    pub user: String,
-    pub cuser: String,
-    #[serde(flatten)]
-    pub row: CorrelationRow,
-}
-
 async fn correlation_lines<DB: Database>(
     state: &AppState<DB>,
     q: &CorrelationQuery,
@@ -146,23 +124,14 @@ async fn correlation_lines<DB: Database>(
             Err(e) => return Ok((Vec::new(), Some(format!("{email}: {e}")))),
         },
     };
-    let mut rows = state.db.correlation_rows(threshold, user, ROWS).await?;
+    let mut lines = state.db.correlation_rows(threshold, user, ROWS).await?;
     match q.sort.as_str() {
-        "rms_error" => rows.sort_by(|a, b| a.rms_error.total_cmp(&b.rms_error)),
-        "confidence" => rows.sort_by(|a, b| a.confidence.total_cmp(&b.confidence)),
-        "domains" => rows.sort_by_key(|r| std::cmp::Reverse(r.domains)),
-        "user" => rows.sort_by_key(|r| (r.user_id, r.cuser_id)),
+        "rms_error" => lines.sort_by(|a, b| a.row.rms_error.total_cmp(&b.row.rms_error)),
+        "confidence" => lines.sort_by(|a, b| a.row.confidence.total_cmp(&b.row.confidence)),
+        "domains" => lines.sort_by_key(|l| std::cmp::Reverse(l.row.domains)),
+        "user" => lines.sort_by(|a, b| (&a.user_email, &a.cuser_email).cmp(&(&b.user_email, &b.cuser_email))),
         _ => {} // max_rms_error, as stored
     }
-    let mut ids: Vec<i64> = rows.iter().flat_map(|r| [r.user_id, r.cuser_id]).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let emails: HashMap<i64, String> = state.db.subscriber_emails(&ids).await?.into_iter().collect();
-    let email = |id: i64| emails.get(&id).cloned().unwrap_or_else(|| format!("#{id}"));
-    let lines = rows
-        .into_iter()
-        .map(|row| CorrelationLine { user: email(row.user_id), cuser: email(row.cuser_id), row })
-        .collect();
     Ok((lines, problem))
 }
 

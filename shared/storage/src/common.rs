@@ -844,7 +844,7 @@ macro_rules! impl_database {
                 max_rms_error: f64,
                 user: Option<i64>,
                 limit: i64,
-            ) -> $crate::Result<Vec<$crate::CorrelationRow>> {
+            ) -> $crate::Result<Vec<$crate::CorrelationLine>> {
                 Ok(sqlx::query_as($crate::sql::CORRELATION_ROWS)
                     .bind(max_rms_error)
                     .bind(user.unwrap_or(-1))
@@ -922,17 +922,14 @@ macro_rules! impl_database {
                     .await?)
             }
 
-            async fn subscriber_emails(&self, ids: &[i64]) -> $crate::Result<Vec<(i64, String)>> {
-                let mut found = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(512) {
-                    let sql = $crate::sql::subscriber_emails(chunk.len());
-                    let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
-                    for id in chunk {
-                        query = query.bind(*id);
-                    }
-                    found.extend(query.fetch_all(&self.pool).await?);
-                }
-                Ok(found)
+            async fn worker_totals(&self) -> $crate::Result<$crate::WorkerTotals> {
+                let (mailboxes, enabled, failing, oldest_poll_at, outbox_backlog): (i64, i64, i64, Option<i64>, i64) =
+                    sqlx::query_as($crate::sql::WORKER_TOTALS).fetch_one(&self.pool).await?;
+                Ok($crate::WorkerTotals { mailboxes, enabled, failing, oldest_poll_at, outbox_backlog })
+            }
+
+            async fn failing_mailboxes(&self, limit: i64) -> $crate::Result<Vec<$crate::SubscriberStatus>> {
+                Ok(sqlx::query_as(&$crate::sql::failing_mailboxes()).bind(limit).fetch_all(&self.pool).await?)
             }
 
             async fn set_web_password(&self, subscriber_id: i64, hash: &str) -> $crate::Result<()> {

@@ -294,7 +294,8 @@ pub trait Database: Send + Sync + Clone + 'static {
     async fn trust_rows(&self) -> Result<Vec<TrustRow>>;
 
     /// Correlations up to `max_rms_error`, for one target user or all (`None`).
-    async fn correlation_rows(&self, max_rms_error: f64, user: Option<i64>, limit: i64) -> Result<Vec<CorrelationRow>>;
+    async fn correlation_rows(&self, max_rms_error: f64, user: Option<i64>, limit: i64)
+    -> Result<Vec<CorrelationLine>>;
 
     /// Domains by probability, most certain spammers first.
     async fn domain_rows(&self, limit: i64) -> Result<Vec<DomainRow>>;
@@ -312,8 +313,11 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// The subscriber with this id.
     async fn subscriber(&self, subscriber_id: i64) -> Result<Option<SubscriberStatus>>;
 
-    /// The addresses of these subscribers, `(id, email)`.
-    async fn subscriber_emails(&self, ids: &[i64]) -> Result<Vec<(i64, String)>>;
+    /// Mailbox and outbox totals for the dashboard, in one query.
+    async fn worker_totals(&self) -> Result<WorkerTotals>;
+
+    /// Enabled mailboxes whose last poll failed (at most `limit`), longest failing first.
+    async fn failing_mailboxes(&self, limit: i64) -> Result<Vec<SubscriberStatus>>;
 
     /// Stores a subscriber's web password (an argon2 PHC string, never the password).
     async fn set_web_password(&self, subscriber_id: i64, hash: &str) -> Result<()>;

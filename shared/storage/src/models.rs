@@ -481,6 +481,16 @@ pub struct CorrelationRow {
     pub computed_at: i64,
 }
 
+/// A row of the correlation table with both users' addresses, as the operator reads it.
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
+pub struct CorrelationLine {
+    pub user_email: String,
+    pub cuser_email: String,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub row: CorrelationRow,
+}
+
 /// A domain's probability with its evidence.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
 pub struct DomainRow {
@@ -505,4 +515,17 @@ pub struct StatisticsUpdate {
 pub enum Principal {
     Subscriber(i64),
     Operator(i64),
+}
+
+/// The workers' state at a glance (the operator's dashboard).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerTotals {
+    pub mailboxes: i64,
+    pub enabled: i64,
+    /// Enabled mailboxes whose last poll failed.
+    pub failing: i64,
+    /// When the least recently polled enabled mailbox was polled (`Some(-1)`: one never was).
+    pub oldest_poll_at: Option<i64>,
+    /// Releases not yet delivered.
+    pub outbox_backlog: i64,
 }

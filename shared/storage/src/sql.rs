@@ -14,6 +14,11 @@ const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_i
      m.polls, m.quarantined_count, m.kept_count, s.summary_times, s.time_zone, s.next_summary_at \
      FROM subscribers s JOIN mailboxes m ON m.subscriber_id = s.id";
 
+/// Enabled mailboxes whose last poll failed, longest failing first.
+pub fn failing_mailboxes() -> String {
+    format!("{SUBSCRIBER_STATUS} WHERE m.enabled AND m.last_status <> 'ok' ORDER BY m.last_poll_at, s.id LIMIT $1")
+}
+
 pub fn due_summaries() -> String {
     format!("{SUBSCRIBER_STATUS} WHERE s.enabled AND s.next_summary_at <= $1 ORDER BY s.next_summary_at LIMIT $2")
 }
@@ -269,8 +274,10 @@ pub const UPSERT_DOMAIN_STATS: &str = "INSERT INTO domain_stats (domain, p_spamm
 pub const TRUST_ROWS: &str = "SELECT t.subscriber_id, s.email, t.status, t.reason, t.approvals, t.spam, t.computed_at \
      FROM user_trust t JOIN subscribers s ON s.id = t.subscriber_id ORDER BY t.subscriber_id";
 
-pub const CORRELATION_ROWS: &str = "SELECT user_id, cuser_id, rms_error, confidence, max_rms_error, domains, computed_at \
-     FROM correlation WHERE max_rms_error <= $1 AND ($2 < 0 OR user_id = $2) ORDER BY max_rms_error, user_id, cuser_id LIMIT $3";
+pub const CORRELATION_ROWS: &str = "SELECT c.user_id, c.cuser_id, c.rms_error, c.confidence, c.max_rms_error, \
+     c.domains, c.computed_at, u.email AS user_email, cu.email AS cuser_email FROM correlation c \
+     JOIN subscribers u ON u.id = c.user_id JOIN subscribers cu ON cu.id = c.cuser_id \
+     WHERE c.max_rms_error <= $1 AND ($2 < 0 OR c.user_id = $2) ORDER BY c.max_rms_error, c.user_id, c.cuser_id LIMIT $3";
 
 pub const DOMAIN_ROWS: &str = "SELECT domain, p_spammer, spam_witnesses, ham_witnesses, computed_at FROM domain_stats \
      ORDER BY p_spammer DESC, domain LIMIT $1";
@@ -334,8 +341,11 @@ pub const MAILBOX_MESSAGE_COUNTS: &str =
 
 pub const ALL_APPROVED_SENDERS: &str = "SELECT address FROM approved_senders WHERE subscriber_id = $1 ORDER BY address";
 
-/// The addresses of `n` subscribers (`$1..$n`).
-pub fn subscriber_emails(n: usize) -> String {
-    let ids: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-    format!("SELECT id, email FROM subscribers WHERE id IN ({})", ids.join(", "))
-}
+/// Mailboxes, enabled ones, failing ones, the oldest last poll of an enabled mailbox (-1:
+/// one was never polled), and the releases waiting: one row for the dashboard.
+pub const WORKER_TOTALS: &str = "SELECT COUNT(*), \
+     COALESCE(SUM(CASE WHEN enabled THEN 1 ELSE 0 END), 0), \
+     COALESCE(SUM(CASE WHEN enabled AND last_status <> 'ok' THEN 1 ELSE 0 END), 0), \
+     MIN(CASE WHEN enabled THEN COALESCE(last_poll_at, -1) END), \
+     (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL) \
+     FROM mailboxes";
