@@ -716,6 +716,30 @@ async fn web_accounts(db: impl Database) {
     db.delete_subscriber_sessions(a.subscriber_id).await.unwrap();
     assert_eq!(db.session(b"hash-a2", T0).await.unwrap(), None);
 
+    // Settings as the web page reads and writes them.
+    assert_eq!(db.web_password(a.subscriber_id).await.unwrap(), Some(Some("$argon2id$hash".into())));
+    assert_eq!(db.web_password(b.subscriber_id).await.unwrap(), Some(None));
+    let settings = db.subscriber_settings(a.subscriber_id).await.unwrap().unwrap();
+    assert_eq!((settings.approved_days, settings.confirmations), (90, true));
+    let schedule = SummarySchedule::parse("06:30", "Asia/Tokyo").unwrap();
+    db.update_subscriber_settings(a.subscriber_id, 30, &schedule, false, T0).await.unwrap();
+    let settings = db.subscriber_settings(a.subscriber_id).await.unwrap().unwrap();
+    assert_eq!(
+        (settings.approved_days, settings.summary_times.as_str(), settings.time_zone.as_str(), settings.confirmations),
+        (30, "06:30", "Asia/Tokyo", false)
+    );
+    let status = db.subscriber(a.subscriber_id).await.unwrap().unwrap();
+    assert_eq!(status.next_summary_at, Some(schedule.next_after(T0).0));
+    assert!(matches!(
+        db.update_subscriber_settings(999, 30, &schedule, false, T0).await,
+        Err(StorageError::NotFound(_))
+    ));
+    db.set_mailbox_password(a.subscriber_id, b"new-encrypted").await.unwrap();
+    let leased = db.lease_due_mailboxes("pw", T0, T0.plus(Duration::from_secs(60)), 10).await.unwrap();
+    let mailbox = leased.iter().find(|m| m.mailbox_id == a.mailbox_id).unwrap();
+    assert_eq!(mailbox.settings.password_enc, b"new-encrypted");
+    db.release_leases("pw").await.unwrap();
+
     // A disabled subscriber cannot log in.
     db.set_subscriber_enabled(a.subscriber_id, false).await.unwrap();
     assert_eq!(db.web_login(&email).await.unwrap(), None);

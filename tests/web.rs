@@ -14,7 +14,7 @@ use axum::{
 };
 use quorum_domain::{EmailAddress, Keys, MessageHash, Timestamp};
 use quorum_storage::{Database, PollItem, Sqlite};
-use quorum_tests::{TestUser, dovecot_subscriber, fresh_sqlite};
+use quorum_tests::{MailStack, TestUser, dovecot_subscriber, fresh_sqlite};
 use quorum_web::{AppState, auth};
 use tower::ServiceExt;
 
@@ -33,13 +33,21 @@ struct Browser {
 
 impl Site {
     async fn new() -> Site {
+        Site::with_mailer(false).await
+    }
+
+    /// With `mail`, notices go through the test stack's Postfix.
+    async fn with_mailer(mail: bool) -> Site {
         let (dir, url) = fresh_sqlite();
         let db = Sqlite::connect(&url).await.unwrap();
         db.migrate().await.unwrap();
         let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
-        let settings = Arc::new(quorum_config::Settings::load(None).unwrap());
+        let mut settings = quorum_config::Settings::load(None).unwrap();
+        settings.smtp.port = MailStack::get().smtp_port;
+        settings.smtp.envelope_from = "quorum@quorum.test".into();
+        let mailer = mail.then(|| Arc::new(quorum_mailer::Mailer::new(&settings.smtp).unwrap()));
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-        let state = AppState::new(db.clone(), metrics, keys, settings, None);
+        let state = AppState::new(db.clone(), metrics, keys, Arc::new(settings), mailer);
         let app = quorum_web::router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 7], 50_000))));
         Site { app, db, _dir: dir }
     }
@@ -89,9 +97,13 @@ impl Site {
 
     /// A subscriber with a web password and one held message; returns (browser logged in, message id).
     async fn subscriber(&self, name: &str, subject: &str) -> (Browser, i64) {
+        self.subscriber_as(&TestUser { email: format!("{name}@web.test"), password: "x".into() }, subject).await
+    }
+
+    async fn subscriber_as(&self, user: &TestUser, subject: &str) -> (Browser, i64) {
         let keys = Keys::from_master_text(&Keys::generate_master()).unwrap();
-        let user = TestUser { email: format!("{name}@web.test"), password: "x".into() };
-        let ids = self.db.add_subscriber(&dovecot_subscriber(&user, &keys), Timestamp::now()).await.unwrap();
+        let name = &user.email;
+        let ids = self.db.add_subscriber(&dovecot_subscriber(user, &keys), Timestamp::now()).await.unwrap();
         self.db.set_web_password(ids.subscriber_id, &auth::hash_password("a long password")).await.unwrap();
         let raw = format!("From: spammer@bulk.example\r\nSubject: {subject}\r\n\r\nbuy\r\n").into_bytes();
         let from = EmailAddress::parse("spammer@bulk.example").unwrap();
@@ -116,6 +128,13 @@ impl Site {
         assert_eq!(status, StatusCode::SEE_OTHER, "login of {name}");
         assert_eq!(response.headers()[header::LOCATION], "/account");
         (browser, stored[0].unwrap())
+    }
+
+    async fn login(&self, email: &str, password: &str) -> StatusCode {
+        let mut browser = Browser::default();
+        self.get(&mut browser, "/login").await;
+        let csrf = browser.csrf.clone();
+        self.post(&mut browser, "/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await.0
     }
 
     async fn status_of(&self, subscriber: &str, message: i64) -> String {
@@ -273,4 +292,110 @@ async fn approving_on_the_web_is_the_summary_answer_a() {
         )
         .await;
     assert!(page.contains("2 added") && page.contains("not-an-address"), "{page}");
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_reset_by_an_emailed_link_that_works_once() {
+    let site = Site::with_mailer(true).await;
+    let stack = MailStack::get();
+    let user = stack.new_user("reset");
+    site.subscriber_as(&user, "x").await;
+    let mut browser = Browser::default();
+    let (_, page) = site.get(&mut browser, "/reset").await;
+    assert!(page.contains("Send me a link"));
+    let csrf = browser.csrf.clone();
+    // An unknown address gets the same answer (no way to learn who is signed up).
+    let (status, unknown, _) =
+        site.post(&mut browser, "/reset", &[("csrf", &csrf), ("email", "nobody@web.test")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, known, _) = site.post(&mut browser, "/reset", &[("csrf", &csrf), ("email", &user.email)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unknown.replace(&csrf, ""), known.replace(&csrf, ""));
+    // The link arrives in the Dovecot mailbox, marked so that Quorum leaves it in the Inbox.
+    let mut mail = None;
+    for _ in 0..100 {
+        mail = stack
+            .retr_all(&user)
+            .await
+            .into_iter()
+            .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+            .find(|m| m.contains("/reset/"));
+        if mail.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mail = mail.expect("the reset email arrived");
+    assert!(mail.contains("X-Quorum-Release:"), "{mail}");
+    let link = mail.lines().find_map(|l| l.find("/reset/").map(|i| l[i..].trim().to_string())).unwrap();
+    // A tampered link is refused.
+    let (status, _) = site.get(&mut Browser::default(), &format!("{}x", link)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut owner = Browser::default();
+    let (status, _) = site.get(&mut owner, &link).await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = owner.csrf.clone();
+    let (status, _, _) = site.post(&mut owner, &link, &[("csrf", &csrf), ("password", "short")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _, response) =
+        site.post(&mut owner, &link, &[("csrf", &csrf), ("password", "a brand new password")]).await;
+    assert_eq!((status, &response.headers()[header::LOCATION]), (StatusCode::SEE_OTHER, &"/account".parse().unwrap()));
+    let (status, _) = site.get(&mut owner, "/account").await;
+    assert_eq!(status, StatusCode::OK, "logged in");
+    assert_eq!(site.login(&user.email, "a long password").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(site.login(&user.email, "a brand new password").await, StatusCode::SEE_OTHER);
+    // The link worked once.
+    let (status, _) = site.get(&mut Browser::default(), &link).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn settings_change_the_schedule_and_passwords_and_say_what_is_wrong() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    let (status, page) = site.get(&mut alice, "/account/settings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"value="07:00,19:00""#) && page.contains(r#"value="90""#), "{page}");
+    let csrf = alice.csrf.clone();
+    let (status, page, _) = site
+        .post(
+            &mut alice,
+            "/account/settings",
+            &[("csrf", &csrf), ("approved_days", "0"), ("summary_times", "8:00"), ("time_zone", "Mars/Base")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Approved days") && page.contains("Summary times"), "{page}");
+    assert!(page.contains(r#"value="Mars/Base""#), "what was typed stays: {page}");
+    // Valid schedule fields plus `extra`.
+    let valid = |extra: &[(&'static str, &'static str)]| {
+        let mut form = vec![("approved_days", "30"), ("summary_times", "08:00"), ("time_zone", "Europe/Berlin")];
+        form.extend_from_slice(extra);
+        form
+    };
+    let mut save = async |extra: &[(&'static str, &'static str)]| {
+        let mut form = valid(extra);
+        form.push(("csrf", &csrf));
+        let (status, page, _) = site.post(&mut alice, "/account/settings", &form).await;
+        (status, page)
+    };
+    // A POP3 password the server refuses is not kept.
+    let (status, page) = save(&[("pop3_password", "wrong")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("POP3 password: We could not use this mailbox: login failed"), "{page}");
+    // A new web password needs the current one.
+    let (status, page) = save(&[("new_password", "another long one"), ("current_password", "wrong")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("Current password"), "{page}");
+    let (status, page) = save(&[("new_password", "another long one"), ("current_password", "a long password")]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Saved."));
+    let s = site.db.subscriber_by_email(&EmailAddress::parse("alice@web.test").unwrap()).await.unwrap().unwrap();
+    let settings = site.db.subscriber_settings(s.subscriber_id).await.unwrap().unwrap();
+    assert_eq!(
+        (settings.approved_days, settings.summary_times.as_str(), settings.time_zone.as_str()),
+        (30, "08:00", "Europe/Berlin")
+    );
+    assert!(!settings.confirmations, "the unticked box turns confirmations off");
+    assert_eq!(site.login("alice@web.test", "another long one").await, StatusCode::SEE_OTHER);
 }

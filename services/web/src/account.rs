@@ -203,3 +203,121 @@ pub async fn disable<DB: Database>(
     let gone = auth::set_cookie(auth::SESSION_COOKIE, "", 0, state.settings.web.secure_cookies);
     Ok(with_cookie(Redirect::to("/?disabled=1"), Some(gone)))
 }
+
+/// The settings form as typed (passwords are never sent back).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    approved_days: String,
+    summary_times: String,
+    time_zone: String,
+    /// A checkbox: present when ticked.
+    confirmations: Option<String>,
+    /// A new POP3 password (empty: unchanged); checked against the server before it is kept.
+    #[serde(default)]
+    pop3_password: String,
+    /// A new web password (empty: unchanged), with the current one.
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    current_password: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    email: String,
+    csrf: String,
+    form: SettingsForm,
+    username: String,
+    errors: Vec<String>,
+    saved: bool,
+}
+
+async fn settings_form<DB: Database>(state: &AppState<DB>, me: &Me) -> Result<(SettingsForm, String), WebError> {
+    let s = state.db.subscriber_settings(me.subscriber.subscriber_id).await?.ok_or(WebError::Login)?;
+    let form = SettingsForm {
+        approved_days: s.approved_days.to_string(),
+        summary_times: s.summary_times,
+        time_zone: s.time_zone,
+        confirmations: s.confirmations.then(|| "on".into()),
+        ..SettingsForm::default()
+    };
+    Ok((form, s.username))
+}
+
+pub async fn settings_page<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let me = state.subscriber(&headers).await?;
+    let (form, username) = settings_form(&state, &me).await?;
+    let page =
+        SettingsPage { email: me.subscriber.email, csrf: me.csrf, form, username, errors: Vec::new(), saved: false };
+    Ok(Html(page.render()?).into_response())
+}
+
+/// Saves the settings; a new POP3 password is checked on the server first, a new web
+/// password needs the current one.
+pub async fn settings<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, WebError> {
+    state.check_csrf(&headers, &form.csrf)?;
+    let me = state.subscriber(&headers).await?;
+    let (_, username) = settings_form(&state, &me).await?;
+    let id = me.subscriber.subscriber_id;
+    let mut errors = Vec::new();
+    let approved_days = form.approved_days.trim().parse::<i64>().ok().filter(|d| (1..=3650).contains(d));
+    if approved_days.is_none() {
+        errors.push("Approved days: a number of days from 1 to 3650.".to_string());
+    }
+    let schedule = quorum_domain::schedule::SummarySchedule::parse(form.summary_times.trim(), form.time_zone.trim())
+        .map_err(|e| errors.push(format!("Summary times: {e}.")))
+        .ok();
+    if !form.new_password.is_empty() {
+        let current = state.db.web_password(id).await?.flatten();
+        if !current.is_some_and(|h| auth::verify_password(&form.current_password, &h)) {
+            errors.push("Current password: it does not match; the web password was not changed.".into());
+        } else if form.new_password.chars().count() < auth::MIN_PASSWORD_LEN {
+            errors.push(format!("New password: at least {} characters.", auth::MIN_PASSWORD_LEN));
+        }
+    }
+    let pop3 =
+        (!form.pop3_password.is_empty()).then(|| quorum_domain::secrets::Password::new(form.pop3_password.clone()));
+    if let (Some(password), true) = (&pop3, errors.is_empty()) {
+        let security = me.subscriber.security.parse().map_err(|_| {
+            quorum_storage::StorageError::Corrupt(format!("mailbox {} security", me.subscriber.mailbox_id))
+        })?;
+        let mailbox = (me.subscriber.host.as_str(), me.subscriber.port as u16, security, username.as_str());
+        if let Err(problem) = state.check_pop3(mailbox, password).await {
+            errors.push(format!("POP3 password: {problem}"));
+        }
+    }
+    let (Some(approved_days), Some(schedule), true) = (approved_days, schedule, errors.is_empty()) else {
+        let form = SettingsForm {
+            pop3_password: String::new(),
+            new_password: String::new(),
+            current_password: String::new(),
+            ..form
+        };
+        let page = SettingsPage { email: me.subscriber.email, csrf: me.csrf, form, username, errors, saved: false };
+        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+    };
+    let now = Timestamp::now();
+    state.db.update_subscriber_settings(id, approved_days, &schedule, form.confirmations.is_some(), now).await?;
+    if let Some(password) = &pop3 {
+        let owner = owner(&me.subscriber)?;
+        state.db.set_mailbox_password(id, &state.keys.encrypt_password(password, owner.as_str())).await?;
+    }
+    if !form.new_password.is_empty() {
+        state.db.set_web_password(id, &auth::hash_password(&form.new_password)).await?;
+    }
+    tracing::info!(subscriber = id, "settings changed on the web");
+    let (form, username) = settings_form(&state, &me).await?;
+    let page =
+        SettingsPage { email: me.subscriber.email, csrf: me.csrf, form, username, errors: Vec::new(), saved: true };
+    Ok(Html(page.render()?).into_response())
+}

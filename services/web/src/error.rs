@@ -22,6 +22,9 @@ pub enum WebError {
     Csrf,
     #[error("too many attempts from here; wait a few minutes and try again")]
     TooMany,
+    /// A password-reset link that is not genuine, expired or used already.
+    #[error("this link has expired or was used already; ask for a new one on the login page")]
+    LinkExpired,
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("page: {0}")]
@@ -40,7 +43,7 @@ impl IntoResponse for WebError {
         let status = match &self {
             WebError::Login => return Redirect::to("/login").into_response(),
             WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::NotFound => StatusCode::NOT_FOUND,
+            WebError::NotFound | WebError::LinkExpired => StatusCode::NOT_FOUND,
             WebError::TooMany => StatusCode::TOO_MANY_REQUESTS,
             WebError::Storage(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "web page failed");

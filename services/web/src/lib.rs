@@ -9,6 +9,7 @@ pub mod auth;
 mod error;
 pub mod limit;
 mod public;
+mod reset;
 
 use std::{
     net::SocketAddr,
@@ -169,12 +170,15 @@ pub fn router<DB: Database>(state: AppState<DB>) -> Router {
         .route("/signup", get(public::signup_page::<DB>).post(public::signup::<DB>))
         .route("/login", get(public::login_page::<DB>).post(public::login::<DB>))
         .route("/logout", post(public::logout::<DB>))
+        .route("/reset", get(reset::request_page::<DB>).post(reset::request::<DB>))
+        .route("/reset/{token}", get(reset::choose_page::<DB>).post(reset::choose::<DB>))
         .route("/static/quorum.css", get(public::stylesheet))
         .route("/account", get(account::held::<DB>))
         .route("/account/messages/{id}/{action}", post(account::decide::<DB>))
         .route("/account/senders", get(account::senders::<DB>).post(account::add_senders::<DB>))
         .route("/account/senders/remove", post(account::remove_sender::<DB>))
         .route("/account/disable", post(account::disable::<DB>))
+        .route("/account/settings", get(account::settings_page::<DB>).post(account::settings::<DB>))
         .route("/admin", get(admin::dashboard::<DB>))
         .route("/admin/correlation", get(admin::correlation::<DB>))
         .route("/admin/trust", get(admin::trust::<DB>))

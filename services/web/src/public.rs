@@ -69,6 +69,34 @@ impl GlobalStats {
 }
 
 impl<DB: Database> AppState<DB> {
+    /// Checks a mailbox for real (connect with a timeout, CAPA, login, STAT, UIDL): what
+    /// failed and what to do about it, in a sentence for the page.
+    pub(crate) async fn check_pop3(
+        &self,
+        (host, port, security, username): (&str, u16, Security, &str),
+        password: &Password,
+    ) -> Result<(), String> {
+        let tls = (TlsSettings { extra_ca_files: self.settings.worker.tls_ca_files.clone() }).client_config().map_err(
+            |e| {
+                tracing::error!(error = %e, "TLS roots unavailable for a mailbox check");
+                "Quorum cannot check mailboxes right now; please try again later.".to_string()
+            },
+        )?;
+        let options = ConnectOptions {
+            host: host.to_string(),
+            port,
+            security,
+            timeout: self.settings.worker.pop3_timeout(),
+            tls,
+            max_message_size: self.settings.worker.max_message_size,
+        };
+        let credentials = Credentials::new(AuthMethod::Auto, username, password.expose());
+        quorum_worker::check_mailbox(&options, credentials)
+            .await
+            .map(|_| ())
+            .map_err(|failure| format!("We could not use this mailbox: {failure}"))
+    }
+
     pub(crate) async fn global_stats(&self) -> Result<GlobalStats, WebError> {
         if let Some((at, stats)) = self.stats.lock().expect("stats lock").as_ref()
             && at.elapsed().as_secs() < STATS_TTL_SECS
@@ -251,24 +279,9 @@ pub async fn signup<DB: Database>(
         return again(vec![format!("{} is signed up already: log in instead.", signup.email)]);
     }
     // The mailbox is checked for real before anything is stored.
-    let tls = match (TlsSettings { extra_ca_files: state.settings.worker.tls_ca_files.clone() }).client_config() {
-        Ok(tls) => tls,
-        Err(e) => {
-            tracing::error!(error = %e, "TLS roots unavailable for the signup check");
-            return again(vec!["Quorum cannot check mailboxes right now; please try again later.".into()]);
-        }
-    };
-    let options = ConnectOptions {
-        host: signup.host.clone(),
-        port: signup.port,
-        security: signup.security,
-        timeout: state.settings.worker.pop3_timeout(),
-        tls,
-        max_message_size: state.settings.worker.max_message_size,
-    };
-    let credentials = Credentials::new(AuthMethod::Auto, &signup.username, signup.password.expose());
-    if let Err(failure) = quorum_worker::check_mailbox(&options, credentials).await {
-        return again(vec![format!("We could not use this mailbox: {failure}")]);
+    let mailbox = (signup.host.as_str(), signup.port, signup.security, signup.username.as_str());
+    if let Err(problem) = state.check_pop3(mailbox, &signup.password).await {
+        return again(vec![problem]);
     }
     let new = NewSubscriber {
         email: signup.email.clone(),
@@ -298,15 +311,10 @@ pub async fn signup<DB: Database>(
     Ok(with_cookie(Redirect::to("/account"), Some(cookie)))
 }
 
-/// The welcome email: how summaries work. It carries a notice marker, so the worker leaves
-/// it in the Inbox. A failure is logged; the signup stands.
+/// The welcome email: how summaries work.
 async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress, mailbox_id: i64) {
-    let Some(mailer) = &state.mailer else { return };
-    let now = Timestamp::now();
-    let text = format!(
-        "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Welcome to Quorum\r\nDate: {date}\r\n\
-         Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         Your mailbox is now protected by Quorum.\r\n\r\n\
+    let body = format!(
+        "Your mailbox is now protected by Quorum.\r\n\r\n\
          Mail from senders you have approved stays in your Inbox. Everything else waits in the\r\n\
          quarantine, and twice a day you get a summary of it. Answer the summary by replying:\r\n\
          \x20 A  approves the sender: this and all their future mail reaches your Inbox;\r\n\
@@ -314,13 +322,27 @@ async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress, mailbox_
          \x20 an empty box deletes the message and blocks its sender.\r\n\r\n\
          Forged mail and mail that all subscribers together know to be spam is deleted for you.\r\n\
          Your pages: {base}/account\r\n",
-        marker = quorum_domain::ReleaseMarker::notice(mailbox_id, now).header_line(&state.keys),
-        from = mailer.from_address(),
-        date = quorum_domain::release::rfc5322_date(now),
         base = state.settings.web.base_url.trim_end_matches('/'),
     );
-    if let Err(e) = mailer.send(to, text.as_bytes()).await {
-        tracing::warn!(error = %e, "the welcome email could not be sent");
+    state.notify(to, mailbox_id, "Welcome to Quorum", &body).await;
+}
+
+impl<DB: Database> AppState<DB> {
+    /// Mails a notice to a subscriber. It carries a notice marker, so the worker leaves it
+    /// in the Inbox. A failure is logged: the page's action stands.
+    pub(crate) async fn notify(&self, to: &EmailAddress, mailbox_id: i64, subject: &str, body: &str) {
+        let Some(mailer) = &self.mailer else { return };
+        let now = Timestamp::now();
+        let text = format!(
+            "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: {date}\r\n\
+             Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}",
+            marker = quorum_domain::ReleaseMarker::notice(mailbox_id, now).header_line(&self.keys),
+            from = mailer.from_address(),
+            date = quorum_domain::release::rfc5322_date(now),
+        );
+        if let Err(e) = mailer.send(to, text.as_bytes()).await {
+            tracing::warn!(error = %e, subject, "a notice to a subscriber could not be sent");
+        }
     }
 }
 

@@ -951,6 +951,52 @@ macro_rules! impl_database {
                 Ok(sqlx::query_as($crate::sql::WEB_LOGIN).bind(email.as_str()).fetch_optional(&self.pool).await?)
             }
 
+            async fn web_password(&self, subscriber_id: i64) -> $crate::Result<Option<Option<String>>> {
+                Ok(sqlx::query_scalar($crate::sql::WEB_PASSWORD).bind(subscriber_id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn subscriber_settings(
+                &self,
+                subscriber_id: i64,
+            ) -> $crate::Result<Option<$crate::SubscriberSettings>> {
+                Ok(sqlx::query_as($crate::sql::SUBSCRIBER_SETTINGS)
+                    .bind(subscriber_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn update_subscriber_settings(
+                &self,
+                subscriber_id: i64,
+                approved_days: i64,
+                schedule: &quorum_domain::schedule::SummarySchedule,
+                confirmations: bool,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                let done = sqlx::query($crate::sql::UPDATE_SUBSCRIBER_SETTINGS)
+                    .bind(subscriber_id)
+                    .bind(approved_days)
+                    .bind(schedule.times())
+                    .bind(schedule.zone())
+                    .bind(schedule.next_after(now).0)
+                    .bind(confirmations)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                Ok(())
+            }
+
+            async fn set_mailbox_password(&self, subscriber_id: i64, password_enc: &[u8]) -> $crate::Result<()> {
+                sqlx::query($crate::sql::SET_MAILBOX_PASSWORD)
+                    .bind(subscriber_id)
+                    .bind(password_enc)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             async fn add_operator(
                 &self,
                 email: &quorum_domain::EmailAddress,

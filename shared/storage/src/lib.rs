@@ -325,6 +325,24 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// An enabled subscriber's id and web password hash (`None` inside: no web login yet).
     async fn web_login(&self, email: &EmailAddress) -> Result<Option<(i64, Option<String>)>>;
 
+    /// An enabled subscriber's web password hash (`None` inside: no web login yet).
+    async fn web_password(&self, subscriber_id: i64) -> Result<Option<Option<String>>>;
+
+    async fn subscriber_settings(&self, subscriber_id: i64) -> Result<Option<SubscriberSettings>>;
+
+    /// Stores new settings; the next summary moves to the new schedule's next time.
+    async fn update_subscriber_settings(
+        &self,
+        subscriber_id: i64,
+        approved_days: i64,
+        schedule: &quorum_domain::schedule::SummarySchedule,
+        confirmations: bool,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    /// Replaces the encrypted POP3 password of a subscriber's mailbox.
+    async fn set_mailbox_password(&self, subscriber_id: i64, password_enc: &[u8]) -> Result<()>;
+
     /// Creates an operator account; returns its id.
     async fn add_operator(&self, email: &EmailAddress, hash: &str, now: Timestamp) -> Result<i64>;
 

@@ -529,3 +529,14 @@ pub struct WorkerTotals {
     /// Releases not yet delivered.
     pub outbox_backlog: i64,
 }
+
+/// What a subscriber can change about their service on the web.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SubscriberSettings {
+    pub approved_days: i64,
+    pub summary_times: String,
+    pub time_zone: String,
+    pub confirmations: bool,
+    /// The POP3 user name (shown, and needed to check a new POP3 password).
+    pub username: String,
+}

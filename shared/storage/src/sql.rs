@@ -349,3 +349,13 @@ pub const WORKER_TOTALS: &str = "SELECT COUNT(*), \
      MIN(CASE WHEN enabled THEN COALESCE(last_poll_at, -1) END), \
      (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL) \
      FROM mailboxes";
+
+pub const WEB_PASSWORD: &str = "SELECT web_password FROM subscribers WHERE id = $1 AND enabled";
+
+pub const SUBSCRIBER_SETTINGS: &str = "SELECT s.approved_days, s.summary_times, s.time_zone, s.confirmations, \
+     m.username FROM subscribers s JOIN mailboxes m ON m.subscriber_id = s.id WHERE s.id = $1";
+
+pub const UPDATE_SUBSCRIBER_SETTINGS: &str = "UPDATE subscribers SET approved_days = $2, summary_times = $3, \
+     time_zone = $4, next_summary_at = $5, confirmations = $6 WHERE id = $1";
+
+pub const SET_MAILBOX_PASSWORD: &str = "UPDATE mailboxes SET password_enc = $2 WHERE subscriber_id = $1";
