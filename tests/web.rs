@@ -130,6 +130,22 @@ impl Site {
         (browser, stored[0].unwrap())
     }
 
+    /// An operator account, logged in.
+    async fn operator(&self) -> Browser {
+        let email = EmailAddress::parse("ops@web.test").unwrap();
+        self.db.add_operator(&email, &auth::hash_password("operator password"), Timestamp::now()).await.unwrap();
+        let mut ops = Browser::default();
+        self.get(&mut ops, "/login").await;
+        let csrf = ops.csrf.clone();
+        let form = [("csrf", csrf.as_str()), ("email", "ops@web.test"), ("password", "operator password")];
+        let (status, _, response) = self.post(&mut ops, "/login", &form).await;
+        assert_eq!(
+            (status, &response.headers()[header::LOCATION]),
+            (StatusCode::SEE_OTHER, &"/admin".parse().unwrap())
+        );
+        ops
+    }
+
     async fn login(&self, email: &str, password: &str) -> StatusCode {
         let mut browser = Browser::default();
         self.get(&mut browser, "/login").await;
@@ -210,15 +226,7 @@ async fn operator_pages_refuse_subscribers_and_serve_operators() {
         let (status, _) = site.get(&mut Browser::default(), path).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{path} without a session");
     }
-    let email = EmailAddress::parse("ops@web.test").unwrap();
-    site.db.add_operator(&email, &auth::hash_password("operator password"), Timestamp::now()).await.unwrap();
-    let mut ops = Browser::default();
-    site.get(&mut ops, "/login").await;
-    let csrf = ops.csrf.clone();
-    let (status, _, response) = site
-        .post(&mut ops, "/login", &[("csrf", &csrf), ("email", "ops@web.test"), ("password", "operator password")])
-        .await;
-    assert_eq!((status, &response.headers()[header::LOCATION]), (StatusCode::SEE_OTHER, &"/admin".parse().unwrap()));
+    let mut ops = site.operator().await;
     let (status, page) = site.get(&mut ops, "/admin/correlation").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"id="correlation""#), "{page}");
@@ -398,4 +406,60 @@ async fn settings_change_the_schedule_and_passwords_and_say_what_is_wrong() {
     );
     assert!(!settings.confirmations, "the unticked box turns confirmations off");
     assert_eq!(site.login("alice@web.test", "another long one").await, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn operators_edit_providers_and_probes_and_see_the_charts() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    let mut ops = site.operator().await;
+    let (status, page) = site.get(&mut ops, "/admin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("The last 30 days") && page.matches("<svg").count() == 4, "{page}");
+    let request = Request::get("/admin").header(header::ACCEPT, "application/json").body(Body::empty()).unwrap();
+    let (_, json, _) = site.send(&mut ops, request).await;
+    let dashboard: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(dashboard["history"].as_array().unwrap().len(), 30, "{json}");
+    assert_eq!(dashboard["stats"]["held"], 1);
+    assert_eq!(dashboard["workers"]["mailboxes"], 1);
+
+    // The provider table.
+    let csrf = ops.csrf.clone();
+    let row = [
+        ("csrf", csrf.as_str()),
+        ("domain", "mail.example"),
+        ("ptr_required", "on"),
+        ("ptr_domains", "relays.example"),
+    ];
+    let (status, _, _) = site.post(&mut ops, "/admin/providers", &row).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let saved = site.db.providers().await.unwrap().into_iter().find(|p| p.domain == "mail.example").unwrap();
+    assert!(saved.ptr_required && saved.ptr_supported && !saved.major_isp);
+    assert_eq!(saved.ptr_domains, ["relays.example"]);
+    let (status, page, _) =
+        site.post(&mut ops, "/admin/providers", &[("csrf", &csrf), ("domain", "not a domain")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains(r#"id="error""#) && page.contains(r#"value="not a domain""#), "{page}");
+    site.post(&mut ops, "/admin/providers/remove", &[("csrf", &csrf), ("domain", "mail.example")]).await;
+    assert!(!site.db.providers().await.unwrap().iter().any(|p| p.domain == "mail.example"));
+    // Subscribers cannot edit it.
+    let alice_csrf = alice.csrf.clone();
+    let (status, _, _) =
+        site.post(&mut alice, "/admin/providers", &[("csrf", &alice_csrf), ("domain", "x.example")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Spam-probe flags.
+    let (status, _, _) =
+        site.post(&mut ops, "/admin/probes", &[("csrf", &csrf), ("email", "alice@web.test"), ("probe", "on")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(site.db.spam_probes().await.unwrap().len(), 1);
+    let (_, page) = site.get(&mut ops, "/admin/probes").await;
+    assert!(page.contains("<li>alice@web.test</li>"), "{page}");
+    site.post(&mut ops, "/admin/probes", &[("csrf", &csrf), ("email", "alice@web.test"), ("probe", "off")]).await;
+    assert!(site.db.spam_probes().await.unwrap().is_empty());
+    let (status, _, _) =
+        site.post(&mut ops, "/admin/probes", &[("csrf", &csrf), ("email", "nobody@web.test"), ("probe", "on")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = site.get(&mut ops, "/admin/trust?status=probe").await;
+    assert_eq!(status, StatusCode::OK);
 }

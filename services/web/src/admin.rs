@@ -4,16 +4,21 @@
 
 use askama::Template;
 use axum::{
-    Json,
+    Form, Json,
     extract::{Query, State},
-    http::HeaderMap,
-    response::{Html, IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
 };
 use quorum_domain::{EmailAddress, Timestamp};
 use quorum_storage::{CorrelationLine, Database, DomainRow, TrustRow, WorkerTotals};
 use serde::{Deserialize, Serialize};
 
-use crate::{AppState, WebError, public::GlobalStats, wants_json};
+use crate::{
+    AppState, WebError,
+    history::{Chart, Day, charts},
+    public::GlobalStats,
+    wants_json,
+};
 
 /// Rows shown per table at most.
 const ROWS: i64 = 500;
@@ -69,12 +74,15 @@ struct DashboardPage {
     csrf: String,
     stats: GlobalStats,
     health: WorkerHealth,
+    charts: Vec<Chart>,
 }
 
 #[derive(Serialize)]
 struct Dashboard {
     stats: GlobalStats,
     workers: WorkerHealth,
+    /// The last 30 days, oldest first.
+    history: Vec<Day>,
 }
 
 pub async fn dashboard<DB: Database>(
@@ -82,11 +90,11 @@ pub async fn dashboard<DB: Database>(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let operator = state.operator(&headers).await?;
-    let (stats, health) = (state.global_stats().await?, state.worker_health().await?);
+    let (stats, health, history) = (state.global_stats().await?, state.worker_health().await?, state.history().await?);
     if wants_json(&headers) {
-        return Ok(Json(Dashboard { stats, workers: health }).into_response());
+        return Ok(Json(Dashboard { stats, workers: health, history }).into_response());
     }
-    let page = DashboardPage { operator: operator.email, csrf: operator.csrf, stats, health };
+    let page = DashboardPage { operator: operator.email, csrf: operator.csrf, stats, health, charts: charts(&history) };
     Ok(Html(page.render()?).into_response())
 }
 
@@ -175,16 +183,32 @@ pub async fn correlation_json<DB: Database>(
 struct TrustPage {
     operator: String,
     csrf: String,
+    status: String,
     rows: Vec<TrustRow>,
 }
 
-pub async fn trust<DB: Database>(State(state): State<AppState<DB>>, headers: HeaderMap) -> Result<Response, WebError> {
+/// The trust table's filter: one status (`trusted`, `probe`, ...), or all.
+#[derive(Debug, Default, Deserialize)]
+pub struct TrustQuery {
+    #[serde(default)]
+    status: String,
+}
+
+pub async fn trust<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+    Query(query): Query<TrustQuery>,
+) -> Result<Response, WebError> {
     let operator = state.operator(&headers).await?;
-    let rows = state.db.trust_rows().await?;
+    let mut rows = state.db.trust_rows().await?;
+    if !query.status.is_empty() {
+        rows.retain(|r| r.status == query.status);
+    }
     if wants_json(&headers) {
         return Ok(Json(rows).into_response());
     }
-    Ok(Html(TrustPage { operator: operator.email, csrf: operator.csrf, rows }.render()?).into_response())
+    let page = TrustPage { operator: operator.email, csrf: operator.csrf, status: query.status, rows };
+    Ok(Html(page.render()?).into_response())
 }
 
 pub async fn trust_json<DB: Database>(
@@ -221,4 +245,162 @@ pub async fn domains_json<DB: Database>(
 ) -> Result<Response, WebError> {
     state.operator(&headers).await?;
     Ok(Json(state.db.domain_rows(ROWS).await?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "providers.html")]
+struct ProvidersPage {
+    operator: String,
+    csrf: String,
+    providers: Vec<quorum_domain::Provider>,
+    form: ProviderForm,
+    error: Option<String>,
+}
+
+/// A row of the provider table as the form sends it (checkboxes are present when ticked).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProviderForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    domain: String,
+    major_isp: Option<String>,
+    ptr_supported: Option<String>,
+    ptr_required: Option<String>,
+    #[serde(default)]
+    ptr_domains: String,
+    #[serde(default)]
+    ns_matches: String,
+}
+
+async fn providers_page<DB: Database>(
+    state: &AppState<DB>,
+    headers: &HeaderMap,
+    form: ProviderForm,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let operator = state.operator(headers).await?;
+    let providers = state.db.providers().await?;
+    if wants_json(headers) {
+        return Ok(Json(providers).into_response());
+    }
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = ProvidersPage { operator: operator.email, csrf: operator.csrf, providers, form, error };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+/// The provider table (SPEC 3) and a form to add or replace a row.
+pub async fn providers<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    providers_page(&state, &headers, ProviderForm::default(), None).await
+}
+
+pub async fn save_provider<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+    Form(form): Form<ProviderForm>,
+) -> Result<Response, WebError> {
+    state.check_csrf(&headers, &form.csrf)?;
+    state.operator(&headers).await?;
+    let required = form.ptr_required.is_some();
+    let provider = quorum_domain::Provider::new(
+        form.domain.trim(),
+        form.major_isp.is_some(),
+        form.ptr_supported.is_some() || required,
+        required,
+        &form.ptr_domains,
+        &form.ns_matches,
+    );
+    match provider {
+        Ok(p) => {
+            state.db.upsert_provider(&p).await?;
+            tracing::info!(domain = %p.domain, "provider row saved on the web");
+            Ok(Redirect::to("/admin/providers").into_response())
+        }
+        Err(e) => providers_page(&state, &headers, form, Some(e.to_string())).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DomainForm {
+    #[serde(default)]
+    csrf: String,
+    domain: String,
+}
+
+pub async fn remove_provider<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+    Form(form): Form<DomainForm>,
+) -> Result<Response, WebError> {
+    state.check_csrf(&headers, &form.csrf)?;
+    state.operator(&headers).await?;
+    state.db.remove_provider(&form.domain).await?;
+    Ok(Redirect::to("/admin/providers").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "probes.html")]
+struct ProbesPage {
+    operator: String,
+    csrf: String,
+    probes: Vec<String>,
+    error: Option<String>,
+}
+
+async fn probes_page<DB: Database>(
+    state: &AppState<DB>,
+    headers: &HeaderMap,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let operator = state.operator(headers).await?;
+    let ids = state.db.spam_probes().await?;
+    let mut probes = Vec::with_capacity(ids.len());
+    for id in ids {
+        // Probes are a handful of honeypot accounts: one lookup each is fine.
+        if let Some(s) = state.db.subscriber(id).await? {
+            probes.push(s.email);
+        }
+    }
+    if wants_json(headers) {
+        return Ok(Json(probes).into_response());
+    }
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = ProbesPage { operator: operator.email, csrf: operator.csrf, probes, error };
+    Ok((status, Html(page.render()?)).into_response())
+}
+
+/// Spam probes: honeypot subscribers whose every message is a spam vote on arrival.
+pub async fn probes<DB: Database>(State(state): State<AppState<DB>>, headers: HeaderMap) -> Result<Response, WebError> {
+    probes_page(&state, &headers, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProbeForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    /// `on` or `off`.
+    probe: String,
+}
+
+pub async fn set_probe<DB: Database>(
+    State(state): State<AppState<DB>>,
+    headers: HeaderMap,
+    Form(form): Form<ProbeForm>,
+) -> Result<Response, WebError> {
+    state.check_csrf(&headers, &form.csrf)?;
+    state.operator(&headers).await?;
+    let subscriber = match EmailAddress::parse(form.email.trim()) {
+        Ok(email) => state.db.subscriber_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let Some(subscriber) = subscriber else {
+        return probes_page(&state, &headers, Some(format!("no subscriber {}", form.email.trim()))).await;
+    };
+    state.db.set_spam_probe(subscriber.subscriber_id, form.probe == "on").await?;
+    tracing::info!(subscriber = subscriber.subscriber_id, probe = form.probe, "spam-probe flag set on the web");
+    Ok(Redirect::to("/admin/probes").into_response())
 }

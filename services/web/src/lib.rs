@@ -7,6 +7,7 @@ mod account;
 mod admin;
 pub mod auth;
 mod error;
+mod history;
 pub mod limit;
 mod public;
 mod reset;
@@ -44,7 +45,28 @@ pub struct AppState<DB: Database> {
     /// Sends the welcome email; `None`: no SMTP (tests of pages alone).
     pub mailer: Option<Arc<Mailer>>,
     pub limiter: Arc<limit::Limiter>,
-    stats: Arc<Mutex<Option<(Instant, public::GlobalStats)>>>,
+    stats: Arc<Cached<public::GlobalStats>>,
+    history: Arc<Cached<Vec<history::Day>>>,
+}
+
+/// A value computed at most once per time-to-live (pages whose queries read every message).
+struct Cached<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Default for Cached<T> {
+    fn default() -> Self {
+        Cached(Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    fn fresh(&self, ttl: Duration) -> Option<T> {
+        let value = self.0.lock().expect("cache lock");
+        value.as_ref().filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
+    }
+
+    fn store(&self, value: T) {
+        *self.0.lock().expect("cache lock") = Some((Instant::now(), value));
+    }
 }
 
 impl<DB: Database> AppState<DB> {
@@ -56,7 +78,16 @@ impl<DB: Database> AppState<DB> {
         mailer: Option<Arc<Mailer>>,
     ) -> Self {
         let limiter = limit::Limiter::new(settings.web.attempts_per_15_minutes, Duration::from_secs(15 * 60));
-        AppState { db, metrics, keys, settings, mailer, limiter: Arc::new(limiter), stats: Arc::default() }
+        AppState {
+            db,
+            metrics,
+            keys,
+            settings,
+            mailer,
+            limiter: Arc::new(limiter),
+            stats: Arc::default(),
+            history: Arc::default(),
+        }
     }
 
     /// Whose session the request carries, if any.
@@ -183,6 +214,9 @@ pub fn router<DB: Database>(state: AppState<DB>) -> Router {
         .route("/admin/correlation", get(admin::correlation::<DB>))
         .route("/admin/trust", get(admin::trust::<DB>))
         .route("/admin/domains", get(admin::domains::<DB>))
+        .route("/admin/providers", get(admin::providers::<DB>).post(admin::save_provider::<DB>))
+        .route("/admin/providers/remove", post(admin::remove_provider::<DB>))
+        .route("/admin/probes", get(admin::probes::<DB>).post(admin::set_probe::<DB>))
         .route("/api/admin/correlation", get(admin::correlation_json::<DB>))
         .route("/api/admin/trust", get(admin::trust_json::<DB>))
         .route("/api/admin/domains", get(admin::domains_json::<DB>))

@@ -18,7 +18,7 @@ use crate::{AppState, WebError, auth, client, form_seed, with_cookie};
 
 /// How long the global statistics are served from memory: counting a million messages on
 /// every request would make the busiest page the slowest.
-const STATS_TTL_SECS: u64 = 10;
+const STATS_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The service's live statistics: messages by what happened to them.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,13 +98,11 @@ impl<DB: Database> AppState<DB> {
     }
 
     pub(crate) async fn global_stats(&self) -> Result<GlobalStats, WebError> {
-        if let Some((at, stats)) = self.stats.lock().expect("stats lock").as_ref()
-            && at.elapsed().as_secs() < STATS_TTL_SECS
-        {
-            return Ok(stats.clone());
+        if let Some(stats) = self.stats.fresh(STATS_TTL) {
+            return Ok(stats);
         }
         let stats = GlobalStats::from_counts(&self.db.message_counts(None).await?, Timestamp::now());
-        *self.stats.lock().expect("stats lock") = Some((Instant::now(), stats.clone()));
+        self.stats.store(stats.clone());
         Ok(stats)
     }
 }

@@ -1101,6 +1101,10 @@ macro_rules! impl_database {
                 })
             }
 
+            async fn daily_counts(&self, since: quorum_domain::Timestamp) -> $crate::Result<Vec<(i64, String, i64)>> {
+                Ok(sqlx::query_as($crate::sql::DAILY_COUNTS).bind(since.0).fetch_all(&self.pool).await?)
+            }
+
             async fn all_approved_senders(&self, subscriber_id: i64) -> $crate::Result<Vec<String>> {
                 Ok(sqlx::query_scalar($crate::sql::ALL_APPROVED_SENDERS)
                     .bind(subscriber_id)

@@ -374,6 +374,10 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Messages by status, for the whole service or one mailbox.
     async fn message_counts(&self, mailbox_id: Option<i64>) -> Result<Vec<(String, i64)>>;
 
+    /// `(day, status, messages)` since `since`: days as Unix days (seconds / 86,400), each
+    /// message on the day it was decided (held ones on the day they arrived).
+    async fn daily_counts(&self, since: Timestamp) -> Result<Vec<(i64, String, i64)>>;
+
     /// Every approved sender of a subscriber, however long unseen.
     async fn all_approved_senders(&self, subscriber_id: i64) -> Result<Vec<String>>;
 

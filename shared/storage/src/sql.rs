@@ -359,3 +359,7 @@ pub const UPDATE_SUBSCRIBER_SETTINGS: &str = "UPDATE subscribers SET approved_da
      time_zone = $4, next_summary_at = $5, confirmations = $6 WHERE id = $1";
 
 pub const SET_MAILBOX_PASSWORD: &str = "UPDATE mailboxes SET password_enc = $2 WHERE subscriber_id = $1";
+
+/// Messages decided (or, while held, arrived) per day and status since `$1` (Unix seconds).
+pub const DAILY_COUNTS: &str = "SELECT COALESCE(decided_at, quarantined_at) / 86400 AS day, status, COUNT(*) \
+     FROM messages WHERE COALESCE(decided_at, quarantined_at) >= $1 GROUP BY day, status ORDER BY day, status";
