@@ -463,3 +463,58 @@ async fn operators_edit_providers_and_probes_and_see_the_charts() {
     let (status, _) = site.get(&mut ops, "/admin/trust?status=probe").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn disabling_the_account_releases_everything_and_ends_the_session() {
+    let site = Site::new().await;
+    let (mut alice, message) = site.subscriber("alice", "still held").await;
+    site.get(&mut alice, "/account").await;
+    let csrf = alice.csrf.clone();
+    let (status, _, response) = site.post(&mut alice, "/account/disable", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (status, &response.headers()[header::LOCATION]),
+        (StatusCode::SEE_OTHER, &"/?disabled=1".parse().unwrap())
+    );
+    assert_eq!(site.status_of("alice@web.test", message).await, "releasing");
+    let s = site.db.subscriber_by_email(&EmailAddress::parse("alice@web.test").unwrap()).await.unwrap().unwrap();
+    assert!(!s.enabled);
+    let (status, _) = site.get(&mut alice, "/account").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session ended");
+    assert_eq!(site.login("alice@web.test", "a long password").await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn signups_are_rate_limited_and_say_what_failed() {
+    let site = Site::new().await;
+    let mut visitor = Browser::default();
+    site.get(&mut visitor, "/signup").await;
+    let csrf = visitor.csrf.clone();
+    // Port 1 on loopback refuses at once: each attempt is a real (failed) mailbox check.
+    let form = |n: &'static str| {
+        vec![
+            ("email", n),
+            ("host", "127.0.0.1"),
+            ("port", "1"),
+            ("security", "plain"),
+            ("username", "u"),
+            ("password", "p"),
+            ("approved_days", "90"),
+            ("summary_times", "07:00,19:00"),
+            ("time_zone", "UTC"),
+            ("web_password", "long enough password"),
+        ]
+    };
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..12 {
+        let mut f = form("new@web.test");
+        f.push(("csrf", &csrf));
+        let (status, page, _) = site.post(&mut visitor, "/signup", &f).await;
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(page.contains("connect failed") && page.contains("Check the host name and port"), "{page}");
+            assert!(page.contains(r#"value="new@web.test""#) && !page.contains(r#"value="p""#), "{page}");
+        }
+        *answers.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(answers, [(422, 10), (429, 2)].into_iter().collect(), "{answers:?}");
+    assert!(site.db.list_subscribers().await.unwrap().is_empty());
+}
