@@ -45,6 +45,8 @@ impl Site {
         let mut settings = quorum_config::Settings::load(None).unwrap();
         settings.smtp.port = MailStack::get().smtp_port;
         settings.smtp.envelope_from = "quorum@quorum.test".into();
+        // Mailbox checks against servers that never answer give up quickly.
+        settings.worker.pop3_timeout_secs = 2;
         let mailer = mail.then(|| Arc::new(quorum_mailer::Mailer::new(&settings.smtp).unwrap()));
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
         let state = AppState::new(db.clone(), metrics, keys, Arc::new(settings), mailer);
@@ -516,5 +518,78 @@ async fn signups_are_rate_limited_and_say_what_failed() {
         *answers.entry(status.as_u16()).or_insert(0) += 1;
     }
     assert_eq!(answers, [(422, 10), (429, 2)].into_iter().collect(), "{answers:?}");
+    assert!(site.db.list_subscribers().await.unwrap().is_empty());
+}
+
+/// A POP3 server that accepts connections and never says a word (a firewall that swallows
+/// packets looks the same to a client).
+async fn silent_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            open.push(conn);
+        }
+    });
+    port
+}
+
+/// An old POP3 server without UIDL: greets, logs anyone in, answers STAT, refuses UIDL.
+async fn server_without_uidl() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = conn.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"+OK old server ready\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let command = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                    let answer: &[u8] = match command.as_str() {
+                        "CAPA" => b"+OK\r\nUSER\r\n.\r\n",
+                        "STAT" => b"+OK 0 0\r\n",
+                        "UIDL" => b"-ERR unknown command\r\n",
+                        "QUIT" => b"+OK bye\r\n",
+                        _ => b"+OK\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn signup_says_what_to_do_when_the_server_is_silent_or_has_no_uidl() {
+    let site = Site::new().await;
+    let mut visitor = Browser::default();
+    site.get(&mut visitor, "/signup").await;
+    let csrf = visitor.csrf.clone();
+    for (port, expected) in [
+        (silent_server().await, "does your provider allow POP3 from outside its network?"),
+        (server_without_uidl().await, "Quorum needs UIDL to recognise messages"),
+    ] {
+        let port = port.to_string();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("email", "new@web.test"),
+            ("host", "127.0.0.1"),
+            ("port", &port),
+            ("security", "plain"),
+            ("username", "u"),
+            ("password", "p"),
+            ("approved_days", "90"),
+            ("summary_times", "07:00,19:00"),
+            ("time_zone", "UTC"),
+            ("web_password", "long enough password"),
+        ];
+        let (status, page, _) = site.post(&mut visitor, "/signup", &form).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(page.contains(expected), "{expected}: {page}");
+    }
     assert!(site.db.list_subscribers().await.unwrap().is_empty());
 }
