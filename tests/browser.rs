@@ -183,6 +183,15 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
     assert_eq!(in_maildir(&alice, "Subject: Welcome to Quorum"), 1);
     assert!(!client.source().await.unwrap().contains("Welcome to Quorum"));
     screenshot(&client, "account-held").await;
+    // On a phone: the page fits the screen's width (no sideways scrolling), every action a
+    // plain button or link (reachable by keyboard, no scripts).
+    client.set_window_size(390, 844).await.unwrap();
+    client.refresh().await.unwrap();
+    let fits =
+        client.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]).await.unwrap();
+    assert_eq!(fits, serde_json::Value::Bool(true), "the held-mail page scrolls sideways on a phone");
+    screenshot(&client, "account-phone").await;
+    client.set_window_size(1100, 900).await.unwrap();
     // Approve it from the web: delivered back into the Dovecot mailbox.
     let approve = format!("//tr[td[contains(., '{subject}')]]//button[@name='approve']");
     client.find(Locator::XPath(&approve)).await.unwrap().click().await.unwrap();

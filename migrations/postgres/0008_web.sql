@@ -24,3 +24,6 @@ CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
 
 -- The dashboard counts messages by status.
 CREATE INDEX messages_status ON messages (status);
+
+-- The dashboard's charts count messages per day they were decided (or arrived, if held).
+CREATE INDEX messages_decided_day ON messages ((COALESCE(decided_at, quarantined_at)), status);

@@ -98,14 +98,13 @@ fn date(day: i64) -> String {
 
 impl<DB: Database> AppState<DB> {
     pub(crate) async fn history(&self) -> Result<Vec<Day>, WebError> {
-        if let Some(days) = self.history.fresh(TTL) {
-            return Ok(days);
-        }
-        let today = Timestamp::now().0.div_euclid(86_400);
-        let rows = self.db.daily_counts(Timestamp((today - DAYS + 1) * 86_400)).await?;
-        let days = days(&rows, today);
-        self.history.store(days.clone());
-        Ok(days)
+        self.history
+            .get(TTL, || async {
+                let today = Timestamp::now().0.div_euclid(86_400);
+                let rows = self.db.daily_counts(Timestamp((today - DAYS + 1) * 86_400)).await?;
+                Ok(days(&rows, today))
+            })
+            .await
     }
 }
 

@@ -14,7 +14,7 @@ mod reset;
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -50,22 +50,34 @@ pub struct AppState<DB: Database> {
 }
 
 /// A value computed at most once per time-to-live (pages whose queries read every message).
-struct Cached<T>(Mutex<Option<(Instant, T)>>);
+/// When it is stale, one request recomputes it while the others wait for that result
+/// instead of all running the same heavy query at once.
+struct Cached<T>(tokio::sync::RwLock<Option<(Instant, T)>>);
 
 impl<T: Clone> Default for Cached<T> {
     fn default() -> Self {
-        Cached(Mutex::new(None))
+        Cached(tokio::sync::RwLock::new(None))
     }
 }
 
 impl<T: Clone> Cached<T> {
-    fn fresh(&self, ttl: Duration) -> Option<T> {
-        let value = self.0.lock().expect("cache lock");
-        value.as_ref().filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone())
-    }
-
-    fn store(&self, value: T) {
-        *self.0.lock().expect("cache lock") = Some((Instant::now(), value));
+    async fn get<F, Fut>(&self, ttl: Duration, compute: F) -> Result<T, WebError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, WebError>>,
+    {
+        let fresh =
+            |slot: &Option<(Instant, T)>| slot.as_ref().filter(|(at, _)| at.elapsed() < ttl).map(|(_, v)| v.clone());
+        if let Some(v) = fresh(&*self.0.read().await) {
+            return Ok(v);
+        }
+        let mut slot = self.0.write().await;
+        if let Some(v) = fresh(&slot) {
+            return Ok(v); // another request refreshed it while this one waited
+        }
+        let v = compute().await?;
+        *slot = Some((Instant::now(), v.clone()));
+        Ok(v)
     }
 }
 

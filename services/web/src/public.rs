@@ -41,6 +41,11 @@ pub struct GlobalStats {
 }
 
 impl GlobalStats {
+    /// When the counts were taken, for the page.
+    pub fn counted_at(&self) -> String {
+        quorum_domain::release::rfc5322_date(Timestamp(self.computed_at))
+    }
+
     pub fn from_counts(counts: &[(String, i64)], now: Timestamp) -> GlobalStats {
         let get = |status: &str| counts.iter().filter(|(s, _)| s == status).map(|(_, n)| n).sum::<i64>();
         let mut s = GlobalStats {
@@ -98,12 +103,11 @@ impl<DB: Database> AppState<DB> {
     }
 
     pub(crate) async fn global_stats(&self) -> Result<GlobalStats, WebError> {
-        if let Some(stats) = self.stats.fresh(STATS_TTL) {
-            return Ok(stats);
-        }
-        let stats = GlobalStats::from_counts(&self.db.message_counts(None).await?, Timestamp::now());
-        self.stats.store(stats.clone());
-        Ok(stats)
+        self.stats
+            .get(STATS_TTL, || async {
+                Ok(GlobalStats::from_counts(&self.db.message_counts(None).await?, Timestamp::now()))
+            })
+            .await
     }
 }
 
