@@ -13,7 +13,7 @@ use axum::{
     response::Response,
 };
 use quorum_domain::{EmailAddress, Keys, MessageHash, Timestamp};
-use quorum_storage::{Database, PollItem, Sqlite};
+use quorum_storage::{Database, PollItem, PollOutcome, PollStatus, Sqlite};
 use quorum_tests::{MailStack, TestUser, dovecot_subscriber, fresh_sqlite};
 use quorum_web::{AppState, auth};
 use tower::ServiceExt;
@@ -415,9 +415,23 @@ async fn operators_edit_providers_and_probes_and_see_the_charts() {
     let site = Site::new().await;
     let (mut alice, _) = site.subscriber("alice", "x").await;
     let mut ops = site.operator().await;
+    // Alice's last poll failed: the dashboard names her mailbox with the error.
+    let now = Timestamp::now();
+    let leased = site.db.lease_due_mailboxes("w", now, Timestamp(now.0 + 60), 10).await.unwrap();
+    let failed = PollOutcome {
+        status: PollStatus::Error,
+        error: Some("login failed: wrong password".into()),
+        polled_at: now,
+        next_poll_at: now,
+        quarantined: 0,
+        kept: 0,
+    };
+    site.db.finish_poll(leased[0].mailbox_id, "w", &failed).await.unwrap();
     let (status, page) = site.get(&mut ops, "/admin").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("The last 30 days") && page.matches("<svg").count() == 4, "{page}");
+    let failing = &page[page.find(r#"id="failing""#).expect("the failing mailboxes")..];
+    assert!(failing.contains("alice@web.test") && failing.contains("login failed: wrong password"), "{page}");
     let request = Request::get("/admin").header(header::ACCEPT, "application/json").body(Body::empty()).unwrap();
     let (_, json, _) = site.send(&mut ops, request).await;
     let dashboard: serde_json::Value = serde_json::from_str(&json).unwrap();

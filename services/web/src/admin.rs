@@ -33,6 +33,13 @@ pub struct MailboxHealth {
     pub last_error: Option<String>,
 }
 
+impl MailboxHealth {
+    /// The last poll's time for the page.
+    pub fn last_poll(&self) -> String {
+        self.last_poll_at.map_or("never".into(), |at| quorum_domain::release::rfc5322_date(Timestamp(at)))
+    }
+}
+
 /// How the workers are doing.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct WorkerHealth {
