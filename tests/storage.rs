@@ -565,6 +565,7 @@ async fn statistics_tables(db: impl Database) {
     assert!(db.spam_probes().await.unwrap().is_empty());
     db.set_spam_probe(b.subscriber_id, true).await.unwrap();
     assert_eq!(db.spam_probes().await.unwrap(), [b.subscriber_id]);
+    assert_eq!(db.spam_probe_emails().await.unwrap(), ["b@example.org"]);
     assert!(matches!(db.set_spam_probe(999, true).await, Err(StorageError::NotFound(_))));
 
     let trust = |id, status: &str| TrustRow {

@@ -121,12 +121,7 @@ impl Site {
             campaign: None,
         };
         let stored = self.db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], Timestamp::now()).await.unwrap();
-        let mut browser = Browser::default();
-        self.get(&mut browser, "/login").await;
-        let csrf = browser.csrf.clone();
-        let (status, _, response) = self
-            .post(&mut browser, "/login", &[("csrf", &csrf), ("email", &user.email), ("password", "a long password")])
-            .await;
+        let (browser, status, response) = self.log_in(&user.email, "a long password").await;
         assert_eq!(status, StatusCode::SEE_OTHER, "login of {name}");
         assert_eq!(response.headers()[header::LOCATION], "/account");
         (browser, stored[0].unwrap())
@@ -136,11 +131,7 @@ impl Site {
     async fn operator(&self) -> Browser {
         let email = EmailAddress::parse("ops@web.test").unwrap();
         self.db.add_operator(&email, &auth::hash_password("operator password"), Timestamp::now()).await.unwrap();
-        let mut ops = Browser::default();
-        self.get(&mut ops, "/login").await;
-        let csrf = ops.csrf.clone();
-        let form = [("csrf", csrf.as_str()), ("email", "ops@web.test"), ("password", "operator password")];
-        let (status, _, response) = self.post(&mut ops, "/login", &form).await;
+        let (ops, status, response) = self.log_in("ops@web.test", "operator password").await;
         assert_eq!(
             (status, &response.headers()[header::LOCATION]),
             (StatusCode::SEE_OTHER, &"/admin".parse().unwrap())
@@ -148,11 +139,18 @@ impl Site {
         ops
     }
 
-    async fn login(&self, email: &str, password: &str) -> StatusCode {
+    /// A new browser loads the login page and posts its form.
+    async fn log_in(&self, email: &str, password: &str) -> (Browser, StatusCode, Response<()>) {
         let mut browser = Browser::default();
         self.get(&mut browser, "/login").await;
         let csrf = browser.csrf.clone();
-        self.post(&mut browser, "/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await.0
+        let (status, _, response) =
+            self.post(&mut browser, "/login", &[("csrf", &csrf), ("email", email), ("password", password)]).await;
+        (browser, status, response)
+    }
+
+    async fn login(&self, email: &str, password: &str) -> StatusCode {
+        self.log_in(email, password).await.1
     }
 
     async fn status_of(&self, subscriber: &str, message: i64) -> String {
@@ -506,25 +504,9 @@ async fn signups_are_rate_limited_and_say_what_failed() {
     site.get(&mut visitor, "/signup").await;
     let csrf = visitor.csrf.clone();
     // Port 1 on loopback refuses at once: each attempt is a real (failed) mailbox check.
-    let form = |n: &'static str| {
-        vec![
-            ("email", n),
-            ("host", "127.0.0.1"),
-            ("port", "1"),
-            ("security", "plain"),
-            ("username", "u"),
-            ("password", "p"),
-            ("approved_days", "90"),
-            ("summary_times", "07:00,19:00"),
-            ("time_zone", "UTC"),
-            ("web_password", "long enough password"),
-        ]
-    };
     let mut answers = std::collections::BTreeMap::new();
     for _ in 0..12 {
-        let mut f = form("new@web.test");
-        f.push(("csrf", &csrf));
-        let (status, page, _) = site.post(&mut visitor, "/signup", &f).await;
+        let (status, page, _) = site.post(&mut visitor, "/signup", &signup_form(&csrf, "1")).await;
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             assert!(page.contains("connect failed") && page.contains("Check the host name and port"), "{page}");
             assert!(page.contains(r#"value="new@web.test""#) && !page.contains(r#"value="p""#), "{page}");
@@ -533,6 +515,23 @@ async fn signups_are_rate_limited_and_say_what_failed() {
     }
     assert_eq!(answers, [(422, 10), (429, 2)].into_iter().collect(), "{answers:?}");
     assert!(site.db.list_subscribers().await.unwrap().is_empty());
+}
+
+/// A valid signup of new@web.test for a plain POP3 server on loopback at `port`.
+fn signup_form<'a>(csrf: &'a str, port: &'a str) -> [(&'static str, &'a str); 11] {
+    [
+        ("csrf", csrf),
+        ("email", "new@web.test"),
+        ("host", "127.0.0.1"),
+        ("port", port),
+        ("security", "plain"),
+        ("username", "u"),
+        ("password", "p"),
+        ("approved_days", "90"),
+        ("summary_times", "07:00,19:00"),
+        ("time_zone", "UTC"),
+        ("web_password", "long enough password"),
+    ]
 }
 
 /// A POP3 server that accepts connections and never says a word (a firewall that swallows
@@ -587,21 +586,7 @@ async fn signup_says_what_to_do_when_the_server_is_silent_or_has_no_uidl() {
         (silent_server().await, "does your provider allow POP3 from outside its network?"),
         (server_without_uidl().await, "Quorum needs UIDL to recognise messages"),
     ] {
-        let port = port.to_string();
-        let form = [
-            ("csrf", csrf.as_str()),
-            ("email", "new@web.test"),
-            ("host", "127.0.0.1"),
-            ("port", &port),
-            ("security", "plain"),
-            ("username", "u"),
-            ("password", "p"),
-            ("approved_days", "90"),
-            ("summary_times", "07:00,19:00"),
-            ("time_zone", "UTC"),
-            ("web_password", "long enough password"),
-        ];
-        let (status, page, _) = site.post(&mut visitor, "/signup", &form).await;
+        let (status, page, _) = site.post(&mut visitor, "/signup", &signup_form(&csrf, &port.to_string())).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(page.contains(expected), "{expected}: {page}");
     }

@@ -316,7 +316,14 @@ pub async fn settings<DB: Database>(
         state.db.set_web_password(id, &auth::hash_password(&form.new_password)).await?;
     }
     tracing::info!(subscriber = id, "settings changed on the web");
-    let (form, username) = settings_form(&state, &me).await?;
+    // The page shows what was just stored, as stored (times and zone in their normal form).
+    let form = SettingsForm {
+        approved_days: approved_days.to_string(),
+        summary_times: schedule.times(),
+        time_zone: schedule.zone().to_string(),
+        confirmations: form.confirmations,
+        ..SettingsForm::default()
+    };
     let page =
         SettingsPage { email: me.subscriber.email, csrf: me.csrf, form, username, errors: Vec::new(), saved: true };
     Ok(Html(page.render()?).into_response())

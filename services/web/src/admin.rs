@@ -363,14 +363,7 @@ async fn probes_page<DB: Database>(
     error: Option<String>,
 ) -> Result<Response, WebError> {
     let operator = state.operator(headers).await?;
-    let ids = state.db.spam_probes().await?;
-    let mut probes = Vec::with_capacity(ids.len());
-    for id in ids {
-        // Probes are a handful of honeypot accounts: one lookup each is fine.
-        if let Some(s) = state.db.subscriber(id).await? {
-            probes.push(s.email);
-        }
-    }
+    let probes = state.db.spam_probe_emails().await?;
     if wants_json(headers) {
         return Ok(Json(probes).into_response());
     }

@@ -47,6 +47,8 @@ pub struct AppState<DB: Database> {
     pub limiter: Arc<limit::Limiter>,
     stats: Arc<Cached<public::GlobalStats>>,
     history: Arc<Cached<Vec<history::Day>>>,
+    /// The TLS roots for mailbox checks, loaded at the first check (`None`: they could not be).
+    tls: Arc<std::sync::OnceLock<Option<Arc<quorum_pop3::TlsConfig>>>>,
 }
 
 /// A value computed at most once per time-to-live (pages whose queries read every message).
@@ -99,6 +101,7 @@ impl<DB: Database> AppState<DB> {
             limiter: Arc::new(limiter),
             stats: Arc::default(),
             history: Arc::default(),
+            tls: Arc::default(),
         }
     }
 

@@ -81,12 +81,17 @@ impl<DB: Database> AppState<DB> {
         (host, port, security, username): (&str, u16, Security, &str),
         password: &Password,
     ) -> Result<(), String> {
-        let tls = (TlsSettings { extra_ca_files: self.settings.worker.tls_ca_files.clone() }).client_config().map_err(
-            |e| {
-                tracing::error!(error = %e, "TLS roots unavailable for a mailbox check");
-                "Quorum cannot check mailboxes right now; please try again later.".to_string()
-            },
-        )?;
+        // The trusted roots are read from disk once per process, as the worker does.
+        let tls = self
+            .tls
+            .get_or_init(|| {
+                (TlsSettings { extra_ca_files: self.settings.worker.tls_ca_files.clone() })
+                    .client_config()
+                    .map_err(|e| tracing::error!(error = %e, "TLS roots unavailable for mailbox checks"))
+                    .ok()
+            })
+            .clone()
+            .ok_or_else(|| "Quorum cannot check mailboxes right now; please try again later.".to_string())?;
         let options = ConnectOptions {
             host: host.to_string(),
             port,

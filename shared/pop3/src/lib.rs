@@ -17,4 +17,5 @@ mod error;
 pub use client::{Client, ConnectOptions, Credentials, Retrieved};
 pub use error::Pop3Error;
 pub use proto::{Capabilities, ResponseCode};
+pub use rustls::ClientConfig as TlsConfig;
 pub use tls::TlsSettings;

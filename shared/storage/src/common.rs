@@ -781,6 +781,10 @@ macro_rules! impl_database {
                 Ok(sqlx::query_scalar($crate::sql::SPAM_PROBES).fetch_all(&self.pool).await?)
             }
 
+            async fn spam_probe_emails(&self) -> $crate::Result<Vec<String>> {
+                Ok(sqlx::query_scalar($crate::sql::SPAM_PROBE_EMAILS).fetch_all(&self.pool).await?)
+            }
+
             async fn set_spam_probe(&self, subscriber_id: i64, probe: bool) -> $crate::Result<()> {
                 let done = sqlx::query($crate::sql::SET_SPAM_PROBE)
                     .bind(subscriber_id)

@@ -284,6 +284,9 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Subscribers flagged as spam probes.
     async fn spam_probes(&self) -> Result<Vec<i64>>;
 
+    /// The addresses of the spam probes, for the operator.
+    async fn spam_probe_emails(&self) -> Result<Vec<String>>;
+
     /// Flags a subscriber as a spam probe (honeypot) or not.
     async fn set_spam_probe(&self, subscriber_id: i64, probe: bool) -> Result<()>;
 

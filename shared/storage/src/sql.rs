@@ -256,6 +256,8 @@ pub const VOTES_AFTER: &str = "SELECT subscriber_id, message_id, address, domain
 
 pub const SPAM_PROBES: &str = "SELECT id FROM subscribers WHERE spam_probe ORDER BY id";
 
+pub const SPAM_PROBE_EMAILS: &str = "SELECT email FROM subscribers WHERE spam_probe ORDER BY email";
+
 pub const SET_SPAM_PROBE: &str = "UPDATE subscribers SET spam_probe = $2 WHERE id = $1";
 
 pub const UPSERT_TRUST: &str = "INSERT INTO user_trust (subscriber_id, status, reason, approvals, spam, computed_at) \
