@@ -17,8 +17,6 @@
 //! true similarity `s` (0.99 at s = 0.6 with b = 16, r = 4; 0.0006 at s = 0.1), so a
 //! campaign copy is found through an index of band keys and checked against the signature.
 
-use std::hash::{Hash, Hasher};
-
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +109,7 @@ impl Fingerprint {
         if self.signature.len() != HASHES || other.signature.len() != HASHES {
             return 0.0;
         }
-        self.signature.iter().zip(&other.signature).filter(|(a, b)| a == b).count() as f64 / HASHES as f64
+        equal_values(&self.signature, &other.signature) as f64 / HASHES as f64
     }
 
     /// Copies of one campaign.
@@ -138,12 +136,17 @@ impl Fingerprint {
             .chunks(ROWS)
             .enumerate()
             .map(|(band, rows)| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                (band, rows).hash(&mut h);
-                h.finish()
+                let band = (band as u64).to_le_bytes();
+                let values: Vec<[u8; 8]> = rows.iter().map(|v| v.to_le_bytes()).collect();
+                stable_hash(std::iter::once(&band[..]).chain(values.iter().map(|v| &v[..])))
             })
             .collect()
     }
+}
+
+/// Positions where two signatures hold the same min-hash value.
+fn equal_values(a: &[u64], b: &[u64]) -> usize {
+    a.iter().zip(b).filter(|(x, y)| x == y).count()
 }
 
 /// Reads a signature stored by [`Fingerprint::signature_bytes`]; `None` if malformed.
@@ -167,7 +170,7 @@ where
         if signature.len() != HASHES {
             continue;
         }
-        let equal = fingerprint.signature.iter().zip(signature).filter(|(a, b)| a == b).count();
+        let equal = equal_values(&fingerprint.signature, signature);
         if equal as f64 / HASHES as f64 >= SAME_CAMPAIGN
             && best.is_none_or(|(e, i)| equal > e || (equal == e && id < i))
         {
@@ -284,9 +287,7 @@ fn signature(tokens: &[String]) -> Vec<u64> {
     }
     let mut mins = vec![u64::MAX; HASHES];
     for window in tokens.windows(SHINGLE) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        window.hash(&mut h);
-        let base = h.finish();
+        let base = stable_hash(window.iter().map(String::as_bytes));
         for (i, min) in mins.iter_mut().enumerate() {
             let v = mix(base ^ SEEDS[i]);
             if v < *min {
@@ -295,6 +296,22 @@ fn signature(tokens: &[String]) -> Vec<u64> {
         }
     }
     mins
+}
+
+/// FNV-1a (64-bit) over the parts, each followed by a separator byte so that `["ab", "c"]`
+/// and `["a", "bc"]` differ, then [`mix`]ed. A fixed function: signatures and band keys are
+/// stored in the database and must match new mail after a toolchain upgrade, which std's
+/// `DefaultHasher` does not promise.
+fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    let mut h = OFFSET;
+    for part in parts {
+        for &b in part.iter().chain(&[0xff]) {
+            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+    }
+    mix(h)
 }
 
 /// splitmix64's finaliser: a bijective mix, so distinct inputs stay distinct.
@@ -399,6 +416,14 @@ with our licensed pharmacy. Reference code AB12CD34. Unsubscribe at http://pharm
         assert_eq!(best_match(&a, [(1, weaker.as_slice()), (2, a.signature.as_slice())]), Some(2));
         assert_eq!(best_match(&a, [(1, weaker.as_slice())]), Some(1));
         assert_eq!(best_match(&note, [(1, a.signature.as_slice())]), None);
+    }
+
+    #[test]
+    fn the_hash_is_fixed_across_builds() {
+        // Stored band keys and signatures depend on these exact values (computed independently).
+        assert_eq!(stable_hash([&b"quorum"[..]]), 0xa0da_cca3_3a1b_f1fe);
+        assert_eq!(stable_hash([&b"ab"[..], b"c"]), 0x9399_8dd6_edc9_a3b3);
+        assert_ne!(stable_hash([&b"ab"[..], b"c"]), stable_hash([&b"a"[..], b"bc"]));
     }
 
     proptest::proptest! {
