@@ -26,7 +26,7 @@ use quorum_fingerprint::Fingerprint;
 use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_statistics::Statistics;
-use quorum_storage::{CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition, Vote};
+use quorum_storage::{CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
 
 use crate::{confirm::Candidate, fail_point};
 
@@ -289,14 +289,10 @@ pub async fn poll_mailbox<DB: Database>(
         // poll starts after it instead of fetching it again.
         let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
         for (id, fate) in ids.into_iter().zip(&fates) {
-            let (Some(message_id), Fate::Quarantine { status, info, confirm, .. }) = (id, fate) else { continue };
-            if let Some((sender, subject)) = confirm {
-                report.confirm.push(Candidate { message_id, sender: sender.clone(), subject: subject.clone() });
-            }
-            // A probe's mail is a spam vote on arrival (it has no summary to answer).
-            if let (&"probe_spam", Some(from)) = (status, info.from.as_ref()) {
-                db.record_vote(mailbox.subscriber_id, message_id, from, Vote::Spam, now).await?;
-            }
+            let (Some(message_id), Fate::Quarantine { confirm: Some((sender, subject)), .. }) = (id, fate) else {
+                continue;
+            };
+            report.confirm.push(Candidate { message_id, sender: sender.clone(), subject: subject.clone() });
         }
         fail_point("after-commit");
         if let Some(e) = retrieved.broken {

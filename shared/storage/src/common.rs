@@ -6,6 +6,29 @@
 //! setup, and this macro writes their `Database` implementation from a single body instead
 //! of two copies that could drift apart.
 
+/// A subscriber's vote on a message's sender and, if the message belongs to a campaign, on
+/// the campaign: both statements on the open transaction `$tx`.
+macro_rules! insert_vote {
+    ($tx:ident, $subscriber:expr, $message:expr, $sender:expr, $vote:expr, $now:expr) => {{
+        sqlx::query($crate::sql::RECORD_VOTE)
+            .bind($subscriber)
+            .bind($message)
+            .bind($sender.as_str())
+            .bind($sender.domain())
+            .bind($vote.as_str())
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query($crate::sql::RECORD_CAMPAIGN_VOTE)
+            .bind($subscriber)
+            .bind($message)
+            .bind($vote.as_str())
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 /// `impl_database!(Type, "migrations folder", "row locking clause")`: `Type` has a `pool`
 /// field of the database's pool type.
 macro_rules! impl_database {
@@ -229,6 +252,10 @@ macro_rules! impl_database {
                                 .bind(*campaign)
                                 .fetch_one(&mut *tx)
                                 .await?;
+                            // A spam probe's mail is a spam vote on arrival, committed with it.
+                            if let (&"probe_spam", Some(sender)) = (status, from) {
+                                $crate::common::insert_vote!(tx, subscriber_id, id, sender, $crate::Vote::Spam, now);
+                            }
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
                         $crate::PollItem::Keep { uidl, approved, campaign } => {
@@ -519,22 +546,7 @@ macro_rules! impl_database {
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query($crate::sql::RECORD_VOTE)
-                    .bind(subscriber_id)
-                    .bind(message_id)
-                    .bind(sender.as_str())
-                    .bind(sender.domain())
-                    .bind(vote.as_str())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query($crate::sql::RECORD_CAMPAIGN_VOTE)
-                    .bind(subscriber_id)
-                    .bind(message_id)
-                    .bind(vote.as_str())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await?;
+                $crate::common::insert_vote!(tx, subscriber_id, message_id, sender, vote, now);
                 tx.commit().await?;
                 Ok(())
             }
@@ -1141,6 +1153,7 @@ macro_rules! impl_database {
 }
 
 pub(crate) use impl_database;
+pub(crate) use insert_vote;
 
 pub(crate) fn duplicate(e: sqlx::Error, email: &quorum_domain::EmailAddress) -> crate::StorageError {
     match &e {

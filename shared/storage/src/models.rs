@@ -175,7 +175,9 @@ pub enum PollItem<'a> {
     Quarantine {
         uidl: &'a str,
         /// `held`, or `deleted_blocked` for a sender on the subscriber's disapproved list
-        /// (stored all the same: the UIDL must be known before the message is deleted).
+        /// (stored all the same: the UIDL must be known before the message is deleted), or
+        /// another decided status; `probe_spam` (a spam probe's mail) also records a spam
+        /// vote on the sender and campaign, in the same transaction.
         status: &'a str,
         raw: &'a [u8],
         hash: MessageHash,
