@@ -23,7 +23,12 @@ use tokio::sync::Mutex;
 /// Votes read per query while catching up.
 const PAGE: i64 = 10_000;
 
+/// The engine id of a domain or sender without votes (ids are dense from 0, so never one).
+const NO_VOTES: u32 = u32::MAX;
+
 pub struct Statistics {
+    /// Held by the sync in progress.
+    syncing: Mutex<()>,
     delete_above: f64,
     fingerprints: bool,
     keep_campaigns: std::time::Duration,
@@ -50,16 +55,18 @@ struct State {
 /// What a sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Synced {
+    /// Votes read (on senders and on campaigns).
     pub votes: usize,
+    /// Users whose statistics were recomputed.
     pub users: usize,
-    pub correlations: usize,
-    pub domains: usize,
 }
 
 impl Statistics {
     pub fn new(settings: &StatisticsSettings) -> Self {
-        let unit = if settings.evidence == "votes" { EvidenceUnit::Votes } else { EvidenceUnit::Senders };
+        // `[statistics] evidence` was validated when the settings were loaded.
+        let unit: EvidenceUnit = settings.evidence.parse().unwrap_or_default();
         Statistics {
+            syncing: Mutex::new(()),
             delete_above: settings.delete_above,
             fingerprints: settings.fingerprints,
             keep_campaigns: std::time::Duration::from_secs(settings.fingerprint_keep_days.max(1) as u64 * 86_400),
@@ -108,16 +115,24 @@ impl Statistics {
         self.read_votes(db, now, false).await
     }
 
+    /// Reads the votes after the cursors page by page. Syncs run one at a time (they share
+    /// the cursors); judging goes on meanwhile: the state is locked only to record a page
+    /// and to refresh, never across a query.
     async fn read_votes<DB: Database>(&self, db: &DB, now: Timestamp, write: bool) -> Result<Synced, StorageError> {
-        let mut state = self.state.lock().await;
+        let _one_sync = self.syncing.lock().await;
         let probes: HashSet<i64> = db.spam_probes().await?.into_iter().collect();
+        let (mut cursor, mut campaign_cursor) = {
+            let state = self.state.lock().await;
+            (state.cursor, state.campaign_cursor.clone())
+        };
         let mut touched: HashSet<u32> = HashSet::new();
         let mut votes = 0;
         loop {
-            let page = db.votes_after(state.cursor, PAGE).await?;
+            let page = db.votes_after(cursor, PAGE).await?;
             let Some(last) = page.last() else { break };
-            state.cursor = last.cursor();
-            let full = page.len() as i64 == PAGE;
+            cursor = last.cursor();
+            let mut state = self.state.lock().await;
+            state.cursor = cursor;
             for v in &page {
                 let vote = if v.verdict == "approve" { Vote::Ham } else { Vote::Spam };
                 let user = state.user(v.subscriber_id);
@@ -127,16 +142,18 @@ impl Statistics {
                 touched.insert(domain);
             }
             votes += page.len();
-            if !full {
+            if (page.len() as i64) < PAGE {
                 break;
             }
         }
+        // Campaign votes count only with `[statistics] fingerprints`.
         if self.fingerprints {
             loop {
-                let page = db.campaign_votes_after(&state.campaign_cursor, PAGE).await?;
+                let page = db.campaign_votes_after(&campaign_cursor, PAGE).await?;
                 let Some(last) = page.last() else { break };
-                state.campaign_cursor = last.cursor();
-                let full = page.len() as i64 == PAGE;
+                campaign_cursor = last.cursor();
+                let mut state = self.state.lock().await;
+                state.campaign_cursor = campaign_cursor.clone();
                 for v in &page {
                     // An approval, or a copy that reached the Inbox from an approved sender.
                     let vote = if v.verdict == "spam" { Vote::Spam } else { Vote::Ham };
@@ -145,29 +162,32 @@ impl Statistics {
                     state.engine.record_campaign(user, campaign, vote);
                 }
                 votes += page.len();
-                if !full {
+                if (page.len() as i64) < PAGE {
                     break;
                 }
             }
         }
-        let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
-        for (subscriber, user) in known {
-            state.engine.set_probe(user, probes.contains(&subscriber));
-        }
-        for &p in &probes {
-            state.user(p);
-        }
-        if state.engine.dirty().is_empty() {
-            return Ok(Synced { votes, ..Synced::default() });
-        }
-        let changed: Vec<u32> = state.engine.dirty().to_vec();
-        let refreshed = state.engine.refresh();
-        if write {
-            let (update, statuses) = state.update(&changed, &touched, now);
+        let (users, update) = {
+            let mut state = self.state.lock().await;
+            let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
+            for (subscriber, user) in known {
+                state.engine.set_probe(user, probes.contains(&subscriber));
+            }
+            for &p in &probes {
+                state.user(p);
+            }
+            if state.engine.dirty().is_empty() {
+                return Ok(Synced { votes, users: 0 });
+            }
+            let changed: Vec<u32> = state.engine.dirty().to_vec();
+            let refreshed = state.engine.refresh();
+            (refreshed.users, write.then(|| state.update(&changed, &touched, now)))
+        };
+        if let Some((update, statuses)) = update {
             db.write_statistics(&update).await?;
-            state.written = statuses;
+            self.state.lock().await.written = statuses;
         }
-        Ok(Synced { votes, users: refreshed.users, correlations: refreshed.correlations, domains: touched.len() })
+        Ok(Synced { votes, users })
     }
 
     /// The statistics' verdict on mail from `from` for `subscriber_id`, of `campaign` if it
@@ -181,8 +201,10 @@ impl Statistics {
     ) -> Judgement {
         let mut state = self.state.lock().await;
         let user = state.user(subscriber_id);
-        let domain = state.domain(from.domain());
-        let sender = state.sender(from.as_str());
+        // A domain, sender or campaign nobody voted on has no evidence: it is looked up, not
+        // added (judging every sender ever seen would grow the tables without end).
+        let domain = state.domains.get(from.domain()).copied().unwrap_or(NO_VOTES);
+        let sender = state.senders.get(from.as_str()).copied().unwrap_or(NO_VOTES);
         let campaign = campaign.filter(|_| self.fingerprints).and_then(|c| state.campaigns.get(&c).copied());
         state.engine.judge(user, domain, sender, major_isp, campaign, self.delete_above)
     }
