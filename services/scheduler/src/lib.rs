@@ -1,17 +1,14 @@
 //! Summaries (SPEC 2.3): what each subscriber gets twice a day, and on request again.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::sync::Arc;
 
 use lettre::message::{Mailbox, Message, header::ContentType};
 use quorum_config::SummarySettings;
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date, schedule::SummarySchedule};
-use quorum_forgery::{Checker, recheck_incomplete};
+use quorum_forgery::{Checker, Providers, recheck_incomplete};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_statistics::Statistics;
-use quorum_storage::{Database, StorageError, SubscriberStatus};
+use quorum_storage::{Database, QuarantinedMessage, StorageError, SubscriberStatus};
 use quorum_summary::{Counts, FORGED_LINES, ForgedLine, HeldLine, compose, reply_address};
 use rand::Rng;
 
@@ -69,65 +66,57 @@ impl<DB: Database> SummarySender<DB> {
     ) -> Result<Option<SentSummary>, SummaryError> {
         let email = EmailAddress::parse(&subscriber.email)
             .map_err(|_| StorageError::Corrupt(format!("subscriber {} email", subscriber.subscriber_id)))?;
+        let providers = Providers::new(self.db.providers().await?);
         // Checks a DNS failure cut short run again first: what is now proven forged is
         // deleted instead of listed (SPEC 2.3, "statistics are re-run"; here, the checks).
-        let rechecked = recheck_incomplete(&self.db, &self.checker, subscriber.subscriber_id, now).await?;
+        let rechecked = recheck_incomplete(&self.db, &self.checker, &providers, subscriber.subscriber_id, now).await?;
         if rechecked.checked > 0 {
             tracing::info!(subscriber = subscriber.subscriber_id, ?rechecked, "incomplete forgery checks run again");
         }
-        let mut held = self.db.held(subscriber.mailbox_id).await?;
+        let held = self.db.held(subscriber.mailbox_id).await?;
         let since = self.db.last_summary_at(subscriber.subscriber_id).await?.unwrap_or(Timestamp(0));
         // The statistics are re-run for what is held (SPEC 2.3): new votes may condemn it
-        // now, and each line is ranked by its chance of not being spam.
+        // now, and each line is ranked by its chance of not being spam (½ without a sender).
         if let Err(e) = self.statistics.sync(&self.db, now).await {
             tracing::warn!(error = %e, "statistics not refreshed before the summary");
         }
-        let major_isp: HashSet<String> =
-            self.db.providers().await?.into_iter().filter(|p| p.major_isp).map(|p| p.domain).collect();
-        let mut chances: HashMap<i64, f64> = HashMap::with_capacity(held.len());
-        let mut current = Vec::with_capacity(held.len());
-        for m in held.drain(..) {
+        let mut judged: Vec<(QuarantinedMessage, f64)> = Vec::with_capacity(held.len());
+        for m in held {
             let Some(from) = m.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok()) else {
-                chances.insert(m.id, 0.5);
-                current.push(m);
+                judged.push((m, 0.5));
                 continue;
             };
-            let j = self
-                .statistics
-                .judge(subscriber.subscriber_id, &from, major_isp.contains(from.domain()), m.campaign_id)
-                .await;
+            let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
+            let j = self.statistics.judge(subscriber.subscriber_id, &from, major_isp, m.campaign_id).await;
             if j.delete() {
                 let reason = Statistics::reason(&j, from.domain(), m.campaign_id);
                 if self.db.mark_deleted(subscriber.mailbox_id, m.id, "deleted_statistical", &reason, now).await? {
                     continue;
                 }
             }
-            chances.insert(m.id, j.not_spam());
-            current.push(m);
+            judged.push((m, j.not_spam()));
         }
-        let held = current;
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
-        if held.is_empty() && decided == Default::default() {
+        if judged.is_empty() && decided == Default::default() {
             return Ok(None);
         }
-        let chance = |id: i64| chances.get(&id).copied().unwrap_or(0.5);
         // Retention (SPEC 2.3): after 14 days, what is almost certainly spam is purged.
-        let mut kept = Vec::with_capacity(held.len());
-        for m in held {
+        let mut kept = Vec::with_capacity(judged.len());
+        for (m, not_spam) in judged {
             let old = now.0 - m.quarantined_at >= PURGE_UNLIKELY_AFTER_DAYS * 86_400;
-            if old && chance(m.id) < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
+            if old && not_spam < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
                 continue;
             }
-            kept.push(m);
+            kept.push((m, not_spam));
         }
         let lines: Vec<HeldLine> = kept
             .iter()
-            .map(|m| HeldLine {
+            .map(|(m, not_spam)| HeldLine {
                 message_id: m.id,
                 from_name: m.from_name.clone(),
                 from_address: m.from_address.clone(),
                 subject: m.subject.clone(),
-                not_spam: chance(m.id),
+                not_spam: *not_spam,
                 expires_in_days: self.settings.max_retention_days - (now.0 - m.quarantined_at) / 86_400,
                 note: m.reason.clone(),
             })

@@ -44,6 +44,7 @@ pub struct Rechecked {
 pub async fn recheck_incomplete<DB: Database>(
     db: &DB,
     checker: &Checker,
+    providers: &Providers,
     subscriber_id: i64,
     now: Timestamp,
 ) -> Result<Rechecked, StorageError> {
@@ -51,11 +52,9 @@ pub async fn recheck_incomplete<DB: Database>(
     if pending.is_empty() {
         return Ok(Rechecked::default());
     }
-    let providers = Providers::new(db.providers().await?);
     let mut report = Rechecked::default();
     let checks = pending.iter().map(|m| {
         let trusted = quorum_domain::provider::parse_list(&m.trusted_domains).unwrap_or_default();
-        let (checker, providers) = (checker, &providers);
         async move { Checked::from(checker.check(&m.raw, providers, &trusted).await) }
     });
     for (m, checked) in pending.iter().zip(futures::future::join_all(checks).await) {
