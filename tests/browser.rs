@@ -78,7 +78,8 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 async fn fill(client: &Client, id: &str, value: &str) {
-    let field = client.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("field #{id}: {e}"));
+    // Waits for the field: a click that navigates returns before the next page is loaded.
+    let field = client.wait().for_element(Locator::Id(id)).await.unwrap_or_else(|e| panic!("field #{id}: {e}"));
     field.clear().await.unwrap();
     field.send_keys(value).await.unwrap();
 }
@@ -238,6 +239,7 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
     let (ok, out) = run(admin);
     assert!(ok, "{out}");
     client.find(Locator::Css("header button.link")).await.unwrap().click().await.unwrap(); // log out
+    client.wait().for_url(&url::Url::parse(&format!("{base}/")).unwrap()).await.unwrap();
     client.goto(&format!("{base}/login")).await.unwrap();
     fill(&client, "email", "ops@quorum.test").await;
     fill(&client, "password", "operator password").await;

@@ -343,7 +343,7 @@ pub fn run(
                 }
                 let counted = kind == Kind::Honest;
                 let s = &mut state[user as usize];
-                for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted) {
+                for c in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                     if m.spam {
                         c.spam_total += 1;
                         c.spam_without_campaign += u64::from(options.fingerprints && campaign[message].is_none());
@@ -352,7 +352,7 @@ pub fn run(
                     }
                 }
                 if s.blocked.contains(&sender) {
-                    for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted) {
+                    for c in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                         if m.spam {
                             c.spam_deleted_before_summary += 1;
                         } else {
@@ -361,7 +361,7 @@ pub fn run(
                         }
                     }
                 } else if s.approved.contains(&sender) {
-                    for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted && m.spam) {
+                    for c in counts(&mut all, &mut late, is_late).filter(|_| counted && m.spam) {
                         c.spam_in_inbox += 1;
                     }
                     // In the Inbox from an approved sender: an approval of its campaign.
@@ -372,7 +372,7 @@ pub fn run(
                     .judge(user, domain, sender, major[message], campaign[message], options.delete_above)
                     .deleted_by
                 {
-                    for c in counts(&mut all, &mut late, is_late).into_iter().filter(|_| counted) {
+                    for c in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                         deleted_statistical(c, m.spam, by);
                     }
                 } else {
@@ -395,7 +395,7 @@ pub fn run(
                     let judgement =
                         engine.judge(user, domain, sender, major[h.message], campaign[h.message], options.delete_above);
                     if let Some(by) = judgement.deleted_by {
-                        for c in counts(&mut all, &mut late, h.late).into_iter().filter(|_| counted) {
+                        for c in counts(&mut all, &mut late, h.late).filter(|_| counted) {
                             deleted_statistical(c, corpus[h.message].spam, by);
                         }
                     } else {
@@ -480,8 +480,8 @@ pub fn run(
 
 /// The counters an event in the given half updates: the whole run, and the steady state
 /// if it is in the second half.
-fn counts<'a>(all: &'a mut Counts, late: &'a mut Counts, is_late: bool) -> Vec<&'a mut Counts> {
-    if is_late { vec![all, late] } else { vec![all] }
+fn counts<'a>(all: &'a mut Counts, late: &'a mut Counts, is_late: bool) -> impl Iterator<Item = &'a mut Counts> {
+    std::iter::once(all).chain(is_late.then_some(late))
 }
 
 fn deleted_statistical(c: &mut Counts, spam: bool, by: DeletedBy) {

@@ -40,17 +40,9 @@ impl Ratios {
         Ratios(v)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
-        self.0.iter().copied()
-    }
-
     /// The domains this user considers spammers.
     pub fn spammer_domains(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().filter(|(_, r)| *r >= 0.5).map(|(d, _)| *d)
-    }
-
-    pub fn get(&self, domain: u32) -> Option<f32> {
-        self.0.binary_search_by_key(&domain, |(d, _)| *d).ok().map(|i| self.0[i].1)
     }
 }
 
