@@ -51,8 +51,16 @@ impl Classifier {
         let campaign = campaigns::find(&self.db, &fingerprint).await.unwrap();
         let deleted = match &info.from {
             Some(f) => {
-                let major_isp = self.providers.get(f.domain()).is_some_and(|p| p.major_isp);
-                self.statistics.judge(self.subscriber, f, major_isp, campaign).await.delete()
+                let network = quorum_statistics::keys::network(raw, &[]);
+                let keys = self.statistics.evidence(&quorum_statistics::keys::Facts {
+                    from: f.as_str(),
+                    own_address: false,
+                    major_isp: self.providers.get(f.domain()).is_some_and(|p| p.major_isp),
+                    fingerprint: Some(&fingerprint),
+                    campaign,
+                    network: network.as_deref(),
+                });
+                self.statistics.judge(self.subscriber, &keys).await.delete()
             }
             None => false,
         };

@@ -174,10 +174,24 @@ pub struct SimulateArgs {
     /// sender address once) or `votes` (every vote, as in seed 002).
     #[arg(long, default_value = "senders")]
     pub evidence: String,
-    /// Campaign fingerprints as evidence too: copies of one message (or near-copies) form a
-    /// campaign, and every vote on a copy counts for all of them.
-    #[arg(long)]
+    /// How evidence is combined: `likelihood` (one prior plus each key's likelihood ratio)
+    /// or `seed` (seed 002's witness formula, for comparison).
+    #[arg(long, default_value = "likelihood")]
+    pub combination: String,
+    /// Campaign fingerprints are evidence by default (copies of one message, or near-copies,
+    /// form a campaign); this flag is kept from before and changes nothing.
+    #[arg(long, hide = true)]
     pub fingerprints: bool,
+    /// Without campaign fingerprints as evidence.
+    #[arg(long)]
+    pub no_fingerprints: bool,
+    /// Spam copies keep their corpus sender domain instead of a throwaway domain per copy.
+    #[arg(long)]
+    pub no_rotating_domains: bool,
+    /// Spam keeps the handoff network of its corpus Received chain instead of three /24s of
+    /// a shared botnet pool per campaign.
+    #[arg(long)]
+    pub no_botnet_networks: bool,
     /// Delete only when P(spammer) exceeds this.
     #[arg(long, default_value_t = 1.0 - 1e-6)]
     pub delete_above: f64,

@@ -127,10 +127,13 @@ async fn explain<DB: Database>(
     let statistics = Statistics::new(&settings.statistics);
     statistics.load(&db, Timestamp::now()).await?;
     let providers = quorum_forgery::Providers::new(db.providers().await?);
-    let subscriber_id = match subscriber {
-        Some(email) => find(&db, &email).await?.subscriber_id,
+    let (subscriber_id, own) = match subscriber {
+        Some(email) => {
+            let s = find(&db, &email).await?;
+            (s.subscriber_id, quorum_domain::EmailAddress::parse(&s.email).ok())
+        }
         // No subscriber has this id: judged with no votes of its own.
-        None => -1,
+        None => (-1, None),
     };
     for file in files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -142,17 +145,25 @@ async fn explain<DB: Database>(
             true => quorum_statistics::campaigns::find(&db, &fingerprint).await?,
             false => None,
         };
+        let network = evidence.handoff.map(quorum_domain::received::network);
         let judgement = match &info.from {
             Some(from) => {
-                let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
-                Some(statistics.judge(subscriber_id, from, major_isp, campaign).await)
+                let keys = statistics.evidence(&quorum_statistics::keys::Facts {
+                    from: from.as_str(),
+                    own_address: own.as_ref() == Some(from),
+                    major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                    fingerprint: Some(&fingerprint),
+                    campaign,
+                    network: network.as_deref(),
+                });
+                Some(statistics.judge(subscriber_id, &keys).await)
             }
             None => None,
         };
         let (verdict, reason) = if evidence.is_forged() {
             ("deleted_forged", evidence.reason())
-        } else if let (Some(j), Some(from)) = (judgement.filter(|j| j.delete()), info.from.as_ref()) {
-            ("deleted_statistical", Some(Statistics::reason(&j, from.domain(), campaign)))
+        } else if let Some(j) = judgement.as_ref().filter(|j| j.delete()) {
+            ("deleted_statistical", Some(Statistics::reason(j)))
         } else {
             ("held", evidence.reason())
         };
@@ -164,9 +175,9 @@ async fn explain<DB: Database>(
                 "verdict": verdict,
                 "reason": reason,
                 "checks": evidence,
-                "statistics": judgement.map(|j| serde_json::json!({
-                    "domain": evidence_json(&j.domain),
-                    "campaign": j.campaign.as_ref().map(evidence_json),
+                "statistics": judgement.as_ref().map(|j| serde_json::json!({
+                    "prior_logit": j.prior_logit,
+                    "keys": j.terms,
                     "p_spam": j.p_spam(),
                     "not_spam": j.not_spam(),
                     "delete": j.delete(),
@@ -178,6 +189,7 @@ async fn explain<DB: Database>(
                     "profile": fingerprint.profile,
                     "url_domains": fingerprint.url_domains,
                     "reply_to": fingerprint.reply_to,
+                    "network": network,
                     "band_keys": fingerprint.band_keys(),
                 },
             });
@@ -200,24 +212,23 @@ async fn explain<DB: Database>(
             println!("  relayed: {relayed} (path rules not applied)");
         }
         if let Some(j) = judgement {
-            let line = |s: &quorum_stats::Score| {
-                format!(
-                    "P(spam) {:.9}, {} spam and {} not-spam witnesses",
-                    s.p_spammer(),
-                    s.spam_witnesses,
-                    s.ham_witnesses
-                )
-            };
-            println!("  domain evidence:   {}", line(&j.domain));
-            match (j.campaign, campaign) {
-                (Some(c), Some(id)) => println!("  campaign #{id}:      {}", line(&c)),
-                (None, Some(id)) => println!("  campaign #{id}:      no votes yet"),
-                _ => println!("  campaign:          none"),
+            // Each key's contribution in log-odds, after the recipient's prior.
+            println!("  prior:             {:+.2} (log-odds)", j.prior_logit);
+            for t in &j.terms {
+                println!(
+                    "  {:<18} {:+.2}  {} ({} spam, {} not){}",
+                    t.kind.as_str(),
+                    t.logit,
+                    t.key,
+                    t.spam_units,
+                    t.ham_units,
+                    if t.counted { "" } else { "; the same votes as a stronger key: not added" }
+                );
             }
             println!(
                 "  statistics: P(spam) {:.9}{}",
                 j.p_spam(),
-                j.deleted_by.map(|b| format!(", certain by {}", b.as_str())).unwrap_or_default()
+                j.deleted_by.map(|b| format!(", certain; {} said the most", b.as_str())).unwrap_or_default()
             );
         }
         println!(
@@ -228,14 +239,6 @@ async fn explain<DB: Database>(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn evidence_json(s: &quorum_stats::Score) -> serde_json::Value {
-    serde_json::json!({
-        "p_spam": s.p_spammer(),
-        "spam_witnesses": s.spam_witnesses,
-        "ham_witnesses": s.ham_witnesses,
-    })
 }
 
 async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> anyhow::Result<ExitCode> {
@@ -790,7 +793,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         error_rate: args.error_rate,
         sybils: args.sybils,
         evidence: args.evidence.parse().map_err(anyhow::Error::msg)?,
-        fingerprints: args.fingerprints,
+        combination: args.combination.parse().map_err(anyhow::Error::msg)?,
+        fingerprints: !args.no_fingerprints,
+        rotating_domains: !args.no_rotating_domains,
+        botnet_networks: !args.no_botnet_networks,
         delete_above: args.delete_above,
         seed: args.seed,
     };

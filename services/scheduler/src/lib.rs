@@ -86,10 +86,18 @@ impl<DB: Database> SummarySender<DB> {
                 judged.push((m, 0.5));
                 continue;
             };
-            let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
-            let j = self.statistics.judge(subscriber.subscriber_id, &from, major_isp, m.campaign_id).await;
+            // The keys the stored votes are on: sender, domain and campaign.
+            let evidence = self.statistics.evidence(&quorum_statistics::keys::Facts {
+                from: from.as_str(),
+                own_address: from == email,
+                major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                fingerprint: None,
+                campaign: m.campaign_id,
+                network: None,
+            });
+            let j = self.statistics.judge(subscriber.subscriber_id, &evidence).await;
             if j.delete() {
-                let reason = Statistics::reason(&j, from.domain(), m.campaign_id);
+                let reason = Statistics::reason(&j);
                 if self.db.mark_deleted(subscriber.mailbox_id, m.id, "deleted_statistical", &reason, now).await? {
                     continue;
                 }

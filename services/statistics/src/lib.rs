@@ -5,16 +5,19 @@
 //! tables (trust, correlations, the touched domains' probabilities). Processes on other
 //! machines read the same votes, so they converge on the same statistics.
 //!
-//! With `[statistics] fingerprints`, votes on campaigns ([`campaigns`]) are read too and a
-//! message's campaign is judged beside its sender domain.
+//! Every classifier builds a message's keys with [`keys::evidence`] and judges them with
+//! [`Statistics::judge`] (the same [`quorum_stats::Engine::judge`] `quorum simulate` runs).
+//! The stored votes are on senders (their address and domain keys) and, with
+//! `[statistics] fingerprints`, on campaigns ([`campaigns`]).
 
 pub mod campaigns;
+pub mod keys;
 
 use std::collections::{HashMap, HashSet};
 
 use quorum_config::StatisticsSettings;
-use quorum_domain::{EmailAddress, Timestamp};
-use quorum_stats::{DeletedBy, Engine, EvidenceUnit, Judgement, Settings, TrustStatus, Vote};
+use quorum_domain::Timestamp;
+use quorum_stats::{Engine, Evidence, EvidenceUnit, Judgement, KeyKind, Settings, TrustStatus, Vote};
 use quorum_storage::{
     CampaignVoteCursor, CorrelationRow, Database, DomainRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor,
 };
@@ -22,9 +25,6 @@ use tokio::sync::Mutex;
 
 /// Votes read per query while catching up.
 const PAGE: i64 = 10_000;
-
-/// The engine id of a domain or sender without votes (ids are dense from 0, so never one).
-const NO_VOTES: u32 = u32::MAX;
 
 pub struct Statistics {
     /// Held by the sync in progress.
@@ -40,13 +40,8 @@ struct State {
     engine: Engine,
     cursor: VoteCursor,
     campaign_cursor: CampaignVoteCursor,
-    /// Campaign ids in the database → the engine's.
-    campaigns: HashMap<i64, u32>,
     users: HashMap<i64, u32>,
     subscribers: Vec<i64>,
-    domains: HashMap<String, u32>,
-    domain_names: Vec<String>,
-    senders: HashMap<String, u32>,
     /// The trust status last written per user: `(status, approvals, spam)`, so a refresh
     /// writes only the rows that changed.
     written: Vec<(TrustStatus, u32, u32)>,
@@ -75,12 +70,8 @@ impl Statistics {
                 engine: Engine::new(Settings { unit, ..Settings::default() }),
                 cursor: VoteCursor::default(),
                 campaign_cursor: CampaignVoteCursor::default(),
-                campaigns: HashMap::new(),
                 users: HashMap::new(),
                 subscribers: Vec::new(),
-                domains: HashMap::new(),
-                domain_names: Vec::new(),
-                senders: HashMap::new(),
                 written: Vec::new(),
             }),
         }
@@ -125,7 +116,7 @@ impl Statistics {
             let state = self.state.lock().await;
             (state.cursor, state.campaign_cursor.clone())
         };
-        let mut touched: HashSet<u32> = HashSet::new();
+        let mut touched: HashSet<String> = HashSet::new();
         let mut votes = 0;
         loop {
             let page = db.votes_after(cursor, PAGE).await?;
@@ -136,10 +127,13 @@ impl Statistics {
             for v in &page {
                 let vote = if v.verdict == "approve" { Vote::Ham } else { Vote::Spam };
                 let user = state.user(v.subscriber_id);
-                let domain = state.domain(&v.domain);
-                let sender = state.sender(&v.address);
-                state.engine.record(user, domain, sender, vote);
-                touched.insert(domain);
+                let unit = format!("s:{}", v.address);
+                let keys = [
+                    Evidence::new(KeyKind::Sender, v.address.as_str(), unit.as_str()),
+                    Evidence::new(KeyKind::Domain, v.domain.as_str(), unit.as_str()),
+                ];
+                state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
+                touched.insert(v.domain.clone());
             }
             votes += page.len();
             if (page.len() as i64) < PAGE {
@@ -158,8 +152,9 @@ impl Statistics {
                     // An approval, or a copy that reached the Inbox from an approved sender.
                     let vote = if v.verdict == "spam" { Vote::Spam } else { Vote::Ham };
                     let user = state.user(v.subscriber_id);
-                    let campaign = state.campaign(v.campaign_id);
-                    state.engine.record_campaign(user, campaign, vote);
+                    let id = v.campaign_id.to_string();
+                    let keys = [Evidence::new(KeyKind::Campaign, id.as_str(), format!("c:{id}"))];
+                    state.engine.record_evidence(user, &keys, vote, v.created_at as f64);
                 }
                 votes += page.len();
                 if (page.len() as i64) < PAGE {
@@ -190,52 +185,38 @@ impl Statistics {
         Ok(Synced { votes, users })
     }
 
-    /// The statistics' verdict on mail from `from` for `subscriber_id`, of `campaign` if it
-    /// belongs to one; `major_isp` domains are judged by the sender address alone.
-    pub async fn judge(
-        &self,
-        subscriber_id: i64,
-        from: &EmailAddress,
-        major_isp: bool,
-        campaign: Option<i64>,
-    ) -> Judgement {
-        let mut state = self.state.lock().await;
-        let user = state.user(subscriber_id);
-        // A domain, sender or campaign nobody voted on has no evidence: it is looked up, not
-        // added (judging every sender ever seen would grow the tables without end).
-        let domain = state.domains.get(from.domain()).copied().unwrap_or(NO_VOTES);
-        let sender = state.senders.get(from.as_str()).copied().unwrap_or(NO_VOTES);
-        let campaign = campaign.filter(|_| self.fingerprints).and_then(|c| state.campaigns.get(&c).copied());
-        state.engine.judge(user, domain, sender, major_isp, campaign, self.delete_above)
+    /// The keys of a message ([`keys::evidence`]); without `[statistics] fingerprints`
+    /// the campaign is not one of them.
+    pub fn evidence(&self, facts: &keys::Facts<'_>) -> Vec<Evidence> {
+        let campaign = facts.campaign.filter(|_| self.fingerprints);
+        keys::evidence(&keys::Facts { campaign, ..*facts })
     }
 
-    /// The line shown for a message the statistics delete (stored as its reason): which
-    /// evidence was certain, with its probability and witnesses.
-    pub fn reason(judgement: &Judgement, domain: &str, campaign: Option<i64>) -> String {
-        let d = &judgement.domain;
-        let domain_part = format!(
-            "{domain} is a spammer with P = {:.7} ({} spam, {} not)",
-            d.p_spammer(),
-            d.spam_witnesses,
-            d.ham_witnesses
-        );
-        let campaign_part = match (judgement.campaign, campaign) {
-            (Some(c), Some(id)) => format!(
-                "campaign #{id} is spam with P = {:.7} ({} recipients said spam, {} not)",
-                c.p_spammer(),
-                c.spam_witnesses,
-                c.ham_witnesses
-            ),
-            _ => String::new(),
-        };
-        match judgement.deleted_by {
-            Some(DeletedBy::Fingerprint) => format!("statistics (fingerprint): {campaign_part}"),
-            Some(DeletedBy::Both) if !campaign_part.is_empty() => format!(
-                "statistics (domain and fingerprint, P = {:.7} together): {domain_part}; {campaign_part}",
-                judgement.p_spam()
-            ),
-            _ => format!("statistics (domain): {domain_part}"),
-        }
+    /// The statistics' verdict on a message with these keys for `subscriber_id`, now.
+    pub async fn judge(&self, subscriber_id: i64, evidence: &[Evidence]) -> Judgement {
+        let mut state = self.state.lock().await;
+        let user = state.user(subscriber_id);
+        state.engine.judge(user, evidence, Timestamp::now().0 as f64, self.delete_above)
+    }
+
+    /// The line shown for a message the statistics delete (stored as its reason): the
+    /// combined probability, then each key that spoke and was added, strongest first.
+    pub fn reason(judgement: &Judgement) -> String {
+        let mut terms: Vec<_> = judgement.terms.iter().filter(|t| t.logit != 0.0 && t.counted).collect();
+        terms.sort_by(|a, b| b.logit.total_cmp(&a.logit));
+        let parts: Vec<String> = terms
+            .iter()
+            .map(|t| {
+                format!("{} {} {:+.1} ({} spam, {} not)", t.kind.as_str(), t.key, t.logit, t.spam_units, t.ham_units)
+            })
+            .collect();
+        format!(
+            "statistics ({}): spam with P = {:.7}; prior {:+.1}, {}",
+            judgement.deleted_by.map_or("none", |k| k.as_str()),
+            judgement.p_spam(),
+            judgement.prior_logit,
+            parts.join(", ")
+        )
     }
 }
 
@@ -250,31 +231,11 @@ impl State {
         u
     }
 
-    fn domain(&mut self, name: &str) -> u32 {
-        if let Some(d) = self.domains.get(name) {
-            return *d;
-        }
-        let d = self.domain_names.len() as u32;
-        self.domains.insert(name.to_string(), d);
-        self.domain_names.push(name.to_string());
-        d
-    }
-
-    fn campaign(&mut self, id: i64) -> u32 {
-        let n = self.campaigns.len() as u32;
-        *self.campaigns.entry(id).or_insert(n)
-    }
-
-    fn sender(&mut self, address: &str) -> u32 {
-        let n = self.senders.len() as u32;
-        *self.senders.entry(address.to_string()).or_insert(n)
-    }
-
     /// The rows to write, and every user's status as it will then be stored.
     fn update(
         &self,
         changed: &[u32],
-        touched: &HashSet<u32>,
+        touched: &HashSet<String>,
         now: Timestamp,
     ) -> (StatisticsUpdate, Vec<(TrustStatus, u32, u32)>) {
         // Statuses can change for anyone (the population's rates moved), but most do not:
@@ -321,15 +282,15 @@ impl State {
             .collect();
         let domains = touched
             .iter()
-            .map(|&d| {
-                let s = self.engine.global_score(d);
-                DomainRow {
-                    domain: self.domain_names[d as usize].clone(),
-                    p_spammer: s.p_spammer(),
-                    spam_witnesses: i64::from(s.spam_witnesses),
-                    ham_witnesses: i64::from(s.ham_witnesses),
+            .filter_map(|d| {
+                let t = self.engine.global_term(KeyKind::Domain, d)?;
+                Some(DomainRow {
+                    domain: d.clone(),
+                    p_spammer: quorum_stats::logistic(t.logit),
+                    spam_witnesses: i64::from(t.spam_units),
+                    ham_witnesses: i64::from(t.ham_units),
                     computed_at: now.0,
-                }
+                })
             })
             .collect();
         (StatisticsUpdate { trust, correlations, domains }, statuses)

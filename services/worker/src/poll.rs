@@ -221,8 +221,8 @@ pub async fn poll_mailbox<DB: Database>(
         let campaigns = quorum_statistics::campaigns::assign(db, &fingerprints, now).await?;
         // Each message's fate, in order; the items to commit borrow from it.
         let mut fates: Vec<Fate> = Vec::with_capacity(inspected.len());
-        for (((((w, raw, info), disposition), check), own), campaign) in
-            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations).zip(campaigns)
+        for ((((((w, raw, info), disposition), check), own), campaign), fingerprint) in
+            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations).zip(campaigns).zip(&fingerprints)
         {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
             let keep = match disposition {
@@ -243,9 +243,30 @@ pub async fn poll_mailbox<DB: Database>(
             // decided already, and a probe's mail is all spam.
             let statistical = match (statistics, info.from.as_ref()) {
                 (Some(stats), Some(from)) if !own && !blocked(info) && !forged && !mailbox.spam_probe => {
-                    let major_isp = providers.get(from.domain()).is_some_and(|p| p.major_isp);
-                    let judgement = stats.judge(mailbox.subscriber_id, from, major_isp, campaign).await;
-                    judgement.delete().then(|| Statistics::reason(&judgement, from.domain(), campaign))
+                    // The forgery check found the handoff already; without checks, read the chain.
+                    let network = match check {
+                        Some(c) => c.evidence.handoff.map(quorum_domain::received::network),
+                        None => quorum_statistics::keys::network(raw, &mailbox.settings.trusted_domains),
+                    };
+                    // Made above when campaigns are on; the other keys need it too.
+                    let own_fingerprint;
+                    let fingerprint = match fingerprint {
+                        Some(f) => *f,
+                        None => {
+                            own_fingerprint = Fingerprint::of(raw);
+                            &own_fingerprint
+                        }
+                    };
+                    let evidence = stats.evidence(&quorum_statistics::keys::Facts {
+                        from: from.as_str(),
+                        own_address: from == &mailbox.email,
+                        major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                        fingerprint: Some(fingerprint),
+                        campaign,
+                        network: network.as_deref(),
+                    });
+                    let judgement = stats.judge(mailbox.subscriber_id, &evidence).await;
+                    judgement.delete().then(|| Statistics::reason(&judgement))
                 }
                 _ => None,
             };

@@ -112,6 +112,23 @@ pub fn handoff(hops: &[Hop], provider_domains: &[String]) -> Option<Handoff> {
     None
 }
 
+/// The network a sending host belongs to for reputation: its IPv4 /24 or IPv6 /48, as
+/// `a.b.c.0/24` or `x:y:z::/48`. Hosts of one operator (a botnet's infected homes on one ISP
+/// block, a hosting provider's servers) share it; a /24 is the unit of most DNS blocklists
+/// and a /48 the smallest IPv6 allocation to a site.
+pub fn network(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
 /// `host` is `domain` or a name under it.
 pub fn within(host: &str, domain: &str) -> bool {
     let (host, domain) = (host.trim_end_matches('.'), domain.trim_end_matches('.'));
@@ -154,6 +171,12 @@ fn is_public(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks() {
+        assert_eq!(network("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+        assert_eq!(network("2001:db8:abcd:12::1".parse().unwrap()), "2001:db8:abcd::/48");
+    }
 
     const SEED_FORGED_WEB_DE: &[u8] = b"Return-Path: <qwceilqxodjbd@online.sh.cn>\r\n\
 Received: from 207.217.125.20 ([211.191.62.186])\r\n\tby robin (EarthLink SMTP Server) with SMTP id 1bX4fK48O3NZFjX0\r\n\tTue, 17 Aug 2004 06:43:47 -0700 (PDT)\r\n\

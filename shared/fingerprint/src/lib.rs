@@ -59,7 +59,23 @@ pub struct Fingerprint {
     /// Registrable domains of the links, sorted, without duplicates.
     pub url_domains: Vec<String>,
     pub reply_to: Option<String>,
+    /// A message too short for a campaign: the exact hash of its normalised text, when
+    /// it has at least [`SHORT_TEXT_WORDS`] words and links somewhere (the link's domain is
+    /// part of the text). Short mail without a link (a one-line note, "thanks, see you at
+    /// 5") is what ham is made of and gets no key; the link's domain keeps a service's own
+    /// short notices (password resets, sign-in codes, with their numbers masked) apart
+    /// from anyone else's, which is where DCC's counts of short mail went wrong.
+    pub short_text: Option<u64>,
+    /// Exact hashes of the attachments and images ([`ATTACHMENT_BYTES`] or more).
+    pub attachments: Vec<u64>,
+    /// Mailing-list mail (`List-Id` or `List-Post`): the list's server hands it over.
+    pub list: bool,
 }
+
+/// Words a short text needs for its hash to be a key.
+pub const SHORT_TEXT_WORDS: usize = 5;
+/// Smallest attachment that gets a key: below this, icons and signatures' logos.
+pub const ATTACHMENT_BYTES: usize = 512;
 
 impl Fingerprint {
     /// Fingerprints a raw message; malformed MIME gives what could be read.
@@ -71,6 +87,9 @@ impl Fingerprint {
                 signature: Vec::new(),
                 url_domains: Vec::new(),
                 reply_to: None,
+                short_text: None,
+                attachments: Vec::new(),
+                list: false,
             };
         };
         let text: String =
@@ -81,9 +100,17 @@ impl Fingerprint {
         let mut content_types = Vec::new();
         let mut part_sizes = Vec::new();
         let mut images = 0u16;
-        for part in &message.parts {
+        let mut attachments = Vec::new();
+        for (i, part) in message.parts.iter().enumerate() {
             if matches!(part.body, PartType::Multipart(_)) {
                 continue;
+            }
+            let text = message.text_body.contains(&(i as u32)) || message.html_body.contains(&(i as u32));
+            if !text && matches!(part.body, PartType::Binary(_) | PartType::InlineBinary(_)) {
+                let contents = part.contents();
+                if contents.len() >= ATTACHMENT_BYTES {
+                    attachments.push(stable_hash([contents]));
+                }
             }
             let ct = part
                 .content_type()
@@ -93,13 +120,20 @@ impl Fingerprint {
             content_types.push(ct);
             part_sizes.push(log2_bucket(part.contents().len()));
         }
+        attachments.sort_unstable();
+        attachments.dedup();
         let body = raw.len().saturating_sub(message.root_part().raw_body_offset() as usize);
+        let short = tokens.len() >= SHORT_TEXT_WORDS && tokens.len() < MIN_WORDS as usize && !url_domains.is_empty();
+        let list = message.header("List-Id").is_some() || message.header("List-Post").is_some();
         Fingerprint {
             profile: Profile { length_bucket: log2_bucket(body), content_types, part_sizes, images },
             words: tokens.len().min(u32::MAX as usize) as u32,
             signature: signature(&tokens),
+            short_text: short.then(|| stable_hash(tokens.iter().map(String::as_bytes))),
             url_domains,
             reply_to,
+            attachments,
+            list,
         }
     }
 
@@ -432,6 +466,36 @@ with our licensed pharmacy. Reference code AB12CD34. Unsubscribe at http://pharm
             let raw = format!("From: a@b.example\r\n\r\n{}\r\n", words.join(" "));
             let f = Fingerprint::of(raw.as_bytes());
             proptest::prop_assert_eq!(f.similarity(&f), 1.0);
+        }
+
+        /// Hostile mail (a list message with a short linked text and two attachments, then
+        /// bytes flipped, cut and repeated) never panics, and the keys keep their rules.
+        #[test]
+        fn mangled_mime_gives_what_could_be_read(
+            edits in proptest::collection::vec((0usize..2048, proptest::num::u8::ANY), 0..24),
+            cut in 0usize..2048,
+            repeat in 0usize..4,
+        ) {
+            let blob = "QUJD".repeat(200);
+            let template = format!(
+                "From: a@b.example\r\nList-Id: <l.example>\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\r\nReset your password at \
+                 http://accounts.example/r?t=8812 =?utf-8?B?w6k=?= now\r\n--x\r\n\
+                 Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n{blob}\r\n--x\r\n\
+                 Content-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+                 {blob}\r\n--x--\r\n"
+            );
+            let mut raw = template.into_bytes();
+            for (at, byte) in edits {
+                let at = at % raw.len();
+                raw[at] = byte;
+            }
+            raw.truncate(cut.max(1).min(raw.len()));
+            let raw = raw.repeat(repeat + 1);
+            let f = Fingerprint::of(&raw);
+            proptest::prop_assert!(f.attachments.windows(2).all(|w| w[0] < w[1]));
+            proptest::prop_assert!(f.short_text.is_none() || !f.url_domains.is_empty());
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use quorum_stats::{Engine, Settings, Vote};
+use quorum_stats::{Engine, Evidence, KeyKind, Settings, Vote};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -51,6 +51,13 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// A vote on sender `s` at domain `d`: its sender and domain keys.
+fn record(engine: &mut Engine, user: u32, d: u32, s: u32, vote: Vote) {
+    let (domain, sender) = (format!("d{d}"), format!("s{s}@d{d}"));
+    let keys = [Evidence::new(KeyKind::Sender, &*sender, &*sender), Evidence::new(KeyKind::Domain, &*domain, &*sender)];
+    engine.record(user, &domain, &keys, vote, 0.0);
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -71,7 +78,8 @@ fn main() {
         for _ in 0..2_000 {
             let d = zipf.sample(&mut rng);
             if !legitimate(d) {
-                engine.record(p, d, sender(d, &mut rng), Vote::Spam);
+                let s = sender(d, &mut rng);
+                record(&mut engine, p, d, s, Vote::Spam);
                 votes += 1;
             }
         }
@@ -81,7 +89,8 @@ fn main() {
         for _ in 0..per_user {
             let d = zipf.sample(&mut rng);
             let vote = if legitimate(d) { Vote::Ham } else { Vote::Spam };
-            engine.record(u, d, sender(d, &mut rng), vote);
+            let s = sender(d, &mut rng);
+            record(&mut engine, u, d, s, vote);
             votes += 1;
         }
     }
@@ -90,14 +99,17 @@ fn main() {
     let refreshed = engine.refresh();
     let first = start.elapsed();
     let start = Instant::now();
-    let all: Vec<u32> = engine.domains().collect();
-    let condemned = all.iter().filter(|d| engine.global_score(**d).condemns(1.0 - 1e-6)).count();
+    let all: Vec<String> = engine.keys(KeyKind::Domain).map(str::to_string).collect();
+    let bound = quorum_stats::logit(1.0 - 1e-6);
+    let condemned =
+        all.iter().filter(|d| engine.global_term(KeyKind::Domain, d).is_some_and(|t| t.logit > bound)).count();
     let scored = start.elapsed();
     let start = Instant::now();
     for _ in 0..1_000 {
         let u = 10 + rng.gen_range(0..users as u32);
         let d = zipf.sample(&mut rng);
-        engine.record(u, d, sender(d, &mut rng), if legitimate(d) { Vote::Ham } else { Vote::Spam });
+        let s = sender(d, &mut rng);
+        record(&mut engine, u, d, s, if legitimate(d) { Vote::Ham } else { Vote::Spam });
     }
     let incremental = engine.refresh();
     let update = start.elapsed();

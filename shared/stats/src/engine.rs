@@ -1,24 +1,39 @@
-//! The statistics kept up to date as votes arrive: every user's per-domain counts, the
-//! votes on every sender, trust statuses, and each user's correlations to a bounded set of
-//! other users. Used by the service and, unchanged, by `quorum simulate`.
+//! The statistics kept up to date as votes arrive: the votes on every evidence key, every
+//! user's per-domain counts (for trust), each witness's estimated likelihoods, trust
+//! statuses, and each user's correlations to a bounded set of other users. Used by the
+//! service and, unchanged, by `quorum simulate`: both call [`Engine::judge`].
 //!
-//! **Cost.** No pass over all pairs of users, ever. A refresh recomputes only users whose
-//! votes changed since the last one ("dirty"), each against a bounded candidate set: the
-//! spam probes plus the users who share the most of its spammer domains, found through an
-//! inverted index (domain → users calling it spam), visiting the target's rarest domains
-//! first and at most `scan` users per domain. Each user's disagreement with the probes is
-//! counted as votes arrive (approvals of senders a probe received); the statuses then need
-//! one O(users) pass per refresh, and the coordination rule one pass over approved senders.
-//! Domain scores are computed on demand from the domain's votes.
+//! **Votes.** A vote on a message is a vote on each of its keys ([`crate::evidence`]). Per
+//! key, one entry per (unit, voter) holds that voter's decayed spam and approval masses, so
+//! a voter's many copies are one judgement and judging a key costs one pass over its
+//! entries. Decay: a vote cast at `t` weighs `2^(−(now − t)/half_life)`; masses are stored
+//! as `2^((t − epoch)/half_life)` and scaled once at judging time, so they add up
+//! without being rewritten.
 //!
-//! **Campaigns** (the fingerprint issue). The copies of one campaign share a fingerprint;
-//! the caller clusters them into campaign ids and records each user's verdict on a campaign
-//! beside the sender vote ([`Engine::record_campaign`]), and mail from an approved sender
-//! that went to the Inbox as an approval of its campaign. A campaign's witnesses are its
-//! distinct voters (each user's weighted consensus on it, weighted by trust exactly like
-//! sender evidence): the recipients of one campaign judge the same content independently,
-//! while one user's many copies are one judgement. Campaign votes do not enter the users'
-//! per-domain counts, so trust is measured on sender votes alone.
+//! **Witnesses** (the two-coin Dawid–Skene model, anchored). Each user's sensitivity (a
+//! spam vote on spam) is measured on the senders the spam probes received, their
+//! specificity (an approval of ham) on the senders another counted user approved; both are
+//! shrunk toward the population's pooled rates with [`Settings::shrinkage`] pseudo-votes
+//! (empirical Bayes), so a new user starts at the population's reliability. A spam vote's
+//! log-ratio is `ln(sens / (1 − spec))`, an approval's `ln((1 − sens) / spec)`; neither is
+//! ever turned around (a user worse than chance counts for nothing, not the opposite). A
+//! spam probe receives only what spammers send; its report's ratio is
+//! [`Settings::probe_ratio`] (20:1), lowered by the data when counted users approve what the
+//! probes received: `min(probe_ratio, (n + probe_ratio) / (approved + 1))` over the probes'
+//! `n` senders.
+//!
+//! **Priors.** The recipient's prior is their share of spam votes shrunk toward the
+//! population's (10 pseudo-votes): a new subscriber starts at what everyone sees.
+//!
+//! **Trust.** Who counts at all (statuses) and how much for one recipient (correlation) is
+//! [`crate::trust`]'s, as before: the seed's rules, the probe rule and the coordination rule.
+//!
+//! **Cost.** No pass over all pairs of users, ever. A refresh recomputes correlations only
+//! for users whose votes changed since the last one ("dirty"), each against a bounded
+//! candidate set: the spam probes plus the users who share the most of its spammer domains,
+//! found through an inverted index (domain → users calling it spam). The witnesses'
+//! anchors need one pass over the sender keys' entries, the statuses one over the users,
+//! the population mixtures only the keys touched since the last refresh.
 
 use std::collections::HashMap;
 
@@ -26,17 +41,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bayes::{Vote, VoteModel, logistic, logit},
-    domain::{EvidenceUnit, Score, SenderVotes, prior, score},
+    evidence::{Combination, DECISIVE, Evidence, KeyKind, Mixture, item_term, population_term},
     trust::{
         Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate, weight,
     },
 };
 
+/// What counts once under a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceUnit {
+    /// Every vote is a unit of its own (the seed's reading).
+    Votes,
+    /// Item keys count each voter once, population keys each distinct sender or campaign.
+    #[default]
+    Senders,
+}
+
+impl std::str::FromStr for EvidenceUnit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "votes" => Ok(EvidenceUnit::Votes),
+            "senders" => Ok(EvidenceUnit::Senders),
+            other => Err(format!("unknown evidence unit `{other}`; expected votes or senders")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
-    pub model: VoteModel,
+    pub combination: Combination,
     pub unit: EvidenceUnit,
+    /// The seed's likelihoods, used by [`Combination::Seed`] only.
+    pub model: VoteModel,
     pub trust: TrustSettings,
+    /// Half-life of a vote, in seconds (30 days).
+    pub half_life_secs: f64,
+    /// A spam probe's report: likelihood ratio at most this (20:1).
+    pub probe_ratio: f64,
+    /// Pseudo-votes pulling a user's estimated reliability toward the population's.
+    pub shrinkage: f64,
+    /// Item keys' impurity ε: the chance a message carrying the key is not of its item's
+    /// class (see [`crate::evidence`]). The campaign's is the fingerprint's measured
+    /// false-match rate; the others allow for addresses reused or spoofed.
+    pub campaign_impurity: f64,
+    pub item_impurity: f64,
     /// Users correlated with each target besides the probes.
     pub candidates: usize,
     /// Users looked at per spammer domain when choosing candidates.
@@ -46,14 +96,24 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            model: VoteModel::default(),
+            combination: Combination::default(),
             unit: EvidenceUnit::default(),
+            model: VoteModel::default(),
             trust: TrustSettings::default(),
+            half_life_secs: 30.0 * 86_400.0,
+            probe_ratio: 20.0,
+            shrinkage: 5.0,
+            campaign_impurity: 1e-4,
+            item_impurity: 1e-3,
             candidates: 50,
             scan: 32,
         }
     }
 }
+
+/// Reliability estimates are kept inside this range: nobody is certain, and nobody counts
+/// below chance.
+const RELIABILITY: (f64, f64) = (0.5, 0.99);
 
 #[derive(Debug, Clone, Default)]
 struct User {
@@ -65,74 +125,75 @@ struct User {
     ratios: Ratios,
     /// Correlations with this user as the target, sorted by candidate.
     correlations: Vec<(u32, Correlation)>,
-    /// Votes on senders a spam probe had received, and how many of them approved.
-    probe_hits: u32,
-    probe_hit_approvals: u32,
+    /// The log-ratios of this user's spam votes (≥ 0) and approvals (≤ 0).
+    llr_spam: f64,
+    llr_ham: f64,
 }
 
-/// Which evidence made a message certain spam.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeletedBy {
-    /// The sender domain's evidence alone was certain.
-    Domain,
-    /// The campaign fingerprint's evidence alone was certain.
-    Fingerprint,
-    /// Both were needed, or each alone was certain.
-    Both,
+/// One voter's votes on one unit of a key: decayed masses (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    unit: u32,
+    voter: u32,
+    spam: f64,
+    ham: f64,
 }
 
-impl DeletedBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeletedBy::Domain => "domain",
-            DeletedBy::Fingerprint => "fingerprint",
-            DeletedBy::Both => "both",
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum KeyType {
+    #[default]
+    Unknown,
+    SpamOnly,
+    HamOnly,
+    Mixed,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Key {
+    /// Sorted by (unit, voter).
+    entries: Vec<Entry>,
+    /// Population keys: the type the last refresh saw, for the kind's mixture.
+    seen: KeyType,
+}
+
+/// One key's part in a judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Term {
+    pub kind: KeyKind,
+    pub key: String,
+    /// Its log likelihood ratio (with [`Combination::Seed`], its witnesses' summed logits).
+    pub logit: f64,
+    /// Part of the combined log-odds: false for an item key weaker than the message's
+    /// strongest item key of the same sign ([`Engine::judge`]).
+    pub counted: bool,
+    /// Units whose evidence calls them spam or ham (voters for item keys).
+    pub spam_units: u32,
+    pub ham_units: u32,
 }
 
 /// The statistics' verdict on one message.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
-    /// The sender domain's evidence (for a `major_isp` domain, the address's).
-    pub domain: Score,
-    /// The campaign's evidence, when the message belongs to one.
-    pub campaign: Option<Score>,
-    /// Certain beyond the deletion bound (`deleted_statistical`), and by what.
-    pub deleted_by: Option<DeletedBy>,
+    /// The recipient's prior, in log-odds (0 with the seed's combination, whose witnesses
+    /// carry it).
+    pub prior_logit: f64,
+    /// One per key of the message, in the order given.
+    pub terms: Vec<Term>,
+    /// Certain beyond the deletion bound (`deleted_statistical`), and the key that said the
+    /// most.
+    pub deleted_by: Option<KeyKind>,
 }
 
 impl Judgement {
-    /// Combines the two pieces of evidence and applies the deletion bound. They are treated
-    /// as independent witnesses, so their log-odds add: a message is deleted when the
-    /// domain, the fingerprint or both together make it certain. Evidence that leans the
-    /// other way (an approved newsletter's fingerprint, logit < 0) is subtracted, so it can
-    /// save a message whose domain alone would have been certain.
-    pub fn new(domain: Score, campaign: Option<Score>, delete_above: f64) -> Judgement {
-        let mut j = Judgement { domain, campaign, deleted_by: None };
-        let bound = logit(delete_above);
-        if j.logit() > bound {
-            let by_campaign = campaign.is_some_and(|c| c.logit > bound);
-            j.deleted_by = Some(match (domain.logit > bound, by_campaign) {
-                (true, false) => DeletedBy::Domain,
-                (false, true) => DeletedBy::Fingerprint,
-                _ => DeletedBy::Both,
-            });
-        }
-        j
-    }
-
     /// Combined log-odds that the message is spam.
     pub fn logit(&self) -> f64 {
-        self.domain.logit + self.campaign.map_or(0.0, |c| c.logit)
+        self.prior_logit + self.terms.iter().filter(|t| t.counted).map(|t| t.logit).sum::<f64>()
     }
 
     pub fn delete(&self) -> bool {
         self.deleted_by.is_some()
     }
 
-    /// The chance the message is spam, from both pieces of evidence.
     pub fn p_spam(&self) -> f64 {
         logistic(self.logit())
     }
@@ -140,6 +201,11 @@ impl Judgement {
     /// The chance the message is not spam, for ranking the summary.
     pub fn not_spam(&self) -> f64 {
         1.0 - self.p_spam()
+    }
+
+    /// The term of one kind of key, if the message has one (the first).
+    pub fn term(&self, kind: KeyKind) -> Option<&Term> {
+        self.terms.iter().find(|t| t.kind == kind)
     }
 }
 
@@ -150,35 +216,61 @@ pub struct Refreshed {
     pub correlations: usize,
 }
 
+#[derive(Clone)]
 pub struct Engine {
     settings: Settings,
     users: Vec<User>,
     statuses: Vec<TrustStatus>,
-    /// Per domain, every vote on its senders.
-    domains: HashMap<u32, Vec<SenderVotes>>,
-    /// Per domain, the users whose ratio calls it spam.
+    /// Per kind, key name → key id; keys by id.
+    names: [HashMap<String, u32>; 8],
+    keys: Vec<Key>,
+    kinds: Vec<KeyKind>,
+    /// Unit names (senders, campaigns) → ids.
+    units: HashMap<String, u32>,
+    /// Units made for [`EvidenceUnit::Votes`], counted down from `u32::MAX`.
+    vote_units: u32,
+    /// The time masses are relative to (the first vote's).
+    epoch: Option<f64>,
+    /// Per population kind: keys seen spam-only, ham-only, mixed.
+    types: [[u64; 3]; 8],
+    mixtures: [Mixture; 8],
+    touched: Vec<u32>,
+    is_touched: Vec<bool>,
+    probe_llr: f64,
+    /// The population's pooled sensitivity and specificity.
+    pooled: (f64, f64),
+    /// The latest vote's time: what the operator's tables decay to.
+    latest: f64,
+    /// The share of spam among counted users' votes (probes aside), as of the last refresh.
+    population_spam: f64,
+    /// Per domain key, the users whose ratio calls it spam.
     spam_index: HashMap<u32, Vec<u32>>,
-    /// Senders a spam probe received (all spam, by definition of a probe).
-    probe_senders: std::collections::HashSet<u32>,
-    /// Per sender, the (non-probe) users who approved it, once per approval.
-    approvers: HashMap<u32, Vec<u32>>,
-    /// Per campaign, every vote on it (`sender` is the voter: one witness per voter).
-    campaigns: HashMap<u32, Vec<SenderVotes>>,
     dirty: Vec<u32>,
     is_dirty: Vec<bool>,
 }
 
 impl Engine {
     pub fn new(settings: Settings) -> Self {
+        let even = Mixture::from_counts(0, 0, 0);
         Engine {
             settings,
             users: Vec::new(),
             statuses: Vec::new(),
-            domains: HashMap::new(),
+            names: Default::default(),
+            keys: Vec::new(),
+            kinds: Vec::new(),
+            units: HashMap::new(),
+            vote_units: u32::MAX,
+            epoch: None,
+            types: [[0; 3]; 8],
+            mixtures: [even; 8],
+            touched: Vec::new(),
+            is_touched: Vec::new(),
+            probe_llr: settings.probe_ratio.ln(),
+            pooled: (0.9, 0.9),
+            latest: 0.0,
+            population_spam: 0.5,
             spam_index: HashMap::new(),
-            probe_senders: std::collections::HashSet::new(),
-            approvers: HashMap::new(),
-            campaigns: HashMap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
         }
@@ -190,7 +282,8 @@ impl Engine {
 
     /// A new user (ids are dense, from 0); a probe votes spam on everything it receives.
     pub fn add_user(&mut self, probe: bool) -> u32 {
-        self.users.push(User { probe, ..User::default() });
+        let (llr_spam, llr_ham) = if probe { (self.probe_llr, 0.0) } else { llrs(self.pooled.0, self.pooled.1) };
+        self.users.push(User { probe, llr_spam, llr_ham, ..User::default() });
         self.statuses.push(if probe { TrustStatus::Probe } else { TrustStatus::TooFewVotes { votes: 0 } });
         self.is_dirty.push(false);
         (self.users.len() - 1) as u32
@@ -200,10 +293,14 @@ impl Engine {
     pub fn set_probe(&mut self, user: u32, probe: bool) {
         if self.users[user as usize].probe != probe {
             self.users[user as usize].probe = probe;
-            if !self.is_dirty[user as usize] {
-                self.is_dirty[user as usize] = true;
-                self.dirty.push(user);
-            }
+            self.mark_dirty(user);
+        }
+    }
+
+    fn mark_dirty(&mut self, user: u32) {
+        if !self.is_dirty[user as usize] {
+            self.is_dirty[user as usize] = true;
+            self.dirty.push(user);
         }
     }
 
@@ -212,27 +309,44 @@ impl Engine {
         &self.dirty
     }
 
-    /// Records one vote of `user` on a message from `sender` at `domain`.
-    pub fn record(&mut self, user: u32, domain: u32, sender: u32, vote: Vote) {
+    fn key_id(&mut self, kind: KeyKind, name: &str) -> u32 {
+        if let Some(id) = self.names[kind.index()].get(name) {
+            return *id;
+        }
+        let id = self.keys.len() as u32;
+        self.names[kind.index()].insert(name.to_string(), id);
+        self.keys.push(Key::default());
+        self.kinds.push(kind);
+        self.is_touched.push(false);
+        id
+    }
+
+    fn unit_id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.units.get(name) {
+            return *id;
+        }
+        let id = self.units.len() as u32;
+        self.units.insert(name.to_string(), id);
+        id
+    }
+
+    /// Records one vote of `user` at time `at` (seconds) on a message from a sender at
+    /// `domain` carrying `evidence`. The domain feeds the user's per-domain counts (trust
+    /// correlation) whether or not the domain is itself evidence (`major_isp`).
+    pub fn record(&mut self, user: u32, domain: &str, evidence: &[Evidence], vote: Vote, at: f64) {
+        self.count(user, domain, vote);
+        self.record_evidence(user, evidence, vote, at);
+    }
+
+    fn count(&mut self, user: u32, domain: &str, vote: Vote) {
         let (a, s) = match vote {
             Vote::Ham => (1, 0),
             Vote::Spam => (0, 1),
         };
+        let domain = self.key_id(KeyKind::Domain, domain);
         let u = &mut self.users[user as usize];
         u.approvals += a;
         u.spam += s;
-        if u.probe {
-            self.probe_senders.insert(sender);
-        } else {
-            if self.probe_senders.contains(&sender) {
-                u.probe_hits += 1;
-                u.probe_hit_approvals += a;
-            }
-            if a > 0 {
-                // Duplicates are removed where it matters, in the coordination rule.
-                self.approvers.entry(sender).or_default().push(user);
-            }
-        }
         match u.counts.binary_search_by_key(&domain, |c| c.0) {
             Ok(i) => {
                 u.counts[i].1 += a;
@@ -240,26 +354,44 @@ impl Engine {
             }
             Err(i) => u.counts.insert(i, (domain, a, s)),
         }
-        // Appended, not merged: scores sum over a sender's votes (and take the strongest
-        // voter's weight), so one entry per vote gives the same result as merged counts.
-        self.domains.entry(domain).or_default().push(SenderVotes { sender, voter: user, approvals: a, spam: s });
-        if !self.is_dirty[user as usize] {
-            self.is_dirty[user as usize] = true;
-            self.dirty.push(user);
+        self.mark_dirty(user);
+    }
+
+    /// Records `user`'s verdict on keys without counting it as one of their votes: a copy
+    /// that reached their Inbox from a sender they approved approves its campaign (and
+    /// whatever else it carries), though they never answered for it.
+    pub fn record_evidence(&mut self, user: u32, evidence: &[Evidence], vote: Vote, at: f64) {
+        let epoch = *self.epoch.get_or_insert(at);
+        self.latest = self.latest.max(at);
+        let mass = ((at - epoch) / self.settings.half_life_secs).exp2();
+        let (spam, ham) = if vote == Vote::Spam { (mass, 0.0) } else { (0.0, mass) };
+        for e in evidence {
+            let key = self.key_id(e.kind, &e.key);
+            let unit = match (self.settings.unit, e.kind.population()) {
+                (EvidenceUnit::Votes, _) => {
+                    self.vote_units -= 1;
+                    self.vote_units
+                }
+                (EvidenceUnit::Senders, true) => self.unit_id(&e.unit),
+                (EvidenceUnit::Senders, false) => user,
+            };
+            let entries = &mut self.keys[key as usize].entries;
+            match entries.binary_search_by_key(&(unit, user), |e| (e.unit, e.voter)) {
+                Ok(i) => {
+                    entries[i].spam += spam;
+                    entries[i].ham += ham;
+                }
+                Err(i) => entries.insert(i, Entry { unit, voter: user, spam, ham }),
+            }
+            if e.kind.population() && !self.is_touched[key as usize] {
+                self.is_touched[key as usize] = true;
+                self.touched.push(key);
+            }
         }
     }
 
-    /// Records `user`'s verdict on a campaign: their vote on one of its messages, or an
-    /// approval when a copy reached their Inbox from a sender they approved.
-    pub fn record_campaign(&mut self, user: u32, campaign: u32, vote: Vote) {
-        let (approvals, spam) = match vote {
-            Vote::Ham => (1, 0),
-            Vote::Spam => (0, 1),
-        };
-        self.campaigns.entry(campaign).or_default().push(SenderVotes { sender: user, voter: user, approvals, spam });
-    }
-
-    /// Brings ratios, the spam index, statuses and the dirty users' correlations up to date.
+    /// Brings ratios, the spam index, witnesses, statuses, mixtures and the dirty users'
+    /// correlations up to date.
     pub fn refresh(&mut self) -> Refreshed {
         let dirty = std::mem::take(&mut self.dirty);
         for &u in &dirty {
@@ -284,17 +416,24 @@ impl Engine {
             .iter()
             .map(|u| base_status(&UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam }, &trust))
             .collect();
-        // Disagreement with the probes, per sender: approving what a probe received.
-        let measured: Vec<Option<(f64, usize)>> = self
-            .users
+        let anchors = self.anchors();
+        // Disagreement with the probes: approving what a probe received.
+        let measured: Vec<Option<(f64, usize)>> = anchors
             .iter()
-            .map(|u| {
-                (u.probe_hits > 0)
-                    .then(|| (f64::from(u.probe_hit_approvals) / f64::from(u.probe_hits), u.probe_hits as usize))
-            })
+            .map(|a| (a.probe_n > 0).then(|| (1.0 - a.probe_agree / a.probe_n as f64, a.probe_n as usize)))
             .collect();
         apply_probe_rule(&mut self.statuses, &measured, &trust);
-        self.apply_coordination_rule();
+        self.apply_coordination_rule(&anchors);
+        self.estimate_witnesses(&anchors);
+        self.update_mixtures();
+        let (mut spam, mut votes) = (0.0, 0.0);
+        for (u, user) in self.users.iter().enumerate() {
+            if !user.probe && self.statuses[u].counts() {
+                spam += f64::from(user.spam);
+                votes += f64::from(user.spam + user.approvals);
+            }
+        }
+        self.population_spam = (spam + 1.0) / (votes + 2.0);
         let mut correlations = 0;
         let mut shared = vec![0u32; self.users.len()];
         for &t in &dirty {
@@ -311,45 +450,205 @@ impl Engine {
         Refreshed { users: dirty.len(), correlations }
     }
 
-    /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender the
-    /// spam probes received (so spam) that `coordination` or more accounts approved is
-    /// *contested*; an account that approved `coordination` or more contested senders is
-    /// excluded if such senders are nearly all (90%) it approved. Honest mistakes are rare and
-    /// scattered, and honest approvals go mostly to correspondents no probe hears from;
-    /// every account of a spammer approves the same spam senders and little else. Looks only
-    /// at approved senders.
-    fn apply_coordination_rule(&mut self) {
+    /// One pass over the sender keys: per user, their votes on senders a probe received
+    /// (and how many were spam votes), on senders another counted user approved (and how
+    /// many approvals), and how many contested senders (received by a probe, approved by
+    /// `coordination` or more accounts) they approved.
+    fn anchors(&self) -> Vec<Anchor> {
+        let mut anchors = vec![Anchor::default(); self.users.len()];
         let min = self.settings.trust.coordination as usize;
-        if min == 0 {
-            return;
-        }
-        let mut contested: HashMap<u32, u32> = HashMap::new();
-        for (sender, approvers) in &self.approvers {
-            if approvers.len() < min || !self.probe_senders.contains(sender) {
+        let mut probe_senders = 0u64;
+        let mut probe_senders_approved = 0u64;
+        for (id, key) in self.keys.iter().enumerate() {
+            if self.kinds[id] != KeyKind::Sender || key.entries.len() < 2 {
                 continue;
             }
-            let mut distinct = approvers.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            if distinct.len() >= min {
-                for u in distinct {
-                    *contested.entry(u).or_default() += 1;
+            // A sender key is one item: all its voters judged the same sender.
+            let unit = key.entries.as_slice();
+            {
+                let probed = unit.iter().any(|e| self.users[e.voter as usize].probe);
+                let approvers: Vec<u32> = unit
+                    .iter()
+                    .filter(|e| e.ham > e.spam && !self.users[e.voter as usize].probe)
+                    .map(|e| e.voter)
+                    .collect();
+                let counted = approvers.iter().filter(|&&v| self.statuses[v as usize].counts()).count();
+                if probed {
+                    probe_senders += 1;
+                    probe_senders_approved += u64::from(counted > 0);
+                }
+                let contested = probed && min > 0 && approvers.len() >= min;
+                for e in unit.iter().filter(|e| !self.users[e.voter as usize].probe) {
+                    let a = &mut anchors[e.voter as usize];
+                    let spam = e.spam >= e.ham;
+                    if probed {
+                        a.probe_n += 1;
+                        a.probe_agree += f64::from(u8::from(spam));
+                    }
+                    let own = usize::from(!spam && self.statuses[e.voter as usize].counts());
+                    if counted > own {
+                        a.ham_n += 1;
+                        a.ham_agree += f64::from(u8::from(!spam));
+                    }
+                    if contested && !spam {
+                        a.contested += 1;
+                    }
                 }
             }
         }
-        for (u, senders) in contested {
-            // Nearly all of the account's approvals went to such senders: an honest user
-            // approves their own correspondents too, whom no probe ever hears from.
-            let approvals = self.users[u as usize].approvals.max(1);
-            let status = &mut self.statuses[u as usize];
-            if senders as usize >= min
-                && f64::from(senders) >= 0.9 * f64::from(approvals)
+        if let Some(first) = anchors.first_mut() {
+            // Carried on the first row: the probes' own record.
+            first.probe_senders = probe_senders;
+            first.probe_senders_approved = probe_senders_approved;
+        }
+        anchors
+    }
+
+    /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender the
+    /// spam probes received (so spam) that `coordination` or more accounts approved is
+    /// *contested*; an account that approved `coordination` or more contested senders is
+    /// excluded if such senders are nearly all (90%) it approved. Honest mistakes are rare
+    /// and scattered, and honest approvals go mostly to correspondents no probe hears from.
+    fn apply_coordination_rule(&mut self, anchors: &[Anchor]) {
+        let min = self.settings.trust.coordination;
+        if min == 0 {
+            return;
+        }
+        for (u, a) in anchors.iter().enumerate() {
+            let approvals = self.users[u].approvals.max(1);
+            let status = &mut self.statuses[u];
+            if a.contested >= min
+                && f64::from(a.contested) >= 0.9 * f64::from(approvals)
                 && status.counts()
                 && *status != TrustStatus::Probe
             {
-                *status = TrustStatus::ApprovesCondemned { senders };
+                *status = TrustStatus::ApprovesCondemned { senders: a.contested };
             }
         }
+    }
+
+    /// The population's pooled sensitivity and specificity (counted users), and each user's
+    /// own, shrunk toward them; the probes' ratio from how often what they received was
+    /// approved (module docs).
+    fn estimate_witnesses(&mut self, anchors: &[Anchor]) {
+        let (mut pn, mut pa, mut hn, mut ha) = (0.0, 0.0, 0.0, 0.0);
+        for (u, a) in anchors.iter().enumerate() {
+            if self.statuses[u].counts() && !self.users[u].probe {
+                pn += a.probe_n as f64;
+                pa += a.probe_agree;
+                hn += a.ham_n as f64;
+                ha += a.ham_agree;
+            }
+        }
+        let (lo, hi) = RELIABILITY;
+        // Two pseudo-votes at 0.9 each way: before any anchor, a user is taken to be right
+        // nine times in ten.
+        let sens0 = ((pa + 1.8) / (pn + 2.0)).clamp(lo, hi);
+        let spec0 = ((ha + 1.8) / (hn + 2.0)).clamp(lo, hi);
+        self.pooled = (sens0, spec0);
+        let k = self.settings.shrinkage;
+        let (n, approved) = anchors.first().map_or((0, 0), |a| (a.probe_senders, a.probe_senders_approved));
+        let ratio = self.settings.probe_ratio.min((n as f64 + self.settings.probe_ratio) / (approved as f64 + 1.0));
+        self.probe_llr = ratio.max(1.0).ln();
+        for (u, user) in self.users.iter_mut().enumerate() {
+            if user.probe {
+                (user.llr_spam, user.llr_ham) = (self.probe_llr, 0.0);
+                continue;
+            }
+            let a = anchors.get(u).copied().unwrap_or_default();
+            let sens = ((a.probe_agree + k * sens0) / (a.probe_n as f64 + k)).clamp(lo, hi);
+            let spec = ((a.ham_agree + k * spec0) / (a.ham_n as f64 + k)).clamp(lo, hi);
+            (user.llr_spam, user.llr_ham) = llrs(sens, spec);
+        }
+    }
+
+    /// Re-types the population keys touched since the last refresh (global weights: every
+    /// counted user fully) and updates their kinds' mixtures.
+    fn update_mixtures(&mut self) {
+        let touched = std::mem::take(&mut self.touched);
+        for key in touched {
+            self.is_touched[key as usize] = false;
+            let kind = self.kinds[key as usize];
+            let units = self.unit_logits(key, None, None, self.latest, |_| true);
+            let (s, h) = units
+                .iter()
+                .fold((0, 0), |(s, h), (_, l)| (s + u32::from(*l >= DECISIVE), h + u32::from(*l <= -DECISIVE)));
+            let now = match (s, h) {
+                _ if s + h < 2 => KeyType::Unknown,
+                (_, 0) => KeyType::SpamOnly,
+                (0, _) => KeyType::HamOnly,
+                _ => KeyType::Mixed,
+            };
+            let before = std::mem::replace(&mut self.keys[key as usize].seen, now);
+            let counts = &mut self.types[kind.index()];
+            for (t, delta) in [(before, -1i64), (now, 1)] {
+                let slot = match t {
+                    KeyType::Unknown => continue,
+                    KeyType::SpamOnly => 0,
+                    KeyType::HamOnly => 1,
+                    KeyType::Mixed => 2,
+                };
+                counts[slot] = counts[slot].saturating_add_signed(delta);
+            }
+        }
+        for kind in KeyKind::ALL {
+            let [s, h, m] = self.types[kind.index()];
+            self.mixtures[kind.index()] = Mixture::from_counts(s, h, m);
+        }
+    }
+
+    /// The mixture a population kind's keys are judged with now.
+    pub fn mixture(&self, kind: KeyKind) -> Mixture {
+        self.mixtures[kind.index()]
+    }
+
+    /// Each unit's summed evidence under a key, `(unit, ℓᵤ)`: for `recipient` (trust
+    /// weights, decay to `now`), or with every counted user at full weight when `None`
+    /// (the mixture estimate and the operator's tables). `seed_prior`, with the seed's
+    /// combination, turns each unit into its witness logit instead. Entries `keep` rejects
+    /// are left out (see [`Engine::judge`]).
+    fn unit_logits(
+        &self,
+        key: u32,
+        recipient: Option<u32>,
+        seed_prior: Option<f64>,
+        now: f64,
+        keep: impl Fn(&Entry) -> bool,
+    ) -> Vec<(u32, f64)> {
+        let decay = self.epoch.map_or(1.0, |epoch| (-(now - epoch) / self.settings.half_life_secs).exp2());
+        let mut out: Vec<(u32, f64)> = Vec::new();
+        for unit in self.keys[key as usize].entries.chunk_by(|a, b| a.unit == b.unit) {
+            let (mut ell, mut balance, mut strongest) = (0.0, 0.0, 0.0f64);
+            for e in unit.iter().filter(|e| keep(e)) {
+                let w = match recipient {
+                    Some(r) => self.weight(r, e.voter),
+                    None => f64::from(u8::from(self.statuses[e.voter as usize].counts())),
+                };
+                if w <= 0.0 {
+                    continue;
+                }
+                let (spam, ham) = (e.spam * decay, e.ham * decay);
+                let strength = spam.max(ham).min(1.0);
+                let user = &self.users[e.voter as usize];
+                ell += w * strength * if spam > ham { user.llr_spam } else { user.llr_ham };
+                balance += w * (spam - ham);
+                strongest = strongest.max(w * strength);
+            }
+            let value = match seed_prior {
+                // The seed: the unit is one witness, its voters' weighted majority, with the
+                // Bayes posterior of that verdict under the recipient's prior.
+                Some(prior) if balance != 0.0 => {
+                    let vote = if balance > 0.0 { Vote::Spam } else { Vote::Ham };
+                    strongest * logit(self.settings.model.posterior(vote, prior))
+                }
+                Some(_) => continue,
+                None => ell,
+            };
+            if value != 0.0 {
+                out.push((unit[0].unit, value));
+            }
+        }
+        out
     }
 
     /// The probes and the users sharing the most of `t`'s spammer domains, rarest first.
@@ -390,15 +689,24 @@ impl Engine {
         self.statuses[user as usize]
     }
 
+    /// The log-ratios of `user`'s spam votes and approvals, as last estimated.
+    pub fn reliability(&self, user: u32) -> (f64, f64) {
+        let u = &self.users[user as usize];
+        (u.llr_spam, u.llr_ham)
+    }
+
     /// `user`'s correlations as the target, by candidate.
     pub fn correlations(&self, user: u32) -> &[(u32, Correlation)] {
         &self.users[user as usize].correlations
     }
 
-    /// The recipient's prior: their share of spam votes.
+    /// The recipient's prior P(spam): their share of spam votes with 10 pseudo-votes at the
+    /// population's share (counted users other than probes, as of the last refresh), inside
+    /// [0.02, 0.98].
     pub fn prior(&self, recipient: u32) -> f64 {
+        let population = self.population_spam;
         let u = &self.users[recipient as usize];
-        prior(u64::from(u.approvals), u64::from(u.spam))
+        ((f64::from(u.spam) + 10.0 * population) / (f64::from(u.spam + u.approvals) + 10.0)).clamp(0.02, 0.98)
     }
 
     /// How much `voter` counts for `recipient`.
@@ -408,222 +716,354 @@ impl Engine {
         weight(&self.settings.trust, recipient == voter, &self.statuses[voter as usize], correlation)
     }
 
-    /// The domain's score for `recipient`. With `sender`, only that address's votes count
-    /// (address-level statistics, for `major_isp` domains whose many users are not spammers).
-    pub fn score(&self, recipient: u32, domain: u32, sender: Option<u32>) -> Score {
-        let empty = Vec::new();
-        let votes = self.domains.get(&domain).unwrap_or(&empty);
+    /// The statistics' verdict on one message for `recipient` at `now` (seconds) from the
+    /// votes on its keys (SPEC 2.2): delete when P(spam) exceeds `delete_above`, compared in
+    /// log-odds so that bounds like 1 − 1e-9 keep their meaning.
+    ///
+    /// **Each vote counts once per message.** A vote on an earlier message is a vote on all
+    /// of that message's keys, so the keys of the message judged now share voters: two
+    /// users who blanked one newsletter voted on its sender, its domain and its campaign.
+    /// Adding the three terms would count those two judgements three times. So:
+    /// - a population key leaves out the message's own unit (its sender under the domain,
+    ///   its campaign under a URL or network), whose votes its item keys already hold: the
+    ///   population term is about the message as a *new* unit, as its derivation assumes
+    ///   ([`crate::evidence`]); what remains are other senders' and campaigns' votes;
+    /// - the item keys (sender, campaign, Reply-To, hashes) judge one message through the
+    ///   same votes, so they are combined as fully dependent evidence: the strongest term
+    ///   for spam plus the strongest against, not their sum. Both are monotone in every
+    ///   term, so a spam vote still never lowers P(spam).
+    ///
+    /// Each term keeps its own value in [`Judgement::terms`] (what `explain` shows); the
+    /// item keys not counted carry their value in [`Term::logit`] but are marked by
+    /// [`Term::counted`] false.
+    pub fn judge(&self, recipient: u32, evidence: &[Evidence], now: f64, delete_above: f64) -> Judgement {
         let prior = self.prior(recipient);
-        let weight = |voter| self.weight(recipient, voter);
-        match sender {
-            None => score(&self.settings.model, self.settings.unit, prior, votes, weight),
-            Some(s) => {
-                let own: Vec<SenderVotes> = votes.iter().filter(|v| v.sender == s).copied().collect();
-                score(&self.settings.model, self.settings.unit, prior, &own, weight)
+        let seed = self.settings.combination == Combination::Seed;
+        let prior_logit = if seed { 0.0 } else { logit(prior) };
+        let mut terms: Vec<Term> = evidence
+            .iter()
+            .map(|e| {
+                let mut term =
+                    Term { kind: e.kind, key: e.key.clone(), logit: 0.0, counted: true, spam_units: 0, ham_units: 0 };
+                let Some(&key) = self.names[e.kind.index()].get(&e.key) else { return term };
+                // The seed's formula counts every witness on every key, as seed 002 does.
+                let own = if e.kind.population() && !seed { self.units.get(&e.unit).copied() } else { None };
+                let units = self.unit_logits(key, Some(recipient), seed.then_some(prior), now, |x| own != Some(x.unit));
+                term.spam_units = units.iter().filter(|(_, l)| *l > 0.0).count() as u32;
+                term.ham_units = units.iter().filter(|(_, l)| *l < 0.0).count() as u32;
+                term.logit = match (seed, e.kind.population()) {
+                    (true, _) => units.iter().map(|(_, l)| l).sum(),
+                    (false, true) => population_term(units.iter().map(|(_, l)| *l), &self.mixture(e.kind)),
+                    (false, false) => {
+                        let epsilon = match e.kind {
+                            KeyKind::Campaign => self.settings.campaign_impurity,
+                            _ => self.settings.item_impurity,
+                        };
+                        item_term(units.iter().map(|(_, l)| l).sum(), epsilon)
+                    }
+                };
+                term
+            })
+            .collect();
+        if !seed {
+            let strongest = |spam: bool| {
+                let items = terms.iter().enumerate().filter(|(_, t)| !t.kind.population() && (t.logit > 0.0) == spam);
+                items.max_by(|a, b| a.1.logit.abs().total_cmp(&b.1.logit.abs())).map(|(i, _)| i)
+            };
+            let keep = [strongest(true), strongest(false)];
+            for (i, t) in terms.iter_mut().enumerate() {
+                t.counted = t.kind.population() || t.logit == 0.0 || keep.contains(&Some(i));
             }
         }
+        let mut j = Judgement { prior_logit, terms, deleted_by: None };
+        if j.logit() > logit(delete_above) {
+            j.deleted_by =
+                j.terms.iter().filter(|t| t.counted).max_by(|a, b| a.logit.total_cmp(&b.logit)).map(|t| t.kind);
+        }
+        j
     }
 
-    /// The campaign's score for `recipient`: one witness per voter, weighted by trust;
-    /// `None` when nobody has voted on it.
-    pub fn campaign_score(&self, recipient: u32, campaign: u32) -> Option<Score> {
-        let votes = self.campaigns.get(&campaign)?;
-        let weight = |voter| self.weight(recipient, voter);
-        Some(score(&self.settings.model, EvidenceUnit::Senders, self.prior(recipient), votes, weight))
+    /// A key's term with every counted user at full weight and an even prior (no
+    /// recipient): the operator's tables.
+    pub fn global_term(&self, kind: KeyKind, name: &str) -> Option<Term> {
+        let key = *self.names[kind.index()].get(name)?;
+        let units = self.unit_logits(key, None, None, self.latest, |_| true);
+        let logit = match kind.population() {
+            true => population_term(units.iter().map(|(_, l)| *l), &self.mixture(kind)),
+            false => item_term(units.iter().map(|(_, l)| l).sum(), self.settings.item_impurity),
+        };
+        Some(Term {
+            kind,
+            key: name.to_string(),
+            logit,
+            counted: true,
+            spam_units: units.iter().filter(|(_, l)| *l > 0.0).count() as u32,
+            ham_units: units.iter().filter(|(_, l)| *l < 0.0).count() as u32,
+        })
     }
 
-    /// The statistics' verdict on one message from `sender` at `domain` for `recipient`
-    /// (SPEC 2.2), with its campaign if it has one: delete when the evidence makes it spam
-    /// beyond `delete_above` ([`Judgement::new`]). For a `major_isp` domain (many users,
-    /// most not spammers) only the sender address's own evidence counts. The judgement's
-    /// P(not spam) ranks held mail.
-    pub fn judge(
-        &self,
-        recipient: u32,
-        domain: u32,
-        sender: u32,
-        major_isp: bool,
-        campaign: Option<u32>,
-        delete_above: f64,
-    ) -> Judgement {
-        let domain = self.score(recipient, domain, major_isp.then_some(sender));
-        let campaign = campaign.and_then(|c| self.campaign_score(recipient, c));
-        Judgement::new(domain, campaign, delete_above)
+    /// Every key of a kind with votes.
+    pub fn keys(&self, kind: KeyKind) -> impl Iterator<Item = &str> + '_ {
+        self.names[kind.index()]
+            .iter()
+            .filter(|(_, id)| !self.keys[**id as usize].entries.is_empty())
+            .map(|(name, _)| name.as_str())
     }
+}
 
-    /// The domain's score with every counted user at full weight (no recipient): the
-    /// operator's per-domain table.
-    pub fn global_score(&self, domain: u32) -> Score {
-        let empty = Vec::new();
-        let votes = self.domains.get(&domain).unwrap_or(&empty);
-        let weight = |voter: u32| if self.statuses[voter as usize].counts() { 1.0 } else { 0.0 };
-        score(&self.settings.model, self.settings.unit, 0.5, votes, weight)
-    }
+/// A user's anchored record, from [`Engine::anchors`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Anchor {
+    probe_n: u32,
+    probe_agree: f64,
+    ham_n: u32,
+    ham_agree: f64,
+    contested: u32,
+    probe_senders: u64,
+    probe_senders_approved: u64,
+}
 
-    /// Every domain with votes.
-    pub fn domains(&self) -> impl Iterator<Item = u32> + '_ {
-        self.domains.keys().copied()
-    }
+/// The log-ratios of a spam vote and of an approval by a witness with this sensitivity and
+/// specificity, never turned around.
+fn llrs(sens: f64, spec: f64) -> (f64, f64) {
+    ((sens / (1.0 - spec)).ln().max(0.0), ((1.0 - sens) / spec).ln().min(0.0))
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    #[test]
-    fn votes_build_statuses_correlations_and_scores() {
-        let mut e = Engine::new(Settings::default());
-        let probe = e.add_user(true);
-        let alice = e.add_user(false);
-        let bob = e.add_user(false);
-        let newcomer = e.add_user(false);
-        // Spam domains 0..30 (sender = domain); alice's and bob's correspondents at 100+.
-        for d in 0..30 {
-            e.record(probe, d, d, Vote::Spam);
-            e.record(alice, d, d, Vote::Spam);
-            if d % 2 == 0 {
-                e.record(bob, d, d, Vote::Spam);
-            }
-        }
-        for d in 100..110 {
-            e.record(alice, d, d, Vote::Ham);
-            e.record(bob, d + 50, d + 50, Vote::Ham);
-        }
-        e.record(newcomer, 5, 5, Vote::Ham);
-        let r = e.refresh();
-        assert_eq!(r.users, 4);
-        assert_eq!(e.status(probe), TrustStatus::Probe);
-        assert_eq!(e.status(alice), TrustStatus::Trusted);
-        assert_eq!(e.status(newcomer), TrustStatus::TooFewVotes { votes: 1 });
-        // Alice agrees with the probe on all of her spammer domains.
-        let rows = e.correlations(alice);
-        let to_probe = rows.iter().find(|(c, _)| *c == probe).unwrap().1;
-        assert!(to_probe.rms_error < 1e-9 && to_probe.domains == 30, "{rows:?}");
-        // Bob saw half of them: the other half count fully against him.
-        let to_bob = rows.iter().find(|(c, _)| *c == bob).unwrap().1;
-        assert!((to_bob.rms_error - 0.5f64.sqrt()).abs() < 1e-6, "{to_bob:?}");
-        assert!(e.weight(alice, bob) < 0.2 && e.weight(alice, probe) == 1.0 && e.weight(alice, newcomer) == 0.0);
+    const DAY: f64 = 86_400.0;
+    const BOUND: f64 = 1.0 - 1e-6;
 
-        // Domain 3's one sender is reported by the probe and alice (one witness per sender:
-        // bob's prior 16/27 makes it 0.83); the newcomer's approval is ignored.
-        let s = e.score(bob, 3, None);
-        assert!(s.p_spammer() > 0.8 && (s.spam_witnesses, s.ham_witnesses) == (1, 0), "{s:?}");
-        assert!(e.score(bob, 100, None).p_spammer() < 0.1, "alice's correspondent");
-        // A major ISP's domain is judged by the sender address alone.
-        assert!(e.judge(bob, 3, 3, true, None, 1.0 - 1e-6).domain.spam_witnesses == 1);
-        assert_eq!(e.judge(bob, 3, 999, true, None, 1.0 - 1e-6).domain.spam_witnesses, 0);
-        // Only dirty users are recomputed.
-        e.record(bob, 29, 29, Vote::Spam);
-        assert_eq!(e.refresh().users, 1);
+    /// The keys of a message from `sender` at `domain` in `campaign`, linking to `url`.
+    fn message(sender: &str, campaign: Option<&str>, url: Option<&str>) -> Vec<Evidence> {
+        let domain = sender.rsplit_once('@').map_or(sender, |(_, d)| d);
+        let unit = campaign.unwrap_or(sender);
+        let mut keys =
+            vec![Evidence::new(KeyKind::Sender, sender, sender), Evidence::new(KeyKind::Domain, domain, sender)];
+        keys.extend(campaign.map(|c| Evidence::new(KeyKind::Campaign, c, c)));
+        keys.extend(url.map(|u| Evidence::new(KeyKind::Url, u, unit)));
+        keys
     }
 
-    #[test]
-    fn accounts_approving_the_same_spam_senders_are_excluded() {
-        let mut e = Engine::new(Settings::default());
-        let probe = e.add_user(true);
-        for d in 0..30 {
-            e.record(probe, d, d, Vote::Spam);
-        }
-        let sybils: Vec<u32> = (0..5).map(|_| e.add_user(false)).collect();
-        for &s in &sybils {
-            for d in 0..4 {
-                e.record(s, d, d, Vote::Ham);
-            }
-            for d in 4..10 {
-                e.record(s, d, d, Vote::Spam);
-            }
-        }
-        // Honest users: blank the spam, approve their correspondents; one mistake each, and
-        // two of them err on the same spam sender.
-        let honest: Vec<u32> = (0..4).map(|_| e.add_user(false)).collect();
-        for (i, &h) in honest.iter().enumerate() {
-            for d in 0..20 {
-                let mistake = d == 10 + (i as u32).min(1);
-                e.record(h, d, d, if mistake { Vote::Ham } else { Vote::Spam });
-            }
-            for c in 0..5 {
-                e.record(h, 100 + c, 1000 + 10 * i as u32 + c, Vote::Ham);
-            }
-        }
-        e.refresh();
-        for s in sybils {
-            assert_eq!(e.status(s), TrustStatus::ApprovesCondemned { senders: 4 });
-        }
-        for h in honest {
-            assert_eq!(e.status(h), TrustStatus::Trusted, "user {h}");
-        }
+    fn vote(e: &mut Engine, user: u32, keys: &[Evidence], v: Vote, at: f64) {
+        let domain = keys.iter().find(|k| k.kind == KeyKind::Domain).map_or("none", |k| k.key.as_str()).to_string();
+        e.record(user, &domain, keys, v, at);
     }
 
-    /// Trusted users (each with a probe-like history on domains 0..30) and one probe.
-    fn population(n: usize) -> (Engine, Vec<u32>) {
+    /// `n` users with a history like the probes' (30 spam senders blanked, 5 correspondents
+    /// approved each), and one probe.
+    fn population(n: usize) -> (Engine, u32, Vec<u32>) {
         let mut e = Engine::new(Settings::default());
         let probe = e.add_user(true);
         let users: Vec<u32> = (0..n).map(|_| e.add_user(false)).collect();
         for d in 0..30 {
-            e.record(probe, d, d, Vote::Spam);
+            let spam = message(&format!("s{d}@spam{d}.example"), None, None);
+            vote(&mut e, probe, &spam, Vote::Spam, 0.0);
             for (i, &u) in users.iter().enumerate() {
-                e.record(u, d, d, Vote::Spam);
-                e.record(u, 1000 + i as u32, 1000 + i as u32, Vote::Ham);
+                vote(&mut e, u, &spam, Vote::Spam, 0.0);
+                if d < 5 {
+                    vote(&mut e, u, &message(&format!("friend{d}@home{i}.example"), None, None), Vote::Ham, 0.0);
+                }
             }
         }
         e.refresh();
-        (e, users)
+        (e, probe, users)
     }
 
     #[test]
-    fn a_campaign_reported_by_its_recipients_is_certain_whatever_its_senders() {
-        let (mut e, users) = population(16);
-        let bound = 1.0 - 1e-6;
-        // Every copy comes from a new sender at a new domain: no domain evidence at all.
-        // The recipients' prior is ½ (as much ham as spam), so each report is worth
-        // logit(0.99 / (0.99 + 0.30)) = 1.19 and twelve make 14.3 > logit(1 − 1e-6) = 13.8.
+    fn statuses_correlations_and_witnesses() {
+        let (mut e, probe, users) = population(3);
+        let newcomer = e.add_user(false);
+        vote(&mut e, newcomer, &message("s1@spam1.example", None, None), Vote::Ham, 0.0);
+        e.refresh();
+        assert_eq!(e.status(probe), TrustStatus::Probe);
+        assert_eq!(e.status(users[0]), TrustStatus::Trusted);
+        assert_eq!(e.status(newcomer), TrustStatus::TooFewVotes { votes: 1 });
+        let to_probe = e.correlations(users[0]).iter().find(|(c, _)| *c == probe).unwrap().1;
+        assert!(to_probe.rms_error < 1e-9 && to_probe.domains == 30, "{to_probe:?}");
+        // Agreeing with the probe on 30 senders makes a user's approvals strong evidence;
+        // nobody else approved their correspondents, so their specificity is the
+        // population's prior one (0.9) and a spam vote is worth 0.99 / 0.1.
+        let (spam, ham) = e.reliability(users[0]);
+        assert!((spam - (0.99f64 / 0.1).ln()).abs() < 0.05 && ham < -4.0, "{spam} {ham}");
+        assert!((e.reliability(probe).0 - 20f64.ln()).abs() < 1e-9);
+        assert_eq!(e.weight(users[0], newcomer), 0.0);
+        // Only dirty users are recomputed.
+        vote(&mut e, users[1], &message("x@y.example", None, None), Vote::Spam, 0.0);
+        assert_eq!(e.refresh().users, 1);
+    }
+
+    #[test]
+    fn no_single_key_deletes_and_agreeing_keys_do() {
+        let (mut e, probe, users) = population(16);
+        // Three other campaigns linking to the same domain, reported by the probe.
+        for c in 0..3 {
+            let other = message(&format!("o{c}@other{c}.example"), Some(&format!("o{c}")), Some("pills.example"));
+            vote(&mut e, probe, &other, Vote::Spam, 0.0);
+        }
+        // Every copy from a new sender at a new domain; twelve recipients report it.
         for (i, &u) in users.iter().enumerate().take(12) {
-            e.record(u, 500 + i as u32, 500 + i as u32, Vote::Spam);
-            e.record_campaign(u, 7, Vote::Spam);
+            let copy = message(&format!("x{i}@rot{i}.example"), Some("c7"), Some("pills.example"));
+            vote(&mut e, u, &copy, Vote::Spam, 0.0);
         }
         e.refresh();
         let late = users[15];
-        let j = e.judge(late, 999, 999, false, Some(7), bound);
-        assert_eq!(j.domain.spam_witnesses, 0);
-        assert_eq!(j.campaign.unwrap().spam_witnesses, 12);
-        assert_eq!(j.deleted_by, Some(DeletedBy::Fingerprint), "{j:?}");
-        assert!(j.not_spam() < 1e-6);
-        // Without the campaign the same message is only held.
-        assert!(!e.judge(late, 999, 999, false, None, bound).delete());
-        // One user's many copies are one witness.
-        let (mut e, users) = population(3);
-        for _ in 0..20 {
-            e.record_campaign(users[0], 7, Vote::Spam);
-        }
-        assert_eq!(e.campaign_score(users[2], 7).unwrap().spam_witnesses, 1);
-        assert_eq!(e.campaign_score(users[2], 8), None);
+        let campaign_only = e.judge(late, &message("new@fresh.example", Some("c7"), None), 0.0, BOUND);
+        let c = campaign_only.term(KeyKind::Campaign).unwrap();
+        assert_eq!(c.spam_units, 12);
+        // At most 1 − ε from one key, however many said spam.
+        assert!(campaign_only.p_spam() > 0.999 && !campaign_only.delete(), "{campaign_only:?}");
+        assert!((c.logit - logit(1.0 - 1e-4)).abs() < 0.01, "{c:?}");
+        let both = e.judge(late, &message("new@fresh.example", Some("c7"), Some("pills.example")), 0.0, BOUND);
+        assert_eq!(both.deleted_by, Some(KeyKind::Campaign), "{both:?}");
+        assert!(both.term(KeyKind::Url).unwrap().logit > 0.0);
+        assert_eq!(both.term(KeyKind::Domain).unwrap().logit, 0.0, "nobody voted on the domain");
     }
 
     #[test]
-    fn an_approved_newsletter_is_not_deleted_by_the_few_who_blank_it() {
-        let (mut e, users) = population(40);
-        let bound = 1.0 - 1e-6;
-        // 30 subscribers approved the newsletter's sender: its new issue reaches their
-        // Inbox (an approval of its campaign); 8 others leave it blank.
-        for &u in &users[..30] {
-            e.record_campaign(u, 3, Vote::Ham);
+    fn a_new_address_at_a_mixed_domain_is_held() {
+        let (mut e, probe, users) = population(10);
+        // Eight spam senders at a free-mail-like domain reported by the probe and users,
+        // two correspondents there approved.
+        for (i, &u) in users.iter().enumerate().take(8) {
+            let spam = message(&format!("spam{i}@mixed.example"), None, None);
+            vote(&mut e, probe, &spam, Vote::Spam, 0.0);
+            vote(&mut e, u, &spam, Vote::Spam, 0.0);
         }
-        for &u in &users[30..38] {
-            e.record(u, 77, 77, Vote::Spam);
-            e.record_campaign(u, 3, Vote::Spam);
+        for (i, &u) in users.iter().enumerate().take(2) {
+            vote(&mut e, u, &message(&format!("pal{i}@mixed.example"), None, None), Vote::Ham, 0.0);
         }
         e.refresh();
-        for &u in &users[38..] {
-            let j = e.judge(u, 77, 77, false, Some(3), bound);
-            assert!(!j.delete() && j.campaign.unwrap().logit < 0.0, "{j:?}");
+        let j = e.judge(users[9], &message("newcomer@mixed.example", None, None), 0.0, BOUND);
+        let d = j.term(KeyKind::Domain).unwrap();
+        assert_eq!((d.spam_units, d.ham_units), (8, 2));
+        assert!(!j.delete() && j.p_spam() < 0.999, "{j:?}");
+        // The same spam senders with no approval: stronger, but a domain alone is not
+        // certain about its next sender.
+        let (mut e, probe, users) = population(10);
+        for (i, &u) in users.iter().enumerate().take(8) {
+            let spam = message(&format!("spam{i}@spamonly.example"), None, None);
+            vote(&mut e, probe, &spam, Vote::Spam, 0.0);
+            vote(&mut e, u, &spam, Vote::Spam, 0.0);
         }
-        // Approval evidence on the fingerprint outweighs a domain that alone looks certain.
-        let certain = Score { logit: 20.0, spam_witnesses: 9, ham_witnesses: 0 };
-        let approved = Score { logit: -30.0, spam_witnesses: 0, ham_witnesses: 30 };
-        assert!(!Judgement::new(certain, Some(approved), bound).delete());
-        assert_eq!(Judgement::new(certain, None, bound).deleted_by, Some(DeletedBy::Domain));
-        let half = Score { logit: 8.0, spam_witnesses: 3, ham_witnesses: 0 };
-        assert_eq!(Judgement::new(half, Some(half), bound).deleted_by, Some(DeletedBy::Both));
-        assert_eq!(Judgement::new(half, None, bound).deleted_by, None);
+        e.refresh();
+        let only = e.judge(users[9], &message("newcomer@spamonly.example", None, None), 0.0, BOUND);
+        assert!(only.term(KeyKind::Domain).unwrap().logit > d.logit + 3.0 && !only.delete(), "{only:?}");
+        // A known sender: its own votes (sender key) and its domain's other senders (its
+        // own unit is the sender key's).
+        let known = e.judge(users[9], &message("spam0@spamonly.example", None, None), 0.0, BOUND);
+        assert_eq!(known.term(KeyKind::Domain).unwrap().spam_units, 7);
+        assert_eq!(known.term(KeyKind::Sender).unwrap().spam_units, 2);
+    }
+
+    #[test]
+    fn two_votes_on_one_newsletter_count_once() {
+        // Two users blank a newsletter: their two judgements are votes on its sender, its
+        // domain and its campaign. For a third subscriber they count once: the strongest
+        // item key, and the domain has no sender besides the newsletter's own.
+        let (mut e, _, users) = population(4);
+        let letter = message("news@letters.example", Some("weekly"), None);
+        vote(&mut e, users[0], &letter, Vote::Spam, 0.0);
+        vote(&mut e, users[1], &letter, Vote::Spam, 0.0);
+        e.refresh();
+        let j = e.judge(users[2], &letter, 0.0, BOUND);
+        let (sender, campaign) = (j.term(KeyKind::Sender).unwrap(), j.term(KeyKind::Campaign).unwrap());
+        assert!(sender.logit > 0.0 && campaign.logit > 0.0, "{j:?}");
+        assert_eq!(j.term(KeyKind::Domain).unwrap().logit, 0.0, "{j:?}");
+        assert_eq!(u8::from(sender.counted) + u8::from(campaign.counted), 1, "{j:?}");
+        let strongest = sender.logit.max(campaign.logit);
+        assert!((j.logit() - j.prior_logit - strongest).abs() < 1e-9, "{j:?}");
+        assert!(!j.delete());
+        // A second sender of the domain that the same two blanked is the domain's evidence
+        // about the newsletter: a different unit.
+        let other = message("promo@letters.example", None, None);
+        vote(&mut e, users[0], &other, Vote::Spam, 0.0);
+        vote(&mut e, users[1], &other, Vote::Spam, 0.0);
+        e.refresh();
+        let j = e.judge(users[2], &letter, 0.0, BOUND);
+        assert_eq!(j.term(KeyKind::Domain).unwrap().spam_units, 1, "{j:?}");
+        assert!(j.term(KeyKind::Domain).unwrap().logit > 0.0, "{j:?}");
+    }
+
+    #[test]
+    fn old_votes_count_less() {
+        let (mut e, _, users) = population(4);
+        let keys = message("once@old.example", None, None);
+        vote(&mut e, users[0], &keys, Vote::Spam, 0.0);
+        e.refresh();
+        let fresh = e.judge(users[1], &keys, 0.0, BOUND).term(KeyKind::Sender).unwrap().logit;
+        let later = e.judge(users[1], &keys, 60.0 * DAY, BOUND).term(KeyKind::Sender).unwrap().logit;
+        assert!(later > 0.0 && (later - fresh / 4.0).abs() < 0.3 * fresh, "{fresh} then {later}");
+    }
+
+    #[test]
+    fn sybils_approving_the_same_spam_senders_are_excluded_and_weaker() {
+        let (mut e, probe, honest) = population(4);
+        let sybils: Vec<u32> = (0..5).map(|_| e.add_user(false)).collect();
+        for &s in &sybils {
+            for d in 0..4 {
+                vote(&mut e, s, &message(&format!("s{d}@spam{d}.example"), None, None), Vote::Ham, 0.0);
+            }
+            for d in 4..10 {
+                vote(&mut e, s, &message(&format!("s{d}@spam{d}.example"), None, None), Vote::Spam, 0.0);
+            }
+        }
+        e.refresh();
+        for &s in &sybils {
+            assert_eq!(e.status(s), TrustStatus::ApprovesCondemned { senders: 4 });
+            assert_eq!(e.weight(honest[0], s), 0.0);
+        }
+        for &h in &honest {
+            assert_eq!(e.status(h), TrustStatus::Trusted, "user {h}");
+        }
+        assert_eq!(e.status(probe), TrustStatus::Probe);
+    }
+
+    #[test]
+    fn the_seeds_combination_is_a_setting() {
+        let settings = Settings { combination: Combination::Seed, ..Settings::default() };
+        let mut e = Engine::new(settings);
+        let (a, b) = (e.add_user(false), e.add_user(false));
+        let keys = message("x@spam.example", None, None);
+        vote(&mut e, a, &keys, Vote::Spam, 0.0);
+        e.refresh();
+        let j = e.judge(b, &keys, 0.0, BOUND);
+        // Own votes only (a has too few votes to count for b): nothing.
+        assert_eq!(j.logit(), 0.0);
+        let j = e.judge(a, &keys, 0.0, BOUND);
+        let witness = logit(VoteModel::default().posterior(Vote::Spam, e.prior(a)));
+        // Each key's one witness carries the prior again: the seed's formula.
+        assert!((j.term(KeyKind::Sender).unwrap().logit - witness).abs() < 1e-9, "{j:?}");
+        assert!((j.logit() - 2.0 * witness).abs() < 1e-9);
+        assert_eq!(j.prior_logit, 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn a_spam_vote_never_lowers_and_an_approval_never_raises_p_spam(
+            history in prop::collection::vec((0usize..6, 0usize..4, any::<bool>()), 0..40),
+            voter in 0usize..6, judged in 0usize..6, sender in 0usize..4,
+        ) {
+            let mut e = Engine::new(Settings::default());
+            let probe = e.add_user(true);
+            let users: Vec<u32> = (0..6).map(|_| e.add_user(false)).collect();
+            let keys = |s: usize| message(&format!("a{s}@d{}.example", s % 2), Some(&format!("c{}", s % 3)), Some("u.example"));
+            for (u, s, spam) in &history {
+                vote(&mut e, users[*u], &keys(*s), if *spam { Vote::Spam } else { Vote::Ham }, 0.0);
+            }
+            vote(&mut e, probe, &keys(0), Vote::Spam, 0.0);
+            e.refresh();
+            let before = e.judge(users[judged], &keys(sender), 0.0, BOUND).logit();
+            // Weights and reliabilities stay as they are: one more vote, judged at once.
+            let (mut spam, mut ham) = (e.clone(), e);
+            vote(&mut spam, users[voter], &keys(sender), Vote::Spam, 0.0);
+            vote(&mut ham, users[voter], &keys(sender), Vote::Ham, 0.0);
+            prop_assert!(spam.judge(users[judged], &keys(sender), 0.0, BOUND).logit() >= before - 1e-9);
+            prop_assert!(ham.judge(users[judged], &keys(sender), 0.0, BOUND).logit() <= before + 1e-9);
+        }
     }
 }

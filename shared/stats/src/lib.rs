@@ -1,17 +1,17 @@
-//! Collaborative statistics (SPEC 4): what every subscriber's answers say about a sender
-//! domain, and whose answers to believe.
+//! Collaborative statistics (SPEC 4): what every subscriber's answers say about the next
+//! message, and whose answers to believe.
 //!
-//! - [`bayes`]: per-vote probabilities with priors and their combination in log-odds;
-//! - [`domain`]: a domain's probability for one recipient, per vote or per sender address;
+//! - [`bayes`]: the seed's per-vote probabilities with priors, and log-odds arithmetic;
+//! - [`evidence`]: evidence keys, and one key's likelihood ratio (items and populations);
 //! - [`trust`]: the RMS correlation between users, trust statuses and weights;
-//! - [`engine`]: all of it kept up to date incrementally as votes arrive.
+//! - [`engine`]: all of it kept up to date incrementally as votes arrive, and the judgement.
 
 pub mod bayes;
-pub mod domain;
 pub mod engine;
+pub mod evidence;
 pub mod trust;
 
 pub use bayes::{Vote, VoteModel, combine_logit, logistic, logit};
-pub use domain::{EvidenceUnit, Score, SenderVotes, prior, score};
-pub use engine::{DeletedBy, Engine, Judgement, Refreshed, Settings};
+pub use engine::{Engine, EvidenceUnit, Judgement, Refreshed, Settings, Term};
+pub use evidence::{Combination, Evidence, KeyKind, Mixture};
 pub use trust::{Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, correlate, weight};

@@ -1,0 +1,128 @@
+//! The evidence keys of one message: the one list the worker, the re-score before a
+//! summary, `quorum explain`, the classification benchmark and `quorum simulate` all judge
+//! and vote on (pure).
+//!
+//! Which keys a message gets, and what counts once under each ([`quorum_stats::evidence`]):
+//! - the **sender address**, unless it is the subscriber's own (spammers forge it: votes on
+//!   the subscriber's own address would judge the subscriber's own mail);
+//! - the **sender domain**, unless the provider table marks it `major_isp` (its users are
+//!   not one sender); each distinct address is one unit;
+//! - the **campaign**, when the fingerprint found one;
+//! - every **URL registrable domain** in the visible text and the **handoff network**
+//!   (/24, /48), each counted once per distinct campaign (else per short text, else per
+//!   sender): a mailing list's footer links and a hosting provider's network are stamped on
+//!   every message they carry, so they must take many independent campaigns to mean
+//!   anything. Mailing-list mail gets no network key: its handoff is the list's server;
+//! - the **Reply-To** address when it differs from From;
+//! - for short mail with a link, the **exact hash of its normalised text**; the **hash of
+//!   each attachment or image**.
+
+use quorum_fingerprint::Fingerprint;
+use quorum_stats::{Evidence, KeyKind};
+
+/// URL domains and attachments per message that become keys (the first, in order): a
+/// message linking to hundreds of domains is not hundreds of pieces of evidence.
+const MAX_PER_KIND: usize = 8;
+
+/// What is known of one message when its keys are made.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The From address, lower-cased.
+    pub from: &'a str,
+    /// The From address is the subscriber's own.
+    pub own_address: bool,
+    /// The sender's domain is `major_isp` in the provider table.
+    pub major_isp: bool,
+    pub fingerprint: Option<&'a Fingerprint>,
+    pub campaign: Option<i64>,
+    /// The handoff IP's network ([`quorum_domain::received::network`]).
+    pub network: Option<&'a str>,
+}
+
+/// The message's keys (module docs).
+pub fn evidence(facts: &Facts<'_>) -> Vec<Evidence> {
+    let from = facts.from;
+    let domain = from.rsplit_once('@').map_or("", |(_, d)| d);
+    let sender_unit = format!("s:{from}");
+    let mut keys = Vec::with_capacity(8);
+    if !facts.own_address {
+        keys.push(Evidence::new(KeyKind::Sender, from, sender_unit.as_str()));
+    }
+    if !facts.major_isp && !domain.is_empty() {
+        keys.push(Evidence::new(KeyKind::Domain, domain, sender_unit.as_str()));
+    }
+    let fingerprint = facts.fingerprint;
+    let short = fingerprint.and_then(|f| f.short_text).map(|h| format!("{h:016x}"));
+    let unit = match (facts.campaign, &short) {
+        (Some(c), _) => format!("c:{c}"),
+        (None, Some(h)) => format!("t:{h}"),
+        (None, None) => sender_unit,
+    };
+    if let Some(c) = facts.campaign {
+        keys.push(Evidence::new(KeyKind::Campaign, c.to_string(), unit.as_str()));
+    }
+    if let Some(f) = fingerprint {
+        for url in f.url_domains.iter().take(MAX_PER_KIND) {
+            keys.push(Evidence::new(KeyKind::Url, url.as_str(), unit.as_str()));
+        }
+        if let Some(reply_to) = f.reply_to.as_deref().filter(|r| *r != from) {
+            keys.push(Evidence::new(KeyKind::ReplyTo, reply_to, unit.as_str()));
+        }
+        for a in f.attachments.iter().take(MAX_PER_KIND) {
+            keys.push(Evidence::new(KeyKind::Attachment, format!("{a:016x}"), unit.as_str()));
+        }
+    }
+    if let Some(network) = facts.network.filter(|_| !fingerprint.is_some_and(|f| f.list)) {
+        keys.push(Evidence::new(KeyKind::Network, network, unit.as_str()));
+    }
+    if let Some(h) = short {
+        keys.push(Evidence::new(KeyKind::ShortText, h, unit.as_str()));
+    }
+    keys
+}
+
+/// The network of the host that handed `raw` to the subscriber's provider, with the
+/// provider's domains `trusted_domains` (empty: learned from the chain).
+pub fn network(raw: &[u8], trusted_domains: &[String]) -> Option<String> {
+    let hops = quorum_domain::received::hops(raw);
+    quorum_domain::received::handoff(&hops, trusted_domains).map(|h| quorum_domain::received::network(h.ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(keys: &[Evidence]) -> Vec<KeyKind> {
+        keys.iter().map(|k| k.kind).collect()
+    }
+
+    #[test]
+    fn which_keys_and_units() {
+        let raw =
+            b"Received: from bot (bot [45.33.1.7]) by mx.isp.example with ESMTP; Mon, 1 Jan 2024 00:00:00 +0000\r\n\
+From: a@spam.example\r\nReply-To: drop@mail.example\r\nSubject: x\r\n\r\n\
+Click http://www.pills.example/buy?id=8812 now to reset your account today\r\n";
+        let f = Fingerprint::of(raw);
+        let net = network(raw, &[]);
+        assert_eq!(net.as_deref(), Some("45.33.1.0/24"));
+        let facts = Facts {
+            from: "a@spam.example",
+            own_address: false,
+            major_isp: false,
+            fingerprint: Some(&f),
+            campaign: None,
+            network: net.as_deref(),
+        };
+        let keys = evidence(&facts);
+        use KeyKind::*;
+        assert_eq!(kinds(&keys), [Sender, Domain, Url, ReplyTo, Network, ShortText]);
+        // No campaign: the short text is the unit of the URL and the network.
+        let unit = &keys[5].key;
+        assert_eq!(keys[2].unit, format!("t:{unit}"));
+        assert_eq!(keys[1].unit, "s:a@spam.example");
+        // Own address: no sender key; a major ISP: no domain key; a campaign is the unit.
+        let own = evidence(&Facts { own_address: true, major_isp: true, campaign: Some(9), ..facts });
+        assert_eq!(kinds(&own), [Campaign, Url, ReplyTo, Network, ShortText]);
+        assert!(own.iter().all(|k| k.unit == "c:9"));
+    }
+}
