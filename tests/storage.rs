@@ -44,6 +44,7 @@ fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> Pol
         subject: None,
         checked: None,
         campaign: None,
+        stat_keys: None,
     }
 }
 
@@ -130,6 +131,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             subject: Some("one"),
             checked: None,
             campaign: None,
+            stat_keys: None,
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -141,6 +143,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             subject: None,
             checked: None,
             campaign: None,
+            stat_keys: None,
         },
         PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None },
     ];
@@ -175,6 +178,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         subject: None,
         checked: None,
         campaign: None,
+        stat_keys: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -197,6 +201,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         subject: None,
         checked: None,
         campaign: None,
+        stat_keys: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();

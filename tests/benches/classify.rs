@@ -98,6 +98,7 @@ async fn setup(corpus: &[Vec<u8>], infos: &[InspectedMessage], spam: &[bool], dn
             subject: None,
             checked: None,
             campaign: *campaign,
+            stat_keys: None,
         })
         .collect();
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

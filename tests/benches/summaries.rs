@@ -60,6 +60,7 @@ async fn main() {
                 subject: info.subject.as_deref(),
                 checked: None,
                 campaign: None,
+                stat_keys: None,
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();

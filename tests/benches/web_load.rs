@@ -52,6 +52,7 @@ async fn seed(db: &Sqlite, subscribers: usize, messages: usize) -> Vec<i64> {
                 subject: Some(&subjects[m]),
                 checked: None,
                 campaign: None,
+                stat_keys: None,
             })
             .collect();
         db.commit_poll(added.mailbox_id, added.subscriber_id, &items, now).await.unwrap();

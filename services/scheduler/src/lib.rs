@@ -86,15 +86,19 @@ impl<DB: Database> SummarySender<DB> {
                 judged.push((m, 0.5));
                 continue;
             };
-            // The keys the stored votes are on: sender, domain and campaign.
-            let evidence = self.statistics.evidence(&quorum_statistics::keys::Facts {
-                from: from.as_str(),
-                own_address: from == email,
-                major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
-                fingerprint: None,
-                campaign: m.campaign_id,
-                network: None,
-            });
+            // The keys the worker judged it by; from before they were kept: its sender,
+            // domain and campaign.
+            let evidence = match m.stat_keys.as_deref().and_then(quorum_statistics::keys::decode) {
+                Some(keys) => keys,
+                None => self.statistics.evidence(&quorum_statistics::keys::Facts {
+                    from: from.as_str(),
+                    own_address: from == email,
+                    major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                    fingerprint: None,
+                    campaign: m.campaign_id,
+                    network: None,
+                }),
+            };
             let j = self.statistics.judge(subscriber.subscriber_id, &evidence).await;
             if j.delete() {
                 let reason = Statistics::reason(&j);

@@ -81,6 +81,18 @@ pub fn evidence(facts: &Facts<'_>) -> Vec<Evidence> {
     keys
 }
 
+/// The keys as the message stores them (`messages.stat_keys`), for its votes and the
+/// re-score before a summary.
+pub fn encode(keys: &[Evidence]) -> String {
+    // A list of plain structs with string fields: serialising it cannot fail.
+    serde_json::to_string(keys).unwrap_or_default()
+}
+
+/// Stored keys; `None` when unreadable (they are then made again or left out).
+pub fn decode(stored: &str) -> Option<Vec<Evidence>> {
+    serde_json::from_str(stored).ok()
+}
+
 /// The network of the host that handed `raw` to the subscriber's provider, with the
 /// provider's domains `trusted_domains` (empty: learned from the chain).
 pub fn network(raw: &[u8], trusted_domains: &[String]) -> Option<String> {
@@ -124,5 +136,7 @@ Click http://www.pills.example/buy?id=8812 now to reset your account today\r\n";
         let own = evidence(&Facts { own_address: true, major_isp: true, campaign: Some(9), ..facts });
         assert_eq!(kinds(&own), [Campaign, Url, ReplyTo, Network, ShortText]);
         assert!(own.iter().all(|k| k.unit == "c:9"));
+        assert_eq!(decode(&encode(&keys)), Some(keys));
+        assert_eq!(decode("not json"), None);
     }
 }

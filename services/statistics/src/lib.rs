@@ -7,8 +7,9 @@
 //!
 //! Every classifier builds a message's keys with [`keys::evidence`] and judges them with
 //! [`Statistics::judge`] (the same [`quorum_stats::Engine::judge`] `quorum simulate` runs).
-//! The stored votes are on senders (their address and domain keys) and, with
-//! `[statistics] fingerprints`, on campaigns ([`campaigns`]).
+//! A stored vote is on every key of the voted message (kept with it at the poll,
+//! `messages.stat_keys`) and, with `[statistics] fingerprints`, on its campaign
+//! ([`campaigns`]).
 
 pub mod campaigns;
 pub mod keys;
@@ -127,11 +128,19 @@ impl Statistics {
             for v in &page {
                 let vote = if v.verdict == "approve" { Vote::Ham } else { Vote::Spam };
                 let user = state.user(v.subscriber_id);
-                let unit = format!("s:{}", v.address);
-                let keys = [
-                    Evidence::new(KeyKind::Sender, v.address.as_str(), unit.as_str()),
-                    Evidence::new(KeyKind::Domain, v.domain.as_str(), unit.as_str()),
-                ];
+                // The voted message's keys; its campaign is voted on through the campaign
+                // votes (with the Inbox deliveries that approve it). Messages from before
+                // the keys were kept: the sender and its domain.
+                let keys: Vec<Evidence> = match v.stat_keys.as_deref().and_then(keys::decode) {
+                    Some(stored) => stored.into_iter().filter(|k| k.kind != KeyKind::Campaign).collect(),
+                    None => {
+                        let unit = format!("s:{}", v.address);
+                        vec![
+                            Evidence::new(KeyKind::Sender, v.address.as_str(), unit.as_str()),
+                            Evidence::new(KeyKind::Domain, v.domain.as_str(), unit.as_str()),
+                        ]
+                    }
+                };
                 state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
                 touched.insert(v.domain.clone());
             }

@@ -240,9 +240,10 @@ pub async fn poll_mailbox<DB: Database>(
             }
             to_delete.push(w.n);
             // The statistics (SPEC 2.2): certain spam is deleted. Forged or blocked mail is
-            // decided already, and a probe's mail is all spam.
-            let statistical = match (statistics, info.from.as_ref()) {
-                (Some(stats), Some(from)) if !own && !blocked(info) && !forged && !mailbox.spam_probe => {
+            // decided already. A probe's mail is all spam: not judged, but its keys are
+            // kept like everyone's, for its vote is on them.
+            let stat_keys = match (statistics, info.from.as_ref()) {
+                (Some(stats), Some(from)) if !own && !blocked(info) && !forged => {
                     // The forgery check found the handoff already; without checks, read the chain.
                     let network = match check {
                         Some(c) => c.evidence.handoff.map(quorum_domain::received::network),
@@ -257,15 +258,20 @@ pub async fn poll_mailbox<DB: Database>(
                             &own_fingerprint
                         }
                     };
-                    let evidence = stats.evidence(&quorum_statistics::keys::Facts {
+                    Some(stats.evidence(&quorum_statistics::keys::Facts {
                         from: from.as_str(),
                         own_address: from == &mailbox.email,
                         major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
                         fingerprint: Some(fingerprint),
                         campaign,
                         network: network.as_deref(),
-                    });
-                    let judgement = stats.judge(mailbox.subscriber_id, &evidence).await;
+                    }))
+                }
+                _ => None,
+            };
+            let statistical = match (statistics, &stat_keys) {
+                (Some(stats), Some(keys)) if !mailbox.spam_probe => {
+                    let judgement = stats.judge(mailbox.subscriber_id, keys).await;
                     judgement.delete().then(|| Statistics::reason(&judgement))
                 }
                 _ => None,
@@ -303,6 +309,7 @@ pub async fn poll_mailbox<DB: Database>(
                 statistical,
                 confirm,
                 campaign,
+                stat_keys: stat_keys.as_deref().map(quorum_statistics::keys::encode),
             });
         }
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
@@ -372,6 +379,8 @@ enum Fate<'a> {
         /// A confirmation may go to this sender.
         confirm: Option<(EmailAddress, Option<String>)>,
         campaign: Option<i64>,
+        /// The statistics' keys ([`quorum_statistics::keys::encode`]).
+        stat_keys: Option<String>,
     },
 }
 
@@ -381,20 +390,23 @@ impl Fate<'_> {
             Fate::Keep { uidl, approved, campaign } => {
                 PollItem::Keep { uidl, approved: *approved, campaign: *campaign }
             }
-            Fate::Quarantine { uidl, status, raw, info, check, statistical, campaign, .. } => PollItem::Quarantine {
-                uidl,
-                status,
-                raw,
-                hash: info.hash,
-                from: info.from.as_ref(),
-                from_name: info.from_name.as_deref(),
-                subject: info.subject.as_deref(),
-                checked: check.map(|c| {
-                    let record = c.record();
-                    CheckRecord { reason: statistical.as_deref().or(record.reason), ..record }
-                }),
-                campaign: *campaign,
-            },
+            Fate::Quarantine { uidl, status, raw, info, check, statistical, campaign, stat_keys, .. } => {
+                PollItem::Quarantine {
+                    uidl,
+                    status,
+                    raw,
+                    hash: info.hash,
+                    from: info.from.as_ref(),
+                    from_name: info.from_name.as_deref(),
+                    subject: info.subject.as_deref(),
+                    checked: check.map(|c| {
+                        let record = c.record();
+                        CheckRecord { reason: statistical.as_deref().or(record.reason), ..record }
+                    }),
+                    campaign: *campaign,
+                    stat_keys: stat_keys.as_deref(),
+                }
+            }
         }
     }
 }

@@ -56,7 +56,9 @@ pub struct Fingerprint {
     /// Min-hash signature of the normalised text's shingles; empty when the text has fewer
     /// words than a shingle.
     pub signature: Vec<u64>,
-    /// Registrable domains of the links, sorted, without duplicates.
+    /// Registrable domains of the links, sorted, without duplicates; for mailing-list mail,
+    /// without the list's own domains (its `List-*` headers): those are the footer every
+    /// message the list relays carries, spam included, not the sender's links.
     pub url_domains: Vec<String>,
     pub reply_to: Option<String>,
     /// A message too short for a campaign: the exact hash of its normalised text, when
@@ -94,7 +96,12 @@ impl Fingerprint {
         };
         let text: String =
             (0..message.text_body.len().max(1)).filter_map(|i| message.body_text(i)).collect::<Vec<_>>().join("\n");
-        let (tokens, url_domains) = normalise(&text);
+        let (tokens, mut url_domains) = normalise(&text);
+        let list = message.header("List-Id").is_some() || message.header("List-Post").is_some();
+        if list {
+            let stamped = list_domains(&message);
+            url_domains.retain(|d| !stamped.contains(d));
+        }
         let reply_to =
             message.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase());
         let mut content_types = Vec::new();
@@ -124,7 +131,6 @@ impl Fingerprint {
         attachments.dedup();
         let body = raw.len().saturating_sub(message.root_part().raw_body_offset() as usize);
         let short = tokens.len() >= SHORT_TEXT_WORDS && tokens.len() < MIN_WORDS as usize && !url_domains.is_empty();
-        let list = message.header("List-Id").is_some() || message.header("List-Post").is_some();
         Fingerprint {
             profile: Profile { length_bucket: log2_bucket(body), content_types, part_sizes, images },
             words: tokens.len().min(u32::MAX as usize) as u32,
@@ -285,6 +291,31 @@ pub fn normalise(text: &str) -> (Vec<String>, Vec<String>) {
     (tokens, domains)
 }
 
+/// The registrable domains a mailing list names in its own headers: its id
+/// (`<ilug.linux.ie>`), its addresses (`mailto:ilug@linux.ie`) and its web pages.
+fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
+    const HEADERS: [&str; 7] =
+        ["List-Id", "List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Archive", "List-Owner"];
+    let mut domains = Vec::new();
+    for value in HEADERS.iter().filter_map(|h| message.header_raw(*h)) {
+        let lower = value.to_ascii_lowercase();
+        for host in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
+            if let Some(domain) = registrable(host) {
+                domains.push(domain);
+            }
+        }
+    }
+    domains.sort();
+    domains.dedup();
+    domains
+}
+
+/// A host's last two labels, if it has two.
+fn registrable(host: &str) -> Option<String> {
+    let labels: Vec<&str> = host.trim_matches('.').rsplit('.').filter(|l| !l.is_empty()).take(2).collect();
+    (labels.len() == 2).then(|| format!("{}.{}", labels[1], labels[0]))
+}
+
 /// `http(s)://host/...` or `www.host...` → the host's last two labels.
 fn url_domain(token: &str) -> Option<String> {
     let token = token.trim_matches(|c: char| "<>()[]\"'.,;".contains(c));
@@ -292,9 +323,7 @@ fn url_domain(token: &str) -> Option<String> {
         .strip_prefix("http://")
         .or_else(|| token.strip_prefix("https://"))
         .or_else(|| token.strip_prefix("www.").filter(|r| r.contains('.')))?;
-    let host = rest.split(['/', '?', '#', ':', '>', '"', '\'']).next()?.trim_end_matches('.');
-    let labels: Vec<&str> = host.rsplit('.').filter(|l| !l.is_empty()).take(2).collect();
-    (labels.len() == 2).then(|| format!("{}.{}", labels[1], labels[0]))
+    registrable(rest.split(['/', '?', '#', ':', '>', '"', '\'']).next()?)
 }
 
 /// Numbers become `#`, random-looking tokens (letters mixed with digits, or long words
@@ -376,6 +405,22 @@ mod tests {
 Dear John, we have the best prices on all your favourite medicines this week. Order now at \
 http://www.pharma-deals.example/?id=88812 and save up to 80 percent on every order you place \
 with our licensed pharmacy. Reference code AB12CD34. Unsubscribe at http://pharma-deals.example/u?x=1\r\n";
+
+    #[test]
+    fn a_lists_own_links_are_not_the_senders() {
+        let raw = b"From: someone@eircom.example\r\nList-Id: Irish Linux Users' Group <ilug.linux.example>\r\n\
+List-Unsubscribe: <https://www.linux.example/mailman/listinfo/ilug>,\r\n <mailto:ilug-request@linux.example>\r\n\
+Subject: hi\r\n\r\nHas anyone tried the new kernel from http://kernel.example/pub on a laptop yet? It works \
+here.\r\n_______________________________________________\r\nILUG mailing list http://www.linux.example/mailman/listinfo/ilug\r\n";
+        let f = Fingerprint::of(raw);
+        assert!(f.list);
+        assert_eq!(f.url_domains, ["kernel.example"]);
+        // Without list headers, the same links are the sender's.
+        let text = std::str::from_utf8(raw).unwrap();
+        let body = &text[text.find("Subject").unwrap()..];
+        let plain = Fingerprint::of(format!("From: someone@eircom.example\r\n{body}").as_bytes());
+        assert_eq!(plain.url_domains, ["kernel.example", "linux.example"]);
+    }
 
     #[test]
     fn normalisation() {

@@ -234,6 +234,7 @@ macro_rules! impl_database {
                             subject,
                             checked,
                             campaign,
+                            stat_keys,
                         } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
@@ -250,6 +251,7 @@ macro_rules! impl_database {
                                 .bind(checked.and_then(|c| c.reason))
                                 .bind(checked.map(|c| c.state()))
                                 .bind(*campaign)
+                                .bind(*stat_keys)
                                 .fetch_one(&mut *tx)
                                 .await?;
                             // A spam probe's mail is a spam vote on arrival, committed with it.

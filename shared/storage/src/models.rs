@@ -188,6 +188,8 @@ pub enum PollItem<'a> {
         checked: Option<CheckRecord<'a>>,
         /// The campaign its fingerprint belongs to.
         campaign: Option<i64>,
+        /// The statistics' evidence keys it was judged by (JSON), which its votes are on.
+        stat_keys: Option<&'a str>,
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     /// `campaign`: the campaign of a message from an approved sender, which the Inbox
@@ -351,6 +353,8 @@ pub struct QuarantinedMessage {
     pub reason: Option<String>,
     /// The campaign its fingerprint belongs to.
     pub campaign_id: Option<i64>,
+    /// The statistics' evidence keys it was judged by (JSON; `None` from before they were kept).
+    pub stat_keys: Option<String>,
 }
 
 /// A release leased for delivery: the original bytes and where they go.
@@ -435,6 +439,8 @@ pub struct VoteRow {
     /// `approve` or `spam`.
     pub verdict: String,
     pub created_at: i64,
+    /// The voted message's evidence keys (JSON; `None` from before they were kept).
+    pub stat_keys: Option<String>,
 }
 
 impl VoteRow {

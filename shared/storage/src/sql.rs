@@ -71,8 +71,8 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
-      evidence, reason, check_state, campaign_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14) \
+      evidence, reason, check_state, campaign_id, stat_keys) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
@@ -90,7 +90,7 @@ pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
      lease_owner = NULL, lease_until = NULL \
      WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)";
 
-pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
+pub const QUARANTINED: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id, stat_keys \
      FROM messages WHERE mailbox_id = $1 ORDER BY id";
 
 pub const MESSAGE_RAW: &str = "SELECT raw FROM messages WHERE id = $1";
@@ -127,7 +127,7 @@ pub const OUTBOX_PENDING: &str = "SELECT id AS outbox_id, message_id, recipient,
 
 pub const RETRY_NOW: &str = "UPDATE outbox SET next_attempt_at = $1 WHERE sent_at IS NULL AND next_attempt_at > $1";
 
-pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
+pub const HELD: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id, stat_keys \
      FROM messages WHERE mailbox_id = $1 AND status = 'held' ORDER BY id";
 
 pub const DISAPPROVE_SENDER: &str = "INSERT INTO disapproved_senders (subscriber_id, address, created_at) \
@@ -222,7 +222,7 @@ pub const RECORD_RECHECK: &str = "UPDATE messages SET evidence = $2, reason = $3
      decided_at = CASE WHEN $5 = 'held' THEN NULL ELSE $6 END WHERE id = $1 AND status = 'held'";
 
 /// Messages of a mailbox deleted as forged at or after `$2`, newest last, at most `$3`.
-pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id \
+pub const FORGED_SINCE: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, reason, campaign_id, stat_keys \
      FROM messages WHERE mailbox_id = $1 AND status = 'deleted_forged' AND decided_at >= $2 ORDER BY id LIMIT $3";
 
 pub const SET_CONFIRMATIONS: &str = "UPDATE subscribers SET confirmations = $2 WHERE id = $1";
@@ -250,9 +250,11 @@ pub const MARK_DELETED: &str = "UPDATE messages SET status = $5, reason = $3, de
      WHERE id = $1 AND mailbox_id = $2 AND status = 'held'";
 
 /// Votes after a cursor, in the order the statistics read them.
-pub const VOTES_AFTER: &str = "SELECT subscriber_id, message_id, address, domain, verdict, created_at FROM sender_votes \
-     WHERE (created_at, subscriber_id, message_id) > ($1, $2, $3) \
-     ORDER BY created_at, subscriber_id, message_id LIMIT $4";
+/// With the voted message's evidence keys (`NULL` for messages from before they were kept).
+pub const VOTES_AFTER: &str = "SELECT v.subscriber_id, v.message_id, v.address, v.domain, v.verdict, v.created_at, \
+     m.stat_keys FROM sender_votes v LEFT JOIN messages m ON m.id = v.message_id \
+     WHERE (v.created_at, v.subscriber_id, v.message_id) > ($1, $2, $3) \
+     ORDER BY v.created_at, v.subscriber_id, v.message_id LIMIT $4";
 
 pub const SPAM_PROBES: &str = "SELECT id FROM subscribers WHERE spam_probe ORDER BY id";
 
@@ -334,7 +336,7 @@ pub const DELETE_SUBSCRIBER_SESSIONS: &str = "DELETE FROM web_sessions WHERE sub
 
 /// One message, only if it belongs to the mailbox: a subscriber can name no other's.
 pub const MESSAGE_IN_MAILBOX: &str = "SELECT id, uidl, size, from_address, from_name, subject, status, quarantined_at, \
-     reason, campaign_id FROM messages WHERE id = $1 AND mailbox_id = $2";
+     reason, campaign_id, stat_keys FROM messages WHERE id = $1 AND mailbox_id = $2";
 
 pub const MESSAGE_COUNTS: &str = "SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status";
 
