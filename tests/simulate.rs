@@ -24,60 +24,49 @@ fn with_sender_evidence_no_ham_is_deleted_by_the_statistics() {
     assert_eq!(simulate(&[]), r);
 }
 
-#[test]
-fn with_a_hundred_sybils_still_no_ham_is_deleted_by_the_statistics() {
-    let r = simulate(&["--sybils", "100"]);
-    assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
-    // The trust rules exclude most of them, and no honest user with enough votes.
-    assert!(r["sybils_excluded"].as_u64().unwrap() > 50, "{r:#}");
-    assert_eq!(r["honest_excluded"], 0, "{r:#}");
-}
-
-#[test]
-fn trust_excludes_most_sybils_and_no_honest_user_even_when_users_err_often() {
-    let r = simulate(&["--sybils", "100", "--error-rate", "0.05"]);
-    assert!(r["sybils_excluded"].as_u64().unwrap() > 50, "{r:#}");
-    assert_eq!(r["honest_excluded"], 0, "{r:#}");
-    assert_eq!(r["ham_deleted_statistical"], 0, "{r:#}");
-}
-
-#[test]
-fn the_seeds_per_vote_evidence_is_reported_with_its_cost() {
-    let votes = simulate(&["--evidence", "votes"]);
-    let senders = simulate(&["--evidence", "senders"]);
-    // Counting every vote deletes more spam, and ham with it: what the seed's unit costs.
-    assert!(votes["spam_deleted_before_summary"].as_u64() > senders["spam_deleted_before_summary"].as_u64());
-    assert!(votes["ham_deleted_statistical"].as_u64().unwrap() > 0, "{votes:#}");
-}
-
 /// Steady-state share of spam deleted before the summary.
 fn steady_share(r: &serde_json::Value) -> f64 {
     r["steady_state_spam_deleted_before_summary_share"].as_f64().unwrap()
 }
 
 #[test]
-fn campaign_fingerprints_delete_far_more_spam_and_no_ham() {
+fn with_a_hundred_sybils_and_users_who_err_still_no_ham_is_deleted() {
     let without = simulate(&[]);
-    let with = simulate(&["--fingerprints"]);
-    assert_eq!((with["fingerprints"].as_bool(), with["ham_total"].as_u64()), (Some(true), Some(8250)), "{with:#}");
-    assert_eq!(with["ham_deleted_statistical"], 0, "{with:#}");
-    assert_eq!(with["steady_state"]["ham_deleted_statistical"], 0, "{with:#}");
-    // Measured: 15% without, 69% with (seed 1); the copies of one message are one campaign.
-    assert!(steady_share(&with) > 3.0 * steady_share(&without), "{with:#}\n{without:#}");
-    assert!(with["campaigns"].as_u64().unwrap() > 1000, "{with:#}");
-    let by = &with["spam_deleted_by"];
-    assert!(by["fingerprint"].as_u64() > by["domain"].as_u64(), "{with:#}");
-    assert_eq!(without["spam_deleted_by"]["fingerprint"], 0, "{without:#}");
-
-    // Thirty probes voting on arrival: more still, and still no ham.
-    let probes = simulate(&["--fingerprints", "--probes", "30"]);
-    assert_eq!(probes["ham_deleted_statistical"], 0, "{probes:#}");
-    assert!(steady_share(&probes) > steady_share(&with), "{probes:#}");
+    for args in [&["--sybils", "100"][..], &["--sybils", "100", "--error-rate", "0.05"]] {
+        let r = simulate(args);
+        assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
+        assert_eq!(r["steady_state"]["ham_deleted_statistical"], 0, "{r:#}");
+        // Their approvals of spam weigh what their measured reliability says: most of the
+        // spam still goes (measured: 82% without them, 79% with, 78% when users also err).
+        assert!(steady_share(&r) > 0.9 * steady_share(&without), "{args:?}: {r:#}");
+    }
 }
 
 #[test]
-fn campaign_fingerprints_with_a_hundred_sybils_delete_no_ham() {
-    let r = simulate(&["--fingerprints", "--sybils", "100"]);
-    assert_eq!((r["sybils"].as_u64(), r["ham_deleted_statistical"].as_u64()), (Some(100), Some(0)), "{r:#}");
-    assert_eq!(r["steady_state"]["ham_deleted_statistical"], 0, "{r:#}");
+fn the_seeds_per_vote_evidence_is_reported() {
+    let votes = simulate(&["--evidence", "votes"]);
+    let senders = simulate(&["--evidence", "senders"]);
+    // Counting every vote under a population key deletes more spam; each vote still counts
+    // once per message, so (measured) no ham with it here.
+    assert_eq!(votes["evidence"], "votes");
+    assert!(votes["spam_deleted_before_summary"].as_u64() > senders["spam_deleted_before_summary"].as_u64());
+}
+
+#[test]
+fn campaign_fingerprints_delete_far_more_spam_and_no_ham() {
+    let with = simulate(&[]);
+    let without = simulate(&["--no-fingerprints"]);
+    assert_eq!((without["fingerprints"].as_bool(), without["ham_total"].as_u64()), (Some(false), Some(8250)));
+    assert_eq!(without["ham_deleted_statistical"], 0, "{without:#}");
+    // Measured: 44% without, 82% with (seed 1); the copies of one message are one campaign.
+    assert!(steady_share(&with) > 1.5 * steady_share(&without), "{with:#}\n{without:#}");
+    assert!(with["campaigns"].as_u64().unwrap() > 1000, "{with:#}");
+    let by = &with["spam_deleted_by"];
+    assert!(by["campaign"].as_u64() > by["network"].as_u64(), "{with:#}");
+    assert_eq!(without["spam_deleted_by"]["campaign"], serde_json::Value::Null, "{without:#}");
+
+    // Thirty probes voting on arrival: more still, and still no ham.
+    let probes = simulate(&["--probes", "30"]);
+    assert_eq!(probes["ham_deleted_statistical"], 0, "{probes:#}");
+    assert!(steady_share(&probes) > steady_share(&with), "{probes:#}");
 }
