@@ -177,6 +177,7 @@ async fn explain<DB: Database>(
                 "checks": evidence,
                 "statistics": judgement.as_ref().map(|j| serde_json::json!({
                     "prior_logit": j.prior_logit,
+                    "silence_logit": j.silence_logit,
                     "keys": j.terms,
                     "p_spam": j.p_spam(),
                     "not_spam": j.not_spam(),
@@ -214,6 +215,9 @@ async fn explain<DB: Database>(
         if let Some(j) = judgement {
             // Each key's contribution in log-odds, after the recipient's prior.
             println!("  prior:             {:+.2} (log-odds)", j.prior_logit);
+            if j.silence_logit != 0.0 {
+                println!("  no key has votes:  {:+.2} (what silence has been worth)", j.silence_logit);
+            }
             for t in &j.terms {
                 println!(
                     "  {:<18} {:+.2}  {} ({} spam, {} not){}",

@@ -114,7 +114,16 @@ impl Statistics {
         let _one_sync = self.syncing.lock().await;
         let probes: HashSet<i64> = db.spam_probes().await?.into_iter().collect();
         let (mut cursor, mut campaign_cursor) = {
-            let state = self.state.lock().await;
+            let mut state = self.state.lock().await;
+            // Probes first: their votes are read as a probe's (they hold no lines).
+            let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
+            for (subscriber, user) in known {
+                state.engine.set_probe(user, probes.contains(&subscriber));
+            }
+            for &p in &probes {
+                let user = state.user(p);
+                state.engine.set_probe(user, true);
+            }
             (state.cursor, state.campaign_cursor.clone())
         };
         let mut touched: HashSet<String> = HashSet::new();
@@ -173,13 +182,6 @@ impl Statistics {
         }
         let (users, update) = {
             let mut state = self.state.lock().await;
-            let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
-            for (subscriber, user) in known {
-                state.engine.set_probe(user, probes.contains(&subscriber));
-            }
-            for &p in &probes {
-                state.user(p);
-            }
             if state.engine.dirty().is_empty() {
                 return Ok(Synced { votes, users: 0 });
             }

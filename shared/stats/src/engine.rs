@@ -185,6 +185,9 @@ pub struct Judgement {
     pub prior_logit: f64,
     /// One per key of the message, in the order given.
     pub terms: Vec<Term>,
+    /// When no key spoke: what silence is worth ([`Engine::silence_llr`], never above 0);
+    /// else 0.
+    pub silence_logit: f64,
     /// Certain beyond the deletion bound (`deleted_statistical`), and the key that said the
     /// most.
     pub deleted_by: Option<KeyKind>,
@@ -193,7 +196,7 @@ pub struct Judgement {
 impl Judgement {
     /// Combined log-odds that the message is spam.
     pub fn logit(&self) -> f64 {
-        self.prior_logit + self.terms.iter().filter(|t| t.counted).map(|t| t.logit).sum::<f64>()
+        self.prior_logit + self.silence_logit + self.terms.iter().filter(|t| t.counted).map(|t| t.logit).sum::<f64>()
     }
 
     pub fn delete(&self) -> bool {
@@ -249,6 +252,9 @@ pub struct Engine {
     latest: f64,
     /// The share of spam among counted users' votes (probes aside), as of the last refresh.
     population_spam: f64,
+    /// Users' votes (probes aside) by whether any key of the voted message had someone
+    /// else's evidence, `[silent][spam]`: what the absence of evidence is worth.
+    heard: [[u64; 2]; 2],
     /// Per domain key, the users whose ratio calls it spam.
     spam_index: HashMap<u32, Vec<u32>>,
     dirty: Vec<u32>,
@@ -276,6 +282,7 @@ impl Engine {
             pooled: (0.9, 0.9),
             latest: 0.0,
             population_spam: 0.5,
+            heard: [[0; 2]; 2],
             spam_index: HashMap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
@@ -340,8 +347,34 @@ impl Engine {
     /// `domain` carrying `evidence`. The domain feeds the user's per-domain counts (trust
     /// correlation) whether or not the domain is itself evidence (`major_isp`).
     pub fn record(&mut self, user: u32, domain: &str, evidence: &[Evidence], vote: Vote, at: f64) {
+        if !self.users[user as usize].probe {
+            let silent = !evidence.iter().any(|e| self.speaks(user, e));
+            self.heard[usize::from(silent)][usize::from(vote == Vote::Spam)] += 1;
+        }
         self.count(user, domain, vote);
         self.record_evidence(user, evidence, vote, at);
+    }
+
+    /// Whether a key has evidence for `user` from someone else: an entry of another voter,
+    /// outside the message's own unit for a population key. What [`Engine::judge`] would
+    /// hear, without weighing it (trust is not known while a service reads its votes back
+    /// after a restart, and the count must not depend on when refreshes ran).
+    fn speaks(&self, user: u32, e: &Evidence) -> bool {
+        let Some(&key) = self.names[e.kind.index()].get(&e.key) else { return false };
+        let own = if e.kind.population() { self.units.get(&e.unit).copied() } else { None };
+        self.keys[key as usize].entries.iter().any(|x| x.voter != user && own != Some(x.unit))
+    }
+
+    /// The log-ratio of silence, a message none of whose keys has anyone's evidence:
+    /// `ln(P(silent | spam) / P(silent | ham))`, from the users' votes (each a label of a
+    /// held message, [`Engine::record`]) with one pseudo-vote each way. Spam mostly comes
+    /// in campaigns that others have reported by the time it is shown; a correspondent's
+    /// mail is known to no one else. Without it, every unknown line would print the prior.
+    pub fn silence_llr(&self) -> f64 {
+        let [[heard_ham, heard_spam], [silent_ham, silent_spam]] = self.heard.map(|r| r.map(|n| n as f64));
+        let p_spam = (silent_spam + 1.0) / (silent_spam + heard_spam + 2.0);
+        let p_ham = (silent_ham + 1.0) / (silent_ham + heard_ham + 2.0);
+        (p_spam / p_ham).ln()
     }
 
     fn count(&mut self, user: u32, domain: &str, vote: Vote) {
@@ -803,7 +836,11 @@ impl Engine {
                 t.counted = t.logit == 0.0 || keep.contains(&Some(i));
             }
         }
-        let mut j = Judgement { prior_logit, terms, deleted_by: None };
+        let silent = !seed && terms.iter().all(|t| t.logit == 0.0);
+        // Silence only ever speaks for a message: it never brings one closer to deletion
+        // (or to the purge of what is almost certainly spam) without anyone's evidence.
+        let silence_logit = if silent { self.silence_llr().min(0.0) } else { 0.0 };
+        let mut j = Judgement { prior_logit, terms, silence_logit, deleted_by: None };
         if j.logit() > logit(delete_above) {
             j.deleted_by =
                 j.terms.iter().filter(|t| t.counted).max_by(|a, b| a.logit.total_cmp(&b.logit)).map(|t| t.kind);
@@ -986,6 +1023,33 @@ mod tests {
         let known = e.judge(users[9], &message("spam0@spamonly.example", None, None), 0.0, BOUND);
         assert_eq!(known.term(KeyKind::Domain).unwrap().spam_units, 7);
         assert_eq!(known.term(KeyKind::Sender).unwrap().spam_units, 2);
+    }
+
+    #[test]
+    fn silence_raises_a_line_and_is_never_evidence_of_spam() {
+        // The users' spam votes were on what the probe had reported, their approvals on
+        // correspondents nobody else knows.
+        let (e, _, users) = population(10);
+        assert!(e.silence_llr() < -3.0, "{}", e.silence_llr());
+        let stranger = e.judge(users[0], &message("stranger@nowhere.example", None, None), 0.0, BOUND);
+        let prior = logistic(-stranger.prior_logit);
+        assert!(stranger.silence_logit < -3.0 && stranger.not_spam() > prior, "{stranger:?}");
+        // A message a key speaks for is judged by its keys.
+        let known = e.judge(users[0], &message("s1@spam1.example", None, None), 0.0, BOUND);
+        assert_eq!(known.silence_logit, 0.0);
+        // Where the spam was the silent kind, silence says nothing.
+        let mut e = Engine::new(Settings::default());
+        let users: Vec<u32> = (0..5).map(|_| e.add_user(false)).collect();
+        for d in 0..20 {
+            for &u in &users {
+                vote(&mut e, u, &message(&format!("s{d}.{u}@spam.example{d}.{u}"), None, None), Vote::Spam, 0.0);
+                vote(&mut e, u, &message(&format!("news{d}@list.example"), None, None), Vote::Ham, 0.0);
+            }
+            e.refresh();
+        }
+        assert!(e.silence_llr() > 0.0, "{}", e.silence_llr());
+        let j = e.judge(users[0], &message("stranger@nowhere.example", None, None), 0.0, BOUND);
+        assert_eq!(j.silence_logit, 0.0);
     }
 
     #[test]
