@@ -255,3 +255,69 @@ async fn an_approved_newsletter_is_spared_and_a_blanked_mailing_ranks_below_it()
     let out = env.ok(&["summary", "send", &alice.email]);
     assert!(out.contains("2 held messages"), "{out}");
 }
+
+/// A password reset: short by nature, the same text (its token masked) for everyone who
+/// asks one, and left blank by some who did not ask.
+fn reset(name: &str) -> Vec<u8> {
+    format!(
+        "From: noreply@accounts.service.example\r\nTo: {name}@quorum.test\r\nSubject: Reset your password\r\n\
+         Message-ID: <{}@service.example>\r\n\r\nReset your password here: https://accounts.service.example/reset?t={}\r\n",
+        unique(),
+        unique()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_notice_many_receive_is_not_deleted_by_its_hash() {
+    let stack = MailStack::get();
+    let env = Env::new();
+    let probes: Vec<TestUser> = (0..5).map(|i| env.subscriber(&format!("probe{i}"))).collect();
+    let users: Vec<TestUser> = (0..6).map(|i| env.subscriber(&format!("user{i}"))).collect();
+    let alice = env.subscriber("alice");
+    for p in &probes {
+        env.ok(&["subscriber", "probe", &p.email, "on"]);
+    }
+    let db = Sqlite::connect(&env.url).await.unwrap();
+    // Short spam the probes report: its own short-text key, link and domain.
+    for (i, p) in probes.iter().enumerate() {
+        let spam = format!(
+            "From: deal{i}@pills{i}.example\r\nSubject: meds\r\nMessage-ID: <{}@x>\r\n\r\n\
+             Cheap meds tonight only at http://pills-direct.example/?r={}\r\n",
+            unique(),
+            unique()
+        );
+        stack.maildir_drop(p, spam.as_bytes());
+        env.ok(&["poll", &p.email]);
+    }
+    // Six users got a reset: four did not ask for it and left it blank, two approved it.
+    for (i, u) in users.iter().enumerate() {
+        let s = db.subscriber_by_email(&EmailAddress::parse(&u.email).unwrap()).await.unwrap().unwrap();
+        history(&db, &s, 4, 2).await;
+        stack.maildir_drop(u, &reset(&format!("u{i}")));
+        env.ok(&["poll", &u.email]);
+        let messages = env.messages(u).await;
+        let m = messages.iter().find(|m| m.subject.as_deref() == Some("Reset your password")).unwrap();
+        assert_eq!(m.status, "held");
+        let from = EmailAddress::parse(m.from_address.as_deref().unwrap()).unwrap();
+        let vote = if i < 4 { Vote::Spam } else { Vote::Approve };
+        db.record_vote(s.subscriber_id, m.id, &from, vote, Timestamp::now()).await.unwrap();
+    }
+    // Alice's reset shares its hash with the four blanks: held, not deleted, on arrival
+    // and before her summary. Its hash is not the spam's (the link's domain is in it).
+    let raw = reset("alice");
+    stack.maildir_drop(&alice, &raw);
+    env.ok(&["poll", &alice.email]);
+    env.ok(&["summary", "send", &alice.email]);
+    let messages = env.messages(&alice).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].status, "held", "{messages:#?}");
+    let file = env.dir.path().join("reset.eml");
+    std::fs::write(&file, &raw).unwrap();
+    let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let keys = report["statistics"]["keys"].as_array().unwrap().clone();
+    let short = keys.iter().find(|t| t["kind"] == "short_text").expect("a short linked text has a hash key");
+    assert_eq!((short["spam_units"].as_u64(), short["ham_units"].as_u64()), (Some(4), Some(2)), "{report:#}");
+    assert_eq!(report["statistics"]["delete"], false, "{report:#}");
+}
