@@ -41,6 +41,15 @@ impl Env {
         user
     }
 
+    /// `n` new subscribers flagged as spam probes.
+    fn probes(&self, n: usize) -> Vec<TestUser> {
+        let probes: Vec<TestUser> = (0..n).map(|i| self.subscriber(&format!("probe{i}"))).collect();
+        for p in &probes {
+            self.ok(&["subscriber", "probe", &p.email, "on"]);
+        }
+        probes
+    }
+
     async fn messages(&self, user: &TestUser) -> Vec<QuarantinedMessage> {
         let db = Sqlite::connect(&self.url).await.unwrap();
         let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
@@ -60,11 +69,8 @@ fn mail(from: &str, subject: &str) -> Vec<u8> {
 async fn probe_reports_of_a_campaign_and_its_domain_delete_a_new_copy_for_everyone_else() {
     let stack = MailStack::get();
     let env = Env::new();
-    let probes: Vec<TestUser> = (0..5).map(|i| env.subscriber(&format!("probe{i}"))).collect();
+    let probes = env.probes(5);
     let alice = env.subscriber("alice");
-    for p in &probes {
-        env.ok(&["subscriber", "probe", &p.email, "on"]);
-    }
     // Alice's copy from the campaign's domain arrives before anyone voted: held.
     stack.maildir_drop(&alice, &copy("early@bulk-pharma.example", "Half price", CAMPAIGN, "alice"));
     env.ok(&["poll", &alice.email]);
@@ -272,12 +278,9 @@ fn reset(name: &str) -> Vec<u8> {
 async fn a_short_notice_many_receive_is_not_deleted_by_its_hash() {
     let stack = MailStack::get();
     let env = Env::new();
-    let probes: Vec<TestUser> = (0..5).map(|i| env.subscriber(&format!("probe{i}"))).collect();
+    let probes = env.probes(5);
     let users: Vec<TestUser> = (0..6).map(|i| env.subscriber(&format!("user{i}"))).collect();
     let alice = env.subscriber("alice");
-    for p in &probes {
-        env.ok(&["subscriber", "probe", &p.email, "on"]);
-    }
     let db = Sqlite::connect(&env.url).await.unwrap();
     // Short spam the probes report: its own short-text key, link and domain.
     for (i, p) in probes.iter().enumerate() {
