@@ -178,6 +178,7 @@ async fn explain<DB: Database>(
                 "statistics": judgement.as_ref().map(|j| serde_json::json!({
                     "prior_logit": j.prior_logit,
                     "silence_logit": j.silence_logit,
+                    "agreement_logit": j.agreement_logit,
                     "keys": j.terms,
                     "p_spam": j.p_spam(),
                     "not_spam": j.not_spam(),
@@ -226,8 +227,15 @@ async fn explain<DB: Database>(
                     t.key,
                     t.spam_units,
                     t.ham_units,
-                    if t.counted { "" } else { "; the same votes as a stronger key: not added" }
+                    match (t.counted, t.agrees) {
+                        (true, _) => "",
+                        (false, true) => "; the same votes as a stronger key, an independent match: in `agreeing`",
+                        (false, false) => "; the same votes as a stronger key: not added",
+                    }
                 );
+            }
+            if j.agreement_logit != 0.0 {
+                println!("  agreeing:          {:+.2} (a false match of all of them at once)", j.agreement_logit);
             }
             println!(
                 "  statistics: P(spam) {:.9}{}",

@@ -221,8 +221,12 @@ impl Statistics {
                 format!("{} {} {:+.1} ({} spam, {} not)", t.kind.as_str(), t.key, t.logit, t.spam_units, t.ham_units)
             })
             .collect();
+        let agreeing = match judgement.agreement_logit {
+            0.0 => String::new(),
+            a => format!(", agreeing keys {a:+.1}"),
+        };
         format!(
-            "statistics ({}): spam with P = {:.7}; prior {:+.1}, {}",
+            "statistics ({}): spam with P = {:.7}; prior {:+.1}, {}{agreeing}",
             judgement.deleted_by.map_or("none", |k| k.as_str()),
             judgement.p_spam(),
             judgement.prior_logit,

@@ -41,7 +41,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bayes::{Vote, VoteModel, logistic, logit},
-    evidence::{Combination, DECISIVE, Evidence, KeyKind, Mixture, item_term, population_term},
+    evidence::{
+        Combination, DECISIVE, Evidence, KeyKind, Mixture, TYPED, agreeing_items, item_term, population_term,
+        type_weights,
+    },
     trust::{
         Correlation, Ratios, TrustSettings, TrustStatus, UserVotes, apply_probe_rule, base_status, correlate, weight,
     },
@@ -145,21 +148,12 @@ struct Entry {
 /// [`Entry::origin`] of a vote on a message without a sender key.
 const NO_SENDER: u32 = u32::MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum KeyType {
-    #[default]
-    Unknown,
-    SpamOnly,
-    HamOnly,
-    Mixed,
-}
-
 #[derive(Debug, Clone, Default)]
 struct Key {
     /// Sorted by (unit, voter).
     entries: Vec<Entry>,
-    /// Population keys: the type the last refresh saw, for the kind's mixture.
-    seen: KeyType,
+    /// Population keys: what the last refresh added to the kind's expected type counts.
+    seen: [f64; 3],
 }
 
 /// One key's part in a judgement.
@@ -169,9 +163,13 @@ pub struct Term {
     pub key: String,
     /// Its log likelihood ratio (with [`Combination::Seed`], its witnesses' summed logits).
     pub logit: f64,
-    /// Part of the combined log-odds: false for an item key weaker than the message's
-    /// strongest item key of the same sign ([`Engine::judge`]).
+    /// Part of the combined log-odds: false for a key weaker than the message's strongest
+    /// key of its family and sign ([`Engine::judge`]).
     pub counted: bool,
+    /// An item key weaker than the strongest of its sign whose independent match adds to
+    /// [`Judgement::agreement_logit`] instead.
+    #[serde(default)]
+    pub agrees: bool,
     /// Units whose evidence calls them spam or ham (voters for item keys).
     pub spam_units: u32,
     pub ham_units: u32,
@@ -188,6 +186,11 @@ pub struct Judgement {
     /// When no key spoke: what silence is worth ([`Engine::silence_llr`], never above 0);
     /// else 0.
     pub silence_logit: f64,
+    /// What item keys agreeing with the strongest of their sign add to it: the message is a
+    /// false match of all of them only with the product of their impurities
+    /// ([`crate::evidence::agreeing_items`]).
+    #[serde(default)]
+    pub agreement_logit: f64,
     /// Certain beyond the deletion bound (`deleted_statistical`), and the key that said the
     /// most.
     pub deleted_by: Option<KeyKind>,
@@ -196,7 +199,10 @@ pub struct Judgement {
 impl Judgement {
     /// Combined log-odds that the message is spam.
     pub fn logit(&self) -> f64 {
-        self.prior_logit + self.silence_logit + self.terms.iter().filter(|t| t.counted).map(|t| t.logit).sum::<f64>()
+        self.prior_logit
+            + self.silence_logit
+            + self.agreement_logit
+            + self.terms.iter().filter(|t| t.counted).map(|t| t.logit).sum::<f64>()
     }
 
     pub fn delete(&self) -> bool {
@@ -240,8 +246,8 @@ pub struct Engine {
     vote_units: u32,
     /// The time masses are relative to (the first vote's).
     epoch: Option<f64>,
-    /// Per population kind: keys seen spam-only, ham-only, mixed.
-    types: [[u64; 3]; 8],
+    /// Per population kind: expected numbers of keys spam-only, ham-only, mixed.
+    types: [[f64; 3]; 8],
     mixtures: [Mixture; 8],
     touched: Vec<u32>,
     is_touched: Vec<bool>,
@@ -263,7 +269,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(settings: Settings) -> Self {
-        let even = Mixture::from_counts(0, 0, 0);
+        let even = Mixture::from_counts(0.0, 0.0, 0.0);
         Engine {
             settings,
             users: Vec::new(),
@@ -274,7 +280,7 @@ impl Engine {
             units: HashMap::new(),
             vote_units: u32::MAX,
             epoch: None,
-            types: [[0; 3]; 8],
+            types: [[0.0; 3]; 8],
             mixtures: [even; 8],
             touched: Vec::new(),
             is_touched: Vec::new(),
@@ -613,25 +619,14 @@ impl Engine {
             self.is_touched[key as usize] = false;
             let kind = self.kinds[key as usize];
             let units = self.unit_logits(key, None, None, self.latest, |_| true);
-            let (s, h) = units
-                .iter()
-                .fold((0, 0), |(s, h), (_, l)| (s + u32::from(*l >= DECISIVE), h + u32::from(*l <= -DECISIVE)));
-            let now = match (s, h) {
-                _ if s + h < 2 => KeyType::Unknown,
-                (_, 0) => KeyType::SpamOnly,
-                (0, _) => KeyType::HamOnly,
-                _ => KeyType::Mixed,
+            let decisive = units.iter().filter(|(_, l)| l.abs() >= DECISIVE).count();
+            let now = match decisive >= TYPED {
+                true => type_weights(units.iter().map(|(_, l)| *l), &self.mixtures[kind.index()]),
+                false => [0.0; 3],
             };
             let before = std::mem::replace(&mut self.keys[key as usize].seen, now);
-            let counts = &mut self.types[kind.index()];
-            for (t, delta) in [(before, -1i64), (now, 1)] {
-                let slot = match t {
-                    KeyType::Unknown => continue,
-                    KeyType::SpamOnly => 0,
-                    KeyType::HamOnly => 1,
-                    KeyType::Mixed => 2,
-                };
-                counts[slot] = counts[slot].saturating_add_signed(delta);
+            for (count, (b, n)) in self.types[kind.index()].iter_mut().zip(before.into_iter().zip(now)) {
+                *count = (*count - b + n).max(0.0);
             }
         }
         for kind in KeyKind::ALL {
@@ -779,14 +774,18 @@ impl Engine {
     ///   same votes, and so do the population keys (the URL domains and the network of the
     ///   other campaigns are on the same earlier messages): each of the two families is
     ///   combined as fully dependent evidence, its strongest term for spam plus its
-    ///   strongest against, not their sum. The two families add: what the voters said of
+    ///   strongest against, not their sum. The item keys' *links* are independent, though
+    ///   (a false match of the campaign's text is not a false match of its Reply-To), so
+    ///   item keys of one sign that agree add what a false match of all of them at once
+    ///   leaves ([`agreeing_items`], [`Judgement::agreement_logit`]); the votes are still
+    ///   counted once. The two families add: what the voters said of
     ///   this sender and campaign, and what they said of *other* senders' mail through the
     ///   same domain, links or network. Both are monotone in every term, so a spam vote
     ///   still never lowers P(spam).
     ///
     /// Each term keeps its own value in [`Judgement::terms`] (what `explain` shows); the
     /// terms not counted carry their value in [`Term::logit`] but are marked by
-    /// [`Term::counted`] false.
+    /// [`Term::counted`] false, and those that agree by [`Term::agrees`].
     pub fn judge(&self, recipient: u32, evidence: &[Evidence], now: f64, delete_above: f64) -> Judgement {
         let prior = self.prior(recipient);
         let seed = self.settings.combination == Combination::Seed;
@@ -795,12 +794,19 @@ impl Engine {
             .iter()
             .find(|e| e.kind == KeyKind::Sender)
             .and_then(|e| self.names[KeyKind::Sender.index()].get(&e.key).copied());
-        let mut terms: Vec<Term> = evidence
+        let (mut terms, ells): (Vec<Term>, Vec<f64>) = evidence
             .iter()
             .map(|e| {
-                let mut term =
-                    Term { kind: e.kind, key: e.key.clone(), logit: 0.0, counted: true, spam_units: 0, ham_units: 0 };
-                let Some(&key) = self.names[e.kind.index()].get(&e.key) else { return term };
+                let mut term = Term {
+                    kind: e.kind,
+                    key: e.key.clone(),
+                    logit: 0.0,
+                    counted: true,
+                    agrees: false,
+                    spam_units: 0,
+                    ham_units: 0,
+                };
+                let Some(&key) = self.names[e.kind.index()].get(&e.key) else { return (term, 0.0) };
                 // The seed's formula counts every witness on every key, as seed 002 does.
                 let own = if e.kind.population() && !seed { self.units.get(&e.unit).copied() } else { None };
                 let same_sender = |x: &Entry| e.kind.population() && !seed && sender == Some(x.origin);
@@ -809,43 +815,62 @@ impl Engine {
                 });
                 term.spam_units = units.iter().filter(|(_, l)| *l > 0.0).count() as u32;
                 term.ham_units = units.iter().filter(|(_, l)| *l < 0.0).count() as u32;
+                let ell: f64 = units.iter().map(|(_, l)| l).sum();
                 term.logit = match (seed, e.kind.population()) {
-                    (true, _) => units.iter().map(|(_, l)| l).sum(),
+                    (true, _) => ell,
                     (false, true) => population_term(units.iter().map(|(_, l)| *l), &self.mixture(e.kind)),
-                    (false, false) => {
-                        let epsilon = match e.kind {
-                            KeyKind::Campaign => self.settings.campaign_impurity,
-                            _ => self.settings.item_impurity,
-                        };
-                        item_term(units.iter().map(|(_, l)| l).sum(), epsilon)
-                    }
+                    (false, false) => item_term(ell, self.impurity(e.kind)),
                 };
-                term
+                (term, ell)
             })
-            .collect();
+            .unzip();
+        let mut agreement_logit = 0.0;
         if !seed {
             let strongest = |population: bool, spam: bool| {
                 let family = terms
                     .iter()
                     .enumerate()
-                    .filter(|(_, t)| t.kind.population() == population && (t.logit > 0.0) == spam);
+                    .filter(|(_, t)| t.kind.population() == population && t.logit != 0.0 && (t.logit > 0.0) == spam);
                 family.max_by(|a, b| a.1.logit.abs().total_cmp(&b.1.logit.abs())).map(|(i, _)| i)
             };
             let keep = [strongest(false, true), strongest(false, false), strongest(true, true), strongest(true, false)];
             for (i, t) in terms.iter_mut().enumerate() {
                 t.counted = t.logit == 0.0 || keep.contains(&Some(i));
             }
+            // Item keys of one sign, strongest evidence first: their links are independent.
+            for (spam, top) in [(true, keep[0]), (false, keep[1])] {
+                let Some(top) = top else { continue };
+                let mut side: Vec<usize> = (0..terms.len())
+                    .filter(|&i| !terms[i].kind.population() && terms[i].logit != 0.0 && (terms[i].logit > 0.0) == spam)
+                    .collect();
+                side.sort_by(|&a, &b| ells[b].abs().total_cmp(&ells[a].abs()));
+                let links: Vec<(f64, f64)> = side.iter().map(|&i| (ells[i], self.impurity(terms[i].kind))).collect();
+                let (value, used) = agreeing_items(&links);
+                // Never below the strongest key alone ([`agreeing_items`]).
+                agreement_logit += value - terms[top].logit;
+                for &i in side[..used].iter().filter(|&&i| i != top) {
+                    terms[i].agrees = true;
+                }
+            }
         }
         let silent = !seed && terms.iter().all(|t| t.logit == 0.0);
         // Silence only ever speaks for a message: it never brings one closer to deletion
         // (or to the purge of what is almost certainly spam) without anyone's evidence.
         let silence_logit = if silent { self.silence_llr().min(0.0) } else { 0.0 };
-        let mut j = Judgement { prior_logit, terms, silence_logit, deleted_by: None };
+        let mut j = Judgement { prior_logit, terms, silence_logit, agreement_logit, deleted_by: None };
         if j.logit() > logit(delete_above) {
             j.deleted_by =
                 j.terms.iter().filter(|t| t.counted).max_by(|a, b| a.logit.total_cmp(&b.logit)).map(|t| t.kind);
         }
         j
+    }
+
+    /// An item key's impurity ε ([`Settings::campaign_impurity`], [`Settings::item_impurity`]).
+    fn impurity(&self, kind: KeyKind) -> f64 {
+        match kind {
+            KeyKind::Campaign => self.settings.campaign_impurity,
+            _ => self.settings.item_impurity,
+        }
     }
 
     /// A key's term with every counted user at full weight and an even prior (no
@@ -855,13 +880,14 @@ impl Engine {
         let units = self.unit_logits(key, None, None, self.latest, |_| true);
         let logit = match kind.population() {
             true => population_term(units.iter().map(|(_, l)| *l), &self.mixture(kind)),
-            false => item_term(units.iter().map(|(_, l)| l).sum(), self.settings.item_impurity),
+            false => item_term(units.iter().map(|(_, l)| l).sum(), self.impurity(kind)),
         };
         Some(Term {
             kind,
             key: name.to_string(),
             logit,
             counted: true,
+            agrees: false,
             spam_units: units.iter().filter(|(_, l)| *l > 0.0).count() as u32,
             ham_units: units.iter().filter(|(_, l)| *l < 0.0).count() as u32,
         })
@@ -1017,7 +1043,8 @@ mod tests {
         }
         e.refresh();
         let only = e.judge(users[9], &message("newcomer@spamonly.example", None, None), 0.0, BOUND);
-        assert!(only.term(KeyKind::Domain).unwrap().logit > d.logit + 3.0 && !only.delete(), "{only:?}");
+        // Two approvals among ten senders cut the odds for the next one by more than e².
+        assert!(only.term(KeyKind::Domain).unwrap().logit > d.logit + 2.0 && !only.delete(), "{only:?}");
         // A known sender: its own votes (sender key) and its domain's other senders (its
         // own unit is the sender key's).
         let known = e.judge(users[9], &message("spam0@spamonly.example", None, None), 0.0, BOUND);
@@ -1068,7 +1095,11 @@ mod tests {
         assert_eq!(j.term(KeyKind::Domain).unwrap().logit, 0.0, "{j:?}");
         assert_eq!(u8::from(sender.counted) + u8::from(campaign.counted), 1, "{j:?}");
         let strongest = sender.logit.max(campaign.logit);
-        assert!((j.logit() - j.prior_logit - strongest).abs() < 1e-9, "{j:?}");
+        assert!((j.logit() - j.prior_logit - strongest - j.agreement_logit).abs() < 1e-9, "{j:?}");
+        // Two keys linking the message to the same two votes lift only the bound of what
+        // the votes can say (a false match of both), not the votes: far from that bound,
+        // the agreement adds next to nothing.
+        assert!(sender.agrees && j.agreement_logit >= 0.0 && j.agreement_logit < 0.05, "{j:?}");
         assert!(!j.delete());
         // A second sender of the domain that the same two blanked is the domain's evidence
         // about the newsletter: a different unit.

@@ -39,8 +39,8 @@
 //! and the message is a *new* unit. Each unit's own evidence `ℓᵤ` (as above) labels it spam
 //! (`ℓᵤ ≥ 1`) or ham (`ℓᵤ ≤ −1`); weaker units say too little to count. The key is of one of
 //! three types, with prior weights `p_S, p_H, p_M` estimated from the data of its kind
-//! (the share of keys with two or more labelled units that are all spam, all ham, or both;
-//! Dirichlet(1, 1, 1) smoothing):
+//! (EM over the keys with two or more labelled units: each adds its posterior chance of
+//! being of each type, [`type_weights`]; Dirichlet(1, 1, 1) smoothing):
 //!
 //! - *spam-only* (every unit spam), likelihood `L_S = Π exp(ℓᵤ)` relative to all-ham;
 //! - *ham-only*, `L_H = 1`;
@@ -189,6 +189,35 @@ pub fn item_term(ell: f64, epsilon: f64) -> f64 {
     log_sum_exp(a + ell, b) - log_sum_exp(b + ell, a)
 }
 
+/// Item keys that agree: one message's links to one item through independent matches (its
+/// campaign's text, its Reply-To address, its short-text hash, its sender address), each
+/// `(ell, epsilon)`, all on the same side (every `ell` > 0, or every `ell` < 0) and ordered
+/// by `|ell|`, strongest first.
+///
+/// The keys' votes are the same voters' judgements of the same earlier messages, so the
+/// evidence about the item is counted once. What is independent is each *link*: a message
+/// is a false match of its campaign's text with probability ε₁ (the fingerprint's measured
+/// rate), carries the spammer's Reply-To without being the spammer's with ε₂, and so on; it
+/// is of the item's class unless *every* link is false, with probability `E = Π εᵢ`. For
+/// keys whose item evidence differs, the weakest `ℓ` of the keys used is what all of them
+/// at least say, so a set `S` of the keys is worth `item_term(min_S ℓ, Π_S ε)` (a bound on
+/// the shared item's evidence, exact for one key). The value is the best set; for a given
+/// weakest `ℓ`, adding keys at least as strong only lowers `E`, so the best set is a prefix
+/// of the keys in that order. Each set's value is monotone in every `ℓ`, and so is
+/// their maximum: a spam vote still never lowers P(spam). Returns the value and how many
+/// keys (the first ones) it used.
+pub fn agreeing_items(keys: &[(f64, f64)]) -> (f64, usize) {
+    let (mut best, mut used, mut impurity) = (0.0f64, 0, 1.0);
+    for (n, &(ell, epsilon)) in keys.iter().enumerate() {
+        impurity *= epsilon;
+        let value = item_term(ell, impurity);
+        if value.abs() > best.abs() {
+            (best, used) = (value, n + 1);
+        }
+    }
+    (best, used)
+}
+
 /// Prior weights of a population kind's key types: spam-only, ham-only, mixed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mixture {
@@ -198,63 +227,94 @@ pub struct Mixture {
 }
 
 impl Mixture {
-    /// From counts of keys of each type, with Dirichlet(1, 1, 1) smoothing.
-    pub fn from_counts(spam_only: u64, ham_only: u64, mixed: u64) -> Mixture {
-        let n = (spam_only + ham_only + mixed) as f64 + 3.0;
-        Mixture {
-            spam_only: (spam_only as f64 + 1.0) / n,
-            ham_only: (ham_only as f64 + 1.0) / n,
-            mixed: (mixed as f64 + 1.0) / n,
-        }
+    /// From (expected) numbers of keys of each type, with Dirichlet(1, 1, 1) smoothing.
+    pub fn from_counts(spam_only: f64, ham_only: f64, mixed: f64) -> Mixture {
+        let n = spam_only + ham_only + mixed + 3.0;
+        Mixture { spam_only: (spam_only + 1.0) / n, ham_only: (ham_only + 1.0) / n, mixed: (mixed + 1.0) / n }
     }
 }
 
-/// A unit's evidence labels it spam or ham for the key-type counts (the mixture estimate)
-/// once it is this decisive (a likelihood ratio of e to 1 either way).
+/// A key's units count toward its kind's mixture once this many are decisive.
+pub const TYPED: usize = 2;
+
+/// A unit's evidence labels it spam or ham (for [`TYPED`]) once it is this decisive (a
+/// likelihood ratio of e to 1 either way).
 pub const DECISIVE: f64 = 1.0;
 
 /// Points of the quadrature over θ: `θ = sin²(πt/2)` at 64 midpoints of t, which packs
 /// points toward 0 and 1 where a key with hundreds of agreeing units has its mass.
 const GRID: usize = 64;
 
+/// The three types' log-likelihoods of a key's unit evidence, relative to "every unit
+/// ham": spam-only `Σ ℓᵤ`, ham-only 0, and the mixed type's split by the next unit,
+/// `ln ∫ θ L(θ) dθ` and `ln ∫ (1 − θ) L(θ) dθ` with `L(θ) = Π (θ·e^ℓᵤ + 1 − θ)` (integrated
+/// exactly, so a weak approval is weighed as what it is: it may be a mistaken vote on a
+/// spam unit).
+struct Likelihoods {
+    spam_only: f64,
+    mixed_next_spam: f64,
+    mixed_next_ham: f64,
+}
+
+impl Likelihoods {
+    fn of(units: impl IntoIterator<Item = f64>) -> Likelihoods {
+        // Units with the same evidence (many probes' reports) are summed once, with a count.
+        let mut buckets: Vec<(f64, f64)> = Vec::new();
+        let mut total = 0.0;
+        for l in units {
+            total += l;
+            let rounded = (l * 20.0).round() / 20.0;
+            match buckets.iter_mut().find(|(v, _)| *v == rounded) {
+                Some(b) => b.1 += 1.0,
+                None => buckets.push((rounded, 1.0)),
+            }
+        }
+        // The midpoint rule in t.
+        let (mut spam, mut ham) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for i in 0..GRID {
+            let t = (i as f64 + 0.5) / GRID as f64;
+            let theta = (std::f64::consts::FRAC_PI_2 * t).sin().powi(2);
+            let dtheta = std::f64::consts::FRAC_PI_2 * (std::f64::consts::PI * t).sin() / GRID as f64;
+            let mut ln = dtheta.ln();
+            for &(l, n) in &buckets {
+                // ln(θ·e^ℓ + 1 − θ), without overflow for large |ℓ|.
+                ln += n * if l > 0.0 {
+                    l + (theta + (1.0 - theta) * (-l).exp()).ln()
+                } else {
+                    (1.0 - theta + theta * l.exp()).ln()
+                };
+            }
+            spam = log_sum_exp(spam, ln + theta.ln());
+            ham = log_sum_exp(ham, ln + (1.0 - theta).ln());
+        }
+        Likelihoods { spam_only: total, mixed_next_spam: spam, mixed_next_ham: ham }
+    }
+}
+
 /// The log-odds that a new unit under a population key is spam, from its units' evidence
 /// `units` (each `ℓᵤ`, the log-ratio of its votes under "unit spam" against "unit ham").
-/// The mixed type's likelihood is integrated exactly, `∫ Π (θ·e^ℓᵤ + 1 − θ) dθ`, so a
-/// weak approval is weighed as what it is (it may be a mistaken vote on a spam unit).
 pub fn population_logit(units: impl IntoIterator<Item = f64>, mixture: &Mixture) -> f64 {
-    // Units with the same evidence (many probes' reports) are summed once, with a count.
-    let mut buckets: Vec<(f64, f64)> = Vec::new();
-    let mut total = 0.0;
-    for l in units {
-        total += l;
-        let rounded = (l * 20.0).round() / 20.0;
-        match buckets.iter_mut().find(|(v, _)| *v == rounded) {
-            Some(b) => b.1 += 1.0,
-            None => buckets.push((rounded, 1.0)),
-        }
-    }
-    let ln_l_s = mixture.spam_only.ln() + total;
-    let ln_l_h = mixture.ham_only.ln();
-    // ln ∫ θ L(θ) dθ and ln ∫ (1 − θ) L(θ) dθ by the midpoint rule in t.
-    let (mut spam, mut ham) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for i in 0..GRID {
-        let t = (i as f64 + 0.5) / GRID as f64;
-        let theta = (std::f64::consts::FRAC_PI_2 * t).sin().powi(2);
-        let dtheta = std::f64::consts::FRAC_PI_2 * (std::f64::consts::PI * t).sin() / GRID as f64;
-        let mut ln = dtheta.ln();
-        for &(l, n) in &buckets {
-            // ln(θ·e^ℓ + 1 − θ), without overflow for large |ℓ|.
-            ln += n * if l > 0.0 {
-                l + (theta + (1.0 - theta) * (-l).exp()).ln()
-            } else {
-                (1.0 - theta + theta * l.exp()).ln()
-            };
-        }
-        spam = log_sum_exp(spam, ln + theta.ln());
-        ham = log_sum_exp(ham, ln + (1.0 - theta).ln());
-    }
+    let l = Likelihoods::of(units);
     let ln_m = mixture.mixed.ln();
-    log_sum_exp(ln_l_s, ln_m + spam) - log_sum_exp(ln_l_h, ln_m + ham)
+    log_sum_exp(mixture.spam_only.ln() + l.spam_only, ln_m + l.mixed_next_spam)
+        - log_sum_exp(mixture.ham_only.ln(), ln_m + l.mixed_next_ham)
+}
+
+/// The chance that a key of these units is of each type (spam-only, ham-only, mixed) under
+/// `mixture`: what the key adds to its kind's expected counts, one step of EM for the
+/// mixture weights. Counting a key by hard labels instead (any decisive spam unit and any
+/// decisive ham unit make it mixed) would call every large ham-only key mixed after one
+/// mistaken blank, though one weak vote against a hundred approvals is what a ham-only key
+/// with fallible voters looks like; the voters' likelihoods already say how fallible.
+pub fn type_weights(units: impl IntoIterator<Item = f64>, mixture: &Mixture) -> [f64; 3] {
+    let l = Likelihoods::of(units);
+    let ln = [
+        mixture.spam_only.ln() + l.spam_only,
+        mixture.ham_only.ln(),
+        mixture.mixed.ln() + log_sum_exp(l.mixed_next_spam, l.mixed_next_ham),
+    ];
+    let total = ln.iter().fold(f64::NEG_INFINITY, |a, &b| log_sum_exp(a, b));
+    ln.map(|x| (x - total).exp())
 }
 
 /// A population key's term: [`population_logit`] against the same with no evidence.
@@ -309,7 +369,46 @@ mod tests {
         assert!(population_term([0.5, -0.3], &EVEN).abs() < 0.2);
     }
 
+    #[test]
+    fn independent_links_to_one_item_multiply_their_impurities() {
+        // A campaign (ε 1e-4) and its Reply-To (ε 1e-3), both with overwhelming votes: a
+        // false match of both is 1e-7, beyond what either says alone.
+        let (both, used) = agreeing_items(&[(60.0, 1e-4), (40.0, 1e-3)]);
+        assert_eq!(used, 2);
+        assert!((both - logit(1.0 - 1e-7)).abs() < 1e-3, "{both}");
+        // The weaker key's evidence bounds what the two say together.
+        let (weak, used) = agreeing_items(&[(60.0, 1e-4), (11.0, 1e-3)]);
+        assert!(weak > item_term(60.0, 1e-4) && weak < 11.0 && used == 2, "{weak}");
+        // A key too weak to help is left out.
+        let (alone, used) = agreeing_items(&[(60.0, 1e-4), (0.5, 1e-3)]);
+        assert_eq!((alone, used), (item_term(60.0, 1e-4), 1));
+        // Approvals agree the same way.
+        let (ham, _) = agreeing_items(&[(-60.0, 1e-4), (-40.0, 1e-3)]);
+        assert!((ham + both).abs() < 1e-9);
+        assert_eq!(agreeing_items(&[]), (0.0, 0));
+    }
+
     proptest! {
+        #[test]
+        fn agreeing_keys_are_monotone_and_never_below_the_strongest(
+            ells in prop::collection::vec(0.01f64..60.0, 1..5),
+            d in 0.0f64..20.0, which in 0usize..5,
+        ) {
+            let eps = [1e-4, 1e-3, 1e-3, 1e-3, 1e-3];
+            let mut keys: Vec<(f64, f64)> = ells.iter().zip(eps).map(|(&l, e)| (l, e)).collect();
+            let strongest = keys.iter().map(|&(l, e)| item_term(l, e)).fold(0.0, f64::max);
+            let ordered = |mut k: Vec<(f64, f64)>| {
+                k.sort_by(|a, b| b.0.total_cmp(&a.0));
+                k
+            };
+            let (base, _) = agreeing_items(&ordered(keys.clone()));
+            prop_assert!(base >= strongest - 1e-9);
+            let i = which % keys.len();
+            keys[i].0 += d;
+            let (more, _) = agreeing_items(&ordered(keys));
+            prop_assert!(more >= base - 1e-9, "{} < {}", more, base);
+        }
+
         #[test]
         fn a_spam_unit_never_lowers_and_a_ham_unit_never_raises(
             units in prop::collection::vec(-8.0f64..8.0, 0..40),
