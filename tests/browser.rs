@@ -232,7 +232,7 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
         computed_at: Timestamp::now().0,
     };
     let update =
-        StatisticsUpdate { trust: Vec::new(), correlations: vec![(a.subscriber_id, vec![row])], domains: Vec::new() };
+        StatisticsUpdate { trust: Vec::new(), correlations: vec![(a.subscriber_id, vec![row])], keys: Vec::new() };
     db.write_statistics(&update).await.unwrap();
     let mut admin = quorum_service(&url, &key, None);
     admin.env("QUORUM_ADMIN_PASSWORD", "operator password").args(["admin", "create", "ops@quorum.test"]);

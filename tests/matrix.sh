@@ -21,7 +21,7 @@ run() {
     shift
     "$bin" simulate "$corpus" --seed "$seed" --reach "$reach" --ham-circle "$circle" \
         --error-rate "$error" --sybils "$sybils" "$@" 2>/dev/null |
-        python3 -c 'import json,sys; r=json.load(sys.stdin); print(sys.argv[1], r["ham_deleted_statistical"], round(r["steady_state_spam_deleted_before_summary_share"], 4))' "$seed $reach $circle $error $sybils"
+        python3 -c 'import json,os,sys; r=json.load(sys.stdin); os.write(1, ("%s %s %s\n" % (sys.argv[1], r["ham_deleted_statistical"], round(r["steady_state_spam_deleted_before_summary_share"], 4))).encode())' "$seed $reach $circle $error $sybils"
 }
 export -f run
 export bin corpus

@@ -21,11 +21,21 @@ impl Env {
         Env { url, key: Keys::generate_master(), dir }
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    fn run(&self, args: &[&str]) -> (bool, String) {
         let mut cmd = quorum_service(&self.url, &self.key, None);
         cmd.args(args).env("QUORUM_CONFIRMATIONS__ENABLED", "false");
-        let (ok, out) = run(cmd);
+        run(cmd)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out) = self.run(args);
         assert!(ok, "quorum {args:?}: {out}");
+        out
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out) = self.run(args);
+        assert!(!ok, "quorum {args:?} succeeded: {out}");
         out
     }
 
@@ -128,9 +138,110 @@ async fn probe_reports_of_a_campaign_and_its_domain_delete_a_new_copy_for_everyo
     // The operator's tables.
     let domains = env.ok(&["stats", "domains"]);
     let line = domains.lines().find(|l| l.starts_with("bulk-pharma.example")).expect("the domain is listed");
-    assert!(line.contains("0.99"), "{domains}");
+    assert!(line.contains("0.99") && line.ends_with("    20      0"), "{domains}");
+    // Every kind of key has its table: the campaign's link was voted on once per campaign.
+    let urls = env.ok(&["stats", "keys", "--kind", "url"]);
+    let line = urls.lines().find(|l| l.starts_with("pills-direct.example")).expect("the link is listed");
+    assert!(line.ends_with("     1      0"), "{urls}");
+    let campaigns = env.ok(&["stats", "keys", "--kind", "campaign"]);
+    assert!(campaigns.lines().nth(1).is_some_and(|l| l.ends_with("     5      0")), "{campaigns}");
+    assert!(env.fails(&["stats", "keys", "--kind", "colour"]).contains("unknown evidence key kind"));
     let trust = env.ok(&["stats", "trust"]);
     assert!(trust.lines().any(|l| l.starts_with(&probes[0].email) && l.contains("probe")), "{trust}");
+}
+
+/// Campaigns rotate their sender domains (a fresh throwaway domain per copy), so the sender
+/// and its domain say nothing of the next copy; what many campaigns share, their link, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_from_rotating_domains_is_deleted_by_the_link_other_campaigns_share() {
+    let stack = MailStack::get();
+    let env = Env::new();
+    let probes = env.probes(5);
+    let alice = env.subscriber("alice");
+    // Fifteen other campaigns (different texts) link to the same shop, each reported by
+    // one probe; this one by all five; every copy from a domain of its own.
+    let target = campaign_text(99, "http://cheap-meds.example/buy?id=4");
+    for (i, p) in probes.iter().enumerate() {
+        for c in (0..15).filter(|c| c % probes.len() == i) {
+            let text = campaign_text(c, &format!("http://www.cheap-meds.example/c{c}?r=1"));
+            stack.maildir_drop(p, &copy(&format!("offer@r{c}-{i}.example"), "Deal", &text, "p"));
+        }
+        stack.maildir_drop(p, &copy(&format!("offer@t-{i}.example"), "Deal", &target, "p"));
+        env.ok(&["poll", &p.email]);
+    }
+    // Alice's copy from yet another domain: the campaign (at most 1 − 10⁻⁴ alone) and its
+    // link, which fifteen other campaigns were reported with.
+    stack.maildir_drop(&alice, &copy("offer@fresh-1.example", "Deal", &target, "alice"));
+    env.ok(&["poll", &alice.email]);
+    let messages = env.messages(&alice).await;
+    assert_eq!(messages[0].status, "deleted_statistical", "{messages:#?}");
+    let reason = messages[0].reason.as_deref().unwrap();
+    assert!(reason.contains("url cheap-meds.example +") && reason.contains("(15 spam, 0 not)"), "{reason}");
+    assert!(reason.contains("campaign ") && !reason.contains("domain fresh-1.example"), "{reason}");
+    // The same campaign linking to a shop nobody reported: the campaign alone, held.
+    let elsewhere = copy("offer@fresh-2.example", "Deal", &target.replace("cheap-meds", "unknown-shop"), "alice");
+    let file = env.dir.path().join("elsewhere.eml");
+    std::fs::write(&file, &elsewhere).unwrap();
+    let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["verdict"], "held", "{report:#}");
+    let keys = report["statistics"]["keys"].as_array().unwrap();
+    assert!(keys.iter().any(|t| t["kind"] == "campaign" && t["spam_units"] == 5), "{report:#}");
+}
+
+/// A campaign's text: thirty words of a small vocabulary chosen by `seed` (different seeds
+/// share no run of four words), then its link.
+fn campaign_text(seed: usize, link: &str) -> String {
+    const WORDS: [&str; 40] = [
+        "amazing",
+        "offer",
+        "today",
+        "only",
+        "discount",
+        "pharmacy",
+        "quality",
+        "delivery",
+        "secure",
+        "order",
+        "limited",
+        "stock",
+        "genuine",
+        "brand",
+        "savings",
+        "worldwide",
+        "express",
+        "private",
+        "trusted",
+        "service",
+        "customers",
+        "choose",
+        "best",
+        "prices",
+        "online",
+        "support",
+        "members",
+        "exclusive",
+        "package",
+        "bonus",
+        "free",
+        "shipping",
+        "guaranteed",
+        "results",
+        "natural",
+        "formula",
+        "doctors",
+        "approved",
+        "fast",
+        "easy",
+    ];
+    let mut state = seed as u64 * 2_654_435_761 + 12_345;
+    let words: Vec<&str> = (0..30)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            WORDS[(state >> 33) as usize % WORDS.len()]
+        })
+        .collect();
+    format!("{} {link}", words.join(" "))
 }
 
 /// Gives a subscriber a history of votes on senders nobody else hears from (so their trust

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
 use quorum_storage::{
-    CheckRecord, CorrelationRow, Database, DomainRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem,
-    PollOutcome, PollStatus, Principal, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow,
-    UidlDisposition, Vote, WorkerTotals,
+    CheckRecord, CorrelationRow, Database, KeyRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem, PollOutcome,
+    PollStatus, Principal, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
+    WorkerTotals,
 };
 use quorum_tests::fresh_sqlite;
 
@@ -591,24 +591,26 @@ async fn statistics_tables(db: impl Database) {
         domains: 7,
         computed_at: T0.0,
     };
-    let domain = DomainRow {
-        domain: "spam.example".into(),
-        p_spammer: 0.9999999,
-        spam_witnesses: 15,
-        ham_witnesses: 0,
+    let key = |kind: &str, name: &str, logit| KeyRow {
+        kind: kind.into(),
+        name: name.into(),
+        logit,
+        spam_units: 15,
+        ham_units: 0,
         computed_at: T0.0,
     };
+    let domain = key("domain", "spam.example", 16.1);
     let update = StatisticsUpdate {
         trust: vec![trust(a.subscriber_id, "trusted"), trust(b.subscriber_id, "probe")],
         correlations: vec![(a.subscriber_id, vec![corr(a.subscriber_id, b.subscriber_id, 0.05)])],
-        domains: vec![domain.clone()],
+        keys: vec![domain.clone(), key("url", "spam.example", 7.0), key("domain", "ham.example", -9.0)],
     };
     db.write_statistics(&update).await.unwrap();
     // A second refresh replaces the target's correlations and updates the rest.
     let update = StatisticsUpdate {
         trust: vec![trust(a.subscriber_id, "unlike_probes")],
         correlations: vec![(a.subscriber_id, vec![corr(a.subscriber_id, b.subscriber_id, 0.2)])],
-        domains: vec![DomainRow { spam_witnesses: 16, ..domain }],
+        keys: vec![KeyRow { spam_units: 16, ..domain }],
     };
     db.write_statistics(&update).await.unwrap();
     let rows = db.trust_rows().await.unwrap();
@@ -622,8 +624,13 @@ async fn statistics_tables(db: impl Database) {
     assert_eq!((c[0].user_email.as_str(), c[0].cuser_email.as_str()), ("a@example.org", "b@example.org"));
     assert!(db.correlation_rows(0.1, None, 10).await.unwrap().is_empty());
     assert!(db.correlation_rows(1.0, Some(b.subscriber_id), 10).await.unwrap().is_empty());
-    let d = db.domain_rows(10).await.unwrap();
-    assert_eq!((d.len(), d[0].spam_witnesses), (1, 16));
+    // One kind at a time, the strongest spam evidence first.
+    let d = db.key_rows("domain", 10).await.unwrap();
+    let names: Vec<(&str, i64)> = d.iter().map(|k| (k.name.as_str(), k.spam_units)).collect();
+    assert_eq!(names, [("spam.example", 16), ("ham.example", 15)]);
+    assert!(d[0].p_spam() > 0.999999 && d[1].p_spam() < 1e-3);
+    assert_eq!(db.key_rows("url", 10).await.unwrap().len(), 1);
+    assert_eq!(db.key_rows("domain", 1).await.unwrap().len(), 1);
 }
 
 async fn campaigns(db: impl Database) {

@@ -13,7 +13,7 @@ use axum::{
     response::Response,
 };
 use quorum_domain::{EmailAddress, Keys, MessageHash, Timestamp};
-use quorum_storage::{Database, PollItem, PollOutcome, PollStatus, Sqlite};
+use quorum_storage::{Database, KeyRow, PollItem, PollOutcome, PollStatus, Sqlite, StatisticsUpdate};
 use quorum_tests::{MailStack, TestUser, dovecot_subscriber, fresh_sqlite};
 use quorum_web::{AppState, auth};
 use tower::ServiceExt;
@@ -221,7 +221,7 @@ async fn a_subscriber_cannot_reach_another_subscribers_quarantine() {
 async fn operator_pages_refuse_subscribers_and_serve_operators() {
     let site = Site::new().await;
     let (mut alice, _) = site.subscriber("alice", "x").await;
-    for path in ["/admin", "/admin/correlation", "/admin/trust", "/admin/domains", "/api/admin/correlation"] {
+    for path in ["/admin", "/admin/correlation", "/admin/trust", "/admin/keys?kind=url", "/api/admin/keys"] {
         let (status, _) = site.get(&mut alice, path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         let (status, _) = site.get(&mut Browser::default(), path).await;
@@ -231,6 +231,25 @@ async fn operator_pages_refuse_subscribers_and_serve_operators() {
     let (status, page) = site.get(&mut ops, "/admin/correlation").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"id="correlation""#), "{page}");
+    // The evidence tables, one kind of key at a time; the domains' old address still works.
+    let row = KeyRow {
+        kind: "url".into(),
+        name: "pills.example".into(),
+        logit: 9.2,
+        spam_units: 4,
+        ham_units: 0,
+        computed_at: 1,
+    };
+    site.db.write_statistics(&StatisticsUpdate { keys: vec![row], ..Default::default() }).await.unwrap();
+    let (status, page) = site.get(&mut ops, "/admin/keys?kind=url").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("<td>pills.example</td><td>+9.20</td><td>0.9998990</td><td>4</td><td>0</td>"), "{page}");
+    let (_, page) = site.get(&mut ops, "/admin/keys").await;
+    assert!(page.contains("Evidence per key: domain") && !page.contains("pills.example"), "{page}");
+    let (_, json) = site.get(&mut ops, "/api/admin/keys?kind=url").await;
+    assert!(json.contains(r#""name":"pills.example""#), "{json}");
+    let (status, _) = site.get(&mut ops, "/admin/domains").await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     let (status, json) = site.get(&mut ops, "/api/admin/trust").await;
     assert_eq!(status, StatusCode::OK);
     assert!(json.starts_with('['), "{json}");

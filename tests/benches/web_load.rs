@@ -96,7 +96,7 @@ async fn seed(db: &Sqlite, subscribers: usize, messages: usize) -> Vec<i64> {
             (id, rows)
         })
         .collect();
-    db.write_statistics(&StatisticsUpdate { trust, correlations, domains: Vec::new() }).await.unwrap();
+    db.write_statistics(&StatisticsUpdate { trust, correlations, keys: Vec::new() }).await.unwrap();
     ids
 }
 

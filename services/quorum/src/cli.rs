@@ -130,8 +130,15 @@ pub enum StatsCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// Sender domains by probability of being a spammer, with their evidence.
-    Domains {
+    /// Evidence keys of one kind by what their votes say (log-likelihood ratio with every
+    /// counted user at full weight, strongest spam evidence first) and how many of their
+    /// units (senders, campaigns, voters) the votes call spam or not. `stats domains` is the
+    /// domain table.
+    #[command(visible_alias = "domains")]
+    Keys {
+        /// sender, domain, campaign, url, reply_to, network, short_text or attachment.
+        #[arg(long, default_value = "domain")]
+        kind: quorum_stats::KeyKind,
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
@@ -185,7 +192,8 @@ pub struct SimulateArgs {
     /// Without campaign fingerprints as evidence.
     #[arg(long)]
     pub no_fingerprints: bool,
-    /// Spam copies keep their corpus sender domain instead of a throwaway domain per copy.
+    /// Spam copies keep their corpus sender domain instead of a throwaway domain per copy
+    /// (spam a mailing list relayed always keeps it: the list sent one message to all).
     #[arg(long)]
     pub no_rotating_domains: bool,
     /// Spam keeps the handoff network of its corpus Received chain instead of three /24s of

@@ -235,7 +235,7 @@ async fn explain<DB: Database>(
                 );
             }
             if j.agreement_logit != 0.0 {
-                println!("  agreeing:          {:+.2} (a false match of all of them at once)", j.agreement_logit);
+                println!("  agreeing:          {:+.2} (independent matches of the same votes)", j.agreement_logit);
             }
             println!(
                 "  statistics: P(spam) {:.9}{}",
@@ -280,10 +280,17 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
                 );
             }
         }
-        StatsCommand::Domains { limit } => {
-            println!("{:<40} {:>12} {:>6} {:>6}", "domain", "P(spammer)", "spam", "not");
-            for d in db.domain_rows(limit).await? {
-                println!("{:<40} {:>12.9} {:>6} {:>6}", d.domain, d.p_spammer, d.spam_witnesses, d.ham_witnesses);
+        StatsCommand::Keys { kind, limit } => {
+            println!("{:<40} {:>8} {:>12} {:>6} {:>6}", kind.as_str(), "log-odds", "P(spam)", "spam", "not");
+            for k in db.key_rows(kind.as_str(), limit).await? {
+                println!(
+                    "{:<40} {:>+8.2} {:>12.9} {:>6} {:>6}",
+                    k.name,
+                    k.logit,
+                    k.p_spam(),
+                    k.spam_units,
+                    k.ham_units
+                );
             }
         }
     }

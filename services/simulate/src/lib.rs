@@ -51,7 +51,8 @@ pub struct Options {
     pub combination: Combination,
     /// Campaign fingerprints as evidence too.
     pub fingerprints: bool,
-    /// Each spam copy comes from a fresh throwaway domain, as botnets send them.
+    /// Each spam copy comes from a fresh throwaway domain, as botnets send them (but mail
+    /// a mailing list relayed keeps its From: the list sent one message to all).
     pub rotating_domains: bool,
     /// Each spam campaign is handed over from three /24s of a pool of 50 botnet networks
     /// (shared between campaigns, as one botnet sends many); otherwise, and for ham, the
@@ -329,7 +330,9 @@ pub fn run(
     // for rotating spam) and its keys, made by the service's own function.
     let copy = |rng: &mut StdRng, message: usize| -> Copy {
         let m = &corpus[message];
-        let from = match (m.spam && options.rotating_domains, m.from.split_once('@')) {
+        // A list relays one message to all its members: its copies keep their From.
+        let rotating = m.spam && options.rotating_domains && m.fingerprint.list.is_none();
+        let from = match (rotating, m.from.split_once('@')) {
             (true, Some((local, _))) => format!("{local}@{:08x}.com", rng.r#gen::<u32>()),
             _ => m.from.clone(),
         };

@@ -12,7 +12,9 @@
 //!   (/24, /48), each counted once per distinct campaign (else per short text, else per
 //!   sender): a mailing list's footer links and a hosting provider's network are stamped on
 //!   every message they carry, so they must take many independent campaigns to mean
-//!   anything. Mailing-list mail gets no network key: its handoff is the list's server;
+//!   anything. Mailing-list mail gets no network key (its handoff is the list's server),
+//!   and is one unit per list under its URL domains (a footer the list adds to every
+//!   message, an advertiser's link included, says nothing of one post);
 //! - the **Reply-To** address when it differs from From;
 //! - for short mail with a link, the **exact hash of its normalised text**; the **hash of
 //!   each attachment or image**.
@@ -62,8 +64,10 @@ pub fn evidence(facts: &Facts<'_>) -> Vec<Evidence> {
         keys.push(Evidence::new(KeyKind::Campaign, c.to_string(), unit.as_str()));
     }
     if let Some(f) = fingerprint {
+        // A list's footer links are on all it relays: its mail is one unit under them.
+        let url_unit = f.list.as_ref().map_or(unit.clone(), |l| format!("l:{l}"));
         for url in f.url_domains.iter().take(MAX_PER_KIND) {
-            keys.push(Evidence::new(KeyKind::Url, url.as_str(), unit.as_str()));
+            keys.push(Evidence::new(KeyKind::Url, url.as_str(), url_unit.as_str()));
         }
         if let Some(reply_to) = f.reply_to.as_deref().filter(|r| *r != from) {
             keys.push(Evidence::new(KeyKind::ReplyTo, reply_to, unit.as_str()));
@@ -72,7 +76,7 @@ pub fn evidence(facts: &Facts<'_>) -> Vec<Evidence> {
             keys.push(Evidence::new(KeyKind::Attachment, format!("{a:016x}"), unit.as_str()));
         }
     }
-    if let Some(network) = facts.network.filter(|_| !fingerprint.is_some_and(|f| f.list)) {
+    if let Some(network) = facts.network.filter(|_| fingerprint.is_none_or(|f| f.list.is_none())) {
         keys.push(Evidence::new(KeyKind::Network, network, unit.as_str()));
     }
     if let Some(h) = short {
@@ -136,6 +140,12 @@ Click http://www.pills.example/buy?id=8812 now to reset your account today\r\n";
         let own = evidence(&Facts { own_address: true, major_isp: true, campaign: Some(9), ..facts });
         assert_eq!(kinds(&own), [Campaign, Url, ReplyTo, Network, ShortText]);
         assert!(own.iter().all(|k| k.unit == "c:9"));
+        // List mail: no network key, and the list is the unit under its links.
+        let posted = String::from_utf8_lossy(raw).replace("Subject: x", "List-Id: Pills fans <pills.lists.example>");
+        let f = Fingerprint::of(posted.as_bytes());
+        let listed = evidence(&Facts { fingerprint: Some(&f), ..facts });
+        assert_eq!(kinds(&listed), [Sender, Domain, Url, ReplyTo, ShortText]);
+        assert_eq!(listed[2].unit, "l:pills.lists.example");
         assert_eq!(decode(&encode(&keys)), Some(keys));
         assert_eq!(decode("not json"), None);
     }

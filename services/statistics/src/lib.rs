@@ -2,7 +2,7 @@
 //! classifies mail (the worker, the scheduler before a summary) keeps a
 //! [`quorum_stats::Engine`] fed from the stored votes: [`Statistics::sync`] reads the
 //! votes cast since its last read, refreshes what they touched, and writes the operator's
-//! tables (trust, correlations, the touched domains' probabilities). Processes on other
+//! tables (trust, correlations, the touched evidence keys' standing). Processes on other
 //! machines read the same votes, so they converge on the same statistics.
 //!
 //! Every classifier builds a message's keys with [`keys::evidence`] and judges them with
@@ -20,7 +20,7 @@ use quorum_config::StatisticsSettings;
 use quorum_domain::Timestamp;
 use quorum_stats::{Engine, Evidence, EvidenceUnit, Judgement, KeyKind, Settings, TrustStatus, Vote};
 use quorum_storage::{
-    CampaignVoteCursor, CorrelationRow, Database, DomainRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor,
+    CampaignVoteCursor, CorrelationRow, Database, KeyRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor,
 };
 use tokio::sync::Mutex;
 
@@ -126,7 +126,7 @@ impl Statistics {
             }
             (state.cursor, state.campaign_cursor.clone())
         };
-        let mut touched: HashSet<String> = HashSet::new();
+        let mut touched: HashSet<(KeyKind, String)> = HashSet::new();
         let mut votes = 0;
         loop {
             let page = db.votes_after(cursor, PAGE).await?;
@@ -151,7 +151,7 @@ impl Statistics {
                     }
                 };
                 state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
-                touched.insert(v.domain.clone());
+                touched.extend(keys.into_iter().map(|k| (k.kind, k.key)));
             }
             votes += page.len();
             if (page.len() as i64) < PAGE {
@@ -173,6 +173,7 @@ impl Statistics {
                     let id = v.campaign_id.to_string();
                     let keys = [Evidence::new(KeyKind::Campaign, id.as_str(), format!("c:{id}"))];
                     state.engine.record_evidence(user, &keys, vote, v.created_at as f64);
+                    touched.insert((KeyKind::Campaign, id));
                 }
                 votes += page.len();
                 if (page.len() as i64) < PAGE {
@@ -250,7 +251,7 @@ impl State {
     fn update(
         &self,
         changed: &[u32],
-        touched: &HashSet<String>,
+        touched: &HashSet<(KeyKind, String)>,
         now: Timestamp,
     ) -> (StatisticsUpdate, Vec<(TrustStatus, u32, u32)>) {
         // Statuses can change for anyone (the population's rates moved), but most do not:
@@ -295,20 +296,21 @@ impl State {
                 (self.subscribers[u as usize], rows)
             })
             .collect();
-        let domains = touched
+        let keys = touched
             .iter()
-            .filter_map(|d| {
-                let t = self.engine.global_term(KeyKind::Domain, d)?;
-                Some(DomainRow {
-                    domain: d.clone(),
-                    p_spammer: quorum_stats::logistic(t.logit),
-                    spam_witnesses: i64::from(t.spam_units),
-                    ham_witnesses: i64::from(t.ham_units),
+            .filter_map(|(kind, name)| {
+                let t = self.engine.global_term(*kind, name)?;
+                Some(KeyRow {
+                    kind: kind.as_str().into(),
+                    name: name.clone(),
+                    logit: t.logit,
+                    spam_units: i64::from(t.spam_units),
+                    ham_units: i64::from(t.ham_units),
                     computed_at: now.0,
                 })
             })
             .collect();
-        (StatisticsUpdate { trust, correlations, domains }, statuses)
+        (StatisticsUpdate { trust, correlations, keys }, statuses)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The operator's pages under `/admin` (SPEC 5) and the same data as JSON under
 //! `/api/admin`: global statistics, worker health, the correlation table, trust statuses
-//! and domain probabilities. Only operator sessions get in; subscribers get 403.
+//! and every evidence key's standing (domains, URL domains, networks, ...). Only operator
+//! sessions get in; subscribers get 403.
 
 use askama::Template;
 use axum::{
@@ -10,7 +11,8 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use quorum_domain::{EmailAddress, Timestamp};
-use quorum_storage::{CorrelationLine, Database, DomainRow, TrustRow, WorkerTotals};
+use quorum_stats::KeyKind;
+use quorum_storage::{CorrelationLine, Database, KeyRow, TrustRow, WorkerTotals};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -226,32 +228,53 @@ pub async fn trust_json<DB: Database>(
     Ok(Json(state.db.trust_rows().await?).into_response())
 }
 
-#[derive(Template)]
-#[template(path = "domains.html")]
-struct DomainsPage {
-    operator: String,
-    csrf: String,
-    rows: Vec<DomainRow>,
+#[derive(Debug, Deserialize)]
+pub struct KeysQuery {
+    /// A [`KeyKind`] name; the domains when absent or unknown.
+    #[serde(default)]
+    pub kind: String,
 }
 
-pub async fn domains<DB: Database>(
+impl KeysQuery {
+    fn kind(&self) -> KeyKind {
+        self.kind.parse().unwrap_or(KeyKind::Domain)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    operator: String,
+    csrf: String,
+    kind: &'static str,
+    kinds: Vec<&'static str>,
+    rows: Vec<KeyRow>,
+}
+
+/// The evidence table of one kind of key (the domain table by default).
+pub async fn keys<DB: Database>(
     State(state): State<AppState<DB>>,
     headers: HeaderMap,
+    Query(q): Query<KeysQuery>,
 ) -> Result<Response, WebError> {
     let operator = state.operator(&headers).await?;
-    let rows = state.db.domain_rows(ROWS).await?;
+    let kind = q.kind();
+    let rows = state.db.key_rows(kind.as_str(), ROWS).await?;
     if wants_json(&headers) {
         return Ok(Json(rows).into_response());
     }
-    Ok(Html(DomainsPage { operator: operator.email, csrf: operator.csrf, rows }.render()?).into_response())
+    let kinds = KeyKind::ALL.iter().map(|k| k.as_str()).collect();
+    let page = KeysPage { operator: operator.email, csrf: operator.csrf, kind: kind.as_str(), kinds, rows };
+    Ok(Html(page.render()?).into_response())
 }
 
-pub async fn domains_json<DB: Database>(
+pub async fn keys_json<DB: Database>(
     State(state): State<AppState<DB>>,
     headers: HeaderMap,
+    Query(q): Query<KeysQuery>,
 ) -> Result<Response, WebError> {
     state.operator(&headers).await?;
-    Ok(Json(state.db.domain_rows(ROWS).await?).into_response())
+    Ok(Json(state.db.key_rows(q.kind().as_str(), ROWS).await?).into_response())
 }
 
 #[derive(Template)]

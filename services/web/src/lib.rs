@@ -23,7 +23,7 @@ use axum::{
     extract::{MatchedPath, Request, State},
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -228,13 +228,14 @@ pub fn router<DB: Database>(state: AppState<DB>) -> Router {
         .route("/admin", get(admin::dashboard::<DB>))
         .route("/admin/correlation", get(admin::correlation::<DB>))
         .route("/admin/trust", get(admin::trust::<DB>))
-        .route("/admin/domains", get(admin::domains::<DB>))
+        .route("/admin/keys", get(admin::keys::<DB>))
+        .route("/admin/domains", get(|| async { Redirect::permanent("/admin/keys?kind=domain") }))
         .route("/admin/providers", get(admin::providers::<DB>).post(admin::save_provider::<DB>))
         .route("/admin/providers/remove", post(admin::remove_provider::<DB>))
         .route("/admin/probes", get(admin::probes::<DB>).post(admin::set_probe::<DB>))
         .route("/api/admin/correlation", get(admin::correlation_json::<DB>))
         .route("/api/admin/trust", get(admin::trust_json::<DB>))
-        .route("/api/admin/domains", get(admin::domains_json::<DB>))
+        .route("/api/admin/keys", get(admin::keys_json::<DB>))
         .route("/api/admin/workers", get(admin::workers_json::<DB>))
         .route("/healthz", get(healthz::<DB>))
         .route("/metrics", get(metrics_page::<DB>))

@@ -70,8 +70,10 @@ pub struct Fingerprint {
     pub short_text: Option<u64>,
     /// Exact hashes of the attachments and images ([`ATTACHMENT_BYTES`] or more).
     pub attachments: Vec<u64>,
-    /// Mailing-list mail (`List-Id` or `List-Post`): the list's server hands it over.
-    pub list: bool,
+    /// Mailing-list mail: the list's identity (its `List-Id` between the angle brackets,
+    /// else its `List-Post`), lower-cased. The list's server hands it over, and a footer
+    /// the list adds is on every message it relays.
+    pub list: Option<String>,
 }
 
 /// Words a short text needs for its hash to be a key.
@@ -91,14 +93,14 @@ impl Fingerprint {
                 reply_to: None,
                 short_text: None,
                 attachments: Vec::new(),
-                list: false,
+                list: None,
             };
         };
         let text: String =
             (0..message.text_body.len().max(1)).filter_map(|i| message.body_text(i)).collect::<Vec<_>>().join("\n");
         let (tokens, mut url_domains) = normalise(&text);
-        let list = message.header("List-Id").is_some() || message.header("List-Post").is_some();
-        if list {
+        let list = list_id(&message);
+        if list.is_some() {
             let stamped = list_domains(&message);
             url_domains.retain(|d| !stamped.contains(d));
         }
@@ -291,6 +293,17 @@ pub fn normalise(text: &str) -> (Vec<String>, Vec<String>) {
     (tokens, domains)
 }
 
+/// A list's identity: `List-Id`'s `<id>` (RFC 2919; the whole value if it has no angle
+/// brackets), else `List-Post`.
+fn list_id(message: &mail_parser::Message<'_>) -> Option<String> {
+    let id = |value: &str| {
+        let value = value.trim();
+        let inner = value.rsplit_once('<').and_then(|(_, rest)| rest.split_once('>')).map_or(value, |(id, _)| id);
+        Some(inner.trim().to_ascii_lowercase()).filter(|v| !v.is_empty())
+    };
+    ["List-Id", "List-Post"].into_iter().filter_map(|h| message.header_raw(h)).find_map(id)
+}
+
 /// The registrable domains a mailing list names in its own headers: its id
 /// (`<ilug.linux.ie>`), its addresses (`mailto:ilug@linux.ie`) and its web pages.
 fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
@@ -413,13 +426,16 @@ List-Unsubscribe: <https://www.linux.example/mailman/listinfo/ilug>,\r\n <mailto
 Subject: hi\r\n\r\nHas anyone tried the new kernel from http://kernel.example/pub on a laptop yet? It works \
 here.\r\n_______________________________________________\r\nILUG mailing list http://www.linux.example/mailman/listinfo/ilug\r\n";
         let f = Fingerprint::of(raw);
-        assert!(f.list);
+        assert_eq!(f.list.as_deref(), Some("ilug.linux.example"));
         assert_eq!(f.url_domains, ["kernel.example"]);
         // Without list headers, the same links are the sender's.
         let text = std::str::from_utf8(raw).unwrap();
         let body = &text[text.find("Subject").unwrap()..];
         let plain = Fingerprint::of(format!("From: someone@eircom.example\r\n{body}").as_bytes());
         assert_eq!(plain.url_domains, ["kernel.example", "linux.example"]);
+        assert_eq!(plain.list, None);
+        let posted = Fingerprint::of(format!("List-Post: <mailto:Ilug@linux.example>\r\n{body}").as_bytes());
+        assert_eq!(posted.list.as_deref(), Some("mailto:ilug@linux.example"));
     }
 
     #[test]

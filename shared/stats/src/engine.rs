@@ -186,8 +186,8 @@ pub struct Judgement {
     /// When no key spoke: what silence is worth ([`Engine::silence_llr`], never above 0);
     /// else 0.
     pub silence_logit: f64,
-    /// What item keys agreeing with the strongest of their sign add to it: the message is a
-    /// false match of all of them only with the product of their impurities
+    /// What item keys agreeing with the strongest of their sign add to it: each speaks
+    /// where the stronger keys' links are false matches, whose chances multiply
     /// ([`crate::evidence::agreeing_items`]).
     #[serde(default)]
     pub agreement_logit: f64,
@@ -776,9 +776,9 @@ impl Engine {
     ///   combined as fully dependent evidence, its strongest term for spam plus its
     ///   strongest against, not their sum. The item keys' *links* are independent, though
     ///   (a false match of the campaign's text is not a false match of its Reply-To), so
-    ///   item keys of one sign that agree add what a false match of all of them at once
-    ///   leaves ([`agreeing_items`], [`Judgement::agreement_logit`]); the votes are still
-    ///   counted once. The two families add: what the voters said of
+    ///   item keys of one sign that agree add what each one says where the stronger ones'
+    ///   links are false ([`agreeing_items`], [`Judgement::agreement_logit`]); no vote
+    ///   counts twice. The two families add: what the voters said of
     ///   this sender and campaign, and what they said of *other* senders' mail through the
     ///   same domain, links or network. Both are monotone in every term, so a spam vote
     ///   still never lowers P(spam).
@@ -845,10 +845,9 @@ impl Engine {
                     .collect();
                 side.sort_by(|&a, &b| ells[b].abs().total_cmp(&ells[a].abs()));
                 let links: Vec<(f64, f64)> = side.iter().map(|&i| (ells[i], self.impurity(terms[i].kind))).collect();
-                let (value, used) = agreeing_items(&links);
                 // Never below the strongest key alone ([`agreeing_items`]).
-                agreement_logit += value - terms[top].logit;
-                for &i in side[..used].iter().filter(|&&i| i != top) {
+                agreement_logit += agreeing_items(&links) - terms[top].logit;
+                for &i in side.iter().filter(|&&i| i != top) {
                     terms[i].agrees = true;
                 }
             }

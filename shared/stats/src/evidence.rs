@@ -189,33 +189,44 @@ pub fn item_term(ell: f64, epsilon: f64) -> f64 {
     log_sum_exp(a + ell, b) - log_sum_exp(b + ell, a)
 }
 
-/// Item keys that agree: one message's links to one item through independent matches (its
-/// campaign's text, its Reply-To address, its short-text hash, its sender address), each
-/// `(ell, epsilon)`, all on the same side (every `ell` > 0, or every `ell` < 0) and ordered
-/// by `|ell|`, strongest first.
+/// Item keys that agree: one message's links to earlier mail through independent matches
+/// (its campaign's text, its Reply-To address, its short-text hash, its sender address),
+/// each `(ell, epsilon)`, all on the same side (every `ell` > 0, or every `ell` < 0) and
+/// ordered by `|ell|`, strongest first. Returns their combined log-likelihood ratio.
 ///
-/// The keys' votes are the same voters' judgements of the same earlier messages, so the
-/// evidence about the item is counted once. What is independent is each *link*: a message
-/// is a false match of its campaign's text with probability ε₁ (the fingerprint's measured
-/// rate), carries the spammer's Reply-To without being the spammer's with ε₂, and so on; it
-/// is of the item's class unless *every* link is false, with probability `E = Π εᵢ`. For
-/// keys whose item evidence differs, the weakest `ℓ` of the keys used is what all of them
-/// at least say, so a set `S` of the keys is worth `item_term(min_S ℓ, Π_S ε)` (a bound on
-/// the shared item's evidence, exact for one key). The value is the best set; for a given
-/// weakest `ℓ`, adding keys at least as strong only lowers `E`, so the best set is a prefix
-/// of the keys in that order. Each set's value is monotone in every `ℓ`, and so is
-/// their maximum: a spam vote still never lowers P(spam). Returns the value and how many
-/// keys (the first ones) it used.
-pub fn agreeing_items(keys: &[(f64, f64)]) -> (f64, usize) {
-    let (mut best, mut used, mut impurity) = (0.0f64, 0, 1.0);
-    for (n, &(ell, epsilon)) in keys.iter().enumerate() {
-        impurity *= epsilon;
-        let value = item_term(ell, impurity);
-        if value.abs() > best.abs() {
-            (best, used) = (value, n + 1);
-        }
+/// The keys' votes are the same voters' judgements of the same earlier messages, so no
+/// vote may count twice. What is independent is each *link*: a message is a false match of
+/// its campaign's text with probability ε₁ (the fingerprint's measured rate), carries the
+/// spammer's Reply-To without being the spammer's with ε₂, and so on. Take the links in
+/// order: with probability `1 − ε₁` the first is true and the message is of item 1's
+/// class, which is the other class than the votes say with `q₁ = 1 / (1 + e^{|ℓ₁|})`;
+/// else the second decides, and so on; when every link is false, the message is of the
+/// other class than the last item (as [`item_term`] takes one false link). With
+/// `E_k = ε₁ ⋯ ε_k`:
+///
+/// ```text
+/// P(other class) = Σ_{k<n} E_{k−1}(1 − ε_k) q_k + E_{n−1} [(1 − ε_n) q_n + ε_n (1 − q_n)]
+/// ```
+///
+/// Each item's evidence enters only where the links before it are false, so the same
+/// votes never multiply: a campaign whose 16 voters all said spam and a sender three of
+/// them voted on are `(1 − ε₁) q₁ + ε₁ · (the sender's doubt)`, not the product of both
+/// doubts. Nothing is assumed of how the items' classes relate. For one key this is
+/// [`item_term`]; it is monotone in every `ℓ` (and continuous where two keys swap places:
+/// with equal `q` the order does not matter), so a spam vote never lowers P(spam), and it
+/// is never taken below the strongest key alone.
+pub fn agreeing_items(keys: &[(f64, f64)]) -> f64 {
+    let Some(&(first, _)) = keys.first() else { return 0.0 };
+    let (mut other, mut all_false) = (0.0, 1.0);
+    for (k, &(ell, epsilon)) in keys.iter().enumerate() {
+        let q = 1.0 / (1.0 + ell.abs().exp());
+        let tail = if k + 1 == keys.len() { epsilon * (1.0 - q) } else { 0.0 };
+        other += all_false * ((1.0 - epsilon) * q + tail);
+        all_false *= epsilon;
     }
-    (best, used)
+    let combined = (-other).ln_1p() - other.ln();
+    let strongest = keys.iter().map(|&(ell, epsilon)| item_term(ell, epsilon).abs()).fold(0.0, f64::max);
+    combined.max(strongest).copysign(first)
 }
 
 /// Prior weights of a population kind's key types: spam-only, ham-only, mixed.
@@ -373,19 +384,38 @@ mod tests {
     fn independent_links_to_one_item_multiply_their_impurities() {
         // A campaign (ε 1e-4) and its Reply-To (ε 1e-3), both with overwhelming votes: a
         // false match of both is 1e-7, beyond what either says alone.
-        let (both, used) = agreeing_items(&[(60.0, 1e-4), (40.0, 1e-3)]);
-        assert_eq!(used, 2);
+        let both = agreeing_items(&[(60.0, 1e-4), (40.0, 1e-3)]);
         assert!((both - logit(1.0 - 1e-7)).abs() < 1e-3, "{both}");
-        // The weaker key's evidence bounds what the two say together.
-        let (weak, used) = agreeing_items(&[(60.0, 1e-4), (11.0, 1e-3)]);
-        assert!(weak > item_term(60.0, 1e-4) && weak < 11.0 && used == 2, "{weak}");
-        // A key too weak to help is left out.
-        let (alone, used) = agreeing_items(&[(60.0, 1e-4), (0.5, 1e-3)]);
-        assert_eq!((alone, used), (item_term(60.0, 1e-4), 1));
+        // A weakly voted second key counts only where the first link is false.
+        let weak = agreeing_items(&[(60.0, 1e-4), (8.0, 1e-3)]);
+        let doubt = 1e-4 * (1.0 / (1.0 + 8f64.exp()) + 1e-3);
+        assert!((weak - logit(1.0 - doubt)).abs() < 1e-3, "{weak}");
+        assert!(weak > item_term(60.0, 1e-4) + 5.0 && weak < item_term(60.0, 1e-4) + 8.0 + 1e-3, "{weak}");
+        // One key is its own term; a weak key adds little.
+        assert!((agreeing_items(&[(7.0, 1e-4)]) - item_term(7.0, 1e-4)).abs() < 1e-9);
+        let little = agreeing_items(&[(60.0, 1e-4), (0.5, 1e-3)]) - item_term(60.0, 1e-4);
+        assert!(little > 0.0 && little < 1.0, "{little}");
         // Approvals agree the same way.
-        let (ham, _) = agreeing_items(&[(-60.0, 1e-4), (-40.0, 1e-3)]);
-        assert!((ham + both).abs() < 1e-9);
-        assert_eq!(agreeing_items(&[]), (0.0, 0));
+        assert!((agreeing_items(&[(-60.0, 1e-4), (-40.0, 1e-3)]) + both).abs() < 1e-9);
+        assert_eq!(agreeing_items(&[]), 0.0);
+    }
+
+    #[test]
+    fn one_mistaken_blank_does_not_make_a_ham_only_key_mixed() {
+        // A hundred approved senders and one a single user blanked (a spam vote worth
+        // ln 10): a ham-only key with fallible voters, not a mixed one.
+        let mut units = vec![-4.6; 100];
+        units.push(2.3);
+        let [spam_only, ham_only, mixed] = type_weights(units, &EVEN);
+        assert!(ham_only > 0.9 && spam_only < 1e-9, "{ham_only} {mixed}");
+        // Eight senders the probes reported and two approved ones: mixed.
+        let mut units = vec![6.0; 8];
+        units.extend([-4.6; 2]);
+        let [spam_only, ham_only, mixed] = type_weights(units, &EVEN);
+        assert!(mixed > 0.9, "{spam_only} {ham_only} {mixed}");
+        // Twenty reported senders: spam-only.
+        let [spam_only, _, mixed] = type_weights(vec![6.0; 20], &EVEN);
+        assert!(spam_only > 0.9 && mixed < 0.1, "{spam_only} {mixed}");
     }
 
     proptest! {
@@ -401,11 +431,11 @@ mod tests {
                 k.sort_by(|a, b| b.0.total_cmp(&a.0));
                 k
             };
-            let (base, _) = agreeing_items(&ordered(keys.clone()));
+            let base = agreeing_items(&ordered(keys.clone()));
             prop_assert!(base >= strongest - 1e-9);
             let i = which % keys.len();
             keys[i].0 += d;
-            let (more, _) = agreeing_items(&ordered(keys));
+            let more = agreeing_items(&ordered(keys));
             prop_assert!(more >= base - 1e-9, "{} < {}", more, base);
         }
 

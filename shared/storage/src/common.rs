@@ -839,13 +839,14 @@ macro_rules! impl_database {
                             .await?;
                     }
                 }
-                for d in &update.domains {
-                    sqlx::query($crate::sql::UPSERT_DOMAIN_STATS)
-                        .bind(&d.domain)
-                        .bind(d.p_spammer)
-                        .bind(d.spam_witnesses)
-                        .bind(d.ham_witnesses)
-                        .bind(d.computed_at)
+                for k in &update.keys {
+                    sqlx::query($crate::sql::UPSERT_KEY_STATS)
+                        .bind(&k.kind)
+                        .bind(&k.name)
+                        .bind(k.logit)
+                        .bind(k.spam_units)
+                        .bind(k.ham_units)
+                        .bind(k.computed_at)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -871,8 +872,8 @@ macro_rules! impl_database {
                     .await?)
             }
 
-            async fn domain_rows(&self, limit: i64) -> $crate::Result<Vec<$crate::DomainRow>> {
-                Ok(sqlx::query_as($crate::sql::DOMAIN_ROWS).bind(limit).fetch_all(&self.pool).await?)
+            async fn key_rows(&self, kind: &str, limit: i64) -> $crate::Result<Vec<$crate::KeyRow>> {
+                Ok(sqlx::query_as($crate::sql::KEY_ROWS).bind(kind).bind(limit).fetch_all(&self.pool).await?)
             }
 
             async fn campaign_candidates(&self, band_keys: &[i64]) -> $crate::Result<Vec<(i64, Vec<u8>)>> {

@@ -300,8 +300,8 @@ pub trait Database: Send + Sync + Clone + 'static {
     async fn correlation_rows(&self, max_rms_error: f64, user: Option<i64>, limit: i64)
     -> Result<Vec<CorrelationLine>>;
 
-    /// Domains by probability, most certain spammers first.
-    async fn domain_rows(&self, limit: i64) -> Result<Vec<DomainRow>>;
+    /// Evidence keys of one kind (`domain`, `url`, ...), the strongest evidence of spam first.
+    async fn key_rows(&self, kind: &str, limit: i64) -> Result<Vec<KeyRow>>;
 
     /// Campaigns sharing at least one of these band keys: `(id, signature)`, by id.
     async fn campaign_candidates(&self, band_keys: &[i64]) -> Result<Vec<(i64, Vec<u8>)>>;

@@ -499,14 +499,25 @@ pub struct CorrelationLine {
     pub row: CorrelationRow,
 }
 
-/// A domain's probability with its evidence.
+/// One evidence key's standing with every counted user at full weight: its log-likelihood
+/// ratio, and how many of its units (a domain's senders, a URL's or network's campaigns, an
+/// item's voters) the votes call spam or not.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
-pub struct DomainRow {
-    pub domain: String,
-    pub p_spammer: f64,
-    pub spam_witnesses: i64,
-    pub ham_witnesses: i64,
+pub struct KeyRow {
+    /// `sender`, `domain`, `campaign`, `url`, `reply_to`, `network`, `short_text`, `attachment`.
+    pub kind: String,
+    pub name: String,
+    pub logit: f64,
+    pub spam_units: i64,
+    pub ham_units: i64,
     pub computed_at: i64,
+}
+
+impl KeyRow {
+    /// What the key alone makes of a message carrying it, from an even prior.
+    pub fn p_spam(&self) -> f64 {
+        1.0 / (1.0 + (-self.logit).exp())
+    }
 }
 
 /// What one statistics refresh writes for the operator.
@@ -515,7 +526,8 @@ pub struct StatisticsUpdate {
     pub trust: Vec<TrustRow>,
     /// Per target user: its correlations now (replacing the previous ones).
     pub correlations: Vec<(i64, Vec<CorrelationRow>)>,
-    pub domains: Vec<DomainRow>,
+    /// The evidence keys the votes read since the last refresh touched.
+    pub keys: Vec<KeyRow>,
 }
 
 /// Who a web session belongs to.

@@ -271,9 +271,9 @@ pub const CLEAR_CORRELATIONS: &str = "DELETE FROM correlation WHERE user_id = $1
 pub const INSERT_CORRELATION: &str = "INSERT INTO correlation \
      (user_id, cuser_id, rms_error, confidence, max_rms_error, domains, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-pub const UPSERT_DOMAIN_STATS: &str = "INSERT INTO domain_stats (domain, p_spammer, spam_witnesses, ham_witnesses, computed_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (domain) DO UPDATE SET p_spammer = excluded.p_spammer, \
-     spam_witnesses = excluded.spam_witnesses, ham_witnesses = excluded.ham_witnesses, computed_at = excluded.computed_at";
+pub const UPSERT_KEY_STATS: &str = "INSERT INTO key_stats (kind, name, logit, spam_units, ham_units, computed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, name) DO UPDATE SET logit = excluded.logit, \
+     spam_units = excluded.spam_units, ham_units = excluded.ham_units, computed_at = excluded.computed_at";
 
 pub const TRUST_ROWS: &str = "SELECT t.subscriber_id, s.email, t.status, t.reason, t.approvals, t.spam, t.computed_at \
      FROM user_trust t JOIN subscribers s ON s.id = t.subscriber_id ORDER BY t.subscriber_id";
@@ -283,8 +283,8 @@ pub const CORRELATION_ROWS: &str = "SELECT c.user_id, c.cuser_id, c.rms_error, c
      JOIN subscribers u ON u.id = c.user_id JOIN subscribers cu ON cu.id = c.cuser_id \
      WHERE c.max_rms_error <= $1 AND ($2 < 0 OR c.user_id = $2) ORDER BY c.max_rms_error, c.user_id, c.cuser_id LIMIT $3";
 
-pub const DOMAIN_ROWS: &str = "SELECT domain, p_spammer, spam_witnesses, ham_witnesses, computed_at FROM domain_stats \
-     ORDER BY p_spammer DESC, domain LIMIT $1";
+pub const KEY_ROWS: &str = "SELECT kind, name, logit, spam_units, ham_units, computed_at FROM key_stats \
+     WHERE kind = $1 ORDER BY logit DESC, name LIMIT $2";
 
 /// Campaigns sharing one of `n` band keys (`$1..$n`).
 pub fn campaign_candidates(n: usize) -> String {
