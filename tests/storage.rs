@@ -553,6 +553,9 @@ async fn statistics_tables(db: impl Database) {
         raws.iter().zip(["u0", "u1", "u2", "u3"]).map(|(r, u)| held(u, r, Some(&spam))).collect();
     let ids: Vec<i64> =
         db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap().into_iter().flatten().collect();
+    // The summary printed two of them: their votes carry the log-odds they were shown with.
+    db.record_shown(&[(ids[0], -3.5), (ids[1], 0.25)]).await.unwrap();
+    db.record_shown(&[(ids[1], 1.5)]).await.unwrap();
     // Two votes in the same second, one later; read in pages.
     db.record_vote(a.subscriber_id, ids[1], &spam, Vote::Spam, T0).await.unwrap();
     db.record_vote(a.subscriber_id, ids[0], &spam, Vote::Approve, T0).await.unwrap();
@@ -563,7 +566,9 @@ async fn statistics_tables(db: impl Database) {
         [(ids[0], "approve"), (ids[1], "spam")]
     );
     assert_eq!(first[0].domain, "spam.example");
+    assert_eq!(first.iter().map(|v| v.shown_logit).collect::<Vec<_>>(), [Some(-3.5), Some(1.5)]);
     let rest = db.votes_after(first[1].cursor(), 10).await.unwrap();
+    assert_eq!(rest[0].shown_logit, None, "never in a summary");
     assert_eq!(rest.iter().map(|v| v.message_id).collect::<Vec<_>>(), [ids[2]]);
     assert!(db.votes_after(rest[0].cursor(), 10).await.unwrap().is_empty());
 

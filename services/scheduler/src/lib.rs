@@ -80,10 +80,11 @@ impl<DB: Database> SummarySender<DB> {
         if let Err(e) = self.statistics.sync(&self.db, now).await {
             tracing::warn!(error = %e, "statistics not refreshed before the summary");
         }
-        let mut judged: Vec<(QuarantinedMessage, f64)> = Vec::with_capacity(held.len());
+        // Each line: what is printed (calibrated) and the raw log-odds, if judged.
+        let mut judged: Vec<(QuarantinedMessage, f64, Option<f64>)> = Vec::with_capacity(held.len());
         for m in held {
             let Some(from) = m.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok()) else {
-                judged.push((m, 0.5));
+                judged.push((m, 0.5, None));
                 continue;
             };
             // The keys the worker judged it by; from before they were kept: its sender,
@@ -106,20 +107,28 @@ impl<DB: Database> SummarySender<DB> {
                     continue;
                 }
             }
-            judged.push((m, j.not_spam()));
+            judged.push((m, j.not_spam(), Some(j.logit())));
         }
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
         if judged.is_empty() && decided == Default::default() {
             return Ok(None);
         }
         // Retention (SPEC 2.3): after 14 days, what is almost certainly spam is purged.
+        // By the raw P(not spam): the calibration only says how to print it.
         let mut kept = Vec::with_capacity(judged.len());
-        for (m, not_spam) in judged {
+        let mut shown = Vec::with_capacity(judged.len());
+        for (m, not_spam, logit) in judged {
             let old = now.0 - m.quarantined_at >= PURGE_UNLIKELY_AFTER_DAYS * 86_400;
-            if old && not_spam < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
+            // 1 − σ(l).
+            let raw = logit.map_or(not_spam, |l| 1.0 / (1.0 + l.exp()));
+            if old && raw < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
                 continue;
             }
+            shown.extend(logit.map(|l| (m.id, l)));
             kept.push((m, not_spam));
+        }
+        if !shown.is_empty() {
+            self.db.record_shown(&shown).await?;
         }
         let lines: Vec<HeldLine> = kept
             .iter()

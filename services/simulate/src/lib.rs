@@ -19,7 +19,9 @@
 //! (the service's rule: [`quorum_fingerprint::best_match`] through band keys); each vote is
 //! then also a vote on the campaign, a copy reaching the Inbox from an approved sender is
 //! an approval of it, and the judgement combines domain and campaign evidence
-//! ([`quorum_stats::Judgement`]). The report counts what each evidence deleted.
+//! ([`quorum_stats::Judgement`]). The report counts what each evidence deleted, and the
+//! calibration of what the summaries printed: every answer teaches the engine what lines
+//! printed with those log-odds turn out to be, as in the service.
 //!
 //! Forgery checks need DNS, which a simulation has none of:
 //! `forged_detected` is always 0 here.
@@ -187,11 +189,13 @@ pub struct Counts {
 pub type ByEvidence = std::collections::BTreeMap<&'static str, u64>;
 
 /// One bucket of the calibration table: held lines printed with P(not spam) in
-/// `[not_spam_from, not_spam_from + 0.1)`, and the share of them that was ham.
+/// `[not_spam_from, not_spam_from + 0.1)`, the mean of what they were printed with, and the
+/// share of them that was ham (calibrated: the two agree).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Calibration {
     pub not_spam_from: f64,
     pub lines: u64,
+    pub mean_not_spam: f64,
     pub ham_share: f64,
 }
 
@@ -357,7 +361,8 @@ pub fn run(
 
     let mut state: Vec<UserState> = (0..kinds.len()).map(|_| UserState::default()).collect();
     let (mut all, mut late) = (Counts::default(), Counts::default());
-    let mut calibration = [[0u64; 2]; 10];
+    // Per bucket: lines, ham lines, summed printed P(not spam).
+    let mut calibration = [(0u64, 0u64, 0.0f64); 10];
     let mut last_refresh = f64::NEG_INFINITY;
     let total = events.len() as u64;
     for (n, (t, event)) in events.into_iter().enumerate() {
@@ -431,10 +436,10 @@ pub fn run(
                         if counted {
                             // The line's printed P(not spam), in tenths, against the truth.
                             let bucket = ((judgement.not_spam() * 10.0) as usize).min(9);
-                            calibration[bucket][0] += 1;
-                            calibration[bucket][1] += u64::from(!spam);
+                            let b = &mut calibration[bucket];
+                            (b.0, b.1, b.2) = (b.0 + 1, b.1 + u64::from(!spam), b.2 + judgement.not_spam());
                         }
-                        shown.push(h);
+                        shown.push((h, judgement.logit()));
                     }
                 }
                 if counted {
@@ -448,17 +453,19 @@ pub fn run(
                     _ => rng.r#gen::<f64>() < options.reply_rate,
                 };
                 if !replies {
-                    state[user as usize].held = shown;
+                    state[user as usize].held = shown.into_iter().map(|(h, _)| h).collect();
                     continue;
                 }
-                for h in shown {
+                for (h, printed) in shown {
                     let spam = corpus[h.copy.message].spam;
                     let approve = match kind {
                         Kind::Sybil => sybil_approved.contains(corpus[h.copy.message].domain.as_str()),
                         _ => spam == (rng.r#gen::<f64>() < options.error_rate),
                     };
                     let c = h.copy;
-                    engine.record(user, &c.domain, &c.keys, if approve { Vote::Ham } else { Vote::Spam }, t);
+                    let vote = if approve { Vote::Ham } else { Vote::Spam };
+                    engine.record(user, &c.domain, &c.keys, vote, t);
+                    engine.answered(user, printed, vote);
                     let s = &mut state[user as usize];
                     if approve {
                         s.blocked.remove(&c.from);
@@ -499,10 +506,11 @@ pub fn run(
         calibration: calibration
             .iter()
             .enumerate()
-            .map(|(b, [lines, ham])| Calibration {
+            .map(|(b, &(lines, ham, printed))| Calibration {
                 not_spam_from: b as f64 / 10.0,
-                lines: *lines,
-                ham_share: *ham as f64 / (*lines).max(1) as f64,
+                lines,
+                mean_not_spam: printed / lines.max(1) as f64,
+                ham_share: ham as f64 / lines.max(1) as f64,
             })
             .collect(),
         evidence: match options.evidence {

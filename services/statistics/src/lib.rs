@@ -151,6 +151,9 @@ impl Statistics {
                     }
                 };
                 state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
+                if let Some(shown) = v.shown_logit {
+                    state.engine.answered(user, shown, vote);
+                }
                 touched.extend(keys.into_iter().map(|k| (k.kind, k.key)));
             }
             votes += page.len();

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     bayes::{Vote, VoteModel, logistic, logit},
+    calibration::Calibration,
     evidence::{
         Combination, DECISIVE, Evidence, KeyKind, Mixture, TYPED, agreeing_items, item_term, population_term,
         type_weights,
@@ -191,6 +192,10 @@ pub struct Judgement {
     /// ([`crate::evidence::agreeing_items`]).
     #[serde(default)]
     pub agreement_logit: f64,
+    /// What the summary prints and ranks by: P(not spam) calibrated against the users'
+    /// answers to lines printed with the same log-odds ([`crate::calibration`]); deletion
+    /// and the purge go by the log-odds themselves.
+    pub not_spam: f64,
     /// Certain beyond the deletion bound (`deleted_statistical`), and the key that said the
     /// most.
     pub deleted_by: Option<KeyKind>,
@@ -213,9 +218,9 @@ impl Judgement {
         logistic(self.logit())
     }
 
-    /// The chance the message is not spam, for ranking the summary.
+    /// The chance the message is not spam as the summary prints it (calibrated).
     pub fn not_spam(&self) -> f64 {
-        1.0 - self.p_spam()
+        self.not_spam
     }
 
     /// The term of one kind of key, if the message has one (the first).
@@ -261,6 +266,9 @@ pub struct Engine {
     /// Users' votes (probes aside) by whether any key of the voted message had someone
     /// else's evidence, `[silent][spam]`: what the absence of evidence is worth.
     heard: [[u64; 2]; 2],
+    /// Answers to held lines by the log-odds they were printed with: what the summary's
+    /// P(not spam) is worth.
+    calibration: Calibration,
     /// Per domain key, the users whose ratio calls it spam.
     spam_index: HashMap<u32, Vec<u32>>,
     dirty: Vec<u32>,
@@ -289,6 +297,7 @@ impl Engine {
             latest: 0.0,
             population_spam: 0.5,
             heard: [[0; 2]; 2],
+            calibration: Calibration::default(),
             spam_index: HashMap::new(),
             dirty: Vec::new(),
             is_dirty: Vec::new(),
@@ -359,6 +368,15 @@ impl Engine {
         }
         self.count(user, domain, vote);
         self.record_evidence(user, evidence, vote, at);
+    }
+
+    /// `user` answered a held line printed with raw log-odds of spam `shown_logit`
+    /// ([`Judgement::logit`]): the calibration of what the summary prints
+    /// ([`crate::calibration`]). A probe's reports are no answers.
+    pub fn answered(&mut self, user: u32, shown_logit: f64, vote: Vote) {
+        if !self.users[user as usize].probe {
+            self.calibration.answered(shown_logit, vote == Vote::Ham);
+        }
     }
 
     /// Whether a key has evidence for `user` from someone else: an entry of another voter,
@@ -475,6 +493,7 @@ impl Engine {
         self.apply_coordination_rule(&anchors);
         self.estimate_witnesses(&anchors);
         self.update_mixtures();
+        self.calibration.refresh();
         let (mut spam, mut votes) = (0.0, 0.0);
         for (u, user) in self.users.iter().enumerate() {
             if !user.probe && self.statuses[u].counts() {
@@ -499,51 +518,78 @@ impl Engine {
         Refreshed { users: dirty.len(), correlations }
     }
 
-    /// One pass over the sender keys: per user, their votes on senders a probe received
-    /// (and how many were spam votes), on senders another counted user approved (and how
-    /// many approvals), and how many contested senders (received by a probe, approved by
-    /// `coordination` or more accounts) they approved.
+    /// One pass over the sender and campaign keys: per user, their votes on senders and
+    /// campaigns a probe received (and how many were spam votes; a message's sender and
+    /// campaign count once), on senders another counted user approved
+    /// (and how many approvals), and how many contested items (a sender or a campaign
+    /// received by a probe, approved by `coordination` or more accounts) they approved,
+    /// counted once per approved message's sender where it is known. Campaigns count for the contest because
+    /// botnets rotate sender addresses: a Sybil ring approving its campaigns approves a
+    /// different address in every copy, but the same campaign.
     fn anchors(&self) -> Vec<Anchor> {
         let mut anchors = vec![Anchor::default(); self.users.len()];
         let min = self.settings.trust.coordination as usize;
         let mut probe_senders = 0u64;
         let mut probe_senders_approved = 0u64;
+        // (user, the voted message's sender) per contested approval and per vote on what a
+        // probe received: a message's sender and campaign are one judgement.
+        let mut contested: Vec<(u32, u32)> = Vec::new();
+        let mut probed_votes: Vec<(u32, u32, bool)> = Vec::new();
         for (id, key) in self.keys.iter().enumerate() {
-            if self.kinds[id] != KeyKind::Sender || key.entries.len() < 2 {
+            let kind = self.kinds[id];
+            if !matches!(kind, KeyKind::Sender | KeyKind::Campaign) || key.entries.len() < 2 {
                 continue;
             }
-            // A sender key is one item: all its voters judged the same sender.
+            // An item key is one item: all its voters judged the same sender or campaign.
             let unit = key.entries.as_slice();
-            {
-                let probed = unit.iter().any(|e| self.users[e.voter as usize].probe);
-                let approvers: Vec<u32> = unit
-                    .iter()
-                    .filter(|e| e.ham > e.spam && !self.users[e.voter as usize].probe)
-                    .map(|e| e.voter)
-                    .collect();
-                let counted = approvers.iter().filter(|&&v| self.statuses[v as usize].counts()).count();
-                if probed {
-                    probe_senders += 1;
-                    probe_senders_approved += u64::from(counted > 0);
-                }
-                let contested = probed && min > 0 && approvers.len() >= min;
-                for e in unit.iter().filter(|e| !self.users[e.voter as usize].probe) {
-                    let a = &mut anchors[e.voter as usize];
-                    let spam = e.spam >= e.ham;
-                    if probed {
-                        a.probe_n += 1;
-                        a.probe_agree += f64::from(u8::from(spam));
-                    }
-                    let own = usize::from(!spam && self.statuses[e.voter as usize].counts());
-                    if counted > own {
-                        a.ham_n += 1;
-                        a.ham_agree += f64::from(u8::from(!spam));
-                    }
-                    if contested && !spam {
-                        a.contested += 1;
-                    }
+            let probed = unit.iter().any(|e| self.users[e.voter as usize].probe);
+            // The voted message's sender; a campaign vote recorded on its own (the service's
+            // campaign votes) is a judgement of its own.
+            let message = |e: &Entry| match (kind, e.origin) {
+                (KeyKind::Campaign, origin) if origin != NO_SENDER => origin,
+                _ => id as u32,
+            };
+            let voters = unit.iter().filter(|e| !self.users[e.voter as usize].probe);
+            if probed {
+                probed_votes.extend(voters.clone().map(|e| (e.voter, message(e), e.spam >= e.ham)));
+            }
+            let approvers = voters.filter(|e| e.ham > e.spam);
+            if probed && min > 0 && approvers.clone().count() >= min {
+                contested.extend(approvers.map(|e| (e.voter, message(e))));
+            }
+            if kind != KeyKind::Sender {
+                continue;
+            }
+            let counted = unit
+                .iter()
+                .filter(|e| e.ham > e.spam && !self.users[e.voter as usize].probe)
+                .filter(|e| self.statuses[e.voter as usize].counts())
+                .count();
+            if probed {
+                probe_senders += 1;
+                probe_senders_approved += u64::from(counted > 0);
+            }
+            for e in unit.iter().filter(|e| !self.users[e.voter as usize].probe) {
+                let a = &mut anchors[e.voter as usize];
+                let spam = e.spam >= e.ham;
+                let own = usize::from(!spam && self.statuses[e.voter as usize].counts());
+                if counted > own {
+                    a.ham_n += 1;
+                    a.ham_agree += f64::from(u8::from(!spam));
                 }
             }
+        }
+        contested.sort_unstable();
+        contested.dedup();
+        for (user, _) in contested {
+            anchors[user as usize].contested += 1;
+        }
+        probed_votes.sort_unstable();
+        probed_votes.dedup_by_key(|(user, message, _)| (*user, *message));
+        for (user, _, spam) in probed_votes {
+            let a = &mut anchors[user as usize];
+            a.probe_n += 1;
+            a.probe_agree += f64::from(u8::from(spam));
         }
         if let Some(first) = anchors.first_mut() {
             // Carried on the first row: the probes' own record.
@@ -553,9 +599,9 @@ impl Engine {
         anchors
     }
 
-    /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender the
-    /// spam probes received (so spam) that `coordination` or more accounts approved is
-    /// *contested*; an account that approved `coordination` or more contested senders is
+    /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender or
+    /// campaign the spam probes received (so spam) that `coordination` or more accounts
+    /// approved is *contested*; an account that approved `coordination` or more contested senders is
     /// excluded if such senders are nearly all (90%) it approved. Honest mistakes are rare
     /// and scattered, and honest approvals go mostly to correspondents no probe hears from.
     fn apply_coordination_rule(&mut self, anchors: &[Anchor]) {
@@ -856,7 +902,8 @@ impl Engine {
         // Silence only ever speaks for a message: it never brings one closer to deletion
         // (or to the purge of what is almost certainly spam) without anyone's evidence.
         let silence_logit = if silent { self.silence_llr().min(0.0) } else { 0.0 };
-        let mut j = Judgement { prior_logit, terms, silence_logit, agreement_logit, deleted_by: None };
+        let mut j = Judgement { prior_logit, terms, silence_logit, agreement_logit, not_spam: 0.5, deleted_by: None };
+        j.not_spam = 1.0 - logistic(self.calibration.calibrated(j.logit()));
         if j.logit() > logit(delete_above) {
             j.deleted_by =
                 j.terms.iter().filter(|t| t.counted).max_by(|a, b| a.logit.total_cmp(&b.logit)).map(|t| t.kind);
@@ -1049,6 +1096,58 @@ mod tests {
         let known = e.judge(users[9], &message("spam0@spamonly.example", None, None), 0.0, BOUND);
         assert_eq!(known.term(KeyKind::Domain).unwrap().spam_units, 7);
         assert_eq!(known.term(KeyKind::Sender).unwrap().spam_units, 2);
+    }
+
+    #[test]
+    fn a_ring_approving_its_campaigns_from_rotating_addresses_is_excluded() {
+        let (mut e, probe, users) = population(3);
+        let ring: Vec<u32> = (0..4).map(|_| e.add_user(false)).collect();
+        for d in 0..30 {
+            // Like honest users, the ring blanks what the probes report.
+            let spam = message(&format!("s{d}@spam{d}.example"), None, None);
+            for &s in &ring {
+                vote(&mut e, s, &spam, Vote::Spam, 0.0);
+            }
+        }
+        for c in 0..10 {
+            let campaign = format!("ring{c}");
+            vote(&mut e, probe, &message(&format!("a@p{c}.example"), Some(&campaign), None), Vote::Spam, 0.0);
+            for (i, &s) in ring.iter().enumerate() {
+                // Every copy from an address of its own: no sender is approved twice.
+                let copy = message(&format!("a@r{c}-{i}.example"), Some(&campaign), None);
+                vote(&mut e, s, &copy, Vote::Ham, 0.0);
+            }
+        }
+        e.refresh();
+        for &s in &ring {
+            assert_eq!(e.status(s), TrustStatus::ApprovesCondemned { senders: 10 });
+        }
+        for &u in &users {
+            assert_eq!(e.status(u), TrustStatus::Trusted);
+        }
+    }
+
+    #[test]
+    fn answers_calibrate_what_is_printed_not_what_is_deleted() {
+        let (mut e, probe, users) = population(3);
+        let m = message("s1@spam1.example", None, None);
+        let before = e.judge(users[0], &m, 0.0, BOUND);
+        assert!(before.not_spam() < 0.01, "{before:?}");
+        // A probe's reports are no answers; users' answers at those log-odds, all ham, are.
+        for _ in 0..100 {
+            e.answered(probe, before.logit(), Vote::Ham);
+        }
+        e.refresh();
+        assert_eq!(e.judge(users[0], &m, 0.0, BOUND), before);
+        for _ in 0..100 {
+            e.answered(users[1], before.logit(), Vote::Ham);
+        }
+        e.refresh();
+        // Printed far higher (short of the answers' share: the lines printed as less likely
+        // spam, none answered, may not be printed below it).
+        let after = e.judge(users[0], &m, 0.0, BOUND);
+        assert!(after.not_spam() > 0.5, "{after:?}");
+        assert_eq!((after.logit(), after.deleted_by), (before.logit(), before.deleted_by));
     }
 
     #[test]

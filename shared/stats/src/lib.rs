@@ -7,6 +7,7 @@
 //! - [`engine`]: all of it kept up to date incrementally as votes arrive, and the judgement.
 
 pub mod bayes;
+pub mod calibration;
 pub mod engine;
 pub mod evidence;
 pub mod trust;

@@ -781,6 +781,21 @@ macro_rules! impl_database {
                 Ok(done.rows_affected() > 0)
             }
 
+            async fn record_shown(&self, shown: &[(i64, f64)]) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                // One statement per 500 lines, whatever the summary's length.
+                for chunk in shown.chunks(500) {
+                    let sql = $crate::sql::record_shown(chunk.len());
+                    let mut query = sqlx::query(&sql);
+                    for (id, logit) in chunk {
+                        query = query.bind(*id).bind(*logit);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn votes_after(&self, after: $crate::VoteCursor, limit: i64) -> $crate::Result<Vec<$crate::VoteRow>> {
                 Ok(sqlx::query_as($crate::sql::VOTES_AFTER)
                     .bind(after.created_at)

@@ -278,6 +278,10 @@ pub trait Database: Send + Sync + Clone + 'static {
         now: Timestamp,
     ) -> Result<bool>;
 
+    /// Keeps the raw log-odds each held message's summary line was printed with,
+    /// `(message id, log-odds)`: its answer then calibrates what summaries print.
+    async fn record_shown(&self, shown: &[(i64, f64)]) -> Result<()>;
+
     /// Up to `limit` votes after `after`, oldest first.
     async fn votes_after(&self, after: VoteCursor, limit: i64) -> Result<Vec<VoteRow>>;
 

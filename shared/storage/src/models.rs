@@ -430,7 +430,7 @@ pub struct SummaryOwner {
 }
 
 /// One vote as the statistics read it.
-#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq)]
 pub struct VoteRow {
     pub subscriber_id: i64,
     pub message_id: i64,
@@ -441,6 +441,8 @@ pub struct VoteRow {
     pub created_at: i64,
     /// The voted message's evidence keys (JSON; `None` from before they were kept).
     pub stat_keys: Option<String>,
+    /// The raw log-odds its summary line was printed with, if a summary showed it.
+    pub shown_logit: Option<f64>,
 }
 
 impl VoteRow {

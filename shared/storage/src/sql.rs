@@ -252,7 +252,7 @@ pub const MARK_DELETED: &str = "UPDATE messages SET status = $5, reason = $3, de
 /// Votes after a cursor, in the order the statistics read them.
 /// With the voted message's evidence keys (`NULL` for messages from before they were kept).
 pub const VOTES_AFTER: &str = "SELECT v.subscriber_id, v.message_id, v.address, v.domain, v.verdict, v.created_at, \
-     m.stat_keys FROM sender_votes v LEFT JOIN messages m ON m.id = v.message_id \
+     m.stat_keys, m.shown_logit FROM sender_votes v LEFT JOIN messages m ON m.id = v.message_id \
      WHERE (v.created_at, v.subscriber_id, v.message_id) > ($1, $2, $3) \
      ORDER BY v.created_at, v.subscriber_id, v.message_id LIMIT $4";
 
@@ -285,6 +285,15 @@ pub const CORRELATION_ROWS: &str = "SELECT c.user_id, c.cuser_id, c.rms_error, c
 
 pub const KEY_ROWS: &str = "SELECT kind, name, logit, spam_units, ham_units, computed_at FROM key_stats \
      WHERE kind = $1 ORDER BY logit DESC, name LIMIT $2";
+
+/// Sets `shown_logit` of `n` messages: `($1, $2), ($3, $4), ...` are (id, log-odds).
+pub fn record_shown(n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+    format!(
+        "UPDATE messages SET shown_logit = v.column2 FROM (VALUES {}) AS v WHERE messages.id = v.column1",
+        rows.join(", ")
+    )
+}
 
 /// Campaigns sharing one of `n` band keys (`$1..$n`).
 pub fn campaign_candidates(n: usize) -> String {
