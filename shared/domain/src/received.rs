@@ -131,11 +131,13 @@ pub fn network(ip: IpAddr) -> String {
 
 /// `host` is `domain` or a name under it.
 pub fn within(host: &str, domain: &str) -> bool {
-    let (host, domain) = (host.trim_end_matches('.'), domain.trim_end_matches('.'));
+    // Bytes, not characters: a host name from a Received header may hold any UTF-8, and a
+    // byte offset inside a character is no place to slice a `str`.
+    let (host, domain) = (host.trim_end_matches('.').as_bytes(), domain.trim_end_matches('.').as_bytes());
     host.eq_ignore_ascii_case(domain)
         || (host.len() > domain.len()
             && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
-            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
+            && host[host.len() - domain.len() - 1] == b'.')
 }
 
 /// The last two labels of a host name (`mx3.mail.example.net` → `example.net`); a name
@@ -232,6 +234,9 @@ Received: from ratree.psu.ac.th ([202.28.97.6]) by mx1.spamassassin.taint.org\r\
     fn names_and_addresses() {
         assert!(within("mx.web.de", "web.de") && within("WEB.DE.", "web.de"));
         assert!(!within("evilweb.de", "web.de") && !within("de", "web.de"));
+        // A multi-byte character where the domain's length would cut (once a panic).
+        assert!(!within("mx.wéb.de", "web.de") && within("ü.é", "é") && within("ünï.example", "example"));
+        assert!(within("mail.bücher.de", "bücher.de") && !within("aé", "b") && !within("xé.é", "xé"));
         assert_eq!(base_domain("mx3.mail.example.net"), "example.net");
         assert_eq!(base_domain("robin"), "robin");
         assert!(!is_public(ip("10.0.0.1")) && !is_public(ip("100.64.0.1")) && !is_public(ip("::1")));
