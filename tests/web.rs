@@ -218,6 +218,27 @@ async fn a_subscriber_cannot_reach_another_subscribers_quarantine() {
 }
 
 #[tokio::test]
+async fn every_response_forbids_framing_sniffing_and_referers() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    let pages = [
+        ("/", &mut Browser::default()),
+        ("/account", &mut alice),
+        ("/static/quorum.css", &mut Browser::default()),
+        ("/no-such-page", &mut Browser::default()),
+    ];
+    for (path, browser) in pages {
+        let (_, _, response) = site.send(browser, Request::get(path).body(Body::empty()).unwrap()).await;
+        let h = response.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn operator_pages_refuse_subscribers_and_serve_operators() {
     let site = Site::new().await;
     let (mut alice, _) = site.subscriber("alice", "x").await;
