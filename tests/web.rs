@@ -239,6 +239,28 @@ async fn every_response_forbids_framing_sniffing_and_referers() {
 }
 
 #[tokio::test]
+async fn a_login_always_starts_a_new_session() {
+    let site = Site::new().await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    let first = alice.cookies.iter().find(|(k, _)| k == "quorum_session").unwrap().1.clone();
+    // A session id planted in the browser before the login (session fixation) is not
+    // adopted: the login sets a new one, and the planted one opens nothing.
+    alice.cookies.retain(|(k, _)| k != "quorum_session");
+    alice.cookies.push(("quorum_session".into(), "planted-by-an-attacker".into()));
+    site.get(&mut alice, "/login").await;
+    let csrf = alice.csrf.clone();
+    let form = [("csrf", csrf.as_str()), ("email", "alice@web.test"), ("password", "a long password")];
+    let (status, _, _) = site.post(&mut alice, "/login", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let second = alice.cookies.iter().find(|(k, _)| k == "quorum_session").unwrap().1.clone();
+    assert!(second != first && second != "planted-by-an-attacker", "{second}");
+    let mut planted = Browser::default();
+    planted.cookies.push(("quorum_session".into(), "planted-by-an-attacker".into()));
+    assert_eq!(site.get(&mut planted, "/account").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(site.get(&mut alice, "/account").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn operator_pages_refuse_subscribers_and_serve_operators() {
     let site = Site::new().await;
     let (mut alice, _) = site.subscriber("alice", "x").await;
