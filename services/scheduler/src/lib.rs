@@ -8,7 +8,7 @@ use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc53
 use quorum_forgery::{Checker, Providers, recheck_incomplete};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_statistics::Statistics;
-use quorum_storage::{Database, QuarantinedMessage, StorageError, SubscriberStatus};
+use quorum_storage::{Database, StorageError, SubscriberStatus};
 use quorum_summary::{Counts, FORGED_LINES, ForgedLine, HeldLine, compose, reply_address};
 use rand::Rng;
 
@@ -80,8 +80,9 @@ impl<DB: Database> SummarySender<DB> {
         if let Err(e) = self.statistics.sync(&self.db, now).await {
             tracing::warn!(error = %e, "statistics not refreshed before the summary");
         }
-        // Each line: what is printed (calibrated) and the raw log-odds, if judged.
-        let mut judged: Vec<(QuarantinedMessage, f64, Option<f64>)> = Vec::with_capacity(held.len());
+        // Each line: what is printed (calibrated) and, if judged, the raw P(not spam) and
+        // log-odds.
+        let mut judged = Vec::with_capacity(held.len());
         for m in held {
             let Some(from) = m.from_address.as_deref().and_then(|a| EmailAddress::parse(a).ok()) else {
                 judged.push((m, 0.5, None));
@@ -107,7 +108,7 @@ impl<DB: Database> SummarySender<DB> {
                     continue;
                 }
             }
-            judged.push((m, j.not_spam(), Some(j.logit())));
+            judged.push((m, j.not_spam(), Some((1.0 - j.p_spam(), j.logit()))));
         }
         let decided = self.db.decided_since(subscriber.mailbox_id, since).await?;
         if judged.is_empty() && decided == Default::default() {
@@ -117,14 +118,12 @@ impl<DB: Database> SummarySender<DB> {
         // By the raw P(not spam): the calibration only says how to print it.
         let mut kept = Vec::with_capacity(judged.len());
         let mut shown = Vec::with_capacity(judged.len());
-        for (m, not_spam, logit) in judged {
+        for (m, not_spam, raw) in judged {
             let old = now.0 - m.quarantined_at >= PURGE_UNLIKELY_AFTER_DAYS * 86_400;
-            // 1 − σ(l).
-            let raw = logit.map_or(not_spam, |l| 1.0 / (1.0 + l.exp()));
-            if old && raw < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
+            if old && raw.map_or(not_spam, |(p, _)| p) < PURGE_BELOW && self.db.purge_message(m.id, now).await? {
                 continue;
             }
-            shown.extend(logit.map(|l| (m.id, l)));
+            shown.extend(raw.map(|(_, logit)| (m.id, logit)));
             kept.push((m, not_spam));
         }
         if !shown.is_empty() {

@@ -520,12 +520,12 @@ impl Engine {
 
     /// One pass over the sender and campaign keys: per user, their votes on senders and
     /// campaigns a probe received (and how many were spam votes; a message's sender and
-    /// campaign count once), on senders another counted user approved
-    /// (and how many approvals), and how many contested items (a sender or a campaign
-    /// received by a probe, approved by `coordination` or more accounts) they approved,
-    /// counted once per approved message's sender where it is known. Campaigns count for the contest because
-    /// botnets rotate sender addresses: a Sybil ring approving its campaigns approves a
-    /// different address in every copy, but the same campaign.
+    /// campaign count once), on senders another counted user approved (and how many
+    /// approvals), and how many contested items (a sender or a campaign received by a
+    /// probe, approved by `coordination` or more accounts) they approved, once per approved
+    /// message's sender where it is known. Campaigns count because botnets rotate sender
+    /// addresses: a Sybil ring approving its campaigns approves a different address in
+    /// every copy, but the same campaign.
     fn anchors(&self) -> Vec<Anchor> {
         let mut anchors = vec![Anchor::default(); self.users.len()];
         let min = self.settings.trust.coordination as usize;
@@ -553,23 +553,19 @@ impl Engine {
             if probed {
                 probed_votes.extend(voters.clone().map(|e| (e.voter, message(e), e.spam >= e.ham)));
             }
-            let approvers = voters.filter(|e| e.ham > e.spam);
+            let approvers = voters.clone().filter(|e| e.ham > e.spam);
             if probed && min > 0 && approvers.clone().count() >= min {
-                contested.extend(approvers.map(|e| (e.voter, message(e))));
+                contested.extend(approvers.clone().map(|e| (e.voter, message(e))));
             }
             if kind != KeyKind::Sender {
                 continue;
             }
-            let counted = unit
-                .iter()
-                .filter(|e| e.ham > e.spam && !self.users[e.voter as usize].probe)
-                .filter(|e| self.statuses[e.voter as usize].counts())
-                .count();
+            let counted = approvers.filter(|e| self.statuses[e.voter as usize].counts()).count();
             if probed {
                 probe_senders += 1;
                 probe_senders_approved += u64::from(counted > 0);
             }
-            for e in unit.iter().filter(|e| !self.users[e.voter as usize].probe) {
+            for e in voters {
                 let a = &mut anchors[e.voter as usize];
                 let spam = e.spam >= e.ham;
                 let own = usize::from(!spam && self.statuses[e.voter as usize].counts());
@@ -601,8 +597,8 @@ impl Engine {
 
     /// Seed 002, item 2: a spammer's accounts approve the spammer's senders. A sender or
     /// campaign the spam probes received (so spam) that `coordination` or more accounts
-    /// approved is *contested*; an account that approved `coordination` or more contested senders is
-    /// excluded if such senders are nearly all (90%) it approved. Honest mistakes are rare
+    /// approved is *contested*; an account that approved `coordination` or more contested
+    /// items is excluded if such items are nearly all (90%) it approved. Honest mistakes are rare
     /// and scattered, and honest approvals go mostly to correspondents no probe hears from.
     fn apply_coordination_rule(&mut self, anchors: &[Anchor]) {
         let min = self.settings.trust.coordination;
