@@ -7,8 +7,9 @@
 //! - ham: each distinct From address is known to `ham_circle` users, and each of its
 //!   messages goes to each of them; spam: each message goes to each user with probability
 //!   `reach`, and to each of `probes` spam probes with probability `probe_reach`;
-//! - every user gets two summaries a day, 12 h apart, with a random phase (time zones);
-//!   just before each, the statistics are re-run for what is held (SPEC 2.3);
+//! - every user gets two summaries a day, 12 h apart, with a random phase (time zones),
+//!   and one more after the last arrival, so that every copy held reaches a summary; just
+//!   before each, the statistics are re-run for what is held (SPEC 2.3);
 //! - a user answers a summary with probability `reply_rate`: ham `A`, spam an empty box,
 //!   each wrong with probability `error_rate`;
 //! - `sybils` accounts receive spam like users but with 5× the reach, approve the senders
@@ -320,10 +321,13 @@ pub fn run(
         };
         events.extend(recipients.into_iter().map(|user| (t, Event::Arrival { message: i, user })));
     }
+    // Summaries go on for half a day after the last arrival, so that every copy still held
+    // reaches one: a copy that arrived in the last hours is decided like any other, not
+    // counted as spam the statistics failed to delete.
     for &u in honest.iter().chain(&sybils) {
         let phase = rng.r#gen::<f64>() * 43_200.0;
         let mut t = phase;
-        while t < span {
+        while t < span + 43_200.0 {
             events.push((t, Event::Summary { user: u }));
             t += 43_200.0;
         }

@@ -9,7 +9,8 @@
 //!   random-looking tokens masked — cut into overlapping 4-word shingles, and summarised by
 //!   a min-hash signature of [`HASHES`] values. The share of equal positions in two
 //!   signatures estimates the Jaccard similarity of their shingle sets (Broder 1997).
-//! - **Link targets**: the registrable domains of the URLs, and the Reply-To address.
+//! - **Link targets**: the registrable domains of the URLs in the text and of the links and
+//!   images in the HTML markup (where "click here" hides them), and the Reply-To address.
 //!
 //! **Matching.** Two messages are copies of one campaign when their estimated similarity is
 //! at least [`SAME_CAMPAIGN`] (0.6). For lookup the signature is cut into [`BANDS`] bands of
@@ -98,7 +99,15 @@ impl Fingerprint {
         };
         let text: String =
             (0..message.text_body.len().max(1)).filter_map(|i| message.body_text(i)).collect::<Vec<_>>().join("\n");
-        let (tokens, mut url_domains) = normalise(&text);
+        let (mut tokens, mut url_domains) = normalise(&text);
+        // HTML mail hides its links behind "click here": their targets are in the markup.
+        let hidden: Vec<String> =
+            html_link_domains(&message).into_iter().filter(|d| !url_domains.contains(d)).collect();
+        let words = tokens.len();
+        // The short text's hash names where it links, as a visible URL does.
+        tokens.extend(hidden.iter().map(|d| format!("<url:{d}>")));
+        url_domains.extend(hidden);
+        url_domains.sort();
         let list = list_id(&message);
         if list.is_some() {
             let stamped = list_domains(&message);
@@ -132,11 +141,11 @@ impl Fingerprint {
         attachments.sort_unstable();
         attachments.dedup();
         let body = raw.len().saturating_sub(message.root_part().raw_body_offset() as usize);
-        let short = tokens.len() >= SHORT_TEXT_WORDS && tokens.len() < MIN_WORDS as usize && !url_domains.is_empty();
+        let short = words >= SHORT_TEXT_WORDS && words < MIN_WORDS as usize && !url_domains.is_empty();
         Fingerprint {
             profile: Profile { length_bucket: log2_bucket(body), content_types, part_sizes, images },
-            words: tokens.len().min(u32::MAX as usize) as u32,
-            signature: signature(&tokens),
+            words: words.min(u32::MAX as usize) as u32,
+            signature: signature(&tokens[..words]),
             short_text: short.then(|| stable_hash(tokens.iter().map(String::as_bytes))),
             url_domains,
             reply_to,
@@ -293,6 +302,34 @@ pub fn normalise(text: &str) -> (Vec<String>, Vec<String>) {
     (tokens, domains)
 }
 
+/// The registrable domains of the `http(s)` links and images in the message's HTML parts
+/// (`href` and `src` attributes, quoted or not).
+fn html_link_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
+    let mut domains = Vec::new();
+    for &i in &message.html_body {
+        let Some(part) = message.parts.get(i as usize) else { continue };
+        if !part.is_content_type("text", "html") {
+            continue;
+        }
+        let Some(html) = part.text_contents() else { continue };
+        let lower = html.to_ascii_lowercase();
+        for attribute in ["href", "src"] {
+            for (at, _) in lower.match_indices(attribute) {
+                let rest = lower[at + attribute.len()..].trim_start();
+                let Some(value) = rest.strip_prefix('=') else { continue };
+                let value = value.trim_start().trim_start_matches(['"', '\'']);
+                let end = value.find(|c: char| c.is_whitespace() || "\"'>".contains(c)).unwrap_or(value.len());
+                if let Some(domain) = url_domain(&value[..end]).filter(|_| value.starts_with("http")) {
+                    domains.push(domain);
+                }
+            }
+        }
+    }
+    domains.sort();
+    domains.dedup();
+    domains
+}
+
 /// A list's identity: `List-Id`'s `<id>` (RFC 2919; the whole value if it has no angle
 /// brackets), else `List-Post`.
 fn list_id(message: &mail_parser::Message<'_>) -> Option<String> {
@@ -436,6 +473,26 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
         assert_eq!(plain.list, None);
         let posted = Fingerprint::of(format!("List-Post: <mailto:Ilug@linux.example>\r\n{body}").as_bytes());
         assert_eq!(posted.list.as_deref(), Some("mailto:ilug@linux.example"));
+    }
+
+    #[test]
+    fn links_hidden_in_html_are_link_targets_and_name_the_short_text() {
+        let html = |target: &str| {
+            format!(
+                "From: x@y.example\r\nContent-Type: text/html\r\n\r\n<p>Special offer - free trial</p>\r\n\
+<p><a HREF = \"http://www.{target}/offer.htm\">CLICK HERE</a></p><img src=https://img.{target}/a.bmp>\r\n\
+<a href=\"mailto:off@list.example\">not interested</a> <a href='/relative'>x</a>\r\n"
+            )
+        };
+        let a = Fingerprint::of(html("cyber-offers.example").as_bytes());
+        assert_eq!(a.url_domains, ["cyber-offers.example"]);
+        assert!(a.short_text.is_some());
+        // The same words linking elsewhere are another short text; the signature is the text's.
+        let b = Fingerprint::of(html("bank.example").as_bytes());
+        assert_eq!(b.url_domains, ["bank.example"]);
+        assert_ne!(a.short_text, b.short_text);
+        assert_eq!(a.signature, b.signature);
+        assert_eq!(a.words, b.words);
     }
 
     #[test]
