@@ -36,7 +36,8 @@ impl Env {
             url,
             key: Keys::generate_master(),
             user: stack.new_user(tag),
-            robot: stack.new_user("robot"),
+            // Short: the reply address adds `+<id>.<day>.<token>` within 64 characters.
+            robot: stack.new_user("r"),
             dns: TestDns::start(zones).await,
             _dir: dir,
         };

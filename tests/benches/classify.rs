@@ -140,7 +140,8 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let paths = corpus_paths();
+    let paths =
+        corpus_paths(&quorum_tests::corpus_dir().expect("the corpus must be beside the repository (../shared/corpus)"));
     let corpus: Vec<Vec<u8>> = paths.iter().map(|p| corpus_message(p)).collect();
     let spam: Vec<bool> = paths.iter().map(|p| p.parent().unwrap().ends_with("spam")).collect();
     let infos: Vec<InspectedMessage> = corpus.iter().map(|raw| InspectedMessage::parse(raw)).collect();

@@ -19,7 +19,8 @@ use quorum_tests::{
 use quorum_worker::Worker;
 
 fn load_corpus(n: usize) -> Vec<Vec<u8>> {
-    let mut files = corpus_paths();
+    let mut files =
+        corpus_paths(&quorum_tests::corpus_dir().expect("the corpus must be beside the repository (../shared/corpus)"));
     // Interleave groups deterministically so spam and ham are mixed as in a real inbox.
     files.sort_by_key(|p| p.file_name().map(|f| f.to_os_string()));
     files.iter().take(n).map(|p| corpus_message(p)).collect()

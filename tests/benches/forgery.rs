@@ -59,7 +59,8 @@ async fn main() {
         return; // `cargo test --benches` asks for a list of benchmarks; there is one.
     }
     let rounds = bench_arg("--rounds", 5);
-    let paths = corpus_paths();
+    let paths =
+        corpus_paths(&quorum_tests::corpus_dir().expect("the corpus must be beside the repository (../shared/corpus)"));
     let corpus: Vec<Vec<u8>> = paths.iter().map(|p| corpus_message(p)).collect();
     let dns = TestDns::start(zones(&corpus)).await;
     let settings = dns_settings(dns.addr, 2000, 5000);

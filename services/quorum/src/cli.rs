@@ -290,8 +290,9 @@ pub enum ReplyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SubscriberCommand {
-    /// Add a subscriber and its POP3 mailbox. The password is read from standard input
-    /// (first line) or from QUORUM_POP3_PASSWORD, never from the command line.
+    /// Add a subscriber and its POP3 mailbox, after trying it as the signup does (log in,
+    /// STAT, UIDL). The password is read from standard input (first line) or from
+    /// QUORUM_POP3_PASSWORD, never from the command line.
     Add {
         /// The subscriber's email address (summaries go there).
         email: String,
@@ -314,6 +315,43 @@ pub enum SubscriberCommand {
         /// Send no confirmations to this subscriber's unknown senders.
         #[arg(long)]
         no_confirmations: bool,
+        /// Store the mailbox without trying it first.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Change a subscriber's POP3 settings; what is not given stays. The new settings are
+    /// tried first, with the stored password unless --password asks for a new one.
+    Set {
+        email: String,
+        /// POP3 server host name.
+        #[arg(long)]
+        host: Option<String>,
+        /// POP3 port (default when --security changes: 995 for tls, 110 otherwise).
+        #[arg(long)]
+        port: Option<u16>,
+        /// tls, starttls, or plain.
+        #[arg(long)]
+        security: Option<String>,
+        /// Login name.
+        #[arg(long)]
+        user: Option<String>,
+        /// auto, user, apop, or plain.
+        #[arg(long)]
+        auth: Option<String>,
+        /// Read a new POP3 password from standard input or QUORUM_POP3_PASSWORD.
+        #[arg(long)]
+        password: bool,
+        /// Store the settings without trying them first.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Remove a subscriber and everything Quorum keeps of them (mailbox settings, held
+    /// mail, votes, summaries, sessions). What is held is released to the mailbox first.
+    Remove {
+        email: String,
+        /// Drop what is held instead of releasing it.
+        #[arg(long)]
+        discard: bool,
     },
     /// Turn confirmations to unknown senders on or off for a subscriber.
     Confirmations { email: String, setting: OnOff },

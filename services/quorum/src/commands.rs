@@ -417,9 +417,9 @@ async fn serve<DB: Database>(db: DB, settings: Settings, services: Services) -> 
         let worker = polling_worker(&db, &settings, keys.clone(), settings.worker.clone(), classifiers.clone())?;
         if let Some(robot) = settings.robot.clone() {
             let (worker, stopped) = (worker.clone(), stopped.clone());
-            let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
+            let (mailer, policy) = (quorum_mailer::Mailer::new(&settings.smtp)?, reply_policy(&settings));
             tasks.spawn(async move {
-                worker.run_robot(robot, mailer, stopped).await;
+                worker.run_robot(robot, policy, mailer, stopped).await;
                 Ok(())
             });
         }
@@ -503,12 +503,16 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             time_zone,
             trusted_domains,
             no_confirmations,
+            no_check,
         } => {
             let email = EmailAddress::parse(&email)?;
             let schedule = quorum_domain::schedule::SummarySchedule::parse(&summary_times, &time_zone)?;
             let m = mailbox_settings(&mailbox)?;
             let password = read_password()?;
             let keys = settings.keys()?;
+            if !no_check && !try_mailbox(settings, &m, &password).await? {
+                bail!("{email} not added: Quorum could not poll that mailbox (fix the settings, or --no-check)");
+            }
             let new = NewSubscriber {
                 email: email.clone(),
                 approved_days,
@@ -528,6 +532,73 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 db.set_confirmations(ids.subscriber_id, false).await?;
             }
             println!("added {email} (subscriber {}, mailbox {})", ids.subscriber_id, ids.mailbox_id);
+        }
+        SubscriberCommand::Set { email, host, port, security, user, auth, password, no_check } => {
+            let s = find(&db, &email).await?;
+            let keys = settings.keys()?;
+            let mailbox = db.mailbox_of(s.subscriber_id).await?.with_context(|| format!("{email} has no mailbox"))?;
+            let old = mailbox.settings;
+            let security: Security = security.map_or(Ok(old.security), |s| s.parse())?;
+            // A port that was the old security's default follows the new security.
+            let port = port.unwrap_or(if old.port == old.security.default_port() {
+                security.default_port()
+            } else {
+                old.port
+            });
+            let m = MailboxSettings {
+                host: host.unwrap_or(old.host),
+                port,
+                security,
+                auth: auth.map_or(Ok(old.auth), |a| a.parse())?,
+                user: user.unwrap_or(old.username),
+            };
+            let password = match password {
+                true => read_password()?,
+                false => keys.decrypt_password(&old.password_enc, &s.email)?,
+            };
+            if !no_check && !try_mailbox(settings, &m, &password).await? {
+                bail!("{email} unchanged: Quorum could not poll that mailbox (fix the settings, or --no-check)");
+            }
+            let stored = quorum_storage::MailboxSettings {
+                host: m.host.clone(),
+                port: m.port,
+                security: m.security,
+                auth: m.auth,
+                username: m.user.clone(),
+                password_enc: keys.encrypt_password(&password, &s.email),
+                trusted_domains: old.trusted_domains,
+            };
+            db.update_mailbox(s.subscriber_id, &stored, Timestamp::now()).await?;
+            println!("{email}: now {}:{} ({}) as {}; polled next round", m.host, m.port, m.security, m.user);
+        }
+        SubscriberCommand::Remove { email, discard } => {
+            let s = find(&db, &email).await?;
+            // Polling stops first: nothing new is quarantined while what is held goes back.
+            db.set_subscriber_enabled(s.subscriber_id, false).await?;
+            let released = match discard {
+                true => 0,
+                false => {
+                    db.queue_release(
+                        s.mailbox_id,
+                        ReleaseSelection::All,
+                        &EmailAddress::parse(&s.email)?,
+                        Timestamp::now(),
+                    )
+                    .await?
+                }
+            };
+            deliverer(&db, settings, Arc::new(settings.keys()?))?.run_once().await?;
+            match db.remove_subscriber(s.subscriber_id).await {
+                Ok(()) => println!(
+                    "removed {email}: {released} held messages released to the mailbox{}; nothing of it is kept",
+                    if discard { " (--discard: held mail dropped)" } else { "" }
+                ),
+                Err(quorum_storage::StorageError::Conflict(why)) => bail!(
+                    "{email} not removed yet: {why} (the SMTP server did not take them: see `quorum outbox list`; \
+                     polling is stopped, run this again once they are delivered)"
+                ),
+                Err(e) => return Err(e.into()),
+            }
         }
         SubscriberCommand::List => {
             println!(
@@ -627,8 +698,14 @@ async fn find<DB: Database>(db: &DB, email: &str) -> anyhow::Result<quorum_stora
 }
 
 async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<ExitCode> {
-    let tls = TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?;
     let (m, password) = (mailbox_settings(&args.mailbox)?, read_password()?);
+    Ok(if try_mailbox(settings, &m, &password).await? { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// Tries a mailbox as the signup does (log in, STAT, UIDL), printing each step and, on
+/// failure, what to do; true when Quorum can poll it.
+async fn try_mailbox(settings: &Settings, m: &MailboxSettings, password: &Password) -> anyhow::Result<bool> {
+    let tls = TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?;
     let options = ConnectOptions {
         host: m.host.clone(),
         port: m.port,
@@ -647,12 +724,12 @@ async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<Ex
             println!("STAT: {} messages, {} octets", report.messages, report.octets);
             println!("UIDL: ok");
             println!("mailbox OK: Quorum can poll it");
-            Ok(ExitCode::SUCCESS)
+            Ok(true)
         }
         Err(failure) => {
             println!("FAILED at {}: {}", failure.step, failure.error);
             println!("what to do: {}", failure.advice);
-            Ok(ExitCode::from(2))
+            Ok(false)
         }
     }
 }
@@ -699,10 +776,14 @@ fn parse_reply(settings: &Settings, summary: &Path, reply: &Path) -> anyhow::Res
     let owner = quorum_summary::recipient(&summary);
     match settings.existing_keys()? {
         None => eprintln!("authentication: not checked (no master key configured)"),
-        Some(keys) => match quorum_summary::authenticate(&reply, &keys, |_| owner.clone()) {
-            Ok(id) => eprintln!("authentication: accepted (summary {id})"),
-            Err(e) => eprintln!("authentication: would be rejected: {e}"),
-        },
+        Some(keys) => {
+            match quorum_summary::authenticate(&reply, &keys, &reply_policy(settings), Timestamp::now(), |_| {
+                owner.clone()
+            }) {
+                Ok(id) => eprintln!("authentication: accepted (summary {id})"),
+                Err(e) => eprintln!("authentication: would be rejected: {e}"),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -763,7 +844,7 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
     let raw = std::fs::read(reply).with_context(|| format!("reading {}", reply.display()))?;
     let keys = settings.keys()?;
     let now = Timestamp::now();
-    let applied = match quorum_worker::apply_reply(&db, &keys, &raw, now).await {
+    let applied = match quorum_worker::apply_reply(&db, &keys, &reply_policy(settings), &raw, now).await {
         Ok(applied) => applied,
         Err(quorum_worker::ReplyError::Rejected(e)) => {
             println!("reply rejected, nothing changed: {e}");
@@ -781,6 +862,15 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a reply must satisfy ([`quorum_summary::ReplyPolicy`]): its address expires with
+/// the quarantine; DMARC is checked where the robot mailbox's provider wrote its results.
+fn reply_policy(settings: &Settings) -> quorum_summary::ReplyPolicy {
+    quorum_summary::ReplyPolicy {
+        max_age_secs: settings.summary.max_retention_days.saturating_mul(86_400),
+        authserv_id: settings.robot.as_ref().and_then(|r| r.authserv_id.clone()),
+    }
+}
+
 async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result<ExitCode> {
     let robot = settings.robot.clone().context("no [robot] mailbox configured")?;
     let keys = settings.keys()?;
@@ -788,12 +878,12 @@ async fn robot_poll<DB: Database>(db: DB, settings: &Settings) -> anyhow::Result
         Worker::new(db.clone(), Arc::new(keys.clone()), settings.worker.clone(), Checker::new(&settings.dns)?)?;
     let options = worker.connect_options_for(&robot.host, robot.port, robot.security);
     let mailer = quorum_mailer::Mailer::new(&settings.smtp)?;
-    let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &options).await?;
+    let report = quorum_worker::poll_robot(&db, &keys, &mailer, &robot, &reply_policy(settings), &options).await?;
     let delivery = deliverer(&db, settings, Arc::new(keys))?.run_once().await?;
     println!(
-        "robot mailbox: {} replies applied, {} rejected, {} answers to confirmations, {} left for the operator; \
-         {} releases delivered",
-        report.applied, report.rejected, report.confirmations, report.left, delivery.sent
+        "robot mailbox: {} replies applied, {} rejected, {} refusal notices, {} answers to confirmations, \
+         {} left for the operator; {} releases delivered",
+        report.applied, report.rejected, report.notices, report.confirmations, report.left, delivery.sent
     );
     Ok(ExitCode::SUCCESS)
 }

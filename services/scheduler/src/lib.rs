@@ -161,16 +161,24 @@ impl<DB: Database> SummarySender<DB> {
         let items: Vec<(String, i64)> = composed.items.iter().map(|(id, m)| (id.to_string(), *m)).collect();
         let summary_id = self.db.record_summary(subscriber.subscriber_id, &items, now).await?;
         let mut message = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(&self.keys).into_bytes();
-        message.extend(self.message(&email, summary_id, composed.items.len(), composed.text)?);
+        message.extend(self.message(&email, summary_id, composed.items.len(), composed.text, now)?);
         self.mailer.send(&email, &message).await?;
         self.db.summary_sent(summary_id, now).await?;
         tracing::info!(subscriber = subscriber.subscriber_id, summary = summary_id, held = items.len(), "summary sent");
         Ok(Some(SentSummary { summary_id, held: items.len() }))
     }
 
-    fn message(&self, to: &EmailAddress, summary_id: i64, held: usize, text: String) -> Result<Vec<u8>, SummaryError> {
+    fn message(
+        &self,
+        to: &EmailAddress,
+        summary_id: i64,
+        held: usize,
+        text: String,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, SummaryError> {
         let build = |e: &dyn std::fmt::Display| SummaryError::Build(e.to_string());
-        let reply_to = reply_address(&self.keys, summary_id, &self.settings.reply_local, &self.settings.reply_domain);
+        let reply_to =
+            reply_address(&self.keys, summary_id, now, &self.settings.reply_local, &self.settings.reply_domain);
         let from: Mailbox = format!("Quorum <{}>", self.mailer.from_address()).parse().map_err(|e| build(&e))?;
         let nonce: u64 = rand::thread_rng().r#gen();
         let message = Message::builder()

@@ -59,9 +59,7 @@ fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
             (Pop3Error::Connect { .. }, _) => {
                 "Check the host name and port; the server refused or could not be reached."
             }
-            (Pop3Error::Tls(_), _) => {
-                "Check the security setting: port 995 usually means implicit TLS, 110 plain or STARTTLS."
-            }
+            (Pop3Error::Tls(why), _) => tls_advice(why),
             (Pop3Error::Unsupported(_), CheckStep::Connect) => "Choose implicit TLS or plain for this server.",
             (e, CheckStep::Login) if e.is_transient() => {
                 "Another program is reading this mailbox right now; close it or try again in a minute."
@@ -72,6 +70,29 @@ fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
             _ => "Try again later; if it keeps failing, ask your provider whether POP3 is enabled for your account.",
         };
         CheckFailure { step, error, advice }
+    }
+}
+
+/// What to do about a failed TLS handshake, by its cause (rustls's words): a certificate
+/// no trusted CA signed, a certificate for another name, or no TLS on that port at all.
+fn tls_advice(why: &str) -> &'static str {
+    if ["UnknownIssuer", "BadSignature", "UnknownRevocationStatus", "self-signed", "unknown issuer"]
+        .iter()
+        .any(|s| why.contains(s))
+    {
+        "The server's certificate is not signed by a CA this machine trusts (self-signed or a private CA): \
+         add that CA's certificate (PEM) to [worker] tls_ca_files, or use the provider's public host name."
+    } else if why.contains("NotValidForName") || why.contains("not valid for name") {
+        "The server's certificate is for another host name: use the name the provider documents for POP3 \
+         (often pop.<provider>), not an alias or an IP address."
+    } else if why.contains("corrupt message") || why.contains("InvalidContentType") || why.contains("wrong version") {
+        "The server does not speak TLS on this port: use --security starttls or plain (usually port 110), \
+         or port 995 for implicit TLS."
+    } else if why.contains("Expired") || why.contains("NotValidYet") {
+        "The server's certificate has expired or is not valid yet (or this machine's clock is wrong); \
+         tell the provider, or check the clock."
+    } else {
+        "Check the security setting: port 995 usually means implicit TLS, 110 plain or STARTTLS."
     }
 }
 

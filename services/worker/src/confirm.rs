@@ -58,7 +58,7 @@ impl Confirmer {
             if !db.claim_confirmation(subscriber_id, c.message_id, &c.sender, now, self.hourly_cap).await? {
                 continue;
             }
-            let verp = verp_address(&self.keys, c.message_id, &self.local, &self.domain);
+            let verp = verp_address(&self.keys, c.message_id, now, &self.local, &self.domain);
             let id = format!("cnfm-{}.{}@{}", c.message_id, now.0, self.domain);
             let raw = compose(subscriber, &c.sender, c.subject.as_deref(), &verp, &rfc5322_date(now), &id);
             match self.mailer.send_from(&verp, &c.sender, &raw).await {

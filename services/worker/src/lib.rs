@@ -26,7 +26,10 @@ pub use confirm::{Answered, Candidate, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
-pub use replies::{Applied, Held, Receipt, ReplyError, apply_action, apply_reply, send_receipt};
+pub use replies::{
+    Applied, Held, REFUSAL_NOTICE_INTERVAL_SECS, Receipt, ReplyError, apply_action, apply_reply, send_receipt,
+    send_refusal_notice,
+};
 pub use robot::{RobotError, RobotReport, poll_robot};
 
 /// How often the worker looks for due mailboxes when it has free slots.
@@ -124,12 +127,13 @@ impl<DB: Database> Worker<DB> {
     pub async fn run_robot(
         &self,
         robot: quorum_config::RobotSettings,
+        policy: quorum_summary::ReplyPolicy,
         mailer: quorum_mailer::Mailer,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let options = self.connect_options_for(&robot.host, robot.port, robot.security);
         loop {
-            match poll_robot(&self.db, &self.keys, &mailer, &robot, &options).await {
+            match poll_robot(&self.db, &self.keys, &mailer, &robot, &policy, &options).await {
                 Ok(report) if report.applied + report.rejected + report.confirmations > 0 => tracing::info!(
                     applied = report.applied,
                     rejected = report.rejected,

@@ -16,6 +16,7 @@
 //! the next poll only deletes them. The content hash catches a server that renumbers its
 //! UIDLs: the same bytes get the new UIDL but no second copy.
 
+use futures::FutureExt;
 use std::{
     collections::{HashMap, HashSet},
     time::Duration,
@@ -26,9 +27,15 @@ use quorum_fingerprint::Fingerprint;
 use quorum_forgery::{Checked, Checker, Providers};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_statistics::Statistics;
-use quorum_storage::{CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UidlDisposition};
+use quorum_storage::{
+    CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UNCLASSIFIED, UidlDisposition,
+};
 
-use crate::{confirm::Candidate, fail_point};
+use crate::{
+    confirm::Candidate,
+    fail_point,
+    failpoint::{guarded, panic_point, panic_text},
+};
 
 /// Bytes of messages retrieved before they are committed: bounds memory per mailbox and
 /// the work a crash can make us redo, while keeping transactions few.
@@ -148,14 +155,21 @@ pub async fn poll_mailbox<DB: Database>(
         let retrieved = client.retr_many(&requests).await;
         fail_point("after-retr");
         let mut inspected = Vec::with_capacity(retrieved.messages.len());
+        // Per inspected message: why it could not be classified (a step panicked), if it
+        // could not. Such a message is held with that reason and judged by no one.
+        let mut trouble: Vec<Option<String>> = Vec::with_capacity(retrieved.messages.len());
         for (result, w) in retrieved.messages.into_iter().zip(batch) {
             match result {
                 Ok(raw) => {
-                    let info = InspectedMessage::parse(&raw);
+                    let (info, failed) = match guarded("reading the headers", || InspectedMessage::parse(&raw)) {
+                        Ok(info) => (info, None),
+                        Err(e) => (InspectedMessage::unread(&raw), Some(e)),
+                    };
                     if w.stored == Some(info.hash) {
                         to_delete.push(w.n);
                     } else {
                         inspected.push((w, raw, info));
+                        trouble.push(failed);
                     }
                 }
                 Err(e) => report.skipped.push(format!("message {} stays in the mailbox: {e}", w.uidl)),
@@ -163,10 +177,15 @@ pub async fn poll_mailbox<DB: Database>(
         }
         let mut dispositions = Vec::with_capacity(inspected.len());
         let mut own_confirmations = Vec::with_capacity(inspected.len());
-        for (w, raw, info) in &inspected {
+        for ((w, raw, info), failed) in inspected.iter().zip(&trouble) {
+            if failed.is_some() {
+                own_confirmations.push(false);
+                dispositions.push(Disposition::Quarantine);
+                continue;
+            }
             // Our own confirmation arrived here: the held message's sender is an alias of
             // this mailbox (SPEC 2.1 step 2). Both go.
-            let own = match quorum_challenge::own_confirmation(raw, keys) {
+            let own = match quorum_challenge::own_confirmation(raw, keys, now) {
                 Some(original) => db.confirmation(original).await?.filter(|c| c.mailbox_id == mailbox.mailbox_id),
                 None => None,
             };
@@ -192,37 +211,61 @@ pub async fn poll_mailbox<DB: Database>(
         let blocked = |info: &InspectedMessage| info.from.as_ref().is_some_and(|f| disapproved.contains(f));
         // Forgery checks (SPEC 3) for everything not released by Quorum itself, all of the
         // batch at once: the checker bounds concurrency and each check's time.
-        let checks = inspected.iter().zip(&dispositions).zip(&own_confirmations).map(
-            |(((_, raw, info), disposition), own)| async move {
-                let wanted = !matches!(disposition, Disposition::Released(_)) && !blocked(info) && !own;
-                match wanted {
-                    true => Some(Checked::from(checker.check(raw, providers, &mailbox.settings.trusted_domains).await)),
-                    false => None,
+        let checks = inspected.iter().zip(&dispositions).zip(&own_confirmations).zip(&trouble).map(
+            |((((_, raw, info), disposition), own), failed)| async move {
+                let wanted =
+                    !matches!(disposition, Disposition::Released(_)) && !blocked(info) && !own && failed.is_none();
+                if !wanted {
+                    return Ok(None);
+                }
+                let check = checker.check(raw, providers, &mailbox.settings.trusted_domains);
+                match std::panic::AssertUnwindSafe(check).catch_unwind().await {
+                    Ok(evidence) => Ok(Some(Checked::from(evidence))),
+                    Err(payload) => Err(panic_text("the forgery checks", payload.as_ref())),
                 }
             },
         );
-        let checked: Vec<Option<Checked>> = futures::future::join_all(checks).await;
+        let mut checked: Vec<Option<Checked>> = Vec::with_capacity(inspected.len());
+        for (i, result) in futures::future::join_all(checks).await.into_iter().enumerate() {
+            match result {
+                Ok(check) => checked.push(check),
+                Err(e) => {
+                    checked.push(None);
+                    trouble[i] = Some(e);
+                }
+            }
+        }
         // Campaign fingerprints for what the statistics judge and what an Inbox delivery
         // approves; forged, blocked and Quorum's own mail is no evidence. One lookup and one
         // write for the whole batch.
         let fingerprinting = statistics.is_some_and(Statistics::fingerprints);
-        let fingerprints: Vec<Option<Fingerprint>> = inspected
-            .iter()
-            .zip(&dispositions)
-            .zip(&checked)
-            .zip(&own_confirmations)
-            .map(|((((_, raw, info), disposition), check), own)| {
-                let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
-                let released = matches!(disposition, Disposition::Released(_));
-                (fingerprinting && !own && !forged && !released && !blocked(info)).then(|| Fingerprint::of(raw))
-            })
-            .collect();
+        let mut fingerprints: Vec<Option<Fingerprint>> = Vec::with_capacity(inspected.len());
+        for (i, ((((_, raw, info), disposition), check), own)) in
+            inspected.iter().zip(&dispositions).zip(&checked).zip(&own_confirmations).enumerate()
+        {
+            let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
+            let released = matches!(disposition, Disposition::Released(_));
+            let wanted = fingerprinting && !own && !forged && !released && !blocked(info) && trouble[i].is_none();
+            match guarded("the fingerprint", || wanted.then(|| Fingerprint::of(raw))) {
+                Ok(fingerprint) => fingerprints.push(fingerprint),
+                Err(e) => {
+                    fingerprints.push(None);
+                    trouble[i] = Some(e);
+                }
+            }
+        }
         let fingerprints: Vec<Option<&Fingerprint>> = fingerprints.iter().map(Option::as_ref).collect();
         let campaigns = quorum_statistics::campaigns::assign(db, &fingerprints, now).await?;
         // Each message's fate, in order; the items to commit borrow from it.
         let mut fates: Vec<Fate> = Vec::with_capacity(inspected.len());
-        for ((((((w, raw, info), disposition), check), own), campaign), fingerprint) in
-            inspected.iter().zip(dispositions).zip(&checked).zip(own_confirmations).zip(campaigns).zip(&fingerprints)
+        for (((((((w, raw, info), disposition), check), own), campaign), fingerprint), failed) in inspected
+            .iter()
+            .zip(dispositions)
+            .zip(&checked)
+            .zip(own_confirmations)
+            .zip(campaigns)
+            .zip(&fingerprints)
+            .zip(&mut trouble)
         {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
             let keep = match disposition {
@@ -243,39 +286,58 @@ pub async fn poll_mailbox<DB: Database>(
             // decided already. A probe's mail is all spam: not judged, but its keys are
             // kept like everyone's, for its vote is on them.
             let stat_keys = match (statistics, info.from.as_ref()) {
-                (Some(stats), Some(from)) if !own && !blocked(info) && !forged => {
-                    // The forgery check found the handoff already; without checks, read the chain.
-                    let network = match check {
-                        Some(c) => c.evidence.handoff.map(quorum_domain::received::network),
-                        None => quorum_statistics::keys::network(raw, &mailbox.settings.trusted_domains),
-                    };
-                    // Made above when campaigns are on; the other keys need it too.
-                    let own_fingerprint;
-                    let fingerprint = match fingerprint {
-                        Some(f) => *f,
-                        None => {
-                            own_fingerprint = Fingerprint::of(raw);
-                            &own_fingerprint
-                        }
-                    };
-                    Some(stats.evidence(&quorum_statistics::keys::Facts {
-                        from: from.as_str(),
-                        own_address: from == &mailbox.email,
-                        major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
-                        fingerprint: Some(fingerprint),
-                        campaign,
-                        network: network.as_deref(),
-                    }))
+                (Some(stats), Some(from)) if !own && !blocked(info) && !forged && failed.is_none() => {
+                    let keys = guarded("the evidence keys", || {
+                        panic_point("classify", raw);
+                        // The forgery check found the handoff already; without checks, read the chain.
+                        let network = match check {
+                            Some(c) => c.evidence.handoff.map(quorum_domain::received::network),
+                            None => quorum_statistics::keys::network(raw, &mailbox.settings.trusted_domains),
+                        };
+                        // Made above when campaigns are on; the other keys need it too.
+                        let own_fingerprint;
+                        let fingerprint = match fingerprint {
+                            Some(f) => f,
+                            None => {
+                                own_fingerprint = Fingerprint::of(raw);
+                                &own_fingerprint
+                            }
+                        };
+                        stats.evidence(&quorum_statistics::keys::Facts {
+                            from: from.as_str(),
+                            own_address: from == &mailbox.email,
+                            major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                            fingerprint: Some(fingerprint),
+                            campaign,
+                            network: network.as_deref(),
+                        })
+                    });
+                    keys.map_err(|e| *failed = Some(e)).ok()
                 }
                 _ => None,
             };
             let statistical = match (statistics, &stat_keys) {
                 (Some(stats), Some(keys)) if !mailbox.spam_probe => {
-                    let judgement = stats.judge(mailbox.subscriber_id, keys).await;
-                    judgement.delete().then(|| Statistics::reason(&judgement))
+                    let judge = std::panic::AssertUnwindSafe(stats.judge(mailbox.subscriber_id, keys));
+                    match judge.catch_unwind().await {
+                        Ok(judgement) => judgement.delete().then(|| Statistics::reason(&judgement)),
+                        Err(payload) => {
+                            *failed = Some(panic_text("the statistics", payload.as_ref()));
+                            None
+                        }
+                    }
                 }
                 _ => None,
             };
+            // What could not be classified is held, judged by no one, and says why.
+            let (stat_keys, statistical) = match failed {
+                Some(_) => (None, None),
+                None => (stat_keys, statistical),
+            };
+            let unclassified = failed.as_ref().map(|e| format!("{UNCLASSIFIED}{e}"));
+            if let Some(why) = &unclassified {
+                tracing::error!(mailbox = mailbox.mailbox_id, uidl = w.uidl, reason = %why, "message held unclassified");
+            }
             let status = if own {
                 "own_confirmation"
             } else if blocked(info) {
@@ -296,7 +358,7 @@ pub async fn poll_mailbox<DB: Database>(
             }
             // SPEC 2.4: only where the sender's domain vouches for the message.
             let vouched = check.as_ref().is_some_and(|c| c.evidence.authenticated);
-            let confirm = (status == "held" && vouched && mailbox.confirmations)
+            let confirm = (status == "held" && vouched && mailbox.confirmations && unclassified.is_none())
                 .then(|| quorum_challenge::confirmable(raw).ok())
                 .flatten()
                 .map(|sender| (sender, info.subject.clone()));
@@ -310,6 +372,7 @@ pub async fn poll_mailbox<DB: Database>(
                 confirm,
                 campaign,
                 stat_keys: stat_keys.as_deref().map(quorum_statistics::keys::encode),
+                unclassified,
             });
         }
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
@@ -381,6 +444,8 @@ enum Fate<'a> {
         campaign: Option<i64>,
         /// The statistics' keys ([`quorum_statistics::keys::encode`]).
         stat_keys: Option<String>,
+        /// Why it could not be classified ([`UNCLASSIFIED`]), if a step failed.
+        unclassified: Option<String>,
     },
 }
 
@@ -390,7 +455,9 @@ impl Fate<'_> {
             Fate::Keep { uidl, approved, campaign } => {
                 PollItem::Keep { uidl, approved: *approved, campaign: *campaign }
             }
-            Fate::Quarantine { uidl, status, raw, info, check, statistical, campaign, stat_keys, .. } => {
+            Fate::Quarantine {
+                uidl, status, raw, info, check, statistical, campaign, stat_keys, unclassified, ..
+            } => {
                 PollItem::Quarantine {
                     uidl,
                     status,
@@ -399,10 +466,18 @@ impl Fate<'_> {
                     from: info.from.as_ref(),
                     from_name: info.from_name.as_deref(),
                     subject: info.subject.as_deref(),
-                    checked: check.map(|c| {
-                        let record = c.record();
-                        CheckRecord { reason: statistical.as_deref().or(record.reason), ..record }
-                    }),
+                    checked: match (check, unclassified) {
+                        (Some(c), _) => {
+                            let record = c.record();
+                            let reason = unclassified.as_deref().or(statistical.as_deref()).or(record.reason);
+                            Some(CheckRecord { reason, ..record })
+                        }
+                        // No checks ran (they failed): only the reason is stored.
+                        (None, Some(why)) => {
+                            Some(CheckRecord { evidence: "null", reason: Some(why), incomplete: false })
+                        }
+                        (None, None) => None,
+                    },
                     campaign: *campaign,
                     stat_keys: stat_keys.as_deref(),
                 }

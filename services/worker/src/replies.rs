@@ -10,7 +10,7 @@ use std::fmt;
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::rfc5322_date};
 use quorum_mailer::Mailer;
 use quorum_storage::{Database, ReleaseSelection, StorageError, Vote};
-use quorum_summary::{Action, AuthError, ShortId, Verdict, check_sender, parse_reply, verified_summary};
+use quorum_summary::{Action, AuthError, ReplyPolicy, ShortId, Verdict, check_sender, parse_reply, verified_summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplyError {
@@ -56,13 +56,14 @@ pub struct Applied {
 pub async fn apply_reply<DB: Database>(
     db: &DB,
     keys: &Keys,
+    policy: &ReplyPolicy,
     raw: &[u8],
     now: Timestamp,
 ) -> Result<Applied, ReplyError> {
-    let summary_id = verified_summary(raw, keys)?;
+    let summary_id = verified_summary(raw, keys, policy, now)?;
     let summary = db.summary_owner(summary_id).await?.ok_or(AuthError::UnknownSummary(summary_id))?;
     let (subscriber_id, owner) = (summary.subscriber_id, summary.email.clone());
-    check_sender(raw, &owner)?;
+    check_sender(raw, &owner, policy)?;
 
     let items = db.summary_items(summary_id).await?;
     let ids: Vec<ShortId> = items.iter().filter_map(|i| ShortId::parse(&i.short_id)).collect();
@@ -157,6 +158,46 @@ pub async fn apply_action<DB: Database>(
     }
     Ok(())
 }
+
+/// Tells a subscriber, at most once a day, that a reply from their address was refused
+/// and why (an old summary's expired address, a summary of another of their addresses):
+/// otherwise an answer they took care over would vanish without a word. The caller has
+/// checked that the refusal deserves a notice ([`quorum_summary::notice_address`]).
+/// Returns whether one was sent.
+pub async fn send_refusal_notice<DB: Database>(
+    db: &DB,
+    mailer: &Mailer,
+    keys: &Keys,
+    to: &EmailAddress,
+    refusal: &AuthError,
+    now: Timestamp,
+) -> Result<bool, ReplyError> {
+    let Some(subscriber) = db.subscriber_by_email(to).await? else { return Ok(false) };
+    if !db.claim_refusal_notice(subscriber.subscriber_id, now, Timestamp(now.0 - REFUSAL_NOTICE_INTERVAL_SECS)).await? {
+        return Ok(false);
+    }
+    let marker = ReleaseMarker::notice(subscriber.mailbox_id, now).header_line(keys);
+    let text = format!(
+        "{marker}From: Quorum <{from}>\r\nTo: <{to}>\r\nSubject: Quorum: your reply could not be applied\r\n\
+         Date: {date}\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         A reply from your address reached Quorum but changed nothing: {refusal}.\r\n\r\n\
+         Answer the most recent summary (each summary's reply address works as long as\r\n\
+         the messages it lists can be held), from the address it was sent to, or decide\r\n\
+         on the held messages on the web page. If you did not write that reply, you can\r\n\
+         ignore this message. You get at most one such notice a day.\r\n",
+        from = mailer.from_address(),
+        date = rfc5322_date(now),
+    );
+    if let Err(e) = mailer.send(to, text.as_bytes()).await {
+        tracing::warn!(subscriber = subscriber.subscriber_id, error = %e, "refusal notice not sent");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// At most one refusal notice per subscriber in this many seconds.
+pub const REFUSAL_NOTICE_INTERVAL_SECS: i64 = 86_400;
 
 /// Mails the receipt to the subscriber, marked so the worker leaves it in the Inbox.
 pub async fn send_receipt(

@@ -2,7 +2,8 @@
 //! arrive, and bounces of and replies to confirmations (applied by
 //! [`crate::answer_confirmation`], then deleted). Each reply to a summary is applied ([`crate::apply_reply`]) and its receipt mailed, then it is
 //! deleted; a reply that fails authentication is logged and deleted (it can never become
-//! valid); anything that is not addressed to a summary at all is logged and left for the
+//! valid), and its sender, when that is a subscriber writing in good faith, is told why
+//! ([`crate::send_refusal_notice`], at most once a day); anything that is not addressed to a summary at all is logged and left for the
 //! operator. Applying is idempotent, so a crash before DELE only re-applies no-ops.
 
 use quorum_config::RobotSettings;
@@ -10,9 +11,9 @@ use quorum_domain::{Keys, Timestamp};
 use quorum_mailer::Mailer;
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
 use quorum_storage::Database;
-use quorum_summary::AuthError;
+use quorum_summary::{AuthError, ReplyPolicy, notice_address};
 
-use crate::{ReplyError, answer_confirmation, apply_reply, send_receipt};
+use crate::{ReplyError, answer_confirmation, apply_reply, send_receipt, send_refusal_notice};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RobotReport {
@@ -20,6 +21,8 @@ pub struct RobotReport {
     /// Bounces of, and replies to, confirmations (SPEC 2.4).
     pub confirmations: usize,
     pub rejected: usize,
+    /// Refused replies whose sender was told why.
+    pub notices: usize,
     /// Not replies to a summary: left in the robot mailbox.
     pub left: usize,
 }
@@ -38,6 +41,7 @@ pub async fn poll_robot<DB: Database>(
     keys: &Keys,
     mailer: &Mailer,
     robot: &RobotSettings,
+    policy: &ReplyPolicy,
     options: &ConnectOptions,
 ) -> Result<RobotReport, RobotError> {
     let mut client = Client::connect(options).await?;
@@ -47,6 +51,7 @@ pub async fn poll_robot<DB: Database>(
     let mut report = RobotReport::default();
     let mut done = Vec::new();
     let mut receipts = Vec::new();
+    let mut notices = Vec::new();
     let mut failure = None;
     for (n, size) in listing {
         let retrieved = client.retr_many(&[(n, size)]).await;
@@ -64,7 +69,7 @@ pub async fn poll_robot<DB: Database>(
             None => continue,
         };
         let now = Timestamp::now();
-        if let Some(message_id) = quorum_challenge::answered_confirmation(&raw, keys) {
+        if let Some(message_id) = quorum_challenge::answered_confirmation(&raw, keys, now, policy.max_age_secs) {
             match answer_confirmation(db, message_id, &raw, now).await {
                 Ok(answered) => {
                     tracing::info!(message = message_id, ?answered, "robot mailbox: answer to a confirmation");
@@ -78,7 +83,7 @@ pub async fn poll_robot<DB: Database>(
                 }
             }
         }
-        match apply_reply(db, keys, &raw, now).await {
+        match apply_reply(db, keys, policy, &raw, now).await {
             Ok(applied) => {
                 receipts.push((applied, now));
                 report.applied += 1;
@@ -92,6 +97,9 @@ pub async fn poll_robot<DB: Database>(
                 tracing::warn!(message = n, reason = %e, "robot mailbox: reply rejected and deleted");
                 report.rejected += 1;
                 done.push(n);
+                if let Some(to) = notice_address(&raw, &e, policy) {
+                    notices.push((to, e, now));
+                }
             }
             // A storage fault: this reply stays for the next pass; what is done is deleted.
             Err(ReplyError::Storage(e)) => {
@@ -109,6 +117,12 @@ pub async fn poll_robot<DB: Database>(
     for (applied, now) in &receipts {
         if let Err(e) = send_receipt(mailer, keys, applied, *now).await {
             tracing::warn!(subscriber = %applied.subscriber, error = %e, "receipt not sent");
+        }
+    }
+    for (to, refusal, now) in &notices {
+        match send_refusal_notice(db, mailer, keys, to, refusal, *now).await {
+            Ok(sent) => report.notices += usize::from(sent),
+            Err(e) => tracing::warn!(error = %e, "refusal notice not sent"),
         }
     }
     if let Some(e) = failure {

@@ -13,43 +13,50 @@
 
 use base64::Engine;
 use mail_parser::{Address, Message, MessageParser, MimeHeaders};
-use quorum_domain::{EmailAddress, Keys, inspect::automatic};
+use quorum_domain::{EmailAddress, Keys, Timestamp, inspect::automatic};
 
 /// HMAC purpose of confirmation tokens (distinct from summary reply tokens).
 const PURPOSE: &str = "confirmation";
 
-/// The VERP address of the confirmation for held message `message_id`:
-/// `<local>+cnfm-<id>.<mac>@<domain>`, delivered to the robot mailbox like summary replies.
-pub fn verp_address(keys: &Keys, message_id: i64, local: &str, domain: &str) -> String {
-    format!("{local}+cnfm-{message_id}.{}@{domain}", keys.token(PURPOSE, &message_id.to_string()))
+/// The VERP address of the confirmation for held message `message_id`, issued at `issued`:
+/// `<local>+cnfm-<id>.<issued>.<mac>@<domain>` ([`Keys::timed_token`]), delivered to the
+/// robot mailbox like summary replies.
+pub fn verp_address(keys: &Keys, message_id: i64, issued: Timestamp, local: &str, domain: &str) -> String {
+    format!("{local}+cnfm-{message_id}.{}@{domain}", keys.timed_token(PURPOSE, &message_id.to_string(), issued))
 }
 
-/// The held message a verified VERP address names.
-pub fn verp_message_id(address: &str, keys: &Keys) -> Option<i64> {
+/// The held message a verified VERP address names, if it was issued at most `max_age_secs`
+/// before `now` (the quarantine's retention: after that the message is gone anyway).
+pub fn verp_message_id(address: &str, keys: &Keys, now: Timestamp, max_age_secs: i64) -> Option<i64> {
     let local = address.trim().trim_matches(['<', '>']).rsplit_once('@')?.0;
     let (id, token) = local.split_once("+cnfm-")?.1.split_once('.')?;
     let id: i64 = id.parse().ok()?;
-    keys.verify_token(PURPOSE, &id.to_string(), token).then_some(id)
+    keys.verify_timed_token(PURPOSE, &id.to_string(), token, now, max_age_secs).ok().map(|_| id)
 }
 
-/// Which held message a message in the robot mailbox answers: a verified VERP address
-/// among its recipients (To, Cc, Delivered-To, X-Original-To).
-pub fn answered_confirmation(raw: &[u8], keys: &Keys) -> Option<i64> {
+/// Which held message a message in the robot mailbox answers: a verified, unexpired VERP
+/// address among its recipients (To, Cc, Delivered-To, X-Original-To).
+pub fn answered_confirmation(raw: &[u8], keys: &Keys, now: Timestamp, max_age_secs: i64) -> Option<i64> {
     let message = MessageParser::default().parse_headers(raw)?;
     let mut candidates: Vec<String> = [message.to(), message.cc()].into_iter().flatten().flat_map(addresses).collect();
     for header in ["Delivered-To", "X-Original-To"] {
         candidates.extend(message.header_values(header).filter_map(|v| v.as_text()).map(str::to_string));
     }
-    candidates.iter().find_map(|a| verp_message_id(a, keys))
+    candidates.iter().find_map(|a| verp_message_id(a, keys, now, max_age_secs))
 }
 
+/// How long a confirmation found in a subscriber's own mailbox still shows an alias: it
+/// arrives there within minutes of being sent; an old copy seen later is mail like any
+/// other (and must not let a copied VERP address delete held mail).
+pub const ALIAS_WINDOW_SECS: i64 = 2 * 86_400;
+
 /// One of our confirmations, recognised by its sender (From or Return-Path is a verified
-/// VERP address): when it arrives in a subscriber's mailbox, the claimed sender of the held
-/// message was an alias of that mailbox.
-pub fn own_confirmation(raw: &[u8], keys: &Keys) -> Option<i64> {
+/// VERP address issued within [`ALIAS_WINDOW_SECS`]): when it arrives in a subscriber's
+/// mailbox, the claimed sender of the held message was an alias of that mailbox.
+pub fn own_confirmation(raw: &[u8], keys: &Keys, now: Timestamp) -> Option<i64> {
     let message = MessageParser::default().parse_headers(raw)?;
     let from = message.from().into_iter().flat_map(addresses);
-    from.chain(return_path(&message)).find_map(|a| verp_message_id(&a, keys))
+    from.chain(return_path(&message)).find_map(|a| verp_message_id(&a, keys, now, ALIAS_WINDOW_SECS))
 }
 
 /// The top-most Return-Path, without its angle brackets (`Some("")`: the null sender).
@@ -224,6 +231,9 @@ pub fn compose(
 mod tests {
     use super::*;
 
+    const NOW: Timestamp = Timestamp(1_800_000_000);
+    const DAY: i64 = 86_400;
+
     fn keys() -> Keys {
         Keys::from_master(&[5u8; 32]).unwrap()
     }
@@ -234,13 +244,17 @@ mod tests {
 
     #[test]
     fn verp_addresses_round_trip_and_resist_tampering() {
-        let verp = verp_address(&keys(), 42, "robot", "quorum.test");
-        assert!(verp.starts_with("robot+cnfm-42.") && verp.ends_with("@quorum.test"), "{verp}");
-        assert_eq!(verp_message_id(&verp, &keys()), Some(42));
-        assert_eq!(verp_message_id(&format!("<{verp}>"), &keys()), Some(42));
-        assert_eq!(verp_message_id(&verp.replace("cnfm-42", "cnfm-43"), &keys()), None);
-        assert_eq!(verp_message_id(&verp, &Keys::from_master(&[6u8; 32]).unwrap()), None);
-        assert_eq!(verp_message_id("robot+17.abc@quorum.test", &keys()), None, "a summary address is no confirmation");
+        let verp = verp_address(&keys(), 42, NOW, "robot", "quorum.test");
+        assert!(verp.starts_with("robot+cnfm-42.20833.") && verp.ends_with("@quorum.test"), "{verp}");
+        assert!(verp.split('@').next().unwrap().len() <= 64, "a local part fits RFC 5321");
+        let check = |a: &str, k: &Keys| verp_message_id(a, k, NOW, 30 * DAY);
+        assert_eq!(check(&verp, &keys()), Some(42));
+        assert_eq!(check(&format!("<{verp}>"), &keys()), Some(42));
+        assert_eq!(check(&verp.replace("cnfm-42", "cnfm-43"), &keys()), None);
+        assert_eq!(check(&verp, &Keys::from_master(&[6u8; 32]).unwrap()), None);
+        assert_eq!(check("robot+17.1.abc@quorum.test", &keys()), None, "a summary address is no confirmation");
+        // It expires with the quarantine.
+        assert_eq!(verp_message_id(&verp, &keys(), Timestamp(NOW.0 + 31 * DAY), 30 * DAY), None);
     }
 
     #[test]
@@ -291,7 +305,7 @@ Final-Recipient: rfc822; nobody@example.org\r\nOriginal-Recipient: rfc822;nobody
     #[test]
     fn the_confirmation_is_an_auto_reply_that_comes_back_to_its_verp_address() {
         let k = keys();
-        let verp = verp_address(&k, 7, "robot", "quorum.test");
+        let verp = verp_address(&k, 7, NOW, "robot", "quorum.test");
         let raw = compose(
             &addr("me@isp.example"),
             &addr("jane@example.org"),
@@ -304,12 +318,13 @@ Final-Recipient: rfc822; nobody@example.org\r\nOriginal-Recipient: rfc822;nobody
         assert!(text.contains("Auto-Submitted: auto-replied\r\n") && text.contains(&format!("Reply-To: <{verp}>\r\n")));
         let parsed = MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.subject(), Some("Held: Lunch?  Bcc: x"));
-        assert_eq!(own_confirmation(&raw, &k), Some(7));
+        assert_eq!(own_confirmation(&raw, &k, NOW), Some(7));
+        assert_eq!(own_confirmation(&raw, &k, Timestamp(NOW.0 + 3 * DAY)), None, "an old copy shows no alias");
         // It is itself never confirmed, and a reply to it names the held message.
         assert!(confirmable(&raw).is_err());
         let reply = format!("From: jane@example.org\r\nTo: {verp}\r\nSubject: Re: Held: Lunch?\r\n\r\nyes\r\n");
-        assert_eq!(answered_confirmation(reply.as_bytes(), &k), Some(7));
+        assert_eq!(answered_confirmation(reply.as_bytes(), &k, NOW, 30 * DAY), Some(7));
         let delivered = format!("Delivered-To: {verp}\r\nFrom: MAILER-DAEMON@x\r\n\r\n");
-        assert_eq!(answered_confirmation(delivered.as_bytes(), &k), Some(7));
+        assert_eq!(answered_confirmation(delivered.as_bytes(), &k, NOW, 30 * DAY), Some(7));
     }
 }

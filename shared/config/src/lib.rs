@@ -13,19 +13,31 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{AuthMethod, Keys, SecretError, Security, secrets::Password};
+use quorum_domain::{AuthMethod, EmailAddress, Keys, SecretError, Security, secrets::Password};
 use serde::Deserialize;
+
+/// The longest `summary.reply_local`: with `+cnfm-<id>.<day>.<token>` (up to 39 more
+/// characters for ids below ten billion) an address's local part stays within 64.
+pub const MAX_REPLY_LOCAL: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    /// Reading or decoding the settings; `file` when one was given (the environment may
+    /// also be the cause).
+    #[error("configuration{}: {message}", file.as_ref().map(|f| format!(" ({})", f.display())).unwrap_or_default())]
+    Load { file: Option<PathBuf>, message: String },
     #[error("configuration: {0}")]
     Invalid(String),
     #[error("master key file {path}: {source}")]
     KeyFile { path: PathBuf, source: std::io::Error },
     #[error("master key: {0}")]
     Key(#[from] SecretError),
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load { file: None, message: e.to_string() }
+    }
 }
 
 /// `QUORUM_*` variables that are not settings (so unknown-key checking can stay strict):
@@ -78,6 +90,11 @@ pub struct RobotSettings {
     pub auth: AuthMethod,
     pub user: String,
     pub password: Password,
+    /// The authserv-id with which the robot mailbox's provider writes
+    /// `Authentication-Results` (the host name before the first `;`). Set it and a reply
+    /// whose From fails DMARC there is refused as forged.
+    #[serde(default)]
+    pub authserv_id: Option<String>,
 }
 
 fn auto() -> AuthMethod {
@@ -274,6 +291,8 @@ impl Settings {
             }
             builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
         }
+        let loaded =
+            |e: config::ConfigError| ConfigError::Load { file: file.map(Path::to_path_buf), message: e.to_string() };
         let settings: Settings = builder
             .add_source(
                 env.list_separator(",")
@@ -282,8 +301,10 @@ impl Settings {
                     .with_list_parse_key("dns.nameservers")
                     .try_parsing(true),
             )
-            .build()?
-            .try_deserialize()?;
+            .build()
+            .map_err(loaded)?
+            .try_deserialize()
+            .map_err(loaded)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -329,6 +350,52 @@ impl Settings {
         }
         if w.lease_secs <= w.pop3_timeout_secs {
             return Err(ConfigError::Invalid("worker.lease_secs must be longer than worker.pop3_timeout_secs".into()));
+        }
+        self.validate_addresses()
+    }
+
+    /// The addresses Quorum writes into mail: they must be addresses, and a reply or
+    /// confirmation address (`<reply_local>+cnfm-<id>.<day>.<token>`) must fit RFC 5321's
+    /// 64-character local part.
+    fn validate_addresses(&self) -> Result<(), ConfigError> {
+        let s = &self.summary;
+        let local_ok = (1..=MAX_REPLY_LOCAL).contains(&s.reply_local.len())
+            && s.reply_local.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !local_ok {
+            return Err(ConfigError::Invalid(format!(
+                "summary.reply_local must be 1 to {MAX_REPLY_LOCAL} letters, digits, `.`, `_` or `-` (Quorum \
+                 adds `+<summary>.<day>.<token>`), not `{}`",
+                s.reply_local
+            )));
+        }
+        let robot = format!("{}@{}", s.reply_local, s.reply_domain);
+        if EmailAddress::parse(&robot).is_err() || !s.reply_domain.contains('.') && s.reply_domain != "localhost" {
+            return Err(ConfigError::Invalid(format!(
+                "summary.reply_domain must be a domain name (e.g. quorum.example.org), not `{}`",
+                s.reply_domain
+            )));
+        }
+        if EmailAddress::parse(&self.smtp.envelope_from).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "smtp.envelope_from must be an email address, not `{}`",
+                self.smtp.envelope_from
+            )));
+        }
+        if !(self.web.base_url.starts_with("http://") || self.web.base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "web.base_url must start with http:// or https://, not `{}`",
+                self.web.base_url
+            )));
+        }
+        if self
+            .robot
+            .as_ref()
+            .and_then(|r| r.authserv_id.as_deref())
+            .is_some_and(|id| id.trim().is_empty() || id.contains(';'))
+        {
+            return Err(ConfigError::Invalid(
+                "robot.authserv_id must be a host name (the part before the first `;`)".into(),
+            ));
         }
         Ok(())
     }
@@ -429,6 +496,32 @@ mod tests {
         fs::write(&file, "[worker]\nconcurency = 4\n").unwrap();
         let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
         assert!(err.to_string().contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn each_error_once_with_the_file_the_key_and_the_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        fs::write(&file, "[smtp]\nsecurity = \"ssl\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()) && err.contains("ssl"), "{err}");
+        assert!(err.contains("expected one of: tls, starttls, plain"), "{err}");
+        assert_eq!(err.matches("ssl").count(), 1, "said once: {err}");
+        for (key, value, says) in [
+            ("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum test", "summary.reply_domain"),
+            ("QUORUM_SUMMARY__REPLY_LOCAL", "summary+x", "summary.reply_local"),
+            ("QUORUM_SUMMARY__REPLY_LOCAL", "a-very-long-robot-mailbox-name", "summary.reply_local"),
+            ("QUORUM_SMTP__ENVELOPE_FROM", "quorum", "smtp.envelope_from"),
+            ("QUORUM_WEB__BASE_URL", "quorum.example.org", "web.base_url"),
+        ] {
+            let err = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains(value), "{key}={value}: {err}");
+        }
+        let ok = env(&[
+            ("QUORUM_SUMMARY__REPLY_DOMAIN", "quorum.example.org"),
+            ("QUORUM_SMTP__ENVELOPE_FROM", "q@x.example"),
+        ]);
+        assert!(Settings::load_with_env(None, ok).is_ok());
     }
 
     #[test]

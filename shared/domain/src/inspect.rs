@@ -74,6 +74,18 @@ impl InspectedMessage {
         Self { hash, size: raw.len(), from, from_name, subject, release_marker }
     }
 
+    /// What is known of a message whose headers could not be read: its bytes' hash and size.
+    pub fn unread(raw: &[u8]) -> Self {
+        Self {
+            hash: MessageHash::of(raw),
+            size: raw.len(),
+            from: None,
+            from_name: None,
+            subject: None,
+            release_marker: None,
+        }
+    }
+
     /// Decides what to do with the message in mailbox `mailbox_id`, given the subscriber's
     /// currently approved (unexpired) senders.
     pub fn disposition(&self, mailbox_id: i64, keys: &Keys, approved: &HashSet<EmailAddress>) -> Disposition {

@@ -17,5 +17,5 @@ pub use email::EmailAddress;
 pub use inspect::{Disposition, InspectedMessage, MessageHash};
 pub use mailbox::{AuthMethod, Security};
 pub use provider::Provider;
-pub use secrets::{Keys, ReleaseMarker, SecretError};
+pub use secrets::{Keys, ReleaseMarker, SecretError, TokenError};
 pub use time::Timestamp;

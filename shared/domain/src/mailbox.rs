@@ -2,9 +2,10 @@
 
 use std::{fmt, str::FromStr};
 
-/// Transport security of a POP3 connection.
+/// Transport security of a POP3 connection. Read from configuration by [`FromStr`], so a
+/// wrong value is named with the valid ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Security {
     /// TLS from the first byte (POP3S, usually port 995).
     Tls,
@@ -60,7 +61,7 @@ impl fmt::Display for Security {
 
 /// How to log in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum AuthMethod {
     /// SASL PLAIN when the server advertises it, otherwise USER/PASS.
     Auto,
@@ -93,6 +94,20 @@ impl FromStr for AuthMethod {
             "plain" | "sasl-plain" => Ok(AuthMethod::Plain),
             _ => Err(UnknownVariant { what: "auth method", value: s.to_string(), expected: "auto, user, apop, plain" }),
         }
+    }
+}
+
+impl TryFrom<String> for Security {
+    type Error = UnknownVariant;
+    fn try_from(s: String) -> Result<Self, UnknownVariant> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for AuthMethod {
+    type Error = UnknownVariant;
+    fn try_from(s: String) -> Result<Self, UnknownVariant> {
+        s.parse()
     }
 }
 

@@ -17,10 +17,16 @@ use rand::RngCore;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::Timestamp;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of a token's MAC: 128 bits is far beyond what an online guesser can try.
 const TOKEN_MAC_LEN: usize = 16;
+/// Bytes of a [`Keys::timed_token`]'s MAC: 96 bits, still far beyond online guessing (and
+/// the token expires), short enough for an address's local part.
+const TIMED_MAC_LEN: usize = 12;
+const DAY: i64 = 86_400;
 const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -31,6 +37,15 @@ pub enum SecretError {
     KeyEncoding,
     #[error("stored password cannot be decrypted: wrong master key or damaged data")]
     Decrypt,
+}
+
+/// Why a [`Keys::timed_token`] is refused.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token was not issued by Quorum")]
+    Forged,
+    #[error("the token expired (issued at {})", .0.0)]
+    Expired(Timestamp),
 }
 
 /// A secret string (a POP3 password). Its `Debug` and `Display` never show it, and its
@@ -155,6 +170,43 @@ impl Keys {
         tag.len() == TOKEN_MAC_LEN && self.mac(purpose, data).verify_truncated_left(&tag).is_ok()
     }
 
+    /// A token that also proves when it was issued: `<issue day>.<MAC>`, the day since the
+    /// Unix epoch (UTC) and a [`TIMED_MAC_LEN`]-byte MAC over `data` and the day, so it
+    /// cannot be made younger. For addresses that act (a summary's reply address, a
+    /// confirmation's VERP address): an old one found in an archive or a forwarded mail
+    /// stops working when what it acts on is gone. Days and the shorter MAC keep such an
+    /// address's local part within RFC 5321's 64 characters.
+    pub fn timed_token(&self, purpose: &str, data: &str, issued: Timestamp) -> String {
+        let day = issued.0.div_euclid(DAY);
+        let tag = self.mac(purpose, &format!("{data}@{day}")).finalize().into_bytes();
+        format!("{day}.{}", URL_SAFE_NO_PAD.encode(&tag[..TIMED_MAC_LEN]))
+    }
+
+    /// Checks a token from [`Keys::timed_token`]: genuine, not issued on a day after
+    /// `now`'s, and at most `max_age_secs` old at `now`, counted from the start of its day.
+    pub fn verify_timed_token(
+        &self,
+        purpose: &str,
+        data: &str,
+        token: &str,
+        now: Timestamp,
+        max_age_secs: i64,
+    ) -> Result<Timestamp, TokenError> {
+        let (day, mac) = token.trim().split_once('.').ok_or(TokenError::Forged)?;
+        let day: i64 = day.parse().map_err(|_| TokenError::Forged)?;
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(mac) else { return Err(TokenError::Forged) };
+        let genuine = tag.len() == TIMED_MAC_LEN
+            && self.mac(purpose, &format!("{data}@{day}")).verify_truncated_left(&tag).is_ok();
+        if !genuine || day > now.0.div_euclid(DAY) {
+            return Err(TokenError::Forged);
+        }
+        let issued = Timestamp(day.saturating_mul(DAY));
+        match now.0.saturating_sub(issued.0) > max_age_secs {
+            true => Err(TokenError::Expired(issued)),
+            false => Ok(issued),
+        }
+    }
+
     fn mac(&self, purpose: &str, data: &str) -> HmacSha256 {
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.token_key).expect("HMAC takes any key length");
         // Length-prefix the purpose so ("ab", "c") and ("a", "bc") never collide.
@@ -262,6 +314,29 @@ mod tests {
         let k = keys();
         let p = Password::new("same");
         assert_ne!(k.encrypt_password(&p, "c"), k.encrypt_password(&p, "c"));
+    }
+
+    #[test]
+    fn timed_tokens_expire_and_cannot_be_made_younger() {
+        let k = keys();
+        let day = 86_400;
+        let start = Timestamp(20_000 * day);
+        let token = k.timed_token("summary", "42", Timestamp(start.0 + 3_600));
+        assert!(token.starts_with("20000.") && token.len() == "20000.".len() + 16, "{token}");
+        let check = |purpose: &str, data: &str, token: &str, now: i64| {
+            k.verify_timed_token(purpose, data, token, Timestamp(now), 30 * day)
+        };
+        assert_eq!(check("summary", "42", &token, start.0 + day), Ok(start));
+        assert_eq!(check("summary", "42", &token, start.0 + 30 * day), Ok(start));
+        assert_eq!(check("summary", "42", &token, start.0 + 30 * day + 1), Err(TokenError::Expired(start)));
+        let younger = token.replacen("20000.", "20010.", 1);
+        assert_eq!(check("summary", "42", &younger, start.0 + 11 * day), Err(TokenError::Forged));
+        assert_eq!(check("summary", "43", &token, start.0), Err(TokenError::Forged));
+        assert_eq!(check("release", "42", &token, start.0), Err(TokenError::Forged));
+        // Issued on a later day than now: not ours.
+        assert_eq!(check("summary", "42", &token, start.0 - 1), Err(TokenError::Forged));
+        assert_eq!(check("summary", "42", "garbage", start.0), Err(TokenError::Forged));
+        assert_eq!(check("summary", "42", "20000.!!!", start.0), Err(TokenError::Forged));
     }
 
     #[test]

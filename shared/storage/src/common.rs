@@ -454,6 +454,21 @@ macro_rules! impl_database {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn claim_refusal_notice(
+                &self,
+                subscriber_id: i64,
+                now: quorum_domain::Timestamp,
+                not_after: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::CLAIM_REFUSAL_NOTICE)
+                    .bind(subscriber_id)
+                    .bind(now.0)
+                    .bind(not_after.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn set_next_summary(&self, subscriber_id: i64, at: quorum_domain::Timestamp) -> $crate::Result<()> {
                 sqlx::query($crate::sql::SET_NEXT_SUMMARY).bind(subscriber_id).bind(at.0).execute(&self.pool).await?;
                 Ok(())
@@ -957,9 +972,15 @@ macro_rules! impl_database {
             }
 
             async fn worker_totals(&self) -> $crate::Result<$crate::WorkerTotals> {
-                let (mailboxes, enabled, failing, oldest_poll_at, outbox_backlog): (i64, i64, i64, Option<i64>, i64) =
-                    sqlx::query_as($crate::sql::WORKER_TOTALS).fetch_one(&self.pool).await?;
-                Ok($crate::WorkerTotals { mailboxes, enabled, failing, oldest_poll_at, outbox_backlog })
+                let (mailboxes, enabled, failing, oldest_poll_at, outbox_backlog, unclassified): (
+                    i64,
+                    i64,
+                    i64,
+                    Option<i64>,
+                    i64,
+                    i64,
+                ) = sqlx::query_as($crate::sql::WORKER_TOTALS).fetch_one(&self.pool).await?;
+                Ok($crate::WorkerTotals { mailboxes, enabled, failing, unclassified, oldest_poll_at, outbox_backlog })
             }
 
             async fn failing_mailboxes(&self, limit: i64) -> $crate::Result<Vec<$crate::SubscriberStatus>> {
@@ -997,6 +1018,56 @@ macro_rules! impl_database {
                     .bind(subscriber_id)
                     .fetch_optional(&self.pool)
                     .await?)
+            }
+
+            async fn mailbox_of(&self, subscriber_id: i64) -> $crate::Result<Option<$crate::LeasedMailbox>> {
+                let row: Option<$crate::LeasedMailboxRow> =
+                    sqlx::query_as($crate::sql::MAILBOX_OF).bind(subscriber_id).fetch_optional(&self.pool).await?;
+                row.map($crate::LeasedMailbox::try_from).transpose()
+            }
+
+            async fn update_mailbox(
+                &self,
+                subscriber_id: i64,
+                m: &$crate::MailboxSettings,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<()> {
+                let done = sqlx::query($crate::sql::UPDATE_MAILBOX)
+                    .bind(subscriber_id)
+                    .bind(&m.host)
+                    .bind(i32::from(m.port))
+                    .bind(m.security.as_str())
+                    .bind(m.auth.as_str())
+                    .bind(&m.username)
+                    .bind(&m.password_enc)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StorageError::NotFound(format!("subscriber {subscriber_id}")));
+                }
+                Ok(())
+            }
+
+            async fn remove_subscriber(&self, subscriber_id: i64) -> $crate::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let mailbox_id: i64 = sqlx::query_scalar("SELECT id FROM mailboxes WHERE subscriber_id = $1")
+                    .bind(subscriber_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| $crate::StorageError::NotFound(format!("subscriber {subscriber_id}")))?;
+                let pending: i64 =
+                    sqlx::query_scalar($crate::sql::PENDING_RELEASES).bind(mailbox_id).fetch_one(&mut *tx).await?;
+                if pending > 0 {
+                    return Err($crate::StorageError::Conflict(format!(
+                        "{pending} releases of subscriber {subscriber_id} are not delivered yet"
+                    )));
+                }
+                for statement in $crate::sql::REMOVE_SUBSCRIBER {
+                    sqlx::query(statement).bind(subscriber_id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn update_subscriber_settings(

@@ -28,6 +28,9 @@ pub enum StorageError {
     NotFound(String),
     #[error("database holds an invalid value: {0}")]
     Corrupt(String),
+    /// The change would lose something that is still under way.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -151,6 +154,10 @@ pub trait Database: Send + Sync + Clone + 'static {
     async fn claim_summary(&self, subscriber_id: i64, due: Timestamp, next: Timestamp) -> Result<bool>;
 
     async fn set_next_summary(&self, subscriber_id: i64, at: Timestamp) -> Result<()>;
+
+    /// Claims the subscriber's refusal notice at `now` unless one was sent after
+    /// `not_after`; false when one was (or the subscriber is gone).
+    async fn claim_refusal_notice(&self, subscriber_id: i64, now: Timestamp, not_after: Timestamp) -> Result<bool>;
 
     /// Removes approved senders silent for longer than their subscriber's `approved_days`.
     async fn expire_approved_senders(&self, now: Timestamp) -> Result<u64>;
@@ -336,6 +343,18 @@ pub trait Database: Send + Sync + Clone + 'static {
     async fn web_password(&self, subscriber_id: i64) -> Result<Option<Option<String>>>;
 
     async fn subscriber_settings(&self, subscriber_id: i64) -> Result<Option<SubscriberSettings>>;
+
+    /// A subscriber's mailbox as a worker would poll it (without leasing it).
+    async fn mailbox_of(&self, subscriber_id: i64) -> Result<Option<LeasedMailbox>>;
+
+    /// New POP3 settings for a subscriber's mailbox (`trusted_domains` stay); its last error
+    /// is cleared and its next poll is due at `now`.
+    async fn update_mailbox(&self, subscriber_id: i64, settings: &MailboxSettings, now: Timestamp) -> Result<()>;
+
+    /// Removes a subscriber and everything of theirs (mailbox, messages, votes, summaries,
+    /// trust rows, sessions) in one transaction. Refused with [`StorageError::Conflict`]
+    /// while releases of theirs wait in the outbox: those would be lost.
+    async fn remove_subscriber(&self, subscriber_id: i64) -> Result<()>;
 
     /// Stores new settings; the next summary moves to the new schedule's next time.
     async fn update_subscriber_settings(

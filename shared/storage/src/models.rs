@@ -539,6 +539,10 @@ pub enum Principal {
     Operator(i64),
 }
 
+/// The start of the reason of a held message whose classification failed (a step of it
+/// panicked): the worker holds it and goes on; [`WorkerTotals::unclassified`] counts them.
+pub const UNCLASSIFIED: &str = "could not be classified: ";
+
 /// The workers' state at a glance (the operator's dashboard).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerTotals {
@@ -546,6 +550,8 @@ pub struct WorkerTotals {
     pub enabled: i64,
     /// Enabled mailboxes whose last poll failed.
     pub failing: i64,
+    /// Held messages that could not be classified ([`UNCLASSIFIED`]): a bug to report.
+    pub unclassified: i64,
     /// When the least recently polled enabled mailbox was polled (`Some(-1)`: one never was).
     pub oldest_poll_at: Option<i64>,
     /// Releases not yet delivered.

@@ -178,6 +178,9 @@ pub const CLAIM_SUMMARY: &str = "UPDATE subscribers SET next_summary_at = $3 WHE
 
 pub const SET_NEXT_SUMMARY: &str = "UPDATE subscribers SET next_summary_at = $2 WHERE id = $1";
 
+pub const CLAIM_REFUSAL_NOTICE: &str = "UPDATE subscribers SET refusal_notice_at = $2 \
+     WHERE id = $1 AND (refusal_notice_at IS NULL OR refusal_notice_at <= $3)";
+
 /// Purges held messages quarantined before `$1` (nothing is held longer than
 /// `max_retention`): their bytes are dropped, the row stays for the counts.
 pub const PURGE_OLD: &str = "UPDATE messages SET status = 'purged', decided_at = $2, raw = $3 \
@@ -360,7 +363,8 @@ pub const WORKER_TOTALS: &str = "SELECT COUNT(*), \
      COALESCE(SUM(CASE WHEN enabled THEN 1 ELSE 0 END), 0), \
      COALESCE(SUM(CASE WHEN enabled AND last_status <> 'ok' THEN 1 ELSE 0 END), 0), \
      MIN(CASE WHEN enabled THEN COALESCE(last_poll_at, -1) END), \
-     (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL) \
+     (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL), \
+     (SELECT COUNT(*) FROM messages WHERE status = 'held' AND reason LIKE 'could not be classified: %') \
      FROM mailboxes";
 
 pub const WEB_PASSWORD: &str = "SELECT web_password FROM subscribers WHERE id = $1 AND enabled";
@@ -372,6 +376,40 @@ pub const UPDATE_SUBSCRIBER_SETTINGS: &str = "UPDATE subscribers SET approved_da
      time_zone = $4, next_summary_at = $5, confirmations = $6 WHERE id = $1";
 
 pub const SET_MAILBOX_PASSWORD: &str = "UPDATE mailboxes SET password_enc = $2 WHERE subscriber_id = $1";
+
+/// A subscriber's mailbox as [`LEASED_RETURNING`] gives it, without leasing it.
+pub const MAILBOX_OF: &str = "SELECT m.id AS mailbox_id, m.subscriber_id, s.email, s.approved_days, \
+     m.host, m.port, m.security, m.auth, m.username, m.password_enc, m.trusted_domains, s.confirmations, \
+     s.spam_probe FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.subscriber_id = $1";
+
+/// New POP3 settings: the last error was about the old ones, and the next poll is due now.
+pub const UPDATE_MAILBOX: &str = "UPDATE mailboxes SET host = $2, port = $3, security = $4, auth = $5, \
+     username = $6, password_enc = $7, last_error = NULL, next_poll_at = $8 WHERE subscriber_id = $1";
+
+/// Releases of the mailbox that are not delivered yet.
+pub const PENDING_RELEASES: &str = "SELECT COUNT(*) FROM outbox WHERE mailbox_id = $1 AND sent_at IS NULL";
+
+/// Everything of one subscriber (`$1`), children first. Each statement takes only `$1`
+/// (PostgreSQL refuses parameters a statement does not use).
+pub const REMOVE_SUBSCRIBER: [&str; 15] = [
+    "DELETE FROM web_sessions WHERE subscriber_id = $1",
+    "DELETE FROM correlation WHERE user_id = $1 OR cuser_id = $1",
+    "DELETE FROM user_trust WHERE subscriber_id = $1",
+    "DELETE FROM campaign_votes WHERE subscriber_id = $1",
+    "DELETE FROM sender_votes WHERE subscriber_id = $1 OR message_id IN (SELECT id FROM messages \
+     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1))",
+    "DELETE FROM confirmations WHERE subscriber_id = $1",
+    "DELETE FROM summary_items WHERE summary_id IN (SELECT id FROM summaries WHERE subscriber_id = $1) \
+     OR message_id IN (SELECT id FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1))",
+    "DELETE FROM summaries WHERE subscriber_id = $1",
+    "DELETE FROM disapproved_senders WHERE subscriber_id = $1",
+    "DELETE FROM approved_senders WHERE subscriber_id = $1",
+    "DELETE FROM outbox WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1)",
+    "DELETE FROM mailbox_uidls WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1)",
+    "DELETE FROM messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1)",
+    "DELETE FROM mailboxes WHERE subscriber_id = $1",
+    "DELETE FROM subscribers WHERE id = $1",
+];
 
 /// Messages decided (or, while held, arrived) per day and status since `$1` (Unix seconds).
 pub const DAILY_COUNTS: &str = "SELECT COALESCE(decided_at, quarantined_at) / 86400 AS day, status, COUNT(*) \

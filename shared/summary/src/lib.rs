@@ -12,7 +12,10 @@ mod compose;
 mod reply;
 mod short_id;
 
-pub use auth::{AuthError, authenticate, check_sender, recipient, reply_address, verified_summary};
+pub use auth::{
+    AuthError, ReplyPolicy, authenticate, check_sender, dmarc_result, notice_address, recipient, reply_address,
+    sole_sender, verified_summary,
+};
 pub use compose::{Composed, Counts, FORGED_LINES, ForgedLine, HeldLine, compose};
 pub use reply::{Action, ParsedLine, Verdict, ids_in_summary, parse_reply, reply_text};
 pub use short_id::ShortId;
