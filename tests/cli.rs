@@ -85,3 +85,42 @@ fn providers_list_add_remove() {
     assert!(out.contains("no provider row for web.de"), "{out}");
     assert_eq!(run(&["providers", "list"]).1.lines().count(), seeded - 1);
 }
+
+#[tokio::test]
+async fn backup_writes_a_consistent_copy_and_the_key_beside_it() {
+    use quorum_storage::Database;
+    let dir = tempfile::tempdir().unwrap();
+    let quorum = |args: &[&str]| {
+        Command::new(quorum_bin())
+            .current_dir(dir.path())
+            .env_clear()
+            .env("QUORUM_POP3_PASSWORD", "pw")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let add = ["subscriber", "add", "jane@example.org", "--host", "pop.example.org", "--user", "jane", "--no-check"];
+    assert!(quorum(&add).status.success());
+    let out = quorum(&["backup", "copy/quorum-backup.db"]);
+    assert!(!out.status.success(), "the folder must exist: nothing is created silently");
+    std::fs::create_dir(dir.path().join("copy")).unwrap();
+    let out = quorum(&["backup", "copy/quorum-backup.db"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("master key copied"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The copy opens on its own and holds the subscriber; the key is the same key.
+    let copy =
+        quorum_storage::Sqlite::connect(&format!("sqlite://{}", dir.path().join("copy/quorum-backup.db").display()))
+            .await
+            .unwrap();
+    let emails: Vec<String> = copy.list_subscribers().await.unwrap().into_iter().map(|s| s.email).collect();
+    assert_eq!(emails, ["jane@example.org"]);
+    let key = std::fs::read(dir.path().join("data/secret.key")).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("copy/quorum-backup.db.key")).unwrap(), key);
+    // Never over an existing file.
+    let out = quorum(&["backup", "copy/quorum-backup.db"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists already"));
+}

@@ -43,6 +43,13 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to PATH while the service runs
+    /// (`VACUUM INTO`), and the master key file beside it as PATH.key (without it the
+    /// stored POP3 passwords cannot be read). On PostgreSQL: use pg_dump.
+    Backup {
+        /// Where the copy goes; must not exist yet.
+        path: std::path::PathBuf,
+    },
     /// Manage subscribers (until web signup exists).
     #[command(subcommand)]
     Subscriber(SubscriberCommand),

@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Backup { path } => return backup(&settings, &path).await,
         Command::Migrate => {
             db.migrate().await?;
             println!("database is up to date");
@@ -859,6 +860,45 @@ async fn apply_reply<DB: Database>(db: DB, settings: &Settings, reply: &Path) ->
         "reply from {} applied: {}; {} releases delivered now",
         applied.subscriber, applied.receipt, delivery.sent
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum backup PATH`: SQLite's `VACUUM INTO` writes a consistent copy in one read
+/// transaction (WAL readers and writers go on meanwhile), then the key file goes beside it.
+async fn backup(settings: &Settings, path: &Path) -> anyhow::Result<ExitCode> {
+    if settings.is_postgres() {
+        bail!(
+            "the database is PostgreSQL: back it up with `pg_dump --format=custom` (restore with pg_restore), \
+             and keep a copy of the master key ({}) with it",
+            settings.secret_key_file.display()
+        );
+    }
+    let key_copy = path.with_file_name(format!(
+        "{}.key",
+        path.file_name().context("the backup path names no file")?.to_string_lossy()
+    ));
+    for p in [path, key_copy.as_path()] {
+        if p.exists() {
+            bail!("{} exists already: choose a new path (a backup never overwrites)", p.display());
+        }
+    }
+    let db = Sqlite::connect(&settings.database_url).await.context("opening the SQLite database")?;
+    db.backup_into(path).await.context("writing the backup")?;
+    let key = match (&settings.secret_key, settings.secret_key_file.exists()) {
+        (Some(_), _) => "the master key is in the configuration (secret_key): keep a copy of it with the backup".into(),
+        (None, true) => {
+            std::fs::copy(&settings.secret_key_file, &key_copy)
+                .with_context(|| format!("copying the key file to {}", key_copy.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&key_copy, std::fs::Permissions::from_mode(0o600))?;
+            }
+            format!("master key copied to {}", key_copy.display())
+        }
+        (None, false) => "no master key file yet".into(),
+    };
+    println!("database copied to {}; {key}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 

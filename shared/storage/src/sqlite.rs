@@ -35,6 +35,15 @@ impl Sqlite {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// Writes a consistent copy of the database to `path` (which must not exist) while it
+    /// is in use: `VACUUM INTO` reads it in one transaction, so writers go on meanwhile
+    /// (WAL) and the copy is one moment's state, compacted.
+    pub async fn backup_into(&self, path: &Path) -> Result<()> {
+        let target = path.to_str().ok_or_else(|| StorageError::Corrupt(format!("{} is not UTF-8", path.display())))?;
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 // SQLite runs one writer at a time, so each single-statement lease is atomic without a
