@@ -322,6 +322,10 @@ default_transport = error:outbound mail disabled in quorum mail stack
 relay_transport = error:outbound mail disabled in quorum mail stack
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 
+# The lenient reading of line ends that SMTP smuggling exploits (a bare LF ends a line, so
+# "\n.\n" may end the data): the release tests must show Quorum never sends one.
+smtpd_forbid_bare_newline = no
+
 # Tests send messages of 30 MB and more.
 message_size_limit = 104857600
 mailbox_size_limit = 0

@@ -739,6 +739,61 @@ async fn the_cli_checks_changes_and_removes_a_subscriber() {
     assert!(!ok && out.contains("no subscriber"), "{out}");
 }
 
+/// SMTP smuggling: held mail carrying each end-of-data variant that some server reads as
+/// the end of DATA is released through a Postfix that accepts bare newlines, and each
+/// arrives as exactly one message: nothing a sender hid inside becomes a second message.
+#[tokio::test]
+async fn released_mail_cannot_smuggle_a_second_message() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("smuggle");
+    add_subscriber(&url, &key, &user, "plain", stack.pop3_port, &user.password);
+    let variants: [&[u8]; 6] = [b"\n.\n", b"\n.\r\n", b"\r\n.\r\r\n", b"\r.\r", b"\r\n.\0\r\n", b"\r\n\0.\r\n"];
+    for (i, end) in variants.iter().enumerate() {
+        let injected = format!(
+            "MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<{}>\r\nDATA\r\nFrom: ceo@bank.example\r\n\
+             Subject: smuggled {i}\r\n\r\nPay now.\r\n.\r\n",
+            user.email
+        );
+        let raw = [
+            format!("From: someone@example.com\r\nSubject: carrier {i}\r\n\r\nBefore the end.").as_bytes(),
+            end,
+            injected.as_bytes(),
+            b"After the end.\r\n",
+        ]
+        .concat();
+        stack.maildir_drop(&user, &raw);
+    }
+    assert!(poll(&url, &key, &user).0);
+    assert!(stack.retr_all(&user).await.is_empty());
+    let mut release = with_smtp(quorum(&url, &key), stack.smtp_port);
+    release.args(["subscriber", "release", &user.email]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains(&format!("{} delivered", variants.len())), "{out}");
+    stack.wait_for_messages(&user, variants.len() as u32).await;
+    // Give a smuggled message time to arrive too, then count again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let inbox = stack.retr_all(&user).await;
+    assert_eq!(inbox.len(), variants.len(), "one message per release, nothing injected");
+    for i in 0..variants.len() {
+        let carrier: Vec<&Vec<u8>> = inbox
+            .iter()
+            .map(|(_, b)| b)
+            .filter(|b| String::from_utf8_lossy(b).contains(&format!("carrier {i}")))
+            .collect();
+        assert_eq!(carrier.len(), 1, "variant {i}");
+        let text = String::from_utf8_lossy(carrier[0]);
+        assert!(text.contains("Before the end.") && text.contains("After the end."), "all of it, in one: {text}");
+    }
+    // The injected text is still there, as the carrier's body, never as a message's headers.
+    for (_, b) in &inbox {
+        let text = String::from_utf8_lossy(b);
+        let headers = text.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(!headers.contains("Subject: smuggled"), "{text}");
+    }
+}
+
 #[tokio::test]
 async fn release_keeps_dots_8bit_and_mime_byte_for_byte() {
     let stack = MailStack::get();
