@@ -26,10 +26,7 @@ pub use confirm::{Answered, Candidate, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
-pub use replies::{
-    Applied, Held, REFUSAL_NOTICE_INTERVAL_SECS, Receipt, ReplyError, apply_action, apply_reply, send_receipt,
-    send_refusal_notice,
-};
+pub use replies::{Applied, Held, Receipt, ReplyError, apply_action, apply_reply, send_receipt, send_refusal_notice};
 pub use robot::{RobotError, RobotReport, poll_robot};
 
 /// How often the worker looks for due mailboxes when it has free slots.

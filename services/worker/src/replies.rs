@@ -197,7 +197,7 @@ pub async fn send_refusal_notice<DB: Database>(
 }
 
 /// At most one refusal notice per subscriber in this many seconds.
-pub const REFUSAL_NOTICE_INTERVAL_SECS: i64 = 86_400;
+const REFUSAL_NOTICE_INTERVAL_SECS: i64 = 86_400;
 
 /// Mails the receipt to the subscriber, marked so the worker leaves it in the Inbox.
 pub async fn send_receipt(
