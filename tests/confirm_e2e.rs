@@ -198,3 +198,36 @@ async fn confirmations_can_be_turned_off_per_subscriber() {
     assert_eq!(env.status_of("Hello").await, "held");
     assert!(env.confirmed().await.is_empty());
 }
+
+/// The worker dies after the poll's commit, before any confirmation went out, and again
+/// between claiming one and sending it: each queued confirmation is sent exactly once by
+/// the runs after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_survives_a_crash_and_goes_out_once() {
+    let stack = MailStack::get();
+    let env = Env::new("confirm-crash").await;
+    let friend = stack.new_user("friend");
+    stack.maildir_drop(&env.user, &mail(&friend.email, GOOD_IP, "Before the crash", ""));
+    let mut crashing = env.cmd(&["poll", &env.user.email]);
+    crashing.env("QUORUM_FAILPOINT", "after-commit");
+    let (ok, out) = run(crashing);
+    assert!(!ok && out.contains("fail point `after-commit` reached"), "{out}");
+    assert!(env.confirmed().await.is_empty(), "nothing was sent before the crash");
+
+    // The next run dies between the claim and the send; the one after sends it.
+    let mut crashing = env.cmd(&["poll", "--take-over", &env.user.email]);
+    crashing.env("QUORUM_FAILPOINT", "after-confirmation-claim");
+    let (ok, out) = run(crashing);
+    assert!(!ok && out.contains("fail point `after-confirmation-claim` reached"), "{out}");
+    env.ok(&["poll", "--take-over", &env.user.email]);
+    stack.wait_for_messages(&friend, 1).await;
+    // Later polls send nothing more.
+    env.ok(&["poll", &env.user.email]);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let inbox = stack.retr_all(&friend).await;
+    assert_eq!(inbox.len(), 1, "exactly one confirmation");
+    let parsed = mail_parser::MessageParser::default().parse(&inbox[0].1).unwrap();
+    assert_eq!(parsed.subject(), Some("Held: Before the crash"));
+    assert_eq!(env.confirmed().await, std::slice::from_ref(&friend.email));
+    assert_eq!(env.status_of("Before the crash").await, "held");
+}

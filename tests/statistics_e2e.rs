@@ -267,6 +267,7 @@ async fn history(db: &Sqlite, subscriber: &SubscriberStatus, spam: usize, approv
             checked: None,
             campaign: None,
             stat_keys: None,
+            confirm_to: None,
         })
         .collect();
     let ids = db.commit_poll(subscriber.mailbox_id, subscriber.subscriber_id, &items, now).await.unwrap();

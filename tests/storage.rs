@@ -45,6 +45,7 @@ fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> Pol
         checked: None,
         campaign: None,
         stat_keys: None,
+        confirm_to: None,
     }
 }
 
@@ -132,6 +133,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             checked: None,
             campaign: None,
             stat_keys: None,
+            confirm_to: None,
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -144,6 +146,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             checked: None,
             campaign: None,
             stat_keys: None,
+            confirm_to: None,
         },
         PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None },
     ];
@@ -179,6 +182,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         checked: None,
         campaign: None,
         stat_keys: None,
+        confirm_to: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -202,6 +206,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         checked: None,
         campaign: None,
         stat_keys: None,
+        confirm_to: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
@@ -569,6 +574,27 @@ async fn confirmations(db: impl Database) {
     assert_eq!(ids.len(), 6);
     let b_ids = db.commit_poll(b.mailbox_id, b.subscriber_id, &items[..1], T0).await.unwrap();
     let b_msg = b_ids[0].unwrap();
+
+    // The queue: a confirmation committed with its message, claimed, then done.
+    let queued_raw = b"queued\r\n";
+    let mut queued = held("q", queued_raw, Some(&jane));
+    if let PollItem::Quarantine { confirm_to, .. } = &mut queued {
+        *confirm_to = Some(&jane);
+    }
+    let q = db.commit_poll(b.mailbox_id, b.subscriber_id, &[queued], T0).await.unwrap()[0].unwrap();
+    let pending = db.pending_confirmations(b.mailbox_id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].message_id, pending[0].sender.as_str(), pending[0].claimed), (q, "jane@example.org", false));
+    assert!(db.pending_confirmations(a.mailbox_id).await.unwrap().is_empty());
+    assert!(
+        db.claim_confirmation(b.subscriber_id, q, &EmailAddress::parse("q@example.org").unwrap(), T0, 100)
+            .await
+            .unwrap()
+    );
+    assert!(db.pending_confirmations(b.mailbox_id).await.unwrap()[0].claimed, "claimed, not yet sent");
+    db.confirmation_done(q).await.unwrap();
+    assert!(db.pending_confirmations(b.mailbox_id).await.unwrap().is_empty());
+    db.unclaim_confirmation(q).await.unwrap();
 
     // One per sender per subscriber per 24 h; another subscriber may confirm the same sender.
     assert!(db.claim_confirmation(a.subscriber_id, ids[0], &jane, T0, 100).await.unwrap());

@@ -120,6 +120,7 @@ impl Site {
             checked: None,
             campaign: None,
             stat_keys: None,
+            confirm_to: None,
         };
         let stored = self.db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], Timestamp::now()).await.unwrap();
         let (browser, status, response) = self.log_in(&user.email, "a long password").await;

@@ -99,6 +99,7 @@ async fn setup(corpus: &[Vec<u8>], infos: &[InspectedMessage], spam: &[bool], dn
             checked: None,
             campaign: *campaign,
             stat_keys: None,
+            confirm_to: None,
         })
         .collect();
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

@@ -61,6 +61,7 @@ async fn main() {
                 checked: None,
                 campaign: None,
                 stat_keys: None,
+                confirm_to: None,
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();

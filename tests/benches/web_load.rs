@@ -53,6 +53,7 @@ async fn seed(db: &Sqlite, subscribers: usize, messages: usize) -> Vec<i64> {
                 checked: None,
                 campaign: None,
                 stat_keys: None,
+                confirm_to: None,
             })
             .collect();
         db.commit_poll(added.mailbox_id, added.subscriber_id, &items, now).await.unwrap();

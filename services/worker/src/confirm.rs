@@ -10,15 +10,6 @@ use quorum_domain::{EmailAddress, Keys, Timestamp, release::rfc5322_date};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_storage::{Database, ReleaseSelection, StorageError, Vote};
 
-/// A held message that may get a confirmation: its sender's domain vouched for it and its
-/// headers show no list, bulk or auto-responder.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub message_id: i64,
-    pub sender: EmailAddress,
-    pub subject: Option<String>,
-}
-
 /// Sends confirmations through the service's SMTP server.
 #[derive(Clone)]
 pub struct Confirmer {
@@ -42,35 +33,54 @@ impl Confirmer {
         }
     }
 
-    /// Sends what the limits allow; returns how many went out. A confirmation is a
-    /// courtesy to a possibly real sender: one that fails is logged, not retried (the
-    /// message stays held either way).
+    /// Sends the confirmations queued with the mailbox's held messages (the poll queued
+    /// them in its own transaction: [`quorum_storage::PollItem::Quarantine::confirm_to`]),
+    /// as far as the limits allow; returns how many went out. Each is claimed (the limits),
+    /// sent, then taken off the queue, so a worker that dies after the commit, or between
+    /// the claim and the send, leaves it queued and the next pass sends it; only a death
+    /// between the SMTP server's 250 and the next statement sends it twice. A transient
+    /// SMTP failure keeps it queued (and, if it was claimed now, unclaimed); a refusal
+    /// takes it off.
     pub async fn send<DB: Database>(
         &self,
         db: &DB,
         subscriber_id: i64,
         subscriber: &EmailAddress,
-        candidates: &[Candidate],
+        mailbox_id: i64,
         now: Timestamp,
     ) -> Result<usize, StorageError> {
         let mut sent = 0;
-        for c in candidates {
-            if !db.claim_confirmation(subscriber_id, c.message_id, &c.sender, now, self.hourly_cap).await? {
+        for c in db.pending_confirmations(mailbox_id).await? {
+            let Ok(sender) = EmailAddress::parse(&c.sender) else {
+                db.confirmation_done(c.message_id).await?;
+                continue;
+            };
+            let claimed_now = !c.claimed;
+            if claimed_now && !db.claim_confirmation(subscriber_id, c.message_id, &sender, now, self.hourly_cap).await?
+            {
+                // Not allowed (one per sender per day, the hourly cap): never sent.
+                db.confirmation_done(c.message_id).await?;
                 continue;
             }
+            crate::fail_point("after-confirmation-claim");
             let verp = verp_address(&self.keys, c.message_id, now, &self.local, &self.domain);
             let id = format!("cnfm-{}.{}@{}", c.message_id, now.0, self.domain);
-            let raw = compose(subscriber, &c.sender, c.subject.as_deref(), &verp, &rfc5322_date(now), &id);
-            match self.mailer.send_from(&verp, &c.sender, &raw).await {
+            let raw = compose(subscriber, &sender, c.subject.as_deref(), &verp, &rfc5322_date(now), &id);
+            match self.mailer.send_from(&verp, &sender, &raw).await {
                 Ok(()) => {
+                    db.confirmation_done(c.message_id).await?;
                     sent += 1;
                     metrics::counter!("quorum_confirmations_sent_total").increment(1);
                 }
                 Err(e) => {
                     tracing::warn!(message = c.message_id, error = %e, "confirmation not sent");
-                    if matches!(e, MailerError::Refused(_)) {
-                        // Refused for good: it does not count against the sender's 24 h.
+                    let refused = matches!(e, MailerError::Refused(_));
+                    if refused || claimed_now {
+                        // Not sent: it does not count against the sender's 24 h.
                         db.unclaim_confirmation(c.message_id).await?;
+                    }
+                    if refused {
+                        db.confirmation_done(c.message_id).await?;
                     }
                 }
             }

@@ -22,7 +22,7 @@ use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
 
 pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
-pub use confirm::{Answered, Candidate, Confirmer, answer_confirmation};
+pub use confirm::{Answered, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
@@ -256,9 +256,9 @@ impl<DB: Database> Worker<DB> {
             Err(e) => tracing::error!(mailbox = mailbox.mailbox_id, error = %e, "cannot record poll outcome"),
         }
         // After the lease is released: SMTP must not keep the mailbox from being polled.
-        if let Some(confirmer) = self.confirmer.as_ref().filter(|_| !report.confirm.is_empty()) {
+        if let Some(confirmer) = &self.confirmer {
             match confirmer
-                .send(&self.db, mailbox.subscriber_id, &mailbox.email, &report.confirm, Timestamp::now())
+                .send(&self.db, mailbox.subscriber_id, &mailbox.email, mailbox.mailbox_id, Timestamp::now())
                 .await
             {
                 Ok(sent) if sent > 0 => tracing::info!(mailbox = mailbox.mailbox_id, sent, "confirmations sent"),

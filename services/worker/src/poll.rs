@@ -32,7 +32,6 @@ use quorum_storage::{
 };
 
 use crate::{
-    confirm::Candidate,
     fail_point,
     failpoint::{guarded, panic_point, panic_text},
 };
@@ -88,8 +87,6 @@ pub struct PollReport {
     pub kept: i64,
     /// Messages left on the server with the reason (too large, refused by the server).
     pub skipped: Vec<String>,
-    /// Held messages that may get a confirmation (sent after the session).
-    pub confirm: Vec<Candidate>,
 }
 
 /// Why a held message goes when Quorum's confirmation about it arrives in the same mailbox.
@@ -360,8 +357,7 @@ pub async fn poll_mailbox<DB: Database>(
             let vouched = check.as_ref().is_some_and(|c| c.evidence.authenticated);
             let confirm = (status == "held" && vouched && mailbox.confirmations && unclassified.is_none())
                 .then(|| quorum_challenge::confirmable(raw).ok())
-                .flatten()
-                .map(|sender| (sender, info.subject.clone()));
+                .flatten();
             fates.push(Fate::Quarantine {
                 uidl: w.uidl,
                 status,
@@ -378,13 +374,7 @@ pub async fn poll_mailbox<DB: Database>(
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.
-        let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
-        for (id, fate) in ids.into_iter().zip(&fates) {
-            let (Some(message_id), Fate::Quarantine { confirm: Some((sender, subject)), .. }) = (id, fate) else {
-                continue;
-            };
-            report.confirm.push(Candidate { message_id, sender: sender.clone(), subject: subject.clone() });
-        }
+        db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
         fail_point("after-commit");
         if let Some(e) = retrieved.broken {
             return Err(e.into());
@@ -439,8 +429,8 @@ enum Fate<'a> {
         check: Option<&'a Checked>,
         /// Why the statistics delete it.
         statistical: Option<String>,
-        /// A confirmation may go to this sender.
-        confirm: Option<(EmailAddress, Option<String>)>,
+        /// A confirmation may go to this sender (queued with the message).
+        confirm: Option<EmailAddress>,
         campaign: Option<i64>,
         /// The statistics' keys ([`quorum_statistics::keys::encode`]).
         stat_keys: Option<String>,
@@ -456,7 +446,17 @@ impl Fate<'_> {
                 PollItem::Keep { uidl, approved: *approved, campaign: *campaign }
             }
             Fate::Quarantine {
-                uidl, status, raw, info, check, statistical, campaign, stat_keys, unclassified, ..
+                uidl,
+                status,
+                raw,
+                info,
+                check,
+                statistical,
+                campaign,
+                stat_keys,
+                unclassified,
+                confirm,
+                ..
             } => {
                 PollItem::Quarantine {
                     uidl,
@@ -480,6 +480,7 @@ impl Fate<'_> {
                     },
                     campaign: *campaign,
                     stat_keys: stat_keys.as_deref(),
+                    confirm_to: confirm.as_ref(),
                 }
             }
         }

@@ -235,6 +235,7 @@ macro_rules! impl_database {
                             checked,
                             campaign,
                             stat_keys,
+                            confirm_to,
                         } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
@@ -252,6 +253,7 @@ macro_rules! impl_database {
                                 .bind(checked.map(|c| c.state()))
                                 .bind(*campaign)
                                 .bind(*stat_keys)
+                                .bind(confirm_to.map(|c| c.as_str()))
                                 .fetch_one(&mut *tx)
                                 .await?;
                             // A spam probe's mail is a spam vote on arrival, committed with it.
@@ -452,6 +454,15 @@ macro_rules! impl_database {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn pending_confirmations(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::PendingConfirmation>> {
+                Ok(sqlx::query_as($crate::sql::PENDING_CONFIRMATIONS).bind(mailbox_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn confirmation_done(&self, message_id: i64) -> $crate::Result<()> {
+                sqlx::query($crate::sql::CONFIRMATION_DONE).bind(message_id).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn claim_refusal_notice(

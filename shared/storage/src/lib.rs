@@ -268,6 +268,12 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Forgets a claimed confirmation that could not be sent.
     async fn unclaim_confirmation(&self, message_id: i64) -> Result<()>;
 
+    /// The confirmations queued with a mailbox's held messages and not done yet.
+    async fn pending_confirmations(&self, mailbox_id: i64) -> Result<Vec<PendingConfirmation>>;
+
+    /// Takes a message's confirmation off the queue (sent, refused, or not allowed).
+    async fn confirmation_done(&self, message_id: i64) -> Result<()>;
+
     /// The confirmation sent about a held message, if one was.
     async fn confirmation(&self, message_id: i64) -> Result<Option<Confirmation>>;
 

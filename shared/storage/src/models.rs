@@ -190,6 +190,8 @@ pub enum PollItem<'a> {
         campaign: Option<i64>,
         /// The statistics' evidence keys it was judged by (JSON), which its votes are on.
         stat_keys: Option<&'a str>,
+        /// The sender a confirmation may go to (queued with the message, SPEC 2.4).
+        confirm_to: Option<&'a EmailAddress>,
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     /// `campaign`: the campaign of a message from an approved sender, which the Inbox
@@ -537,6 +539,16 @@ pub struct StatisticsUpdate {
 pub enum Principal {
     Subscriber(i64),
     Operator(i64),
+}
+
+/// A held message whose confirmation is queued ([`PollItem::Quarantine::confirm_to`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PendingConfirmation {
+    pub message_id: i64,
+    pub sender: String,
+    pub subject: Option<String>,
+    /// Claimed already (a worker died between the claim and the send): send it now.
+    pub claimed: bool,
 }
 
 /// The start of the reason of a held message whose classification failed (a step of it

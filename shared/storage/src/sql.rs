@@ -71,8 +71,8 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM
 /// no-op update makes `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
-      evidence, reason, check_state, campaign_id, stat_keys) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15) \
+      evidence, reason, check_state, campaign_id, stat_keys, confirm_to) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
@@ -238,6 +238,14 @@ pub const CLAIM_CONFIRMATION: &str = "INSERT INTO confirmations (message_id, sub
      WHERE NOT EXISTS (SELECT 1 FROM confirmations WHERE subscriber_id = $2 AND sender = $3 AND sent_at > $5) \
      AND (SELECT COUNT(*) FROM confirmations WHERE sent_at > $6) < $7 \
      ON CONFLICT (message_id) DO NOTHING";
+
+/// Queued confirmations of a mailbox's held messages, oldest first.
+pub const PENDING_CONFIRMATIONS: &str = "SELECT m.id AS message_id, m.confirm_to AS sender, m.subject, \
+     EXISTS (SELECT 1 FROM confirmations c WHERE c.message_id = m.id) AS claimed \
+     FROM messages m WHERE m.mailbox_id = $1 AND m.confirm_to IS NOT NULL AND m.status = 'held' ORDER BY m.id";
+
+/// A queued confirmation was sent, refused, or decided against (the limits).
+pub const CONFIRMATION_DONE: &str = "UPDATE messages SET confirm_to = NULL WHERE id = $1";
 
 /// The SMTP server refused the confirmation: it does not count against the limits.
 pub const UNCLAIM_CONFIRMATION: &str = "DELETE FROM confirmations WHERE message_id = $1 AND outcome IS NULL";
