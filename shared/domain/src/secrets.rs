@@ -160,14 +160,12 @@ impl Keys {
 
     /// A URL- and header-safe token that proves Quorum issued `data` for `purpose`.
     pub fn token(&self, purpose: &str, data: &str) -> String {
-        let tag = self.mac(purpose, data).finalize().into_bytes();
-        URL_SAFE_NO_PAD.encode(&tag[..TOKEN_MAC_LEN])
+        self.tag(purpose, data, TOKEN_MAC_LEN)
     }
 
     /// Checks a token from [`Keys::token`] in constant time.
     pub fn verify_token(&self, purpose: &str, data: &str, token: &str) -> bool {
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(token.trim()) else { return false };
-        tag.len() == TOKEN_MAC_LEN && self.mac(purpose, data).verify_truncated_left(&tag).is_ok()
+        self.genuine(purpose, data, token.trim(), TOKEN_MAC_LEN)
     }
 
     /// A token that also proves when it was issued: `<issue day>.<MAC>`, the day since the
@@ -178,8 +176,7 @@ impl Keys {
     /// address's local part within RFC 5321's 64 characters.
     pub fn timed_token(&self, purpose: &str, data: &str, issued: Timestamp) -> String {
         let day = issued.0.div_euclid(DAY);
-        let tag = self.mac(purpose, &format!("{data}@{day}")).finalize().into_bytes();
-        format!("{day}.{}", URL_SAFE_NO_PAD.encode(&tag[..TIMED_MAC_LEN]))
+        format!("{day}.{}", self.tag(purpose, &format!("{data}@{day}"), TIMED_MAC_LEN))
     }
 
     /// Checks a token from [`Keys::timed_token`]: genuine, not issued on a day after
@@ -194,10 +191,7 @@ impl Keys {
     ) -> Result<Timestamp, TokenError> {
         let (day, mac) = token.trim().split_once('.').ok_or(TokenError::Forged)?;
         let day: i64 = day.parse().map_err(|_| TokenError::Forged)?;
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(mac) else { return Err(TokenError::Forged) };
-        let genuine = tag.len() == TIMED_MAC_LEN
-            && self.mac(purpose, &format!("{data}@{day}")).verify_truncated_left(&tag).is_ok();
-        if !genuine || day > now.0.div_euclid(DAY) {
+        if !self.genuine(purpose, &format!("{data}@{day}"), mac, TIMED_MAC_LEN) || day > now.0.div_euclid(DAY) {
             return Err(TokenError::Forged);
         }
         let issued = Timestamp(day.saturating_mul(DAY));
@@ -205,6 +199,17 @@ impl Keys {
             true => Err(TokenError::Expired(issued)),
             false => Ok(issued),
         }
+    }
+
+    /// The first `len` bytes of the MAC, URL-safe base64.
+    fn tag(&self, purpose: &str, data: &str, len: usize) -> String {
+        URL_SAFE_NO_PAD.encode(&self.mac(purpose, data).finalize().into_bytes()[..len])
+    }
+
+    /// Whether `token` is [`Keys::tag`]'s, compared in constant time.
+    fn genuine(&self, purpose: &str, data: &str, token: &str, len: usize) -> bool {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(token) else { return false };
+        tag.len() == len && self.mac(purpose, data).verify_truncated_left(&tag).is_ok()
     }
 
     fn mac(&self, purpose: &str, data: &str) -> HmacSha256 {

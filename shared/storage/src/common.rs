@@ -33,6 +33,21 @@ macro_rules! insert_vote {
 /// field of the database's pool type.
 macro_rules! impl_database {
     ($name:ident, $migrations:literal, $lock_rows:literal) => {
+        impl $name {
+            /// A one-row claim on a subscriber (`$1`) at two times (`$2`, `$3`): true when
+            /// this call made it.
+            async fn claim(
+                &self,
+                sql: &str,
+                subscriber_id: i64,
+                a: quorum_domain::Timestamp,
+                b: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query(sql).bind(subscriber_id).bind(a.0).bind(b.0).execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::Database for $name {
             async fn ping(&self) -> $crate::Result<()> {
@@ -447,13 +462,7 @@ macro_rules! impl_database {
                 due: quorum_domain::Timestamp,
                 next: quorum_domain::Timestamp,
             ) -> $crate::Result<bool> {
-                let done = sqlx::query($crate::sql::CLAIM_SUMMARY)
-                    .bind(subscriber_id)
-                    .bind(due.0)
-                    .bind(next.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                self.claim($crate::sql::CLAIM_SUMMARY, subscriber_id, due, next).await
             }
 
             async fn pending_confirmations(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::PendingConfirmation>> {
@@ -471,13 +480,7 @@ macro_rules! impl_database {
                 now: quorum_domain::Timestamp,
                 not_after: quorum_domain::Timestamp,
             ) -> $crate::Result<bool> {
-                let done = sqlx::query($crate::sql::CLAIM_REFUSAL_NOTICE)
-                    .bind(subscriber_id)
-                    .bind(now.0)
-                    .bind(not_after.0)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() == 1)
+                self.claim($crate::sql::CLAIM_REFUSAL_NOTICE, subscriber_id, now, not_after).await
             }
 
             async fn set_next_summary(&self, subscriber_id: i64, at: quorum_domain::Timestamp) -> $crate::Result<()> {

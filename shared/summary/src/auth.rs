@@ -4,7 +4,7 @@
 //! Anything else is rejected and logged: a spammer must not be able to approve itself by
 //! writing to the robot mailbox, nor anyone act on an old summary found in an archive.
 
-use mail_parser::{Address, MessageParser};
+use mail_parser::{Address, Message, MessageParser};
 use quorum_domain::{EmailAddress, Keys, Timestamp, TokenError};
 
 const PURPOSE: &str = "summary";
@@ -69,10 +69,9 @@ impl AuthError {
 /// (nothing is ever sent to a forged From). The caller also checks that the address is a
 /// subscriber's and limits notices to one a day.
 pub fn notice_address(raw: &[u8], refusal: &AuthError, policy: &ReplyPolicy) -> Option<EmailAddress> {
-    let automatic = MessageParser::default().parse_headers(raw).as_ref().and_then(quorum_domain::inspect::automatic);
-    let refuted = policy.authserv_id.as_deref().is_some_and(|id| dmarc_result(raw, id).as_deref() == Some("fail"));
-    match refusal.deserves_notice() && automatic.is_none() && !refuted {
-        true => sole_sender(raw).ok(),
+    let headers = Headers::of(raw);
+    match refusal.deserves_notice() && headers.automatic().is_none() && !headers.refuted(policy) {
+        true => headers.sole_sender().ok(),
         false => None,
     }
 }
@@ -127,18 +126,7 @@ pub fn verified_summary(raw: &[u8], keys: &Keys, policy: &ReplyPolicy, now: Time
 /// people (`alice@quorum.test, mallory@evil.example`), or several From headers, is no one
 /// in particular: whoever added the second address may be the author.
 pub fn sole_sender(raw: &[u8]) -> Result<EmailAddress, AuthError> {
-    let message = MessageParser::default().parse_headers(raw).ok_or(AuthError::NotOneSender(0))?;
-    let headers = message.headers().iter().filter(|h| h.name.as_str().eq_ignore_ascii_case("From")).count();
-    // Every entry counts, also one without an address: "alice@x, Mallory" is two people.
-    let entries: Vec<Option<&str>> =
-        message.from().map(|a| a.iter().map(|a| a.address()).collect()).unwrap_or_default();
-    match (headers, entries.as_slice()) {
-        (1, [Some(address)]) => {
-            EmailAddress::parse(address).map_err(|_| AuthError::WrongSender { from: address.to_string() })
-        }
-        (1, [None]) => Err(AuthError::WrongSender { from: "(no valid From)".into() }),
-        _ => Err(AuthError::NotOneSender(entries.len().max(headers))),
-    }
+    Headers::of(raw).sole_sender()
 }
 
 /// The reply's `From` must be exactly one address, the summary's owner (compared
@@ -148,14 +136,12 @@ pub fn sole_sender(raw: &[u8]) -> Result<EmailAddress, AuthError> {
 /// responder quoting the summary back would read as "delete every message and block every
 /// sender".
 pub fn check_sender(raw: &[u8], owner: &EmailAddress, policy: &ReplyPolicy) -> Result<(), AuthError> {
-    if let Some(why) = MessageParser::default().parse_headers(raw).as_ref().and_then(quorum_domain::inspect::automatic)
-    {
+    let headers = Headers::of(raw);
+    if let Some(why) = headers.automatic() {
         return Err(AuthError::Automatic(why));
     }
-    let from = sole_sender(raw)?;
-    if let Some(authserv_id) = policy.authserv_id.as_deref()
-        && dmarc_result(raw, authserv_id).as_deref() == Some("fail")
-    {
+    let from = headers.sole_sender()?;
+    if let Some(authserv_id) = policy.authserv_id.as_deref().filter(|_| headers.refuted(policy)) {
         return Err(AuthError::DmarcFailed { from: from.to_string(), authserv_id: authserv_id.to_string() });
     }
     match from == *owner {
@@ -168,22 +154,63 @@ pub fn check_sender(raw: &[u8], owner: &EmailAddress, policy: &ReplyPolicy) -> R
 /// `authserv_id` (RFC 8601: `authserv-id [version]; method=result ...`), lower-cased. The
 /// top-most is the one the provider added on delivery; one below it came with the mail.
 pub fn dmarc_result(raw: &[u8], authserv_id: &str) -> Option<String> {
-    let message = MessageParser::default().parse_headers(raw)?;
-    let value = message
-        .headers()
-        .iter()
-        .filter(|h| h.name.as_str().eq_ignore_ascii_case("Authentication-Results"))
-        .filter_map(|h| raw.get(h.offset_start as usize..h.offset_end as usize))
-        .map(String::from_utf8_lossy)
-        .find(|v| {
-            let id = v.split(';').next().and_then(|id| id.split_whitespace().next());
-            id.is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
-        })?;
-    let lower = value.to_ascii_lowercase();
-    lower.split(';').skip(1).find_map(|method| {
-        let result = method.trim().strip_prefix("dmarc")?.trim_start().strip_prefix('=')?;
-        Some(result.trim_start().split(|c: char| !c.is_ascii_alphanumeric()).next()?.to_string())
-    })
+    Headers::of(raw).dmarc_result(authserv_id)
+}
+
+/// A reply's headers, parsed once for every check on its sender.
+struct Headers<'a> {
+    raw: &'a [u8],
+    message: Option<Message<'a>>,
+}
+
+impl<'a> Headers<'a> {
+    fn of(raw: &'a [u8]) -> Self {
+        Headers { raw, message: MessageParser::default().parse_headers(raw) }
+    }
+
+    fn automatic(&self) -> Option<String> {
+        self.message.as_ref().and_then(quorum_domain::inspect::automatic)
+    }
+
+    fn sole_sender(&self) -> Result<EmailAddress, AuthError> {
+        let message = self.message.as_ref().ok_or(AuthError::NotOneSender(0))?;
+        let headers = message.headers().iter().filter(|h| h.name.as_str().eq_ignore_ascii_case("From")).count();
+        // Every entry counts, also one without an address: "alice@x, Mallory" is two people.
+        let entries: Vec<Option<&str>> =
+            message.from().map(|a| a.iter().map(|a| a.address()).collect()).unwrap_or_default();
+        match (headers, entries.as_slice()) {
+            (1, [Some(address)]) => {
+                EmailAddress::parse(address).map_err(|_| AuthError::WrongSender { from: address.to_string() })
+            }
+            (1, [None]) => Err(AuthError::WrongSender { from: "(no valid From)".into() }),
+            _ => Err(AuthError::NotOneSender(entries.len().max(headers))),
+        }
+    }
+
+    /// DMARC failed at the robot mailbox's provider ([`ReplyPolicy::authserv_id`]).
+    fn refuted(&self, policy: &ReplyPolicy) -> bool {
+        policy.authserv_id.as_deref().is_some_and(|id| self.dmarc_result(id).as_deref() == Some("fail"))
+    }
+
+    fn dmarc_result(&self, authserv_id: &str) -> Option<String> {
+        let value = self
+            .message
+            .as_ref()?
+            .headers()
+            .iter()
+            .filter(|h| h.name.as_str().eq_ignore_ascii_case("Authentication-Results"))
+            .filter_map(|h| self.raw.get(h.offset_start as usize..h.offset_end as usize))
+            .map(String::from_utf8_lossy)
+            .find(|v| {
+                let id = v.split(';').next().and_then(|id| id.split_whitespace().next());
+                id.is_some_and(|id| id.eq_ignore_ascii_case(authserv_id))
+            })?;
+        let lower = value.to_ascii_lowercase();
+        lower.split(';').skip(1).find_map(|method| {
+            let result = method.trim().strip_prefix("dmarc")?.trim_start().strip_prefix('=')?;
+            Some(result.trim_start().split(|c: char| !c.is_ascii_alphanumeric()).next()?.to_string())
+        })
+    }
 }
 
 /// The first `To` address of a message: for a summary, the subscriber it was sent to.
