@@ -4,22 +4,12 @@
 use std::collections::HashMap;
 
 use quorum_fingerprint::Fingerprint;
-use quorum_tests::{corpus_message, corpus_or_skip, corpus_paths};
+use quorum_tests::{Rng, corpus_message, corpus_or_skip, corpus_paths};
 
-/// A small deterministic generator (xorshift64*): the variations are the same every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn token(&mut self) -> String {
-        let n = self.next();
-        format!("{:x}{}", n % 0xffff_ffff, n % 97)
-    }
+/// A random-looking reference token.
+fn token(rng: &mut Rng) -> String {
+    let n = rng.next_u64();
+    format!("{:x}{}", n % 0xffff_ffff, n % 97)
 }
 
 /// What a campaign changes per recipient: a random reference token, the greeting's name,
@@ -35,24 +25,24 @@ fn personalise(raw: &[u8], rng: &mut Rng) -> Vec<u8> {
         // break after it stays).
         if let Some(q) = w.find('?').filter(|_| w.contains("http")) {
             let end = w[q..].find(['"', '\'', '<', '>', '\n', '\r', '\t']).map_or(w.len(), |e| q + e);
-            w.replace_range(q + 1..end, &format!("id={}&r={}", rng.next() % 100_000, rng.token()));
+            w.replace_range(q + 1..end, &format!("id={}&r={}", rng.next_u64() % 100_000, token(rng)));
         }
         out.push_str(&w);
         // Spacing and line breaks reflowed now and then.
-        out.push_str(match rng.next() % 23 {
+        out.push_str(match rng.next_u64() % 23 {
             0 => "\n",
             1 => "  ",
             _ => " ",
         });
         if i == 3 {
-            out.push_str(&format!("Ref {} ", rng.token()));
+            out.push_str(&format!("Ref {} ", token(rng)));
         }
     }
-    let greeting = format!("Dear {},\n", names[(rng.next() % names.len() as u64) as usize]);
+    let greeting = format!("Dear {},\n", names[(rng.next_u64() % names.len() as u64) as usize]);
     // In an HTML body the greeting goes inside <body>, where a reader sees it.
     let at = out.to_ascii_lowercase().find("<body").and_then(|b| out[b..].find('>').map(|e| b + e + 1)).unwrap_or(0);
     out.insert_str(at, &greeting);
-    format!("{head}\n\n{out}\nYour code: {}\n", rng.token()).into_bytes()
+    format!("{head}\n\n{out}\nYour code: {}\n", token(rng)).into_bytes()
 }
 
 #[test]
