@@ -133,6 +133,10 @@ async fn probe_reports_of_a_campaign_and_its_domain_delete_a_new_copy_for_everyo
     assert_eq!(term("domain")["spam_units"], 20, "{report:#}");
     assert_eq!(term("sender")["logit"], 0.0, "a new address: nobody voted on it");
     assert!(report["fingerprint"]["campaign"].as_i64().is_some(), "{report:#}");
+    // Alice never answered; the statistics deleted two of her messages, and her prior
+    // counts them: (2 deleted + 10 pseudo-votes at the population's even share) / 12.
+    let prior = statistics["prior_logit"].as_f64().unwrap();
+    assert!((prior - (7.0f64 / 5.0).ln()).abs() < 1e-9, "{report:#}");
     assert_eq!(env.messages(&alice).await.len(), messages.len(), "explain stored nothing");
 
     // The operator's tables.

@@ -667,6 +667,28 @@ async fn statistics_tables(db: impl Database) {
     assert_eq!(rest.iter().map(|v| v.message_id).collect::<Vec<_>>(), [ids[2]]);
     assert!(db.votes_after(rest[0].cursor(), 10).await.unwrap().is_empty());
 
+    // The statistics' own deletions, in decision order: one at the poll, one at a re-score
+    // (a forgery is not one of them), each read once.
+    let mut deleted = held("d0", b"d0", Some(&spam));
+    if let PollItem::Quarantine { status, .. } = &mut deleted {
+        *status = "deleted_statistical";
+    }
+    let later = T0.plus(Duration::from_secs(60));
+    let polled = db.commit_poll(b.mailbox_id, b.subscriber_id, &[deleted], later).await.unwrap()[0];
+    assert!(db.mark_deleted(a.mailbox_id, ids[3], "deleted_statistical", "statistics", T0).await.unwrap());
+    assert!(db.mark_deleted(a.mailbox_id, ids[2], "deleted_forged", "forged", T0).await.unwrap());
+    let first = db.deletions_after(Default::default(), 1).await.unwrap();
+    assert_eq!(
+        first.iter().map(|d| (d.subscriber_id, d.message_id, d.decided_at)).collect::<Vec<_>>(),
+        [(a.subscriber_id, ids[3], T0.0)]
+    );
+    let rest = db.deletions_after(first[0].cursor(), 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|d| (d.subscriber_id, Some(d.message_id))).collect::<Vec<_>>(),
+        [(b.subscriber_id, polled)]
+    );
+    assert!(db.deletions_after(rest[0].cursor(), 10).await.unwrap().is_empty());
+
     assert!(db.spam_probes().await.unwrap().is_empty());
     db.set_spam_probe(b.subscriber_id, true).await.unwrap();
     assert_eq!(db.spam_probes().await.unwrap(), [b.subscriber_id]);

@@ -15,7 +15,8 @@
 //! - `sybils` accounts receive spam like users but with 5× the reach, approve the senders
 //!   of a chosen 10% of spam domains and leave the rest blank; they always answer.
 //!
-//! Probes vote spam on arrival. With `fingerprints`, every message's campaign fingerprint
+//! Probes vote spam on arrival; each statistical deletion counts in its recipient's prior
+//! ([`Engine::deleted`]), as the service reads its deletions back. With `fingerprints`, every message's campaign fingerprint
 //! is computed as it is loaded and copies are clustered into campaigns in arrival order
 //! (the service's rule: [`quorum_fingerprint::best_match`] through band keys); each vote is
 //! then also a vote on the campaign, a copy reaching the Inbox from an approved sender is
@@ -411,6 +412,7 @@ pub fn run(
                         c.keys.iter().filter(|k| k.kind == KeyKind::Campaign).cloned().collect();
                     engine.record_evidence(user, &campaign_keys, Vote::Ham, t);
                 } else if let Some(by) = engine.judge(user, &c.keys, t, options.delete_above).deleted_by {
+                    engine.deleted(user);
                     for k in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                         deleted_statistical(k, m.spam, by);
                     }
@@ -433,6 +435,7 @@ pub fn run(
                     let judgement = engine.judge(user, &h.copy.keys, t, options.delete_above);
                     let spam = corpus[h.copy.message].spam;
                     if let Some(by) = judgement.deleted_by {
+                        engine.deleted(user);
                         for k in counts(&mut all, &mut late, h.late).filter(|_| counted) {
                             deleted_statistical(k, spam, by);
                         }

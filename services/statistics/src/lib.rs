@@ -5,6 +5,9 @@
 //! tables (trust, correlations, the touched evidence keys' standing). Processes on other
 //! machines read the same votes, so they converge on the same statistics.
 //!
+//! The statistics' own deletions are read back too: each is a label of its recipient's mail
+//! that no answer gives, and the recipient's prior counts it ([`Engine::deleted`]).
+//!
 //! Every classifier builds a message's keys with [`keys::evidence`] and judges them with
 //! [`Statistics::judge`] (the same [`quorum_stats::Engine::judge`] `quorum simulate` runs).
 //! A stored vote is on every key of the voted message (kept with it at the poll,
@@ -20,7 +23,8 @@ use quorum_config::StatisticsSettings;
 use quorum_domain::Timestamp;
 use quorum_stats::{Engine, Evidence, EvidenceUnit, Judgement, KeyKind, Settings, TrustStatus, Vote};
 use quorum_storage::{
-    CampaignVoteCursor, CorrelationRow, Database, KeyRow, StatisticsUpdate, StorageError, TrustRow, VoteCursor,
+    CampaignVoteCursor, CorrelationRow, Database, DeletionCursor, KeyRow, StatisticsUpdate, StorageError, TrustRow,
+    VoteCursor,
 };
 use tokio::sync::Mutex;
 
@@ -41,6 +45,7 @@ struct State {
     engine: Engine,
     cursor: VoteCursor,
     campaign_cursor: CampaignVoteCursor,
+    deletion_cursor: DeletionCursor,
     users: HashMap<i64, u32>,
     subscribers: Vec<i64>,
     /// The trust status last written per user: `(status, approvals, spam)`, so a refresh
@@ -71,6 +76,7 @@ impl Statistics {
                 engine: Engine::new(Settings { unit, ..Settings::default() }),
                 cursor: VoteCursor::default(),
                 campaign_cursor: CampaignVoteCursor::default(),
+                deletion_cursor: DeletionCursor::default(),
                 users: HashMap::new(),
                 subscribers: Vec::new(),
                 written: Vec::new(),
@@ -113,7 +119,7 @@ impl Statistics {
     async fn read_votes<DB: Database>(&self, db: &DB, now: Timestamp, write: bool) -> Result<Synced, StorageError> {
         let _one_sync = self.syncing.lock().await;
         let probes: HashSet<i64> = db.spam_probes().await?.into_iter().collect();
-        let (mut cursor, mut campaign_cursor) = {
+        let (mut cursor, mut campaign_cursor, mut deletion_cursor) = {
             let mut state = self.state.lock().await;
             // Probes first: their votes are read as a probe's (they hold no lines).
             let known: Vec<(i64, u32)> = state.users.iter().map(|(s, u)| (*s, *u)).collect();
@@ -124,7 +130,7 @@ impl Statistics {
                 let user = state.user(p);
                 state.engine.set_probe(user, true);
             }
-            (state.cursor, state.campaign_cursor.clone())
+            (state.cursor, state.campaign_cursor.clone(), state.deletion_cursor)
         };
         let mut touched: HashSet<(KeyKind, String)> = HashSet::new();
         let mut votes = 0;
@@ -182,6 +188,21 @@ impl Statistics {
                 if (page.len() as i64) < PAGE {
                     break;
                 }
+            }
+        }
+        // What the statistics deleted: labels for the recipients' priors.
+        loop {
+            let page = db.deletions_after(deletion_cursor, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            deletion_cursor = last.cursor();
+            let mut state = self.state.lock().await;
+            state.deletion_cursor = deletion_cursor;
+            for d in &page {
+                let user = state.user(d.subscriber_id);
+                state.engine.deleted(user);
+            }
+            if (page.len() as i64) < PAGE {
+                break;
             }
         }
         let (users, update) = {

@@ -124,6 +124,7 @@ struct User {
     probe: bool,
     approvals: u32,
     spam: u32,
+    deleted: u32,
     /// `(domain, approvals, spam)`, sorted by domain.
     counts: Vec<(u32, u32, u32)>,
     ratios: Ratios,
@@ -261,7 +262,8 @@ pub struct Engine {
     pooled: (f64, f64),
     /// The latest vote's time: what the operator's tables decay to.
     latest: f64,
-    /// The share of spam among counted users' votes (probes aside), as of the last refresh.
+    /// The share of spam among counted users' votes and deletions (probes aside), as of the
+    /// last refresh.
     population_spam: f64,
     /// Users' votes (probes aside) by whether any key of the voted message had someone
     /// else's evidence, `[silent][spam]`: what the absence of evidence is worth.
@@ -368,6 +370,22 @@ impl Engine {
         }
         self.count(user, domain, vote);
         self.record_evidence(user, evidence, vote, at);
+    }
+
+    /// The statistics deleted a message of `user`'s: a label as certain as a vote (P(spam)
+    /// beyond the deletion bound), and one the user never gives, since a deleted message is
+    /// never shown. The recipient's prior ([`Engine::prior`]) is the share of spam among the
+    /// messages the statistics judge; counted from answers alone it is the share among those
+    /// they could *not* decide, which leaves out most spam once the statistics work (with
+    /// 95% of a user's spam deleted, their answers are mostly ham). A prior from that
+    /// selection counts the absence of decisive evidence once more on top of the evidence
+    /// itself. The same holds for the silence ratio: a deleted message was heard.
+    pub fn deleted(&mut self, user: u32) {
+        let u = &mut self.users[user as usize];
+        if !u.probe {
+            u.deleted += 1;
+            self.heard[0][1] += 1;
+        }
     }
 
     /// `user` answered a held line printed with raw log-odds of spam `shown_logit`
@@ -497,8 +515,8 @@ impl Engine {
         let (mut spam, mut votes) = (0.0, 0.0);
         for (u, user) in self.users.iter().enumerate() {
             if !user.probe && self.statuses[u].counts() {
-                spam += f64::from(user.spam);
-                votes += f64::from(user.spam + user.approvals);
+                spam += f64::from(user.spam + user.deleted);
+                votes += f64::from(user.spam + user.deleted + user.approvals);
             }
         }
         self.population_spam = (spam + 1.0) / (votes + 2.0);
@@ -780,13 +798,15 @@ impl Engine {
         &self.users[user as usize].correlations
     }
 
-    /// The recipient's prior P(spam): their share of spam votes with 10 pseudo-votes at the
-    /// population's share (counted users other than probes, as of the last refresh), inside
-    /// [0.02, 0.98].
+    /// The recipient's prior P(spam): their share of spam among their votes and the
+    /// statistics' deletions of their mail ([`Engine::deleted`]), with 10 pseudo-votes at
+    /// the population's share (counted users other than probes, as of the last refresh),
+    /// inside [0.02, 0.98].
     pub fn prior(&self, recipient: u32) -> f64 {
         let population = self.population_spam;
         let u = &self.users[recipient as usize];
-        ((f64::from(u.spam) + 10.0 * population) / (f64::from(u.spam + u.approvals) + 10.0)).clamp(0.02, 0.98)
+        ((f64::from(u.spam + u.deleted) + 10.0 * population) / (f64::from(u.spam + u.deleted + u.approvals) + 10.0))
+            .clamp(0.02, 0.98)
     }
 
     /// How much `voter` counts for `recipient`.
@@ -1171,6 +1191,30 @@ mod tests {
         assert!(e.silence_llr() > 0.0, "{}", e.silence_llr());
         let j = e.judge(users[0], &message("stranger@nowhere.example", None, None), 0.0, BOUND);
         assert_eq!(j.silence_logit, 0.0);
+    }
+
+    #[test]
+    fn the_statistics_deletions_count_in_the_prior() {
+        // A user who answers only what the statistics could not decide: mostly ham. Their
+        // prior is the share of spam in all their judged mail, the deleted spam included.
+        let mut e = Engine::new(Settings::default());
+        let probe = e.add_user(true);
+        let user = e.add_user(false);
+        for d in 0..10 {
+            vote(&mut e, user, &message(&format!("friend{d}@home.example"), None, None), Vote::Ham, 0.0);
+        }
+        vote(&mut e, user, &message("s@spam.example", None, None), Vote::Spam, 0.0);
+        e.refresh();
+        let answers_only = e.prior(user);
+        assert!(answers_only < 0.3, "{answers_only}");
+        for _ in 0..40 {
+            e.deleted(user);
+            // A probe's mail is no one's judged mail.
+            e.deleted(probe);
+        }
+        let with_deletions = e.prior(user);
+        assert!(with_deletions > 0.7 && with_deletions > answers_only + 0.4, "{with_deletions}");
+        assert_eq!(e.votes(user), (10, 1), "a deletion is no vote: trust is about answers");
     }
 
     #[test]

@@ -835,6 +835,19 @@ macro_rules! impl_database {
                     .await?)
             }
 
+            async fn deletions_after(
+                &self,
+                after: $crate::DeletionCursor,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::DeletionRow>> {
+                Ok(sqlx::query_as($crate::sql::DELETIONS_AFTER)
+                    .bind(after.decided_at)
+                    .bind(after.message_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn spam_probes(&self) -> $crate::Result<Vec<i64>> {
                 Ok(sqlx::query_scalar($crate::sql::SPAM_PROBES).fetch_all(&self.pool).await?)
             }

@@ -298,6 +298,9 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Up to `limit` votes after `after`, oldest first.
     async fn votes_after(&self, after: VoteCursor, limit: i64) -> Result<Vec<VoteRow>>;
 
+    /// Up to `limit` messages the statistics deleted after `after`, in decision order.
+    async fn deletions_after(&self, after: DeletionCursor, limit: i64) -> Result<Vec<DeletionRow>>;
+
     /// Subscribers flagged as spam probes.
     async fn spam_probes(&self) -> Result<Vec<i64>>;
 

@@ -468,6 +468,35 @@ impl Default for VoteCursor {
     }
 }
 
+/// A message the statistics deleted, as they read it back: a label of the recipient's
+/// mail that no answer gives (the recipient's prior counts it).
+#[derive(Debug, Clone, Copy, sqlx::FromRow, PartialEq, Eq)]
+pub struct DeletionRow {
+    pub subscriber_id: i64,
+    pub message_id: i64,
+    pub decided_at: i64,
+}
+
+impl DeletionRow {
+    /// Where the next read starts.
+    pub fn cursor(&self) -> DeletionCursor {
+        DeletionCursor { decided_at: self.decided_at, message_id: self.message_id }
+    }
+}
+
+/// A position in the order of statistical deletions; the default is before the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeletionCursor {
+    pub decided_at: i64,
+    pub message_id: i64,
+}
+
+impl Default for DeletionCursor {
+    fn default() -> Self {
+        DeletionCursor { decided_at: i64::MIN, message_id: i64::MIN }
+    }
+}
+
 /// A user's trust status, as written for the operator.
 #[derive(Debug, Clone, sqlx::FromRow, PartialEq, serde::Serialize)]
 pub struct TrustRow {

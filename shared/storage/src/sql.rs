@@ -267,6 +267,13 @@ pub const VOTES_AFTER: &str = "SELECT v.subscriber_id, v.message_id, v.address, 
      WHERE (v.created_at, v.subscriber_id, v.message_id) > ($1, $2, $3) \
      ORDER BY v.created_at, v.subscriber_id, v.message_id LIMIT $4";
 
+/// Statistical deletions after a cursor, in decision order (index
+/// `messages_statistical_deletions`).
+pub const DELETIONS_AFTER: &str = "SELECT b.subscriber_id, m.id AS message_id, m.decided_at FROM messages m \
+     JOIN mailboxes b ON b.id = m.mailbox_id \
+     WHERE m.status = 'deleted_statistical' AND (m.decided_at, m.id) > ($1, $2) \
+     ORDER BY m.decided_at, m.id LIMIT $3";
+
 pub const SPAM_PROBES: &str = "SELECT id FROM subscribers WHERE spam_probe ORDER BY id";
 
 pub const SPAM_PROBE_EMAILS: &str = "SELECT email FROM subscribers WHERE spam_probe ORDER BY email";
