@@ -213,6 +213,8 @@ pub struct Report {
     pub steady_state_spam_deleted_before_summary_share: f64,
     /// Printed P(not spam) of the held lines against the truth, whole run.
     pub calibration: Vec<Calibration>,
+    /// The same for the summaries of the second half (the calibration has answers by then).
+    pub steady_state_calibration: Vec<Calibration>,
     pub evidence: &'static str,
     pub combination: &'static str,
     pub fingerprints: bool,
@@ -366,8 +368,8 @@ pub fn run(
 
     let mut state: Vec<UserState> = (0..kinds.len()).map(|_| UserState::default()).collect();
     let (mut all, mut late) = (Counts::default(), Counts::default());
-    // Per bucket: lines, ham lines, summed printed P(not spam).
-    let mut calibration = [(0u64, 0u64, 0.0f64); 10];
+    // Per bucket: lines, ham lines, summed printed P(not spam); whole run and second half.
+    let mut calibration = [[(0u64, 0u64, 0.0f64); 10]; 2];
     let mut last_refresh = f64::NEG_INFINITY;
     let total = events.len() as u64;
     for (n, (t, event)) in events.into_iter().enumerate() {
@@ -443,8 +445,10 @@ pub fn run(
                         if counted {
                             // The line's printed P(not spam), in tenths, against the truth.
                             let bucket = ((judgement.not_spam() * 10.0) as usize).min(9);
-                            let b = &mut calibration[bucket];
-                            (b.0, b.1, b.2) = (b.0 + 1, b.1 + u64::from(!spam), b.2 + judgement.not_spam());
+                            for table in &mut calibration[..1 + usize::from(is_late)] {
+                                let b = &mut table[bucket];
+                                (b.0, b.1, b.2) = (b.0 + 1, b.1 + u64::from(!spam), b.2 + judgement.not_spam());
+                            }
                         }
                         shown.push((h, judgement.logit()));
                     }
@@ -472,7 +476,7 @@ pub fn run(
                     let c = h.copy;
                     let vote = if approve { Vote::Ham } else { Vote::Spam };
                     engine.record(user, &c.domain, &c.keys, vote, t);
-                    engine.answered(user, printed, vote);
+                    engine.answered(user, printed, vote, t);
                     let s = &mut state[user as usize];
                     if approve {
                         s.blocked.remove(&c.from);
@@ -510,16 +514,8 @@ pub fn run(
         steady_state_spam_deleted_before_summary_share: share(&late),
         all,
         steady_state: late,
-        calibration: calibration
-            .iter()
-            .enumerate()
-            .map(|(b, &(lines, ham, printed))| Calibration {
-                not_spam_from: b as f64 / 10.0,
-                lines,
-                mean_not_spam: printed / lines.max(1) as f64,
-                ham_share: ham as f64 / lines.max(1) as f64,
-            })
-            .collect(),
+        calibration: buckets(&calibration[0]),
+        steady_state_calibration: buckets(&calibration[1]),
         evidence: match options.evidence {
             EvidenceUnit::Votes => "votes",
             EvidenceUnit::Senders => "senders",
@@ -549,6 +545,20 @@ struct Copy {
     from: String,
     domain: String,
     keys: Vec<Evidence>,
+}
+
+/// The calibration table from per-bucket (lines, ham lines, summed printed P(not spam)).
+fn buckets(table: &[(u64, u64, f64); 10]) -> Vec<Calibration> {
+    table
+        .iter()
+        .enumerate()
+        .map(|(b, &(lines, ham, printed))| Calibration {
+            not_spam_from: b as f64 / 10.0,
+            lines,
+            mean_not_spam: printed / lines.max(1) as f64,
+            ham_share: ham as f64 / lines.max(1) as f64,
+        })
+        .collect()
 }
 
 /// The counters an event in the given half updates: the whole run, and the steady state

@@ -158,7 +158,7 @@ impl Statistics {
                 };
                 state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
                 if let Some(shown) = v.shown_logit {
-                    state.engine.answered(user, shown, vote);
+                    state.engine.answered(user, shown, vote, v.created_at as f64);
                 }
                 touched.extend(keys.into_iter().map(|k| (k.kind, k.key)));
             }

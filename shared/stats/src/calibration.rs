@@ -18,7 +18,11 @@
 //! makes the estimates non-increasing in the log-odds, weighted by their counts; between
 //! bin centres the calibrated log-odds are interpolated linearly, and outside the
 //! outermost centres they keep the edge's offset. With no answers, the map is the
-//! identity. Monotone throughout: a line with more evidence of spam is never printed more
+//! identity. Answers count less with age, halving every half-life (the votes' own, 30
+//! days by default): what a raw value turns out to be worth changes as the statistics
+//! learn (at cold start a line with weak evidence is often spam; once campaigns are known,
+//! spam with weak evidence is rare), and the answers of the first weeks must not speak for
+//! it forever. Monotone throughout: a line with more evidence of spam is never printed more
 //! likely not spam.
 
 use crate::bayes::{logistic, logit};
@@ -31,16 +35,14 @@ const PSEUDO: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Calibration {
-    /// Per bin: answers that were ham, answers in all.
+    /// Per bin: answers that were ham, answers in all, as decayed masses (each answer
+    /// `2^((at − epoch) / half-life)`, so that adding one never rescales the others).
     counts: [[f64; 2]; BINS],
     /// Per bin: the calibrated log-odds of spam at its centre.
     map: [f64; BINS],
-}
-
-impl Default for Calibration {
-    fn default() -> Self {
-        Calibration { counts: [[0.0; 2]; BINS], map: std::array::from_fn(centre) }
-    }
+    half_life: f64,
+    epoch: Option<f64>,
+    latest: f64,
 }
 
 fn centre(bin: usize) -> f64 {
@@ -52,27 +54,52 @@ fn bin(logit: f64) -> usize {
 }
 
 impl Calibration {
-    /// An answer to a line printed with raw log-odds of spam `logit`.
-    pub fn answered(&mut self, logit: f64, ham: bool) {
-        if !logit.is_finite() {
-            return;
+    /// No answers yet: the identity. Answers count less with age, halving every
+    /// `half_life` seconds (module docs).
+    pub fn new(half_life: f64) -> Self {
+        Calibration {
+            counts: [[0.0; 2]; BINS],
+            map: std::array::from_fn(centre),
+            half_life,
+            epoch: None,
+            latest: f64::NEG_INFINITY,
         }
-        let b = &mut self.counts[bin(logit)];
-        b[0] += f64::from(u8::from(ham));
-        b[1] += 1.0;
     }
 
-    /// Answers counted so far.
+    /// An answer at `at` (seconds) to a line printed with raw log-odds of spam `logit`.
+    pub fn answered(&mut self, logit: f64, ham: bool, at: f64) {
+        if !logit.is_finite() || !at.is_finite() {
+            return;
+        }
+        let epoch = *self.epoch.get_or_insert(at);
+        self.latest = self.latest.max(at);
+        let mass = ((at - epoch) / self.half_life).exp2();
+        let b = &mut self.counts[bin(logit)];
+        b[0] += if ham { mass } else { 0.0 };
+        b[1] += mass;
+    }
+
+    /// The answers' weight as of the latest one (each counts `2^(−age / half-life)`).
     pub fn answers(&self) -> f64 {
-        self.counts.iter().map(|c| c[1]).sum()
+        self.counts.iter().map(|c| c[1]).sum::<f64>() * self.scale()
+    }
+
+    /// What turns stored masses into weights as of the latest answer.
+    fn scale(&self) -> f64 {
+        match self.epoch {
+            Some(epoch) => (-(self.latest - epoch) / self.half_life).exp2(),
+            None => 1.0,
+        }
     }
 
     /// Recomputes the map from the answers (module docs): `BINS` values, cheap.
     pub fn refresh(&mut self) {
         // Pool adjacent violators over P(ham), which must not increase with the log-odds.
         let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(BINS); // (mean, weight, bins)
-        for (b, &[ham, n]) in self.counts.iter().enumerate() {
-            let raw = 1.0 - logistic(centre(b));
+        let scale = self.scale();
+        for (i, &[ham, n]) in self.counts.iter().enumerate() {
+            let (ham, n) = (ham * scale, n * scale);
+            let raw = 1.0 - logistic(centre(i));
             let weight = n + PSEUDO;
             let mut block = ((ham + PSEUDO * raw) / weight, weight, 1);
             while let Some(&(mean, w, k)) = blocks.last() {
@@ -115,9 +142,11 @@ mod tests {
 
     use super::*;
 
+    const DAY: f64 = 86_400.0;
+
     #[test]
     fn without_answers_the_raw_value_stands() {
-        let c = Calibration::default();
+        let c = Calibration::new(DAY);
         for x in [-30.0, -12.0, -3.3, 0.0, 0.25, 7.9, 11.5, 40.0] {
             assert!((c.calibrated(x) - x).abs() < 1e-9, "{x}");
         }
@@ -125,13 +154,13 @@ mod tests {
 
     #[test]
     fn lines_printed_at_even_odds_that_were_all_ham_are_printed_as_ham() {
-        let mut c = Calibration::default();
+        let mut c = Calibration::new(DAY);
         for _ in 0..200 {
-            c.answered(0.3, true);
+            c.answered(0.3, true, 0.0);
         }
         // Lines printed far into spam were spam.
         for _ in 0..200 {
-            c.answered(6.0, false);
+            c.answered(6.0, false, 0.0);
         }
         c.refresh();
         let p = 1.0 - logistic(c.calibrated(0.5));
@@ -140,15 +169,32 @@ mod tests {
         assert_eq!(c.answers(), 400.0);
     }
 
+    #[test]
+    fn old_answers_give_way_to_new_ones() {
+        // At cold start the lines printed near even odds were spam; ten half-lives later,
+        // the same raw value is ham: the recent answers decide.
+        let mut c = Calibration::new(DAY);
+        for _ in 0..100 {
+            c.answered(0.3, false, 0.0);
+        }
+        for _ in 0..100 {
+            c.answered(0.3, true, 10.0 * DAY);
+        }
+        c.refresh();
+        let p = 1.0 - logistic(c.calibrated(0.5));
+        assert!(p > 0.9, "{p}");
+        assert!((c.answers() - 100.0 * (1.0 + 2f64.powi(-10))).abs() < 1e-6, "{}", c.answers());
+    }
+
     proptest! {
         #[test]
         fn the_map_never_turns_more_evidence_of_spam_into_less(
             answers in prop::collection::vec((-15.0f64..15.0, any::<bool>()), 0..300),
             a in -20.0f64..20.0, d in 0.0f64..10.0,
         ) {
-            let mut c = Calibration::default();
+            let mut c = Calibration::new(DAY);
             for (x, ham) in answers {
-                c.answered(x, ham);
+                c.answered(x, ham, 0.0);
             }
             c.refresh();
             prop_assert!(c.calibrated(a + d) >= c.calibrated(a) - 1e-9);
