@@ -16,8 +16,9 @@
 //!   of a chosen 10% of spam domains and leave the rest blank; they always answer.
 //!
 //! Probes vote spam on arrival; each statistical deletion counts in its recipient's prior
-//! ([`Engine::deleted`]), as the service reads its deletions back. With `fingerprints`, every message's campaign fingerprint
-//! is computed as it is loaded and copies are clustered into campaigns in arrival order
+//! ([`Engine::deleted`]), as the service reads its deletions back. With `fingerprints`,
+//! every message's campaign fingerprint is computed as it is loaded and copies are
+//! clustered into campaigns in arrival order
 //! (the service's rule: [`quorum_fingerprint::best_match`] through band keys); each vote is
 //! then also a vote on the campaign, a copy reaching the Inbox from an approved sender is
 //! an approval of it, and the judgement combines domain and campaign evidence

@@ -25,7 +25,10 @@
 //! it forever. Monotone throughout: a line with more evidence of spam is never printed more
 //! likely not spam.
 
-use crate::bayes::{logistic, logit};
+use crate::{
+    bayes::{logistic, logit},
+    decay::Decay,
+};
 
 /// Bins of width 1 in log-odds from `-EDGE` to `EDGE`.
 const EDGE: f64 = 12.0;
@@ -35,13 +38,13 @@ const PSEUDO: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Calibration {
-    /// Per bin: answers that were ham, answers in all, as decayed masses (each answer
-    /// `2^((at − epoch) / half-life)`, so that adding one never rescales the others).
+    /// Per bin: answers that were ham, answers in all, as decayed masses
+    /// ([`crate::decay`]).
     counts: [[f64; 2]; BINS],
     /// Per bin: the calibrated log-odds of spam at its centre.
     map: [f64; BINS],
-    half_life: f64,
-    epoch: Option<f64>,
+    decay: Decay,
+    /// The latest answer's time: what the counts are weighed as of.
     latest: f64,
 }
 
@@ -60,8 +63,7 @@ impl Calibration {
         Calibration {
             counts: [[0.0; 2]; BINS],
             map: std::array::from_fn(centre),
-            half_life,
-            epoch: None,
+            decay: Decay::new(half_life),
             latest: f64::NEG_INFINITY,
         }
     }
@@ -71,9 +73,8 @@ impl Calibration {
         if !logit.is_finite() || !at.is_finite() {
             return;
         }
-        let epoch = *self.epoch.get_or_insert(at);
         self.latest = self.latest.max(at);
-        let mass = ((at - epoch) / self.half_life).exp2();
+        let mass = self.decay.mass(at);
         let b = &mut self.counts[bin(logit)];
         b[0] += if ham { mass } else { 0.0 };
         b[1] += mass;
@@ -81,22 +82,14 @@ impl Calibration {
 
     /// The answers' weight as of the latest one (each counts `2^(−age / half-life)`).
     pub fn answers(&self) -> f64 {
-        self.counts.iter().map(|c| c[1]).sum::<f64>() * self.scale()
-    }
-
-    /// What turns stored masses into weights as of the latest answer.
-    fn scale(&self) -> f64 {
-        match self.epoch {
-            Some(epoch) => (-(self.latest - epoch) / self.half_life).exp2(),
-            None => 1.0,
-        }
+        self.counts.iter().map(|c| c[1]).sum::<f64>() * self.decay.scale(self.latest)
     }
 
     /// Recomputes the map from the answers (module docs): `BINS` values, cheap.
     pub fn refresh(&mut self) {
         // Pool adjacent violators over P(ham), which must not increase with the log-odds.
         let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(BINS); // (mean, weight, bins)
-        let scale = self.scale();
+        let scale = self.decay.scale(self.latest);
         for (i, &[ham, n]) in self.counts.iter().enumerate() {
             let (ham, n) = (ham * scale, n * scale);
             let raw = 1.0 - logistic(centre(i));

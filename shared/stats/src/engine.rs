@@ -6,9 +6,9 @@
 //! **Votes.** A vote on a message is a vote on each of its keys ([`crate::evidence`]). Per
 //! key, one entry per (unit, voter) holds that voter's decayed spam and approval masses, so
 //! a voter's many copies are one judgement and judging a key costs one pass over its
-//! entries. Decay: a vote cast at `t` weighs `2^(−(now − t)/half_life)`; masses are stored
-//! as `2^((t − epoch)/half_life)` and scaled once at judging time, so they add up
-//! without being rewritten.
+//! entries. Decay ([`crate::decay`]): a vote cast at `t` weighs `2^(−(now − t)/half_life)`;
+//! masses are stored relative to the first vote and scaled once at judging time, so they
+//! add up without being rewritten.
 //!
 //! **Witnesses** (the two-coin Dawid–Skene model, anchored). Each user's sensitivity (a
 //! spam vote on spam) is measured on the senders the spam probes received, their
@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     bayes::{Vote, VoteModel, logistic, logit},
     calibration::Calibration,
+    decay::Decay,
     evidence::{
         Combination, DECISIVE, Evidence, KeyKind, Mixture, TYPED, agreeing_items, item_term, population_term,
         type_weights,
@@ -250,8 +251,8 @@ pub struct Engine {
     units: HashMap<String, u32>,
     /// Units made for [`EvidenceUnit::Votes`], counted down from `u32::MAX`.
     vote_units: u32,
-    /// The time masses are relative to (the first vote's).
-    epoch: Option<f64>,
+    /// Vote masses ([`crate::decay`]).
+    decay: Decay,
     /// Per population kind: expected numbers of keys spam-only, ham-only, mixed.
     types: [[f64; 3]; 8],
     mixtures: [Mixture; 8],
@@ -291,7 +292,7 @@ impl Engine {
             kinds: Vec::new(),
             units: HashMap::new(),
             vote_units: u32::MAX,
-            epoch: None,
+            decay: Decay::new(settings.half_life_secs),
             types: [[0.0; 3]; 8],
             mixtures: [even; 8],
             touched: Vec::new(),
@@ -458,9 +459,8 @@ impl Engine {
     /// that reached their Inbox from a sender they approved approves its campaign (and
     /// whatever else it carries), though they never answered for it.
     pub fn record_evidence(&mut self, user: u32, evidence: &[Evidence], vote: Vote, at: f64) {
-        let epoch = *self.epoch.get_or_insert(at);
         self.latest = self.latest.max(at);
-        let mass = ((at - epoch) / self.settings.half_life_secs).exp2();
+        let mass = self.decay.mass(at);
         let (spam, ham) = if vote == Vote::Spam { (mass, 0.0) } else { (0.0, mass) };
         let origin = evidence
             .iter()
@@ -730,7 +730,7 @@ impl Engine {
         now: f64,
         keep: impl Fn(&Entry) -> bool,
     ) -> Vec<(u32, f64)> {
-        let decay = self.epoch.map_or(1.0, |epoch| (-(now - epoch) / self.settings.half_life_secs).exp2());
+        let decay = self.decay.scale(now);
         let mut out: Vec<(u32, f64)> = Vec::new();
         for unit in self.keys[key as usize].entries.chunk_by(|a, b| a.unit == b.unit) {
             let (mut ell, mut balance, mut strongest) = (0.0, 0.0, 0.0f64);

@@ -3,11 +3,14 @@
 //!
 //! - [`bayes`]: the seed's per-vote probabilities with priors, and log-odds arithmetic;
 //! - [`evidence`]: evidence keys, and one key's likelihood ratio (items and populations);
+//! - [`calibration`]: what a printed P(not spam) is worth, from the answers;
+//! - [`decay`]: votes and answers that count less with age;
 //! - [`trust`]: the RMS correlation between users, trust statuses and weights;
 //! - [`engine`]: all of it kept up to date incrementally as votes arrive, and the judgement.
 
 pub mod bayes;
 pub mod calibration;
+pub mod decay;
 pub mod engine;
 pub mod evidence;
 pub mod trust;
