@@ -54,6 +54,50 @@ impl Providers {
     }
 }
 
+/// What the header section alone says, before any DNS lookup: the half of
+/// [`Checker::check`] that is pure (and fuzzed on its own).
+#[derive(Debug, Clone)]
+pub struct Examined<'a> {
+    pub parties: headers::Parties,
+    pub handoff: Option<Handoff>,
+    /// The provider table's row for the author domain.
+    pub provider: Option<&'a Provider>,
+    /// Every DNS-based finding still `skipped`, the verdict not yet decided.
+    pub evidence: Evidence,
+}
+
+/// Reads the parties, the Received chain's handoff and whether a list or forwarder relayed
+/// the message (then the path rules do not apply).
+pub fn examine<'a>(raw: &[u8], providers: &'a Providers, trusted: &[String]) -> Examined<'a> {
+    let parties = headers::parties(raw);
+    let hops = received::hops(raw);
+    let handoff = received::handoff(&hops, trusted);
+    let from_domain = parties.consistency.from_domain.clone();
+    let provider = from_domain.as_deref().and_then(|d| providers.get(d));
+    // A forwarder's chain: the provider's relays, or for other domains the author
+    // domain's own hosts, handed the message to the connecting host.
+    let indirect = parties.relayed_by.clone().or_else(|| {
+        let (h, domain) = (handoff.as_ref()?, from_domain.as_deref()?);
+        let relays = provider.map_or_else(|| vec![domain], Provider::relay_domains);
+        headers::forwarded_from(&hops, h, &relays).then(|| format!("forwarded from {domain}'s own servers"))
+    });
+    let evidence = Evidence {
+        from_domain,
+        handoff: handoff.as_ref().map(|h| h.ip),
+        indirect,
+        reverse_dns: Finding::skipped("author domain not in the provider table"),
+        fcrdns: Finding::skipped("not asked"),
+        spf: Finding::skipped("no trusted hop in the Received chain"),
+        dkim: Finding::skipped("no DKIM signature"),
+        dmarc: Finding::skipped("no author domain"),
+        dmarc_policy: None,
+        authenticated: false,
+        consistency: parties.consistency.clone(),
+        verdict: Verdict::Checked,
+    };
+    Examined { parties, handoff, provider, evidence }
+}
+
 /// Runs the checks. Cheap to clone; clones share the resolver, its cache and the
 /// concurrency bound.
 #[derive(Clone)]
@@ -104,32 +148,7 @@ impl Checker {
     /// trusted hop (empty: learn them from the Received chain).
     pub async fn check(&self, raw: &[u8], providers: &Providers, trusted: &[String]) -> Evidence {
         let _permit = self.limit.acquire().await.expect("the semaphore is never closed");
-        let parties = headers::parties(raw);
-        let hops = received::hops(raw);
-        let handoff = received::handoff(&hops, trusted);
-        let from_domain = parties.consistency.from_domain.clone();
-        let provider = from_domain.as_deref().and_then(|d| providers.get(d));
-        // A forwarder's chain: the provider's relays, or for other domains the author
-        // domain's own hosts, handed the message to the connecting host.
-        let indirect = parties.relayed_by.clone().or_else(|| {
-            let (h, domain) = (handoff.as_ref()?, from_domain.as_deref()?);
-            let relays = provider.map_or_else(|| vec![domain], Provider::relay_domains);
-            headers::forwarded_from(&hops, h, &relays).then(|| format!("forwarded from {domain}'s own servers"))
-        });
-        let mut evidence = Evidence {
-            from_domain,
-            handoff: handoff.as_ref().map(|h| h.ip),
-            indirect,
-            reverse_dns: Finding::skipped("author domain not in the provider table"),
-            fcrdns: Finding::skipped("not asked"),
-            spf: Finding::skipped("no trusted hop in the Received chain"),
-            dkim: Finding::skipped("no DKIM signature"),
-            dmarc: Finding::skipped("no author domain"),
-            dmarc_policy: None,
-            authenticated: false,
-            consistency: parties.consistency.clone(),
-            verdict: Verdict::Checked,
-        };
+        let Examined { parties, handoff, provider, mut evidence } = examine(raw, providers, trusted);
         let lookups = self.lookups(raw, &parties, provider, handoff.as_ref(), &mut evidence);
         if tokio::time::timeout(self.budget, lookups).await.is_err() {
             let late = format!("DNS did not answer within {} ms", self.budget.as_millis());
