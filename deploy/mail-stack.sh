@@ -2,7 +2,7 @@
 # Local mail stack for trying Quorum and for its tests:
 #   Dovecot (POP3 + STLS, POP3S, LMTP) and Postfix (SMTP), loopback only.
 #
-# Usage: deploy/mail-stack.sh start|stop|status|add-user EMAIL PASSWORD
+# Usage: deploy/mail-stack.sh start|stop|status|add-user EMAIL PASSWORD [EMAIL PASSWORD]...
 #
 # Everything lives under $QUORUM_MAILSTACK_DIR (default /tmp/quorum-mailstack):
 # configs, maildirs, pid files/sockets, logs, TLS cert. The script runs a
@@ -121,26 +121,35 @@ ensure_tls() {
     chmod 0644 "$DIR/tls/cert.pem"
 }
 
+# add_user EMAIL PASSWORD [EMAIL PASSWORD]...: one rewrite of the users file for
+# all of them (a test with hundreds of mailboxes waits for one second, not hundreds).
 add_user() {
-    local email=${1:-} password=${2:-}
-    if [ -z "$email" ] || [ -z "$password" ]; then die "usage: $0 add-user EMAIL PASSWORD"; fi
-    email=$(printf '%s' "$email" | tr '[:upper:]' '[:lower:]')  # Dovecot looks up %Lu
-    [[ $email =~ ^[^@:/[:space:]]+@[^@:/[:space:]]+$ ]] || die "bad email address: $email"
-    [[ $password != *:* && $password != *$'\n'* ]] || die "password must not contain ':' or newlines"
+    if [ $# -lt 2 ] || [ $(($# % 2)) -ne 0 ]; then die "usage: $0 add-user EMAIL PASSWORD [EMAIL PASSWORD]..."; fi
     ensure_dirs
-    local home=$DIR/mail/$email
-    # Create the Maildir now so tests can also drop files into it directly.
-    install -d -m 0700 -o "$VMAIL_USER" -g "$VMAIL_USER" "$home" "$home/cur" "$home/new" "$home/tmp"
+    local emails=() lines=() email password home
+    while [ $# -gt 0 ]; do
+        email=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]')  # Dovecot looks up %Lu
+        password=$2
+        shift 2
+        [[ $email =~ ^[^@:/[:space:]]+@[^@:/[:space:]]+$ ]] || die "bad email address: $email"
+        [[ -n $password && $password != *:* && $password != *$'\n'* ]] || die "password must be non-empty, without ':' or newlines"
+        home=$DIR/mail/$email
+        # Create the Maildir now so tests can also drop files into it directly.
+        install -d -m 0700 -o "$VMAIL_USER" -g "$VMAIL_USER" "$home" "$home/cur" "$home/new" "$home/tmp"
+        emails+=("$email")
+        lines+=("$(printf '%s:{PLAIN}%s:%s:%s::%s::' "$email" "$password" "$VMAIL_UID" "$VMAIL_GID" "$home")")
+    done
     # Tests add users in parallel: serialise the read-modify-rename below, or
     # two concurrent adds would each drop the other's line.
     exec 9>"$USERS_FILE.lock"
     flock 9
-    # Replace any existing line for this user; rename atomically so Dovecot
+    # Replace any existing line for these users; rename atomically so Dovecot
     # (which re-reads the file when its mtime changes) never sees half a file.
     local tmp
     tmp=$(mktemp "$USERS_FILE.XXXXXX")
-    awk -F: -v u="$email" '$1 != u' "$USERS_FILE" >"$tmp"
-    printf '%s:{PLAIN}%s:%s:%s::%s::\n' "$email" "$password" "$VMAIL_UID" "$VMAIL_GID" "$home" >>"$tmp"
+    awk -F: -v list="${emails[*]}" 'BEGIN { n = split(list, e, " "); for (i = 1; i <= n; i++) drop[e[i]] = 1 }
+        !($1 in drop)' "$USERS_FILE" >"$tmp"
+    printf '%s\n' "${lines[@]}" >>"$tmp"
     fix_users_file_perms "$tmp"
     # Dovecot notices a change only by mtime (1 s resolution) or size: a
     # same-size change within the same second would go unseen, so make sure
@@ -157,7 +166,7 @@ add_user() {
     written=$(date +%s)
     while [ "$(date +%s)" -le "$written" ]; do sleep 0.05; done
     exec 9>&-
-    log "user $email ready (maildir $home)"
+    log "${#emails[@]} user(s) ready (maildirs under $DIR/mail): ${emails[0]}${emails[1]:+ ...}"
 }
 
 # --- Dovecot ----------------------------------------------------------------
@@ -476,5 +485,5 @@ case ${1:-} in
     stop) cmd_stop ;;
     status) cmd_status ;;
     add-user) need_root; shift; add_user "$@" ;;
-    *) echo "usage: $0 start|stop|status|add-user EMAIL PASSWORD" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|add-user EMAIL PASSWORD [EMAIL PASSWORD]..." >&2; exit 2 ;;
 esac

@@ -30,6 +30,8 @@ pub struct MailStack {
     pub pg_url: String,
     /// ChromeDriver for the browser tests (installed by tests/setup.sh with Chromium).
     pub chromedriver: Option<PathBuf>,
+    /// Dovecot's own log: every login and logout, with its session id.
+    pub dovecot_log: PathBuf,
     script: PathBuf,
 }
 
@@ -59,6 +61,7 @@ impl MailStack {
                 domain: get("QUORUM_TEST_DOMAIN"),
                 pg_url: get("QUORUM_TEST_PG_URL"),
                 chromedriver: vars.get("QUORUM_TEST_CHROMEDRIVER").map(PathBuf::from),
+                dovecot_log: Path::new(&dir).join("log/dovecot.log"),
                 script: Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mail-stack.sh"),
             }
         })
@@ -66,12 +69,22 @@ impl MailStack {
 
     /// A new Dovecot user with an empty mailbox; the name is unique to this test run.
     pub fn new_user(&self, tag: &str) -> TestUser {
-        let email = format!("{tag}-{}@{}", unique(), self.domain);
-        let password = format!("pw-{}", unique());
-        let status =
-            Command::new(&self.script).args(["add-user", &email, &password]).status().expect("running mail-stack.sh");
-        assert!(status.success(), "mail-stack.sh add-user {email} failed");
-        TestUser { email, password }
+        self.new_users(tag, 1).pop().expect("one user")
+    }
+
+    /// `n` new Dovecot users at once (one rewrite of the users file: adding hundreds one
+    /// by one would wait a second each for Dovecot to see the change).
+    pub fn new_users(&self, tag: &str, n: usize) -> Vec<TestUser> {
+        let users: Vec<TestUser> = (0..n)
+            .map(|_| TestUser {
+                email: format!("{tag}-{}@{}", unique(), self.domain),
+                password: format!("pw-{}", unique()),
+            })
+            .collect();
+        let args = users.iter().flat_map(|u| [u.email.as_str(), u.password.as_str()]);
+        let status = Command::new(&self.script).arg("add-user").args(args).status().expect("running mail-stack.sh");
+        assert!(status.success(), "mail-stack.sh add-user ({n} users, {tag}) failed");
+        users
     }
 
     /// Submits a message to Postfix, which delivers it to Dovecot over LMTP.
@@ -93,9 +106,15 @@ impl MailStack {
         let name = format!("{}.{}.quorum-test", unique(), std::process::id());
         let tmp = root.join("tmp").join(&name);
         std::fs::write(&tmp, raw).unwrap();
-        std::fs::rename(&tmp, root.join("new").join(&name)).unwrap();
-        let status = Command::new("chown").args(["-R", "quorum-vmail:quorum-vmail"]).arg(&root).status().unwrap();
+        // Only what this call touched (not `-R`: Dovecot may be moving files of a mailbox
+        // a worker is polling, and a file gone mid-walk fails the whole chown).
+        let status = Command::new("chown")
+            .arg("quorum-vmail:quorum-vmail")
+            .args([root.clone(), root.join("tmp"), root.join("new"), root.join("cur"), tmp.clone()])
+            .status()
+            .unwrap();
         assert!(status.success(), "chown of the test Maildir failed");
+        std::fs::rename(&tmp, root.join("new").join(&name)).unwrap();
     }
 
     pub fn connect_options(&self, security: Security) -> ConnectOptions {
