@@ -843,3 +843,74 @@ async fn a_release_refused_for_good_goes_back_to_held() {
     assert_eq!(db.held(s.mailbox_id).await.unwrap().len(), 1, "held again, listed in the next summary");
     assert!(db.outbox_pending().await.unwrap().is_empty(), "not retried forever");
 }
+
+/// Rows of every Quorum table, by name.
+async fn row_counts<'e, E>(db: E, tables: &[String]) -> Vec<(String, i64)>
+where
+    E: sqlx::Executor<'e> + Copy,
+    i64: sqlx::Type<E::Database> + for<'r> sqlx::Decode<'r, E::Database>,
+    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
+    (i64,): for<'r> sqlx::FromRow<'r, <E::Database as sqlx::Database>::Row>,
+{
+    let mut out = Vec::new();
+    for t in tables {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {t}")).fetch_one(db).await.unwrap();
+        out.push((t.clone(), n));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_installation_moves_from_sqlite_to_postgres_with_every_row() {
+    let stack = MailStack::get();
+    let key = Keys::generate_master();
+    let (_dir, lite_url) = fresh_sqlite();
+    let (user, subjects) = mailbox_with_messages("move", 3);
+    add_subscriber(&lite_url, &key, &user, "plain", stack.pop3_port, &user.password);
+    assert!(poll(&lite_url, &key, &user).0);
+    // A subscriber added and removed: its id must never be issued again.
+    let gone = stack.new_user("move-gone");
+    add_subscriber(&lite_url, &key, &gone, "plain", stack.pop3_port, &gone.password);
+    let lite = Sqlite::connect(&lite_url).await.unwrap();
+    let gone_id = lite.subscriber_by_email(&EmailAddress::parse(&gone.email).unwrap()).await.unwrap().unwrap();
+    let mut remove = quorum(&lite_url, &key);
+    remove.args(["subscriber", "remove", &gone.email, "--discard"]);
+    assert!(run(remove, "").0);
+    let held = quarantined_bytes(&lite, &user).await;
+    assert_eq!(held.len(), subjects.len());
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+    )
+    .fetch_all(lite.pool())
+    .await
+    .unwrap();
+    let before = row_counts(lite.pool(), &tables).await;
+
+    let pg_url = fresh_postgres().await;
+    let mut mv = quorum(&lite_url, &key);
+    mv.args(["move-to-postgres", &pg_url]);
+    let (ok, out) = run(mv, "");
+    assert!(ok && out.contains("rows in") && out.contains("set database_url"), "{out}");
+    let pg = Postgres::connect(&pg_url).await.unwrap();
+    assert_eq!(row_counts(pg.pool(), &tables).await, before, "every table, every row");
+    assert_eq!(quarantined_bytes(&pg, &user).await, held, "the quarantine byte for byte");
+
+    // The service goes on on PostgreSQL with the same key: the stored POP3 password decrypts,
+    // the kept UIDLs are there, and ids go on after every id SQLite issued.
+    stack.maildir_drop(&user, &message("unknown@example.com", "after the move"));
+    let (ok, out) = poll(&pg_url, &key, &user);
+    assert!(ok, "poll on PostgreSQL: {out}");
+    assert_eq!(quarantined_bytes(&pg, &user).await.len(), held.len() + 1, "only the new message is new");
+    let next = stack.new_user("move-next");
+    add_subscriber(&pg_url, &key, &next, "plain", stack.pop3_port, &next.password);
+    let next_id = pg.subscriber_by_email(&EmailAddress::parse(&next.email).unwrap()).await.unwrap().unwrap();
+    assert!(next_id.subscriber_id > gone_id.subscriber_id, "{next_id:?} reuses an id ({gone_id:?})");
+    assert!(next_id.mailbox_id > gone_id.mailbox_id, "{next_id:?} reuses an id ({gone_id:?})");
+
+    // A database in use is never filled a second time.
+    let mut again = quorum(&lite_url, &key);
+    again.args(["move-to-postgres", &pg_url]);
+    let (ok, out) = run(again, "");
+    assert!(!ok && out.contains("in use already"), "{out}");
+    assert_eq!(quarantined_bytes(&pg, &user).await.len(), held.len() + 1);
+}

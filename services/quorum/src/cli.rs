@@ -50,7 +50,18 @@ pub enum Command {
         /// Where the copy goes; must not exist yet.
         path: std::path::PathBuf,
     },
-    /// Manage subscribers (until web signup exists).
+    /// Move this installation from its SQLite database to an empty PostgreSQL database:
+    /// every row of every table, read from one snapshot and written in one transaction (all
+    /// or nothing). Stop every Quorum service first (what they write after the snapshot
+    /// would stay behind), then point `database_url` at the new database on every node and
+    /// keep the same master key. The SQLite file is left as it was.
+    MoveToPostgres {
+        /// The PostgreSQL database to fill, e.g. postgres://quorum@db.example/quorum (read
+        /// from QUORUM_TARGET_URL if not given, so a password stays out of the process list).
+        #[arg(env = "QUORUM_TARGET_URL", hide_env_values = true)]
+        url: String,
+    },
+    /// Manage subscribers (the web signup does the same for subscribers themselves).
     #[command(subcommand)]
     Subscriber(SubscriberCommand),
     /// Check a POP3 mailbox: connect, CAPA, login, STAT, UIDL; say exactly what failed.

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckMailbox(args) => return check(&settings, args).await,
         Command::Simulate(args) => return simulate(args).await,
         Command::Reply(ReplyCommand::Parse { summary, reply }) => return parse_reply(&settings, &summary, &reply),
+        Command::MoveToPostgres { url } => return move_to_postgres(&settings, &url).await,
         _ => {}
     }
     if settings.is_postgres() {
@@ -73,7 +74,10 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
             db.migrate().await?;
             return subscriber(db, &settings, cmd).await;
         }
-        Command::CheckMailbox(_) | Command::Simulate(_) | Command::Reply(ReplyCommand::Parse { .. }) => {
+        Command::CheckMailbox(_)
+        | Command::Simulate(_)
+        | Command::MoveToPostgres { .. }
+        | Command::Reply(ReplyCommand::Parse { .. }) => {
             unreachable!("handled before opening the database")
         }
         Command::Reply(ReplyCommand::Apply { reply }) => {
@@ -899,6 +903,31 @@ async fn backup(settings: &Settings, path: &Path) -> anyhow::Result<ExitCode> {
         (None, false) => "no master key file yet".into(),
     };
     println!("database copied to {}; {key}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum move-to-postgres URL`: [`quorum_storage::copy::sqlite_to_postgres`].
+async fn move_to_postgres(settings: &Settings, url: &str) -> anyhow::Result<ExitCode> {
+    if settings.is_postgres() {
+        bail!("the configured database is PostgreSQL already: move-to-postgres reads a SQLite database");
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!("the target must be a postgres:// URL");
+    }
+    let from = Sqlite::connect(&settings.database_url).await.context("opening the SQLite database")?;
+    from.migrate().await.context("bringing the SQLite database to the current migration")?;
+    let to = Postgres::connect(url).await.context("connecting to the target PostgreSQL database")?;
+    let copied = quorum_storage::copy::sqlite_to_postgres(&from, &to).await.context("copying into PostgreSQL")?;
+    for c in &copied {
+        println!("{:>10}  {}", c.rows, c.table);
+    }
+    println!(
+        "{} rows in {} tables copied. Next: set database_url to the PostgreSQL database on every node, keep the same \
+         master key ({}), and start the services.",
+        copied.iter().map(|c| c.rows).sum::<u64>(),
+        copied.len(),
+        settings.secret_key_file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,6 +4,7 @@
 //! code base serves both; the statements both databases understand alike live in [`sql`].
 
 mod common;
+pub mod copy;
 mod models;
 mod postgres;
 mod sql;
