@@ -97,12 +97,40 @@ impl Fingerprint {
                 list: None,
             };
         };
-        let text: String =
-            (0..message.text_body.len().max(1)).filter_map(|i| message.body_text(i)).collect::<Vec<_>>().join("\n");
+        // Parts the parser could not decode, recovered; they replace what it made of them.
+        let recovered: Vec<(u32, bool, String)> = (0u32..)
+            .zip(&message.parts)
+            .filter_map(|(i, p)| recovered_text(p).map(|(is_html, text)| (i, is_html, text)))
+            .collect();
+        let decoded = |part: &u32| !recovered.iter().any(|(i, _, _)| i == part);
+        let mut text: String = (0..message.text_body.len().max(1))
+            .filter(|&i| message.text_body.get(i).is_none_or(decoded))
+            .filter_map(|i| message.body_text(i))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut html: Vec<String> = message
+            .html_body
+            .iter()
+            .filter(|&i| decoded(i))
+            .filter_map(|&i| message.parts.get(i as usize))
+            .filter(|p| p.is_content_type("text", "html"))
+            .filter_map(|p| p.text_contents().map(str::to_string))
+            .collect();
+        for (_, is_html, recovered) in recovered {
+            text.push('\n');
+            if is_html {
+                text.push_str(&mail_parser::decoders::html::html_to_text(&recovered));
+                html.push(recovered);
+            } else {
+                text.push_str(&recovered);
+            }
+        }
         let (mut tokens, mut url_domains) = normalise(&text);
         // HTML mail hides its links behind "click here": their targets are in the markup.
-        let hidden: Vec<String> =
-            html_link_domains(&message).into_iter().filter(|d| !url_domains.contains(d)).collect();
+        let hidden: Vec<String> = html_link_domains(html.iter().map(String::as_str))
+            .into_iter()
+            .filter(|d| !url_domains.contains(d))
+            .collect();
         let words = tokens.len();
         // The short text's hash names where it links, as a visible URL does.
         tokens.extend(hidden.iter().map(|d| format!("<url:{d}>")));
@@ -302,16 +330,49 @@ pub fn normalise(text: &str) -> (Vec<String>, Vec<String>) {
     (tokens, domains)
 }
 
-/// The registrable domains of the `http(s)` links and images in the message's HTML parts
-/// (`href` and `src` attributes, quoted or not).
-fn html_link_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
-    let mut domains = Vec::new();
-    for &i in &message.html_body {
-        let Some(part) = message.parts.get(i as usize) else { continue };
-        if !part.is_content_type("text", "html") {
-            continue;
+/// A text part declared base64 that mail-parser could not decode: it keeps such a part's
+/// bytes undecoded (an "encoding problem"), so the sender's text is lost. A mailing list
+/// that appends its footer to an encoded body causes exactly that. Recovered here, as far
+/// as it can be read: the leading base64 lines decoded in the part's charset, then the rest
+/// as it is. Returns whether the part is HTML, and its text.
+fn recovered_text(part: &mail_parser::MessagePart<'_>) -> Option<(bool, String)> {
+    let declared = part.headers.iter().find(|h| h.name == mail_parser::HeaderName::ContentTransferEncoding)?;
+    let content_type = part.content_type().filter(|c| c.ctype().eq_ignore_ascii_case("text"))?;
+    if !part.is_encoding_problem || !declared.value.as_text().is_some_and(|e| e.trim().eq_ignore_ascii_case("base64")) {
+        return None;
+    }
+    let raw = part.contents();
+    let base64_line = |l: &[u8]| {
+        let l = l.trim_ascii();
+        !l.is_empty() && l.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b))
+    };
+    let (mut end, mut lines) = (0, 0);
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        match (base64_line(line), line.trim_ascii().is_empty()) {
+            (true, _) => lines += 1,
+            (false, true) if lines == 0 => {}
+            _ => break,
         }
-        let Some(html) = part.text_contents() else { continue };
+        end += line.len();
+    }
+    if lines == 0 {
+        return None;
+    }
+    let decoded = mail_parser::decoders::base64::base64_decode(&raw[..end])?;
+    let charset = content_type.attribute("charset").unwrap_or("utf-8");
+    let mut text = mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes())
+        .map_or_else(|| String::from_utf8_lossy(&decoded).into_owned(), |decode| decode(&decoded));
+    text.push('\n');
+    text.push_str(&String::from_utf8_lossy(&raw[end..]));
+    let html = content_type.subtype().is_some_and(|s| s.eq_ignore_ascii_case("html"));
+    Some((html, text))
+}
+
+/// The registrable domains of the `http(s)` links and images in HTML (`href` and `src`
+/// attributes, quoted or not).
+fn html_link_domains<'a>(parts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut domains = Vec::new();
+    for html in parts {
         let lower = html.to_ascii_lowercase();
         for attribute in ["href", "src"] {
             for (at, _) in lower.match_indices(attribute) {
@@ -455,6 +516,34 @@ mod tests {
 Dear John, we have the best prices on all your favourite medicines this week. Order now at \
 http://www.pharma-deals.example/?id=88812 and save up to 80 percent on every order you place \
 with our licensed pharmacy. Reference code AB12CD34. Unsubscribe at http://pharma-deals.example/u?x=1\r\n";
+
+    #[test]
+    fn a_base64_body_a_list_appended_its_footer_to_is_read() {
+        use base64::Engine;
+        let html = "<html><body><p>Download the new version of our phone messaging program today, faster \
+                    than ever and free for every reader of this list this week only</p>\
+                    <a href=\"http://www.sender-shop.example/get.exe\">get it</a></body></html>";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(html);
+        let lines: Vec<&str> = encoded.as_bytes().chunks(72).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let footer = "\r\n\r\n_______________________________________________\r\nwebmake-talk mailing list\r\n\
+                      https://lists.sourceforge.example/lists/listinfo/webmake-talk\r\n";
+        let message = |ctype: &str| {
+            format!(
+                "From: a@b.example\r\nList-Id: <webmake-talk.sourceforge.example>\r\n\
+                 Content-Type: {ctype}; charset=windows-1254\r\nContent-Transfer-Encoding: base64\r\n\r\n{}{footer}",
+                lines.join("\r\n")
+            )
+        };
+        let f = Fingerprint::of(message("text/html").as_bytes());
+        assert!(f.words >= MIN_WORDS, "{f:?}");
+        assert_eq!(f.url_domains, ["sender-shop.example"], "the sender's link, not the list's");
+        // As plain text: the decoded words, not the base64 as if it were words.
+        let plain = Fingerprint::of(message("text/plain").as_bytes());
+        assert!(plain.words >= MIN_WORDS && plain.similarity(&f) > 0.5, "{plain:?}");
+        // A body that decodes is read as before.
+        let clean = message("text/html").replace(footer, "\r\n");
+        assert_eq!(Fingerprint::of(clean.as_bytes()).url_domains, f.url_domains);
+    }
 
     #[test]
     fn a_lists_own_links_are_not_the_senders() {
