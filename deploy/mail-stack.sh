@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local mail stack for trying Quorum and for its tests:
-#   Dovecot (POP3 + STLS, POP3S, LMTP) and Postfix (SMTP), loopback only.
+#   Dovecot (POP3 + STLS, POP3S, IMAP + STARTTLS, IMAPS, LMTP) and Postfix (SMTP), loopback only.
 #
 # Usage: deploy/mail-stack.sh start|stop|status|add-user EMAIL PASSWORD [EMAIL PASSWORD]...
 #
@@ -12,6 +12,7 @@
 #
 # Ports (127.0.0.1 only):
 #   21110 POP3 (plain auth allowed, STLS offered)   21995 POP3S (implicit TLS)
+#   21143 IMAP (plain auth allowed, STARTTLS)       21993 IMAPS (implicit TLS)
 #   21024 Dovecot LMTP                             21025 Postfix SMTP
 set -euo pipefail
 
@@ -21,11 +22,13 @@ DIR=${DIR%/}
 
 POP3_PORT=21110
 POP3S_PORT=21995
+IMAP_PORT=21143
+IMAPS_PORT=21993
 LMTP_PORT=21024
 SMTP_PORT=21025
 DOMAIN=quorum.test
 VMAIL_USER=quorum-vmail
-PACKAGES=(dovecot-core dovecot-pop3d dovecot-lmtpd postfix openssl)
+PACKAGES=(dovecot-core dovecot-pop3d dovecot-imapd dovecot-lmtpd postfix openssl)
 
 DOVECOT_CONF=$DIR/dovecot/dovecot.conf
 DOVECOT_BASE=$DIR/run/dovecot          # Dovecot's base_dir: sockets + master.pid
@@ -181,7 +184,7 @@ write_dovecot_conf() {
 instance_name = quorum-dovecot
 base_dir = $DOVECOT_BASE
 state_dir = $DIR/dovecot/state
-protocols = pop3 lmtp
+protocols = pop3 imap lmtp
 listen = 127.0.0.1
 log_path = $DIR/log/dovecot.log
 info_log_path = $DIR/log/dovecot.log
@@ -237,6 +240,27 @@ service pop3-login {
   }
 }
 
+service imap-login {
+  service_count = 0
+  process_min_avail = 2
+  client_limit = 1000
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+}
+
+protocol imap {
+  # IDLE, MOVE, UIDPLUS and CONDSTORE are Dovecot's defaults; many idle sessions per user
+  # and address, as one worker keeps for many mailboxes.
+  mail_max_userip_connections = 1000
+}
+
 service lmtp {
   inet_listener lmtp {
     address = 127.0.0.1
@@ -264,13 +288,21 @@ dovecot_pid() {
     [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = dovecot ] && echo "$pid"
 }
 
+dovecot_ports() { echo $POP3_PORT $POP3S_PORT $IMAP_PORT $IMAPS_PORT $LMTP_PORT; }
+
 start_dovecot() {
-    if port_open $POP3_PORT && port_open $POP3S_PORT && port_open $LMTP_PORT; then
+    local p all=1
+    for p in $(dovecot_ports); do port_open "$p" || all=; done
+    if [ -n "$all" ]; then
         dovecot_pid >/dev/null || log "warning: Dovecot ports answer but not from $DOVECOT_BASE"
         return 0
     fi
-    dovecot_pid >/dev/null && die "Dovecot from $DIR runs but not all of its ports answer; see $DIR/log/dovecot.log, or run stop first"
-    for p in $POP3_PORT $POP3S_PORT $LMTP_PORT; do
+    # Our own instance with an older configuration (fewer listeners): start it anew.
+    if dovecot_pid >/dev/null; then
+        log "Dovecot from $DIR runs without all of its ports; restarting it with the current configuration"
+        stop_dovecot
+    fi
+    for p in $(dovecot_ports); do
         port_open "$p" && die "port $p is taken by another process"
     done
     write_dovecot_conf
@@ -439,6 +471,8 @@ write_env() {
     cat >"$tmp" <<EOF
 QUORUM_TEST_POP3_PORT=$POP3_PORT
 QUORUM_TEST_POP3S_PORT=$POP3S_PORT
+QUORUM_TEST_IMAP_PORT=$IMAP_PORT
+QUORUM_TEST_IMAPS_PORT=$IMAPS_PORT
 QUORUM_TEST_SMTP_PORT=$SMTP_PORT
 QUORUM_TEST_LMTP_PORT=$LMTP_PORT
 QUORUM_TEST_TLS_CERT=$DIR/tls/cert.pem
@@ -447,7 +481,7 @@ QUORUM_TEST_MAIL_DIR=$DIR/mail
 QUORUM_TEST_DOMAIN=$DOMAIN
 EOF
     if [ -f "$env" ]; then
-        grep -Ev '^QUORUM_TEST_(POP3_PORT|POP3S_PORT|SMTP_PORT|LMTP_PORT|TLS_CERT|USERS_FILE|MAIL_DIR|DOMAIN)=' "$env" >>"$tmp" || true
+        grep -Ev '^QUORUM_TEST_(POP3_PORT|POP3S_PORT|IMAP_PORT|IMAPS_PORT|SMTP_PORT|LMTP_PORT|TLS_CERT|USERS_FILE|MAIL_DIR|DOMAIN)=' "$env" >>"$tmp" || true
     fi
     mv -f "$tmp" "$env"
 }
@@ -459,7 +493,7 @@ cmd_start() {
     ensure_tls
     start_dovecot
     start_postfix
-    wait_ports $POP3_PORT $POP3S_PORT $LMTP_PORT $SMTP_PORT
+    wait_ports $POP3_PORT $POP3S_PORT $IMAP_PORT $IMAPS_PORT $LMTP_PORT $SMTP_PORT
     write_env
     log "running (state $DIR; env file $DIR/env)"
 }
@@ -473,7 +507,7 @@ cmd_stop() {
 
 cmd_status() {
     local p name rc=0
-    for p in "$POP3_PORT:pop3" "$POP3S_PORT:pop3s" "$LMTP_PORT:lmtp" "$SMTP_PORT:smtp"; do
+    for p in "$POP3_PORT:pop3" "$POP3S_PORT:pop3s" "$IMAP_PORT:imap" "$IMAPS_PORT:imaps" "$LMTP_PORT:lmtp" "$SMTP_PORT:smtp"; do
         name=${p#*:}; p=${p%%:*}
         if port_open "$p"; then echo "$name 127.0.0.1:$p up"; else echo "$name 127.0.0.1:$p down"; rc=1; fi
     done

@@ -28,7 +28,7 @@ fi
 # --- 1. mail stack ----------------------------------------------------------
 "$REPO/deploy/mail-stack.sh" start >/dev/null || die "deploy/mail-stack.sh start failed"
 [ -f "$ENV_FILE" ] || die "mail stack did not write $ENV_FILE"
-say "mail stack up (POP3 21110, POP3S 21995, LMTP 21024, SMTP 21025)"
+say "mail stack up (POP3 21110, POP3S 21995, IMAP 21143, IMAPS 21993, LMTP 21024, SMTP 21025)"
 
 # --- 2. PostgreSQL ----------------------------------------------------------
 pg_ready() { command -v pg_isready >/dev/null && pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2; }

@@ -23,6 +23,9 @@ use quorum_pop3::{Client, ConnectOptions, Credentials, TlsSettings};
 pub struct MailStack {
     pub pop3_port: u16,
     pub pop3s_port: u16,
+    /// IMAP with STARTTLS, and implicit-TLS IMAPS.
+    pub imap_port: u16,
+    pub imaps_port: u16,
     pub smtp_port: u16,
     pub cert: PathBuf,
     pub mail_dir: PathBuf,
@@ -55,6 +58,8 @@ impl MailStack {
             MailStack {
                 pop3_port: get("QUORUM_TEST_POP3_PORT").parse().unwrap(),
                 pop3s_port: get("QUORUM_TEST_POP3S_PORT").parse().unwrap(),
+                imap_port: get("QUORUM_TEST_IMAP_PORT").parse().unwrap(),
+                imaps_port: get("QUORUM_TEST_IMAPS_PORT").parse().unwrap(),
                 smtp_port: get("QUORUM_TEST_SMTP_PORT").parse().unwrap(),
                 cert: get("QUORUM_TEST_TLS_CERT").into(),
                 mail_dir: get("QUORUM_TEST_MAIL_DIR").into(),
