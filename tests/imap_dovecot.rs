@@ -3,7 +3,7 @@
 //! plain port with STARTTLS and on implicit TLS, and a message dropped into the Maildir
 //! comes back byte for byte from `UID FETCH BODY.PEEK[]`. Spoken in raw IMAP, reading
 //! literals by their announced length: this checks the server, and is the reference a
-//! client crate's bytes will be compared with.
+//! client crate's bytes will be compared with; async-imap, the crate chosen, is held to it.
 
 use std::time::Duration;
 
@@ -82,6 +82,16 @@ async fn session(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), email: &str
     for cap in ["IDLE", "MOVE", "UIDPLUS", "CONDSTORE"] {
         assert!(caps.split_whitespace().any(|c| c == cap), "{cap} missing: {caps} (login said {login:?})");
     }
+    fetch_only(stream).await
+}
+
+/// Logs in and fetches the one message of the mailbox.
+async fn session_bytes(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), email: &str, password: &str) -> Vec<u8> {
+    exchange(stream, "a1", &format!("LOGIN \"{email}\" \"{password}\"")).await;
+    fetch_only(stream).await
+}
+
+async fn fetch_only(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Vec<u8> {
     exchange(stream, "a3", "SELECT INBOX").await;
     let fetched = exchange(stream, "a4", "UID FETCH 1:* (UID BODY.PEEK[])").await;
     exchange(stream, "a5", "LOGOUT").await;
@@ -119,4 +129,76 @@ fn literals_are_read_by_their_length() {
     assert!(!complete(&response[..40], "a2"), "a tag inside the literal ends nothing");
     assert!(complete(response, "a2"));
     assert_eq!(first_literal(response), b"a2 OK fake\r\n");
+}
+
+/// The client crate for IMAP mailboxes, async-imap, on the same kind of message from
+/// Dovecot: the literal as the raw exchange above reads it.
+#[tokio::test]
+async fn async_imap_fetches_what_dovecot_stores_byte_for_byte() {
+    use futures::TryStreamExt;
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-crate");
+    let message = b"From: a@example.org\r\nSubject: crate\r\n\r\ncaf\xc3\xa9 \xff\r\n.\r\n)\r\nA0004 OK done\r\n* 2 FETCH (\r\n{5}\r\n"
+        .to_vec();
+    stack.maildir_drop(&user, &message);
+    let tcp = TcpStream::connect(("127.0.0.1", stack.imap_port)).await.unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap().expect("a greeting");
+    let mut session = client.login(&user.email, &user.password).await.map_err(|(e, _)| e).unwrap();
+    session.select("INBOX").await.unwrap();
+    let fetched: Vec<_> = session.uid_fetch("1:*", "(UID BODY.PEEK[])").await.unwrap().try_collect().await.unwrap();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].body(), Some(&message[..]));
+    let raw = {
+        let mut plain = TcpStream::connect(("127.0.0.1", stack.imap_port)).await.unwrap();
+        greeting(&mut plain).await;
+        session_bytes(&mut plain, &user.email, &user.password).await
+    };
+    assert_eq!(fetched[0].body(), Some(&raw[..]), "the crate and the raw exchange agree");
+    session.logout().await.unwrap();
+}
+
+/// And on what Dovecot never sends (it writes NUL as 0x80 and every LF as CRLF): a scripted
+/// server answering a literal of all 256 byte values, NUL and bare LF and CR included.
+#[tokio::test]
+async fn async_imap_keeps_every_byte_value_of_a_literal() {
+    use futures::TryStreamExt;
+    use tokio::io::AsyncBufReadExt;
+    let every: Vec<u8> = (0..=255u8).collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let literal = every.clone();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        write.write_all(b"* OK scripted\r\n").await.unwrap();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let (tag, command) = line.split_once(' ').unwrap();
+            let mut reply = Vec::new();
+            match command.split(' ').next().unwrap() {
+                "SELECT" => reply.extend_from_slice(b"* 1 EXISTS\r\n"),
+                "UID" => {
+                    reply.extend_from_slice(format!("* 1 FETCH (UID 9 BODY[] {{{}}}\r\n", literal.len()).as_bytes());
+                    reply.extend_from_slice(&literal);
+                    reply.extend_from_slice(b")\r\n");
+                }
+                _ => {}
+            }
+            reply.extend_from_slice(format!("{tag} OK done\r\n").as_bytes());
+            write.write_all(&reply).await.unwrap();
+            if command.starts_with("LOGOUT") {
+                break;
+            }
+        }
+    });
+    let mut client = async_imap::Client::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    client.read_response().await.unwrap().expect("a greeting");
+    let mut session = client.login("u", "p").await.map_err(|(e, _)| e).unwrap();
+    session.select("INBOX").await.unwrap();
+    let fetched: Vec<_> = session.uid_fetch("9", "(UID BODY.PEEK[])").await.unwrap().try_collect().await.unwrap();
+    assert_eq!(fetched[0].uid, Some(9));
+    assert_eq!(fetched[0].body(), Some(&every[..]));
+    session.logout().await.unwrap();
+    server.await.unwrap();
 }
