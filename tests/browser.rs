@@ -88,18 +88,6 @@ async fn value(client: &Client, id: &str) -> String {
     client.find(Locator::Id(id)).await.unwrap().prop("value").await.unwrap().unwrap_or_default()
 }
 
-/// Files in the user's Maildir whose text contains `needle`.
-fn in_maildir(user: &TestUser, needle: &str) -> usize {
-    let root = MailStack::get().mail_dir.join(&user.email);
-    ["new", "cur"]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
-        .flatten()
-        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
-        .filter(|bytes| String::from_utf8_lossy(bytes).contains(needle))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
     let stack = MailStack::get();
@@ -179,9 +167,9 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(listed, "the held message never appeared on the page");
-    assert_eq!(in_maildir(&alice, &subject), 0, "taken out of the mailbox while held");
+    assert_eq!(MailStack::get().in_maildir(&alice, &subject), 0, "taken out of the mailbox while held");
     // The welcome email stays in the Inbox (Quorum's own notices are never held).
-    assert_eq!(in_maildir(&alice, "Subject: Welcome to Quorum"), 1);
+    assert_eq!(MailStack::get().in_maildir(&alice, "Subject: Welcome to Quorum"), 1);
     assert!(!client.source().await.unwrap().contains("Welcome to Quorum"));
     screenshot(&client, "account-held").await;
     // On a phone: the page fits the screen's width (no sideways scrolling), every action a
@@ -201,7 +189,7 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
     screenshot(&client, "account-approved").await;
     let mut arrived = 0;
     for _ in 0..100 {
-        arrived = in_maildir(&alice, &subject);
+        arrived = MailStack::get().in_maildir(&alice, &subject);
         if arrived > 0 {
             break;
         }

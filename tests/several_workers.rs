@@ -29,17 +29,6 @@ const FRIEND: &str = "friend@sender.test";
 /// How a summary's header section starts its subject.
 const SUMMARY: &str = "\nSubject: Quorum summary: ";
 
-/// Summaries in a Maildir, read from the files.
-fn summary_files(maildir: &std::path::Path) -> usize {
-    ["new", "cur"]
-        .iter()
-        .filter_map(|sub| std::fs::read_dir(maildir.join(sub)).ok())
-        .flatten()
-        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
-        .filter(|raw| String::from_utf8_lossy(raw).contains(SUMMARY))
-        .count()
-}
-
 fn message(from: &str, token: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: someone@quorum.test\r\nSubject: {token}\r\nMessage-ID: <{token}@sender.test>\r\n\r\n\
@@ -261,7 +250,7 @@ async fn three_workers_two_schedulers_and_two_kills_lose_and_duplicate_nothing()
     // (Read from the Maildirs: a POP3 session of the test's own would compete with the
     // workers' for the mailbox lock.)
     wait_until("a summary in every mailbox", Duration::from_secs(150), || async {
-        users.iter().all(|u| summary_files(&stack.mail_dir.join(&u.email)) > 0)
+        users.iter().all(|u| stack.in_maildir(u, SUMMARY) > 0)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -122,6 +122,19 @@ impl MailStack {
         std::fs::rename(&tmp, root.join("new").join(&name)).unwrap();
     }
 
+    /// Files in the user's Maildir whose text contains `needle`, read from disk: no POP3
+    /// session that would compete with a worker's for the mailbox lock.
+    pub fn in_maildir(&self, user: &TestUser, needle: &str) -> usize {
+        let root = self.mail_dir.join(&user.email);
+        ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(root.join(d)).ok())
+            .flatten()
+            .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+            .filter(|bytes| String::from_utf8_lossy(bytes).contains(needle))
+            .count()
+    }
+
     pub fn connect_options(&self, security: Security) -> ConnectOptions {
         ConnectOptions {
             host: "127.0.0.1".into(),

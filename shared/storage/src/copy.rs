@@ -52,6 +52,17 @@ impl Kind {
             _ => return None,
         })
     }
+
+    /// Column `i` of a SQLite row, as the PostgreSQL column wants it.
+    fn read(self, row: &sqlx::sqlite::SqliteRow, i: usize) -> Result<Value, sqlx::Error> {
+        Ok(match self {
+            Kind::Int => Value::Int(row.try_get(i)?),
+            Kind::Bool => Value::Bool(row.try_get(i)?),
+            Kind::Real => Value::Real(row.try_get(i)?),
+            Kind::Text => Value::Text(row.try_get(i)?),
+            Kind::Bytes => Value::Bytes(row.try_get(i)?),
+        })
+    }
 }
 
 /// Rows per page read and INSERT written (PostgreSQL takes at most 65,535 parameters per
@@ -149,20 +160,9 @@ pub async fn sqlite_to_postgres(from: &Sqlite, to: &Postgres) -> Result<Vec<Copi
             after = last.try_get(0)?;
             let (mut batch, mut bytes) = (Vec::with_capacity(page.len()), 0usize);
             for row in &page {
-                let values = kinds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, kind)| {
-                        let i = i + 1;
-                        Ok(match kind {
-                            Kind::Int => Value::Int(row.try_get(i)?),
-                            Kind::Bool => Value::Bool(row.try_get(i)?),
-                            Kind::Real => Value::Real(row.try_get(i)?),
-                            Kind::Text => Value::Text(row.try_get(i)?),
-                            Kind::Bytes => Value::Bytes(row.try_get(i)?),
-                        })
-                    })
-                    .collect::<Result<Vec<Value>, sqlx::Error>>()?;
+                // Column 0 is the rowid.
+                let values =
+                    kinds.iter().enumerate().map(|(i, kind)| kind.read(row, i + 1)).collect::<Result<Vec<_>, _>>()?;
                 bytes += values.iter().map(Value::size).sum::<usize>();
                 batch.push(values);
                 if bytes >= BATCH_BYTES {
