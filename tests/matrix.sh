@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The statistics' robustness matrix (statistics issue): `quorum simulate` over seeds x reach x
 # ham circle x error rate x Sybils, one line per cell: ham copies deleted by the statistics
-# (the number that must be 0) and the steady-state share of spam deleted before the summary.
+# (the number that must be 0), the steady-state share of spam deleted before the summary, and
+# how far below the deletion bound the nearest ham copy stayed (log-odds; the report's
+# ham_margin.closest).
 # Usage: tests/matrix.sh CORPUS [SEEDS] [extra simulate flags...]   (SEEDS default "1 2 3 4 5 6 7 8 9 10")
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,10 +23,10 @@ run() {
     shift
     "$bin" simulate "$corpus" --seed "$seed" --reach "$reach" --ham-circle "$circle" \
         --error-rate "$error" --sybils "$sybils" "$@" 2>/dev/null |
-        python3 -c 'import json,os,sys; r=json.load(sys.stdin); os.write(1, ("%s %s %s\n" % (sys.argv[1], r["ham_deleted_statistical"], round(r["steady_state_spam_deleted_before_summary_share"], 4))).encode())' "$seed $reach $circle $error $sybils"
+        python3 -c 'import json,os,sys; r=json.load(sys.stdin); m=r["ham_margin"]["closest"]; os.write(1, ("%s %s %s %s\n" % (sys.argv[1], r["ham_deleted_statistical"], round(r["steady_state_spam_deleted_before_summary_share"], 4), "-" if m is None else round(m, 2))).encode())' "$seed $reach $circle $error $sybils"
 }
 export -f run
 export bin corpus
-echo "seed reach circle error sybils ham_deleted steady_spam_deleted"
+echo "seed reach circle error sybils ham_deleted steady_spam_deleted ham_margin"
 # Through a pipe: each cell's line is one write, so parallel cells never interleave.
 cells | xargs -P "$(nproc)" -I{} bash -c 'run "$@"' _ {} "$@" | cat

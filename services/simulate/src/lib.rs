@@ -36,7 +36,7 @@ use std::{
 
 use mail_parser::MessageParser;
 use quorum_fingerprint::{CampaignIndex, Fingerprint};
-use quorum_stats::{Combination, Engine, Evidence, EvidenceUnit, KeyKind, Settings, Vote};
+use quorum_stats::{Combination, Engine, Evidence, EvidenceUnit, Judgement, KeyKind, Settings, Term, Vote};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use serde::Serialize;
 
@@ -101,6 +101,8 @@ pub enum SimulateError {
 /// One corpus message as the simulation needs it.
 #[derive(Debug, Clone)]
 pub struct Message {
+    /// Its file name in the corpus (the report names the ham that came nearest deletion).
+    pub name: String,
     pub spam: bool,
     /// The From address, lower-cased (`unknown@invalid` when there is none).
     pub from: String,
@@ -129,7 +131,8 @@ pub fn load_corpus(dir: &Path) -> Result<Vec<Message>, SimulateError> {
         files.sort();
         for file in files {
             let bytes = std::fs::read(&file).map_err(|e| SimulateError::Read(file.clone(), e))?;
-            out.push(message(quorum_domain::inspect::without_mbox_line(&bytes), spam));
+            let name = file.strip_prefix(dir).unwrap_or(&file).display().to_string();
+            out.push(message(name, quorum_domain::inspect::without_mbox_line(&bytes), spam));
             spam_seen |= spam;
             ham_seen |= !spam;
         }
@@ -140,7 +143,7 @@ pub fn load_corpus(dir: &Path) -> Result<Vec<Message>, SimulateError> {
     Ok(out)
 }
 
-fn message(raw: &[u8], spam: bool) -> Message {
+fn message(name: String, raw: &[u8], spam: bool) -> Message {
     let parsed = MessageParser::new().parse_headers(raw);
     let from = parsed
         .as_ref()
@@ -154,7 +157,7 @@ fn message(raw: &[u8], spam: bool) -> Message {
     let domain = from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
     let fingerprint = Fingerprint::of(raw);
     let network = quorum_statistics::keys::network(raw, &[]);
-    Message { spam, from, domain, date, fingerprint, network }
+    Message { name, spam, from, domain, date, fingerprint, network }
 }
 
 /// The report's counts, for the whole run or one part of it.
@@ -202,6 +205,95 @@ pub struct Calibration {
     pub ham_share: f64,
 }
 
+/// How far below the deletion bound honest users' ham stayed, in log-odds (natural
+/// logarithm): each ham copy counts at its highest judgement (on arrival and at every
+/// re-score before a summary); a deleted copy is at or above the bound.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Margin {
+    /// The smallest distance of any ham copy (negative: a deletion); absent without ham.
+    pub closest: Option<f64>,
+    /// Ham copies that came within 3 and within 7 of the bound (a likelihood ratio of 20
+    /// and of 1,100 to 1 short of deletion).
+    pub within_3: u64,
+    pub within_7: u64,
+    /// The nearest ones, one line per corpus message (its nearest copy), nearest first.
+    pub nearest: Vec<NearMiss>,
+}
+
+/// One ham message that came near deletion, and the evidence that took it there.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NearMiss {
+    pub message: String,
+    pub margin: f64,
+    pub prior_logit: f64,
+    /// The counted keys that spoke, `kind key: log-ratio (units or voters calling it spam,
+    /// ham)`, strongest first.
+    pub terms: Vec<String>,
+    pub agreement_logit: f64,
+}
+
+/// Near misses the report lists.
+const NEAREST: usize = 8;
+
+/// Collects [`Margin`].
+struct Margins {
+    bound: f64,
+    margin: Margin,
+    /// Per corpus message: its nearest copy's margin, and the judgement behind it.
+    nearest: HashMap<usize, (f64, NearMiss)>,
+}
+
+impl Margins {
+    fn new(delete_above: f64) -> Self {
+        Margins { bound: quorum_stats::logit(delete_above), margin: Margin::default(), nearest: HashMap::new() }
+    }
+
+    /// A ham copy left the quarantine (or the run ended) with its highest judgement `peak`.
+    fn copy(&mut self, message: &Message, index: usize, peak: Option<&Judgement>) {
+        let Some(j) = peak else { return };
+        let margin = self.bound - j.logit();
+        let m = &mut self.margin;
+        m.closest = Some(m.closest.map_or(margin, |c| c.min(margin)));
+        m.within_3 += u64::from(margin < 3.0);
+        m.within_7 += u64::from(margin < 7.0);
+        if self.nearest.get(&index).is_some_and(|(n, _)| *n <= margin) {
+            return;
+        }
+        let mut terms: Vec<&Term> = j.terms.iter().filter(|t| t.counted && t.logit != 0.0).collect();
+        terms.sort_by(|a, b| b.logit.total_cmp(&a.logit));
+        let miss = NearMiss {
+            message: message.name.clone(),
+            margin,
+            prior_logit: j.prior_logit,
+            terms: terms
+                .iter()
+                .map(|t| {
+                    let (kind, spam, ham) = (t.kind.as_str(), t.spam_units, t.ham_units);
+                    format!("{kind} {}: {:.2} ({spam} spam, {ham} ham)", t.key, t.logit)
+                })
+                .collect(),
+            agreement_logit: j.agreement_logit,
+        };
+        self.nearest.insert(index, (margin, miss));
+    }
+
+    fn finish(mut self) -> Margin {
+        let mut nearest: Vec<NearMiss> = self.nearest.into_values().map(|(_, n)| n).collect();
+        nearest.sort_by(|a, b| a.margin.total_cmp(&b.margin).then_with(|| a.message.cmp(&b.message)));
+        nearest.truncate(NEAREST);
+        self.margin.nearest = nearest;
+        self.margin
+    }
+}
+
+/// The higher of two judgements (the copy's peak so far).
+fn higher(peak: Option<Judgement>, j: &Judgement) -> Option<Judgement> {
+    match peak {
+        Some(p) if p.logit() >= j.logit() => Some(p),
+        _ => Some(j.clone()),
+    }
+}
+
 /// What `quorum simulate` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
@@ -216,6 +308,9 @@ pub struct Report {
     pub calibration: Vec<Calibration>,
     /// The same for the summaries of the second half (the calibration has answers by then).
     pub steady_state_calibration: Vec<Calibration>,
+    /// How near the statistics came to deleting ham: a run that deletes none can still
+    /// have passed within a hair of it, and mail it has never seen will cross that hair.
+    pub ham_margin: Margin,
     pub evidence: &'static str,
     pub combination: &'static str,
     pub fingerprints: bool,
@@ -223,6 +318,9 @@ pub struct Report {
     pub botnet_networks: bool,
     /// Campaigns the fingerprints found (copies of one message, or near-copies).
     pub campaigns: usize,
+    /// Ham messages in a campaign that has spam too (a reply quoting spam, a newsletter
+    /// like an advertisement): what a campaign's impurity is made of.
+    pub ham_in_spam_campaigns: usize,
     pub users: usize,
     pub probes: usize,
     pub sybils: usize,
@@ -246,6 +344,8 @@ struct Held {
     copy: Copy,
     /// In the steady-state half.
     late: bool,
+    /// Its highest judgement so far, for ham ([`Margin`]).
+    peak: Option<Judgement>,
 }
 
 #[derive(Default)]
@@ -283,6 +383,9 @@ pub fn run(
             campaign[i] = index.assign(&corpus[i].fingerprint);
         }
     }
+    let spammed: HashSet<i64> = order.iter().filter(|&&i| corpus[i].spam).filter_map(|&i| campaign[i]).collect();
+    let ham_in_spam_campaigns =
+        order.iter().filter(|&&i| !corpus[i].spam && campaign[i].is_some_and(|c| spammed.contains(&c))).count();
     // Each spam campaign's botnet: three /24s of a shared pool of 50.
     let botnets: Vec<[u32; 3]> = (0..corpus.len()).map(|_| std::array::from_fn(|_| rng.gen_range(0..50))).collect();
 
@@ -371,6 +474,7 @@ pub fn run(
     let (mut all, mut late) = (Counts::default(), Counts::default());
     // Per bucket: lines, ham lines, summed printed P(not spam); whole run and second half.
     let mut calibration = [[(0u64, 0u64, 0.0f64); 10]; 2];
+    let mut margins = Margins::new(options.delete_above);
     let mut last_refresh = f64::NEG_INFINITY;
     let total = events.len() as u64;
     for (n, (t, event)) in events.into_iter().enumerate() {
@@ -414,13 +518,18 @@ pub fn run(
                     let campaign_keys: Vec<Evidence> =
                         c.keys.iter().filter(|k| k.kind == KeyKind::Campaign).cloned().collect();
                     engine.record_evidence(user, &campaign_keys, Vote::Ham, t);
-                } else if let Some(by) = engine.judge(user, &c.keys, t, options.delete_above).deleted_by {
-                    engine.deleted(user);
-                    for k in counts(&mut all, &mut late, is_late).filter(|_| counted) {
-                        deleted_statistical(k, m.spam, by);
-                    }
                 } else {
-                    s.held.push(Held { copy: c, late: is_late });
+                    let judgement = engine.judge(user, &c.keys, t, options.delete_above);
+                    let peak = (counted && !m.spam).then(|| judgement.clone());
+                    if let Some(by) = judgement.deleted_by {
+                        engine.deleted(user);
+                        margins.copy(m, message, peak.as_ref());
+                        for k in counts(&mut all, &mut late, is_late).filter(|_| counted) {
+                            deleted_statistical(k, m.spam, by);
+                        }
+                    } else {
+                        s.held.push(Held { copy: c, late: is_late, peak });
+                    }
                 }
             }
             Event::Summary { user } => {
@@ -434,11 +543,15 @@ pub fn run(
                 let counted = kind == Kind::Honest;
                 let held = std::mem::take(&mut state[user as usize].held);
                 let mut shown = Vec::with_capacity(held.len());
-                for h in held {
+                for mut h in held {
                     let judgement = engine.judge(user, &h.copy.keys, t, options.delete_above);
                     let spam = corpus[h.copy.message].spam;
+                    if counted && !spam {
+                        h.peak = higher(h.peak.take(), &judgement);
+                    }
                     if let Some(by) = judgement.deleted_by {
                         engine.deleted(user);
+                        margins.copy(&corpus[h.copy.message], h.copy.message, h.peak.as_ref());
                         for k in counts(&mut all, &mut late, h.late).filter(|_| counted) {
                             deleted_statistical(k, spam, by);
                         }
@@ -470,6 +583,7 @@ pub fn run(
                 }
                 for (h, printed) in shown {
                     let spam = corpus[h.copy.message].spam;
+                    margins.copy(&corpus[h.copy.message], h.copy.message, h.peak.as_ref());
                     let approve = match kind {
                         Kind::Sybil => sybil_approved.contains(corpus[h.copy.message].domain.as_str()),
                         _ => spam == (rng.r#gen::<f64>() < options.error_rate),
@@ -496,6 +610,10 @@ pub fn run(
         }
     }
     progress(total, total);
+    // Copies still held at the end (their users did not answer the last summary).
+    for h in state.iter().flat_map(|s| &s.held) {
+        margins.copy(&corpus[h.copy.message], h.copy.message, h.peak.as_ref());
+    }
     engine.refresh();
     let min_votes = engine.settings().trust.min_votes;
     let sybils_excluded = sybils.iter().filter(|&&u| !engine.status(u).counts()).count();
@@ -517,6 +635,7 @@ pub fn run(
         steady_state: late,
         calibration: buckets(&calibration[0]),
         steady_state_calibration: buckets(&calibration[1]),
+        ham_margin: margins.finish(),
         evidence: match options.evidence {
             EvidenceUnit::Votes => "votes",
             EvidenceUnit::Senders => "senders",
@@ -529,6 +648,7 @@ pub fn run(
         rotating_domains: options.rotating_domains,
         botnet_networks: options.botnet_networks,
         campaigns: index.len(),
+        ham_in_spam_campaigns,
         users: options.users,
         probes: options.probes,
         sybils: options.sybils,
@@ -596,6 +716,7 @@ mod tests {
         for i in 0..400 {
             let d = format!("spam{}.example", i % 8);
             c.push(Message {
+                name: format!("spam/{i}"),
                 spam: true,
                 from: format!("x{i}@{d}"),
                 domain: d,
@@ -607,6 +728,7 @@ mod tests {
         for i in 0..300 {
             let d = format!("ham{}.example", i % 10);
             c.push(Message {
+                name: format!("ham/{i}"),
                 spam: false,
                 from: format!("p{}@{d}", i % 30),
                 domain: d,
@@ -629,6 +751,66 @@ mod tests {
         assert!(a.steady_state.spam_deleted_before_summary > 0, "{a:#?}");
         let other = run(&Options { seed: 2, ..options }, &corpus(), &HashSet::new(), |_, _| {});
         assert_ne!(a.all, other.all);
+    }
+
+    #[test]
+    fn the_report_says_how_near_ham_came_to_deletion() {
+        let options = Options { users: 200, days: 10, reach: 0.1, error_rate: 0.05, ..Options::default() };
+        let safe = run(&options, &corpus(), &HashSet::new(), |_, _| {});
+        let m = &safe.ham_margin;
+        assert_eq!(safe.all.ham_deleted_statistical, 0);
+        assert!(m.closest.is_some_and(|c| c > 0.0) && m.within_3 <= m.within_7, "{m:#?}");
+        assert!(m.nearest.windows(2).all(|w| w[0].margin <= w[1].margin), "{m:#?}");
+        assert_eq!(m.nearest.first().map(|n| n.margin), m.closest);
+        // A bound that deletes ham: the nearest copies are past it.
+        let reckless = run(&Options { delete_above: 0.05, ..options }, &corpus(), &HashSet::new(), |_, _| {});
+        let m = &reckless.ham_margin;
+        assert!(reckless.all.ham_deleted_statistical > 0, "{reckless:#?}");
+        assert!(m.closest.is_some_and(|c| c <= 0.0) && m.within_3 > 0, "{m:#?}");
+        assert!(m.nearest[0].message.starts_with("ham/") && m.nearest[0].margin <= 0.0, "{m:#?}");
+    }
+
+    #[test]
+    fn a_near_miss_is_its_messages_nearest_copy_with_the_keys_that_spoke() {
+        let term = |kind, key: &str, logit, counted| Term {
+            kind,
+            key: key.into(),
+            logit,
+            counted,
+            agrees: false,
+            spam_units: 2,
+            ham_units: 1,
+        };
+        let judgement = |terms| Judgement {
+            prior_logit: 1.0,
+            terms,
+            silence_logit: 0.0,
+            agreement_logit: 0.0,
+            not_spam: 0.5,
+            deleted_by: None,
+        };
+        let message = &corpus()[400];
+        let mut margins = Margins::new(1.0 - 1e-6);
+        let far = judgement(vec![term(KeyKind::Sender, "p0@ham0.example", 2.0, true)]);
+        let near = judgement(vec![
+            term(KeyKind::Url, "pills.example", 3.0, true),
+            term(KeyKind::Domain, "ham0.example", 0.0, true),
+            term(KeyKind::Sender, "p0@ham0.example", 5.0, true),
+            term(KeyKind::Campaign, "7", 4.0, false),
+        ]);
+        margins.copy(message, 400, Some(&far));
+        margins.copy(message, 400, Some(&near));
+        margins.copy(message, 400, None);
+        let m = margins.finish();
+        let bound = quorum_stats::logit(1.0 - 1e-6);
+        assert_eq!((m.within_3, m.within_7), (0, 1));
+        assert!((m.closest.unwrap() - (bound - 9.0)).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.nearest.len(), 1);
+        assert_eq!(m.nearest[0].message, "ham/0");
+        assert_eq!(
+            m.nearest[0].terms,
+            ["sender p0@ham0.example: 5.00 (2 spam, 1 ham)", "url pills.example: 3.00 (2 spam, 1 ham)"]
+        );
     }
 
     #[test]
