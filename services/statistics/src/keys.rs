@@ -10,7 +10,8 @@
 //! - the **campaign**, when the fingerprint found one;
 //! - every **URL registrable domain** in the visible text and the **handoff network**
 //!   (/24, /48), each counted once per distinct campaign (else per short text, else per
-//!   sender): a mailing list's footer links and a hosting provider's network are stamped on
+//!   exact content, else per sender: copies of one short message from a botnet's rotating
+//!   addresses are one unit, not one each): a mailing list's footer links and a hosting provider's network are stamped on
 //!   every message they carry, so they must take many independent campaigns to mean
 //!   anything. Mailing-list mail gets no network key (its handoff is the list's server),
 //!   and is one unit per list under its URL domains (a footer the list adds to every
@@ -55,10 +56,11 @@ pub fn evidence(facts: &Facts<'_>) -> Vec<Evidence> {
     }
     let fingerprint = facts.fingerprint;
     let short = fingerprint.and_then(|f| f.short_text).map(|h| format!("{h:016x}"));
-    let unit = match (facts.campaign, &short) {
-        (Some(c), _) => format!("c:{c}"),
-        (None, Some(h)) => format!("t:{h}"),
-        (None, None) => sender_unit,
+    let unit = match (facts.campaign, &short, fingerprint.and_then(|f| f.content)) {
+        (Some(c), _, _) => format!("c:{c}"),
+        (None, Some(h), _) => format!("t:{h}"),
+        (None, None, Some(content)) => format!("m:{content:016x}"),
+        (None, None, None) => sender_unit,
     };
     if let Some(c) = facts.campaign {
         keys.push(Evidence::new(KeyKind::Campaign, c.to_string(), unit.as_str()));
@@ -146,6 +148,23 @@ Click http://www.pills.example/buy?id=8812 now to reset your account today\r\n";
         let listed = evidence(&Facts { fingerprint: Some(&f), ..facts });
         assert_eq!(kinds(&listed), [Sender, Domain, Url, ReplyTo, ShortText]);
         assert_eq!(listed[2].unit, "l:pills.lists.example");
+        // Too short for a short-text key: two copies from a botnet's rotating addresses are
+        // one unit under the link and the network (their exact content), not one each.
+        let copy = |from: &str, token: &str| {
+            let raw = format!("From: {from}\r\nSubject: hi\r\n\r\nbuy {token} http://pills.example/{token}\r\n");
+            let f = Fingerprint::of(raw.as_bytes());
+            assert!(f.short_text.is_none() && f.content.is_some());
+            evidence(&Facts { from, fingerprint: Some(&f), ..facts })
+        };
+        let (a, b) = (copy("x@one.example", "a8f3k2"), copy("y@two.example", "zz91q7"));
+        assert_eq!(kinds(&a), [Sender, Domain, Url, Network]);
+        assert!(a[2].unit.starts_with("m:") && a[2].unit == b[2].unit && a[3].unit == b[3].unit, "{a:?} {b:?}");
+        assert_ne!(a[2].unit, copy("x@one.example", "cheap")[2].unit);
+        // Nothing to go by: the sender.
+        let empty = Fingerprint::of(b"From: x@one.example\r\n\r\n");
+        assert_eq!(empty.content, None);
+        let bare = evidence(&Facts { from: "x@one.example", fingerprint: Some(&empty), ..facts });
+        assert_eq!(bare.last().map(|k| k.unit.as_str()), Some("s:x@one.example"));
         assert_eq!(decode(&encode(&keys)), Some(keys));
         assert_eq!(decode("not json"), None);
     }

@@ -61,6 +61,9 @@ pub struct Fingerprint {
     /// without the list's own domains (its `List-*` headers): those are the footer every
     /// message the list relays carries, spam included, not the sender's links.
     pub url_domains: Vec<String>,
+    /// The Reply-To address; for mailing-list mail, not when it is at one of the list's
+    /// own domains: a list that sets Reply-To to itself does so on every message it
+    /// relays, spam included.
     pub reply_to: Option<String>,
     /// A message too short for a campaign: the exact hash of its normalised text, when
     /// it has at least [`SHORT_TEXT_WORDS`] words and links somewhere (the link's domain is
@@ -71,6 +74,14 @@ pub struct Fingerprint {
     pub short_text: Option<u64>,
     /// Exact hashes of the attachments and images ([`ATTACHMENT_BYTES`] or more).
     pub attachments: Vec<u64>,
+    /// The exact hash of what every copy of the message keeps: its normalised text
+    /// (numbers and random tokens masked), link targets and attachments; none for a message
+    /// with none of them. Not a key (short notes like "thanks, see you at 5" are the same
+    /// from many senders): it names what counts once under a URL or network for mail too
+    /// short for a campaign, where its sender would count every copy a botnet sends from a
+    /// new address as a campaign of its own.
+    #[serde(default)]
+    pub content: Option<u64>,
     /// Mailing-list mail: the list's identity (its `List-Id` between the angle brackets,
     /// else its `List-Post`), lower-cased. The list's server hands it over, and a footer
     /// the list adds is on every message it relays.
@@ -94,6 +105,7 @@ impl Fingerprint {
                 reply_to: None,
                 short_text: None,
                 attachments: Vec::new(),
+                content: (!raw.is_empty()).then(|| stable_hash([raw])),
                 list: None,
             };
         };
@@ -137,12 +149,16 @@ impl Fingerprint {
         url_domains.extend(hidden);
         url_domains.sort();
         let list = list_id(&message);
-        if list.is_some() {
-            let stamped = list_domains(&message);
-            url_domains.retain(|d| !stamped.contains(d));
-        }
-        let reply_to =
-            message.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).map(|a| a.trim().to_ascii_lowercase());
+        let stamped = if list.is_some() { list_domains(&message) } else { Vec::new() };
+        url_domains.retain(|d| !stamped.contains(d));
+        let reply_to = message
+            .reply_to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| {
+                a.rsplit_once('@').and_then(|(_, host)| registrable(host)).is_none_or(|d| !stamped.contains(&d))
+            });
         let mut content_types = Vec::new();
         let mut part_sizes = Vec::new();
         let mut images = 0u16;
@@ -175,6 +191,10 @@ impl Fingerprint {
             words: words.min(u32::MAX as usize) as u32,
             signature: signature(&tokens[..words]),
             short_text: short.then(|| stable_hash(tokens.iter().map(String::as_bytes))),
+            content: (!tokens.is_empty() || !attachments.is_empty()).then(|| {
+                let attached: Vec<[u8; 8]> = attachments.iter().map(|a| a.to_le_bytes()).collect();
+                stable_hash(tokens.iter().map(String::as_bytes).chain(attached.iter().map(|a| a.as_slice())))
+            }),
             url_domains,
             reply_to,
             attachments,
@@ -421,20 +441,32 @@ fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
     domains
 }
 
-/// A host's last two labels, if it has two.
+/// A host's registrable domain: its public suffix and one label more, from the Public
+/// Suffix List compiled into `psl` (`www.shop.example.co.uk` → `example.co.uk`). The last
+/// two labels would make `co.uk` or `com.cn` one "domain" that every British or Chinese
+/// site shares: spam and ham linking to unrelated sites would vote on one key. A host
+/// that is an IPv4 address is its own key (the last two labels of `61.129.81.80` would
+/// join unrelated hosts); a bare suffix (`co.uk`, `localhost`) has none.
 fn registrable(host: &str) -> Option<String> {
-    let labels: Vec<&str> = host.trim_matches('.').rsplit('.').filter(|l| !l.is_empty()).take(2).collect();
-    (labels.len() == 2).then(|| format!("{}.{}", labels[1], labels[0]))
+    let host = host.trim_matches('.');
+    if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
+        return Some(ip.to_string());
+    }
+    psl::domain_str(host).filter(|d| d.contains('.')).map(str::to_string)
 }
 
-/// `http(s)://host/...` or `www.host...` → the host's last two labels.
+/// `http(s)://host/...` or `www.host...` → the host's registrable domain. The host is what
+/// follows any `user:password@` (`http://www.bank.example@192.0.2.7/` goes to the IP) and
+/// precedes a port.
 fn url_domain(token: &str) -> Option<String> {
     let token = token.trim_matches(|c: char| "<>()[]\"'.,;".contains(c));
     let rest = token
         .strip_prefix("http://")
         .or_else(|| token.strip_prefix("https://"))
         .or_else(|| token.strip_prefix("www.").filter(|r| r.contains('.')))?;
-    registrable(rest.split(['/', '?', '#', ':', '>', '"', '\'']).next()?)
+    let authority = rest.split(['/', '?', '#', '>', '"', '\'', '\\']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    registrable(host.split(':').next()?)
 }
 
 /// Numbers become `#`, random-looking tokens (letters mixed with digits, or long words
@@ -562,6 +594,13 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
         assert_eq!(plain.list, None);
         let posted = Fingerprint::of(format!("List-Post: <mailto:Ilug@linux.example>\r\n{body}").as_bytes());
         assert_eq!(posted.list.as_deref(), Some("mailto:ilug@linux.example"));
+        // A Reply-To the list sets to itself is the list's; the sender's own is the sender's.
+        let text = text.replacen("Subject: hi", "Reply-To: \"ilug\" <ILUG@linux.example>\r\nSubject: hi", 1);
+        assert_eq!(Fingerprint::of(text.as_bytes()).reply_to, None);
+        let own = text.replace("ILUG@linux.example", "offers@cheap.example");
+        assert_eq!(Fingerprint::of(own.as_bytes()).reply_to.as_deref(), Some("offers@cheap.example"));
+        let direct = format!("From: someone@eircom.example\r\nReply-To: ilug@linux.example\r\n{body}");
+        assert_eq!(Fingerprint::of(direct.as_bytes()).reply_to.as_deref(), Some("ilug@linux.example"));
     }
 
     #[test]
@@ -590,6 +629,21 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
             normalise("Visit HTTP://Shop.Example.COM/x?y=1 now, Mary! Code X7Y9Z2 costs 49 dollars; qwrtzpkl");
         assert_eq!(tokens, ["visit", "<url:example.com>", "now", "mary", "code", "*", "costs", "#", "dollars", "*"]);
         assert_eq!(domains, ["example.com"]);
+    }
+
+    #[test]
+    fn a_link_is_keyed_by_its_registrable_domain() {
+        let domains = |text: &str| normalise(text).1;
+        // A public suffix of two labels is no one's domain: two British shops are two keys.
+        assert_eq!(
+            domains("http://www.shop.example.co.uk/a http://pills.co.uk www.tea.com.cn/x"),
+            ["example.co.uk", "pills.co.uk", "tea.com.cn"]
+        );
+        // The host follows any user part and precedes a port; an IP is its own key.
+        assert_eq!(domains("http://www.bank.example.com@61.129.81.80:8080/login"), ["61.129.81.80"]);
+        assert_eq!(domains("http://user:secret@mail.example.org/ https://10.2.81.80/"), ["10.2.81.80", "example.org"]);
+        // A bare suffix or a single label links to nobody's domain.
+        assert!(domains("http://co.uk/ http://localhost:8080/ http://intranet/").is_empty());
     }
 
     #[test]

@@ -383,7 +383,8 @@ impl Engine {
     /// they could *not* decide, which leaves out most spam once the statistics work (with
     /// 95% of a user's spam deleted, their answers are mostly ham). A prior from that
     /// selection counts the absence of decisive evidence once more on top of the evidence
-    /// itself. The same holds for the silence ratio: a deleted message was heard.
+    /// itself. The same holds for the silence ratio (a deleted message was heard) and for
+    /// the approval-share rule ([`crate::trust::base_status`]).
     pub fn deleted(&mut self, user: u32) {
         let u = &mut self.users[user as usize];
         if !u.probe {
@@ -515,7 +516,10 @@ impl Engine {
         self.statuses = self
             .users
             .iter()
-            .map(|u| base_status(&UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam }, &trust))
+            .map(|u| {
+                let votes = UserVotes { probe: u.probe, approvals: u.approvals, spam: u.spam, deleted: u.deleted };
+                base_status(&votes, &trust)
+            })
             .collect();
         let anchors = self.anchors();
         // Disagreement with the probes: approving what a probe received.
