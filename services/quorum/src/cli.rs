@@ -214,6 +214,13 @@ pub struct SimulateArgs {
     /// (spam a mailing list relayed always keeps it: the list sent one message to all).
     #[arg(long)]
     pub no_rotating_domains: bool,
+    /// Spam copies are sent alike instead of personalised per recipient (a greeting with a
+    /// name, tokens, tracking query strings, reflowed text) and fingerprinted each on its own.
+    #[arg(long)]
+    pub no_personalised_copies: bool,
+    /// Personalised copies keep their links' hosts instead of a random sub-domain each.
+    #[arg(long)]
+    pub no_varying_subdomains: bool,
     /// Spam keeps the handoff network of its corpus Received chain instead of three /24s of
     /// a shared botnet pool per campaign.
     #[arg(long)]

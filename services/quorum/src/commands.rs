@@ -974,6 +974,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         combination: args.combination.parse().map_err(anyhow::Error::msg)?,
         fingerprints: !args.no_fingerprints,
         rotating_domains: !args.no_rotating_domains,
+        personalised_copies: !args.no_personalised_copies,
+        varying_subdomains: !args.no_varying_subdomains,
         botnet_networks: !args.no_botnet_networks,
         delete_above: args.delete_above,
         seed: args.seed,

@@ -13,12 +13,16 @@
 //! - a user answers a summary with probability `reply_rate`: ham `A`, spam an empty box,
 //!   each wrong with probability `error_rate`;
 //! - `sybils` accounts receive spam like users but with 5× the reach, approve the senders
-//!   of a chosen 10% of spam domains and leave the rest blank; they always answer.
+//!   of a chosen 10% of spam domains and leave the rest blank; they always answer;
+//! - spam copies as botnets send them: each from a throwaway domain (`rotating_domains`),
+//!   personalised per recipient with random sub-domains on its links
+//!   (`personalised_copies`, `varying_subdomains`: [`personalise`]), handed over from
+//!   three /24s of a shared botnet pool per campaign (`botnet_networks`).
 //!
 //! Probes vote spam on arrival; each statistical deletion counts in its recipient's prior
 //! ([`Engine::deleted`]), as the service reads its deletions back. With `fingerprints`,
-//! every message's campaign fingerprint is computed as it is loaded and copies are
-//! clustered into campaigns in arrival order
+//! every message's campaign fingerprint is computed as it is loaded (and each personalised
+//! copy's as it arrives), and copies are clustered into campaigns in arrival order
 //! (the service's rule: [`quorum_fingerprint::best_match`] through band keys); each vote is
 //! then also a vote on the campaign, a copy reaching the Inbox from an approved sender is
 //! an approval of it, and the judgement combines domain and campaign evidence
@@ -28,6 +32,10 @@
 //!
 //! Forgery checks need DNS, which a simulation has none of:
 //! `forged_detected` is always 0 here.
+
+mod personalise;
+
+pub use personalise::personalise;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -59,6 +67,12 @@ pub struct Options {
     /// Each spam copy comes from a fresh throwaway domain, as botnets send them (but mail
     /// a mailing list relayed keeps its From: the list sent one message to all).
     pub rotating_domains: bool,
+    /// Each spam copy personalised as campaigns do (a greeting with a name, tokens,
+    /// tracking query strings, reflowed text: [`personalise`]) and fingerprinted on its own;
+    /// bodies that cannot be edited as text (encoded, not UTF-8) are sent as they are.
+    pub personalised_copies: bool,
+    /// With `personalised_copies`, every link's host gets a random sub-domain per copy.
+    pub varying_subdomains: bool,
     /// Each spam campaign is handed over from three /24s of a pool of 50 botnet networks
     /// (shared between campaigns, as one botnet sends many); otherwise, and for ham, the
     /// network is the one in the corpus message's own Received chain.
@@ -83,6 +97,8 @@ impl Default for Options {
             combination: Combination::Likelihood,
             fingerprints: true,
             rotating_domains: true,
+            personalised_copies: true,
+            varying_subdomains: true,
             botnet_networks: true,
             delete_above: 1.0 - 1e-6,
             seed: 1,
@@ -113,6 +129,8 @@ pub struct Message {
     pub fingerprint: Fingerprint,
     /// The network of the handoff in the message's own Received chain.
     pub network: Option<String>,
+    /// The raw message, for spam (its copies are personalised from it).
+    pub raw: Vec<u8>,
 }
 
 /// Reads a corpus folder: one sub-folder per label, `spam` is spam, every other sub-folder
@@ -157,7 +175,8 @@ fn message(name: String, raw: &[u8], spam: bool) -> Message {
     let domain = from.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
     let fingerprint = Fingerprint::of(raw);
     let network = quorum_statistics::keys::network(raw, &[]);
-    Message { name, spam, from, domain, date, fingerprint, network }
+    let raw = if spam { raw.to_vec() } else { Vec::new() };
+    Message { name, spam, from, domain, date, fingerprint, network, raw }
 }
 
 /// The report's counts, for the whole run or one part of it.
@@ -315,6 +334,8 @@ pub struct Report {
     pub combination: &'static str,
     pub fingerprints: bool,
     pub rotating_domains: bool,
+    pub personalised_copies: bool,
+    pub varying_subdomains: bool,
     pub botnet_networks: bool,
     /// Campaigns the fingerprints found (copies of one message, or near-copies).
     pub campaigns: usize,
@@ -375,17 +396,7 @@ pub fn run(
     let half = span / 2.0;
     let arrival = |rank: usize| rank as f64 / corpus.len().max(1) as f64 * span;
 
-    // Campaigns in arrival order, as the service would find them.
-    let mut index = CampaignIndex::default();
-    let mut campaign: Vec<Option<i64>> = vec![None; corpus.len()];
-    if options.fingerprints {
-        for &i in &order {
-            campaign[i] = index.assign(&corpus[i].fingerprint);
-        }
-    }
-    let spammed: HashSet<i64> = order.iter().filter(|&&i| corpus[i].spam).filter_map(|&i| campaign[i]).collect();
-    let ham_in_spam_campaigns =
-        order.iter().filter(|&&i| !corpus[i].spam && campaign[i].is_some_and(|c| spammed.contains(&c))).count();
+    let mut campaigns = Campaigns { of_message: vec![None; corpus.len()], ..Campaigns::default() };
     // Each spam campaign's botnet: three /24s of a shared pool of 50.
     let botnets: Vec<[u32; 3]> = (0..corpus.len()).map(|_| std::array::from_fn(|_| rng.gen_range(0..50))).collect();
 
@@ -443,7 +454,7 @@ pub fn run(
 
     // One copy of a message as it reaches one user: its sender (a throwaway domain per copy
     // for rotating spam) and its keys, made by the service's own function.
-    let copy = |rng: &mut StdRng, message: usize| -> Copy {
+    let copy = |rng: &mut StdRng, campaigns: &mut Campaigns, message: usize| -> Copy {
         let m = &corpus[message];
         // A list relays one message to all its members: its copies keep their From.
         let rotating = m.spam && options.rotating_domains && m.fingerprint.list.is_none();
@@ -459,15 +470,35 @@ pub fn run(
             false => m.network.clone(),
         };
         let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_string();
+        // A personalised copy is fingerprinted and matched to a campaign of its own accord,
+        // as the service does; other copies are the message's.
+        let personalised = (m.spam && options.personalised_copies)
+            .then(|| personalise(&m.raw, options.varying_subdomains, || rng.r#gen::<u64>()))
+            .flatten()
+            .map(|raw| Fingerprint::of(&raw));
+        let (fingerprint, campaign) = match &personalised {
+            Some(f) => (f, options.fingerprints.then(|| campaigns.index.assign(f)).flatten()),
+            None => {
+                let assigned = match campaigns.of_message[message] {
+                    Some(c) => c,
+                    None => options.fingerprints.then(|| campaigns.index.assign(&m.fingerprint)).flatten(),
+                };
+                campaigns.of_message[message] = Some(assigned);
+                (&m.fingerprint, assigned)
+            }
+        };
+        if let Some(c) = campaign.filter(|_| m.spam) {
+            campaigns.spammed.insert(c);
+        }
         let keys = quorum_statistics::keys::evidence(&quorum_statistics::keys::Facts {
             from: &from,
             own_address: false,
             major_isp: major_isp.contains(&domain),
-            fingerprint: Some(&m.fingerprint),
-            campaign: campaign[message],
+            fingerprint: Some(fingerprint),
+            campaign,
             network: network.as_deref(),
         });
-        Copy { message, from, domain, keys }
+        Copy { message, from, domain, keys, campaign }
     };
 
     let mut state: Vec<UserState> = (0..kinds.len()).map(|_| UserState::default()).collect();
@@ -485,7 +516,7 @@ pub fn run(
         match event {
             Event::Arrival { message, user } => {
                 let m = &corpus[message];
-                let c = copy(&mut rng, message);
+                let c = copy(&mut rng, &mut campaigns, message);
                 let kind = kinds[user as usize];
                 if kind == Kind::Probe {
                     engine.record(user, &c.domain, &c.keys, Vote::Spam, t);
@@ -496,7 +527,7 @@ pub fn run(
                 for k in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                     if m.spam {
                         k.spam_total += 1;
-                        k.spam_without_campaign += u64::from(options.fingerprints && campaign[message].is_none());
+                        k.spam_without_campaign += u64::from(options.fingerprints && c.campaign.is_none());
                     } else {
                         k.ham_total += 1;
                     }
@@ -646,9 +677,15 @@ pub fn run(
         },
         fingerprints: options.fingerprints,
         rotating_domains: options.rotating_domains,
+        personalised_copies: options.personalised_copies,
+        varying_subdomains: options.varying_subdomains && options.personalised_copies,
         botnet_networks: options.botnet_networks,
-        campaigns: index.len(),
-        ham_in_spam_campaigns,
+        ham_in_spam_campaigns: (0..corpus.len())
+            .filter(|&i| {
+                !corpus[i].spam && campaigns.of_message[i].flatten().is_some_and(|c| campaigns.spammed.contains(&c))
+            })
+            .count(),
+        campaigns: campaigns.index.len(),
         users: options.users,
         probes: options.probes,
         sybils: options.sybils,
@@ -666,6 +703,18 @@ struct Copy {
     from: String,
     domain: String,
     keys: Vec<Evidence>,
+    campaign: Option<i64>,
+}
+
+/// Campaigns as the service finds them, in arrival order: a message's at its first copy's
+/// arrival (its copies are alike), a personalised copy's of its own accord.
+#[derive(Default)]
+struct Campaigns {
+    index: CampaignIndex,
+    /// Per corpus message, once its first unpersonalised copy arrived.
+    of_message: Vec<Option<Option<i64>>>,
+    /// Campaigns with a spam copy.
+    spammed: HashSet<i64>,
 }
 
 /// The calibration table from per-bucket (lines, ham lines, summed printed P(not spam)).
@@ -723,6 +772,7 @@ mod tests {
                 date: i,
                 fingerprint: none(),
                 network: None,
+                raw: Vec::new(),
             });
         }
         for i in 0..300 {
@@ -735,6 +785,7 @@ mod tests {
                 date: i,
                 fingerprint: none(),
                 network: None,
+                raw: Vec::new(),
             });
         }
         c
