@@ -214,8 +214,9 @@ pub struct SimulateArgs {
     /// (spam a mailing list relayed always keeps it: the list sent one message to all).
     #[arg(long)]
     pub no_rotating_domains: bool,
-    /// Spam copies are sent alike instead of personalised per recipient (a greeting with a
-    /// name, tokens, tracking query strings, reflowed text) and fingerprinted each on its own.
+    /// Spam copies are sent alike, instead of each personalised per recipient (a greeting
+    /// with a name, tokens, tracking query strings, reflowed text) and fingerprinted on its
+    /// own.
     #[arg(long)]
     pub no_personalised_copies: bool,
     /// Personalised copies keep their links' hosts instead of a random sub-domain each.

@@ -69,7 +69,8 @@ pub struct Options {
     pub rotating_domains: bool,
     /// Each spam copy personalised as campaigns do (a greeting with a name, tokens,
     /// tracking query strings, reflowed text: [`personalise`]) and fingerprinted on its own;
-    /// bodies that cannot be edited as text (encoded, not UTF-8) are sent as they are.
+    /// bodies that cannot be edited as text (encoded, multipart, not UTF-8) and what a
+    /// mailing list relayed are sent as they are.
     pub personalised_copies: bool,
     /// With `personalised_copies`, every link's host gets a random sub-domain per copy.
     pub varying_subdomains: bool,
@@ -471,8 +472,8 @@ pub fn run(
         };
         let domain = from.rsplit_once('@').map_or("", |(_, d)| d).to_string();
         // A personalised copy is fingerprinted and matched to a campaign of its own accord,
-        // as the service does; other copies are the message's.
-        let personalised = (m.spam && options.personalised_copies)
+        // as the service does; other copies are the message's (a list relays one message).
+        let personalised = (m.spam && options.personalised_copies && m.fingerprint.list.is_none())
             .then(|| personalise(&m.raw, options.varying_subdomains, || rng.r#gen::<u64>()))
             .flatten()
             .map(|raw| Fingerprint::of(&raw));

@@ -5,17 +5,21 @@
 //! `http://k3x9q.pills.example/`), as botnets send them. Copies that were all alike would
 //! let any exact hash find a campaign; these make the fingerprints and the keys earn it.
 
-/// A personalised copy of `raw` (lines ending in LF, as the corpus has them) with randomness
-/// from `next`, or `None` when it has no body, or one that cannot be edited as text the way
-/// a campaign edits it before encoding (not UTF-8, or base64 or quoted-printable): such a
-/// message is sent as it is.
+/// A personalised copy of `raw` with randomness from `next`, or `None` when the message is
+/// one a campaign could not have edited as text this way before encoding: no body, not
+/// UTF-8, base64 or quoted-printable, or multipart (reflowing the body would break its
+/// parts' headers). Such a message is sent as it is.
 pub fn personalise(raw: &[u8], subdomains: bool, mut next: impl FnMut() -> u64) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(raw).ok()?;
     let lower = text.to_ascii_lowercase();
     if lower.contains("base64") || lower.contains("quoted-printable") {
         return None;
     }
-    let (head, body) = text.split_once("\n\n").filter(|(_, body)| !body.trim().is_empty())?;
+    let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    let (head, body) = text.split_once(&format!("{nl}{nl}")).filter(|(_, body)| !body.trim().is_empty())?;
+    if head.to_ascii_lowercase().contains("multipart/") {
+        return None;
+    }
     let names = ["Mary", "Ahmed", "Li Wei", "Jürgen", "Olga"];
     let mut out = String::with_capacity(body.len() + 128);
     for (i, word) in body.split(' ').enumerate() {
@@ -23,9 +27,10 @@ pub fn personalise(raw: &[u8], subdomains: bool, mut next: impl FnMut() -> u64) 
         if subdomains {
             w = with_random_subdomains(&w, &mut next);
         }
-        // A tracking query string: from `?` to the end of the URL (a quote, bracket or line
-        // break after it stays).
-        if let Some(q) = w.find('?').filter(|_| w.contains("http")) {
+        // A tracking query string: from the link's `?` to the end of the URL (a quote,
+        // bracket or line break after it stays).
+        let link = w.to_ascii_lowercase().find("http");
+        if let Some(q) = link.and_then(|h| w[h..].find('?').map(|q| h + q)) {
             let end = w[q..].find(['"', '\'', '<', '>', '\n', '\r', '\t']).map_or(w.len(), |e| q + e);
             let tracking = format!("id={}&r={}", next() % 100_000, token(&mut next));
             w.replace_range(q + 1..end, &tracking);
@@ -33,7 +38,7 @@ pub fn personalise(raw: &[u8], subdomains: bool, mut next: impl FnMut() -> u64) 
         out.push_str(&w);
         // Spacing and line breaks reflowed now and then.
         out.push_str(match next() % 23 {
-            0 => "\n",
+            0 => nl,
             1 => "  ",
             _ => " ",
         });
@@ -41,11 +46,11 @@ pub fn personalise(raw: &[u8], subdomains: bool, mut next: impl FnMut() -> u64) 
             out.push_str(&format!("Ref {} ", token(&mut next)));
         }
     }
-    let greeting = format!("Dear {},\n", names[(next() % names.len() as u64) as usize]);
+    let greeting = format!("Dear {},{nl}", names[(next() % names.len() as u64) as usize]);
     // In an HTML body the greeting goes inside <body>, where a reader sees it.
     let at = out.to_ascii_lowercase().find("<body").and_then(|b| out[b..].find('>').map(|e| b + e + 1)).unwrap_or(0);
     out.insert_str(at, &greeting);
-    Some(format!("{head}\n\n{out}\nYour code: {}\n", token(&mut next)).into_bytes())
+    Some(format!("{head}{nl}{nl}{out}{nl}Your code: {}{nl}", token(&mut next)).into_bytes())
 }
 
 /// A random-looking reference token.
@@ -54,15 +59,18 @@ fn token(next: &mut impl FnMut() -> u64) -> String {
     format!("{:x}{}", n % 0xffff_ffff, n % 97)
 }
 
-/// Every `http://` or `https://` link in `word` with a random label before its host.
+/// Every `http://` or `https://` link in `word` (any case) with a random label before its
+/// host; a host that is an IP address has no sub-domain and keeps it.
 fn with_random_subdomains(word: &str, next: &mut impl FnMut() -> u64) -> String {
     let mut out = String::with_capacity(word.len() + 16);
     let mut rest = word;
-    while let Some(at) = rest.find("http") {
-        let after = &rest[at..];
+    // ASCII lower-casing keeps every byte offset, so offsets found in it cut `rest` at the
+    // same (ASCII, so character) boundaries.
+    while let Some(at) = rest.to_ascii_lowercase().find("http") {
+        let after = &rest.as_bytes()[at..];
         let scheme = ["http://", "https://"]
             .into_iter()
-            .find(|s| after.len() >= s.len() && after[..s.len()].eq_ignore_ascii_case(s));
+            .find(|s| after.get(..s.len()).is_some_and(|b| b.eq_ignore_ascii_case(s.as_bytes())));
         let Some(scheme) = scheme else {
             out.push_str(&rest[..at + 4]);
             rest = &rest[at + 4..];
@@ -70,10 +78,12 @@ fn with_random_subdomains(word: &str, next: &mut impl FnMut() -> u64) -> String 
         };
         out.push_str(&rest[..at + scheme.len()]);
         rest = &rest[at + scheme.len()..];
-        // A host with a dot gets a label of its own; `www.` is replaced, as it is only a label.
+        // A named host gets a label of its own; `www.` is replaced, as it is only a label.
         let host_end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(rest.len());
-        if rest[..host_end].contains('.') {
-            let host = rest[..host_end].strip_prefix("www.").filter(|h| h.contains('.')).unwrap_or(&rest[..host_end]);
+        let host = &rest[..host_end];
+        if host.contains('.') && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            let www = host.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("www.")) && host[4..].contains('.');
+            let host = if www { &host[4..] } else { host };
             let label: String = token(next).chars().take(8).collect();
             out.push_str(&format!("{label}.{host}"));
             rest = &rest[host_end..];
@@ -130,7 +140,24 @@ and save up to eighty percent on your next order with free shipping worldwide an
         assert_eq!(personalise(b"Subject: x\n\n\xff\xfe not text", true, counter()), None);
         assert_eq!(personalise(b"Subject: no body\n\n \n", true, counter()), None);
         assert_eq!(personalise(b"", true, counter()), None);
-        let unchanged = "see httpd.conf and http://localhost/";
+        let unchanged = "see httpd.conf and http://localhost/ or http://61.129.81.80/x";
         assert_eq!(with_random_subdomains(unchanged, &mut counter()), unchanged);
+        // A link in capitals gets its label; multi-byte text around "http" is cut nowhere.
+        let capital = with_random_subdomains("HTTP://WWW.PILLS.EXAMPLE/", &mut counter());
+        assert!(capital.starts_with("HTTP://") && capital.ends_with(".PILLS.EXAMPLE/") && !capital.contains("WWW"));
+        for odd in ["httpéé", "https：//shop.example", "ｈttp://x.example", "http"] {
+            assert_eq!(with_random_subdomains(odd, &mut counter()), odd);
+        }
+        let odd = "Subject: x\n\nhttps：//shop.example/?a=1 httpéé http://pills.example/?x=1 fin\n";
+        let copy = String::from_utf8(personalise(odd.as_bytes(), true, counter()).unwrap()).unwrap();
+        assert!(copy.contains("https：//shop.example/?id=") && copy.contains("httpéé"), "{copy}");
+        assert!(!copy.contains("//pills.example") && copy.contains(".pills.example/?id="), "{copy}");
+        // Multipart bodies are sent as they are; CRLF mail keeps its line ends.
+        let multipart =
+            "Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\nhi\n--b--\n";
+        assert_eq!(personalise(multipart.as_bytes(), true, counter()), None);
+        let crlf = SPAM.replace('\n', "\r\n");
+        let copy = String::from_utf8(personalise(crlf.as_bytes(), true, counter()).unwrap()).unwrap();
+        assert!(!copy.replace("\r\n", "").contains('\n') && copy.contains("\r\nYour code: "), "{copy}");
     }
 }

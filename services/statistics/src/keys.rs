@@ -11,12 +11,13 @@
 //! - every **URL registrable domain** in the visible text and the **handoff network**
 //!   (/24, /48), each counted once per distinct campaign (else per short text, else per
 //!   exact content, else per sender: copies of one short message from a botnet's rotating
-//!   addresses are one unit, not one each): a mailing list's footer links and a hosting provider's network are stamped on
-//!   every message they carry, so they must take many independent campaigns to mean
-//!   anything. Mailing-list mail gets no network key (its handoff is the list's server),
+//!   addresses are one unit, not one each): a mailing list's footer links and a hosting
+//!   provider's network are stamped on every message they carry, so they must take many
+//!   independent campaigns to mean anything. Mailing-list mail gets no network key (its handoff is the list's server),
 //!   and is one unit per list under its URL domains (a footer the list adds to every
 //!   message, an advertiser's link included, says nothing of one post);
-//! - the **Reply-To** address when it differs from From;
+//! - the **Reply-To** address when it differs from From (not a list's own address, which
+//!   the list sets on all it relays);
 //! - for short mail with a link, the **exact hash of its normalised text**; the **hash of
 //!   each attachment or image**.
 

@@ -75,8 +75,8 @@ pub struct Fingerprint {
     /// Exact hashes of the attachments and images ([`ATTACHMENT_BYTES`] or more).
     pub attachments: Vec<u64>,
     /// The exact hash of what every copy of the message keeps: its normalised text
-    /// (numbers and random tokens masked), link targets and attachments; none for a message
-    /// with none of them. Not a key (short notes like "thanks, see you at 5" are the same
+    /// (numbers and random tokens masked), the registrable domains it links to and its
+    /// attachments; none for a message with none of them or one the parser cannot read. Not a key (short notes like "thanks, see you at 5" are the same
     /// from many senders): it names what counts once under a URL or network for mail too
     /// short for a campaign, where its sender would count every copy a botnet sends from a
     /// new address as a campaign of its own.
@@ -105,7 +105,7 @@ impl Fingerprint {
                 reply_to: None,
                 short_text: None,
                 attachments: Vec::new(),
-                content: (!raw.is_empty()).then(|| stable_hash([raw])),
+                content: None,
                 list: None,
             };
         };
@@ -449,8 +449,14 @@ fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
 /// join unrelated hosts); a bare suffix (`co.uk`, `localhost`) has none.
 fn registrable(host: &str) -> Option<String> {
     let host = host.trim_matches('.');
-    if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
-        return Some(ip.to_string());
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.iter().any(|l| l.is_empty()) {
+        return None;
+    }
+    // Four numbers are an address, however written (`061.129.081.080` is 61.129.81.80).
+    if labels.len() == 4 && labels.iter().all(|l| l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit())) {
+        let octets: Option<Vec<u8>> = labels.iter().map(|l| l.parse().ok()).collect();
+        return octets.map(|o| std::net::Ipv4Addr::new(o[0], o[1], o[2], o[3]).to_string());
     }
     psl::domain_str(host).filter(|d| d.contains('.')).map(str::to_string)
 }
@@ -642,6 +648,7 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
         // The host follows any user part and precedes a port; an IP is its own key.
         assert_eq!(domains("http://www.bank.example.com@61.129.81.80:8080/login"), ["61.129.81.80"]);
         assert_eq!(domains("http://user:secret@mail.example.org/ https://10.2.81.80/"), ["10.2.81.80", "example.org"]);
+        assert_eq!(domains("http://061.129.081.080/x http://999.1.1.1/ http://a..com/"), ["61.129.81.80"]);
         // A bare suffix or a single label links to nobody's domain.
         assert!(domains("http://co.uk/ http://localhost:8080/ http://intranet/").is_empty());
     }

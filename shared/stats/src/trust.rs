@@ -127,8 +127,9 @@ pub struct TrustSettings {
     /// month, and with 20 nearly every honest user was silenced, leaving the accounts that
     /// receive the most spam (Sybils among them) as the only voices.
     pub min_votes: u32,
-    /// Item 1: a user approving more than this share of what they vote on is ignored (the
-    /// naive spammer approving their own domains).
+    /// Item 1: a user approving more than this share of their judged mail (answers and the
+    /// statistics' deletions, [`base_status`]) is ignored (the naive spammer approving their
+    /// own domains).
     pub max_approval_share: f64,
     /// Items 2–4: users whose disagreement with the spam probes lies more than this many
     /// standard deviations above the population's median are excluded (see [`statuses`]).
