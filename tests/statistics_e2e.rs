@@ -3,7 +3,8 @@
 //! its domain's other senders delete a new copy for another subscriber (on arrival, or
 //! before their summary, by the keys stored with it), correspondents are untouched, and
 //! `quorum stats` shows the tables. A newsletter its readers approved is kept for everyone,
-//! and a mailing a few users left blank is held, ranked below it.
+//! and a mailing a few users left blank is held, ranked below it. A new address at a domain
+//! with spam senders and approved ones is held, on arrival and at the re-score.
 
 use quorum_domain::{EmailAddress, Keys, MessageHash, Timestamp};
 use quorum_storage::{Database, PollItem, QuarantinedMessage, Sqlite, SubscriberStatus, Vote};
@@ -58,6 +59,14 @@ impl Env {
             self.ok(&["subscriber", "probe", &p.email, "on"]);
         }
         probes
+    }
+
+    /// `quorum explain --json` of `raw` for `user`: its report, stored nowhere.
+    fn explain(&self, user: &TestUser, name: &str, raw: &[u8]) -> serde_json::Value {
+        let file = self.dir.path().join(name);
+        std::fs::write(&file, raw).unwrap();
+        let out = self.ok(&["explain", "--json", "--subscriber", &user.email, file.to_str().unwrap()]);
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
     }
 
     async fn messages(&self, user: &TestUser) -> Vec<QuarantinedMessage> {
@@ -121,10 +130,7 @@ async fn probe_reports_of_a_campaign_and_its_domain_delete_a_new_copy_for_everyo
     assert_eq!(early.status, "deleted_statistical", "{early:?}");
 
     // The operator asks why: every key's term and the verdict, without side effects.
-    let file = env.dir.path().join("pills.eml");
-    std::fs::write(&file, &new_copy).unwrap();
-    let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
-    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let report = env.explain(&alice, "pills.eml", &new_copy);
     assert_eq!(report["verdict"], "deleted_statistical", "{report:#}");
     let statistics = &report["statistics"];
     assert_eq!(statistics["deleted_by"], "campaign", "{report:#}");
@@ -184,10 +190,7 @@ async fn a_campaign_from_rotating_domains_is_deleted_by_the_link_other_campaigns
     assert!(reason.contains("campaign ") && !reason.contains("domain fresh-1.example"), "{reason}");
     // The same campaign linking to a shop nobody reported: the campaign alone, held.
     let elsewhere = copy("offer@fresh-2.example", "Deal", &target.replace("cheap-meds", "unknown-shop"), "alice");
-    let file = env.dir.path().join("elsewhere.eml");
-    std::fs::write(&file, &elsewhere).unwrap();
-    let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
-    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let report = env.explain(&alice, "elsewhere.eml", &elsewhere);
     assert_eq!(report["verdict"], "held", "{report:#}");
     let keys = report["statistics"]["keys"].as_array().unwrap();
     assert!(keys.iter().any(|t| t["kind"] == "campaign" && t["spam_units"] == 5), "{report:#}");
@@ -358,13 +361,7 @@ async fn an_approved_newsletter_is_spared_and_a_blanked_mailing_ranks_below_it()
     env.ok(&["poll", &alice.email]);
     let messages = env.messages(&alice).await;
     assert!(messages.iter().all(|m| m.status == "held"), "{messages:#?}");
-    let judge = |name: &str, raw: &[u8]| {
-        let file = env.dir.path().join(name);
-        std::fs::write(&file, raw).unwrap();
-        let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
-        let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-        report["statistics"].clone()
-    };
+    let judge = |name: &str, raw: &[u8]| env.explain(&alice, name, raw)["statistics"].clone();
     let (news, offer) = (judge("news.eml", &newsletter), judge("offer.eml", &mailing));
     let campaign =
         |s: &serde_json::Value| s["keys"].as_array().unwrap().iter().find(|t| t["kind"] == "campaign").cloned();
@@ -431,12 +428,66 @@ async fn a_short_notice_many_receive_is_not_deleted_by_its_hash() {
     let messages = env.messages(&alice).await;
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].status, "held", "{messages:#?}");
-    let file = env.dir.path().join("reset.eml");
-    std::fs::write(&file, &raw).unwrap();
-    let out = env.ok(&["explain", "--json", "--subscriber", &alice.email, file.to_str().unwrap()]);
-    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let report = env.explain(&alice, "reset.eml", &raw);
     let keys = report["statistics"]["keys"].as_array().unwrap().clone();
     let short = keys.iter().find(|t| t["kind"] == "short_text").expect("a short linked text has a hash key");
     assert_eq!((short["spam_units"].as_u64(), short["ham_units"].as_u64()), (Some(4), Some(2)), "{report:#}");
     assert_eq!(report["statistics"]["delete"], false, "{report:#}");
+}
+
+/// A domain where spammers and correspondents both have addresses (a small ISP, a
+/// free-mail host not in the provider table): the senders seen so far say little about the
+/// next one, so mail from a new address there is held, on arrival and at the re-score
+/// before the summary, however sure the votes are about the senders they judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_address_at_a_mixed_domain_is_held_on_arrival_and_at_the_rescore() {
+    let stack = MailStack::get();
+    let env = Env::new();
+    let probes = env.probes(5);
+    let friends: Vec<TestUser> = (0..3).map(|i| env.subscriber(&format!("friend{i}"))).collect();
+    let alice = env.subscriber("alice");
+    let db = Sqlite::connect(&env.url).await.unwrap();
+    // Ten spam senders at the domain, two per probe, each with a text of its own (no shared
+    // campaign, link or short text: only the domain links them).
+    for (i, p) in probes.iter().enumerate() {
+        for j in 0..2 {
+            let k = 2 * i + j;
+            stack.maildir_drop(p, &copy(&format!("seller{k}@mixed-isp.example"), "Offer", &campaign_text(k, ""), "p"));
+        }
+        assert!(env.ok(&["poll", &p.email]).contains("2 quarantined"));
+    }
+    // Three correspondents there, each approved (an `A`) by a user whose votes count.
+    for (i, f) in friends.iter().enumerate() {
+        let s = db.subscriber_by_email(&EmailAddress::parse(&f.email).unwrap()).await.unwrap().unwrap();
+        history(&db, &s, 4, 2).await;
+        let pal = EmailAddress::parse(&format!("pal{i}@mixed-isp.example")).unwrap();
+        stack.maildir_drop(f, &copy(pal.as_str(), "Hiking on Sunday", &campaign_text(100 + i, ""), "f"));
+        env.ok(&["poll", &f.email]);
+        let messages = env.messages(f).await;
+        let m = messages.iter().find(|m| m.subject.as_deref() == Some("Hiking on Sunday")).unwrap();
+        assert_eq!(m.status, "held");
+        db.record_vote(s.subscriber_id, m.id, &pal, Vote::Approve, Timestamp::now()).await.unwrap();
+        db.approve_sender(s.subscriber_id, &pal, Timestamp::now()).await.unwrap();
+    }
+    // A new address at the domain writes to alice: held on arrival, and still held after
+    // the re-score before her summary.
+    let raw = copy("newcomer@mixed-isp.example", "Hello", &campaign_text(200, ""), "alice");
+    stack.maildir_drop(&alice, &raw);
+    env.ok(&["poll", &alice.email]);
+    assert_eq!(env.messages(&alice).await[0].status, "held");
+    let out = env.ok(&["summary", "send", &alice.email]);
+    assert!(out.contains("1 held messages"), "{out}");
+    let messages = env.messages(&alice).await;
+    assert_eq!((messages.len(), messages[0].status.as_str()), (1, "held"), "{messages:#?}");
+    // The domain's term counts ten spam senders and three approved ones: it leans to spam,
+    // far from certainty about the next sender.
+    let report = env.explain(&alice, "newcomer.eml", &raw);
+    let statistics = &report["statistics"];
+    let keys = statistics["keys"].as_array().unwrap();
+    let domain = keys.iter().find(|t| t["kind"] == "domain").expect("the domain is a key");
+    assert_eq!((domain["spam_units"].as_u64(), domain["ham_units"].as_u64()), (Some(10), Some(3)), "{report:#}");
+    let logit = domain["logit"].as_f64().unwrap();
+    assert!(logit > 0.0 && logit < 5.0, "{report:#}");
+    assert_eq!(statistics["delete"], false, "{report:#}");
+    assert_eq!(report["verdict"], "held", "{report:#}");
 }

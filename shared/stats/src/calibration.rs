@@ -10,11 +10,19 @@
 //! raw log-odds still decide deletion; only what the summary prints and ranks by is
 //! calibrated.
 //!
-//! **How.** Histogram binning with isotonic regression, the same paper's method: every
-//! answer to a held line (an approval is ham, an empty box spam) is counted in the bin of
-//! the raw log-odds the line was printed with (width 1, from −12 to 12; beyond, the edge
-//! bins). A bin's estimate is its share of ham with [`PSEUDO`] pseudo-answers at the raw
-//! value of its centre (with few answers, the raw value stands); pool-adjacent-violators
+//! **How.** Histogram binning with isotonic regression, the same paper's method, shrunk
+//! toward a logistic fit: every answer to a held line (an approval is ham, an empty box
+//! spam) is counted in the bin of the raw log-odds the line was printed with (width 1, from
+//! −12 to 12; beyond, the edge bins). The bins between the ends are sparse (the statistics
+//! are decisive: nearly every line is printed below 1% or above 99%), so a bin with few
+//! answers needs a better default than the raw value, which is wrong there in a known
+//! direction: the recipient's prior is their share of spam among *arrivals*, but the lines
+//! of a summary are what the statistics did not delete, far fewer of them spam. That
+//! default is Platt's scaling (Platt, "Probabilistic outputs for support vector machines",
+//! 1999): `logit P(spam) = a + b·x` fitted to every answer by maximum likelihood, two
+//! parameters that the thousands of answers at the ends and the few in between determine
+//! together ([`Calibration::platt`]). A bin's estimate is then its share of ham with
+//! [`PSEUDO`] pseudo-answers at the fit's value at its centre; pool-adjacent-violators
 //! makes the estimates non-increasing in the log-odds, weighted by their counts; between
 //! bin centres the calibrated log-odds are interpolated linearly, and outside the
 //! outermost centres they keep the edge's offset. With no answers, the map is the
@@ -33,8 +41,13 @@ use crate::{
 /// Bins of width 1 in log-odds from `-EDGE` to `EDGE`.
 const EDGE: f64 = 12.0;
 const BINS: usize = 2 * EDGE as usize;
-/// Pseudo-answers per bin at the raw value of its centre.
+/// Pseudo-answers per bin at the logistic fit's value at its centre.
 const PSEUDO: f64 = 2.0;
+/// The logistic fit's Gaussian prior, in answers' worth, around the identity (`a = 0`,
+/// `b = 1`): it keeps the fit finite when the answers separate perfectly (every ham line
+/// printed below every spam line, the statistics' aim) and makes it the identity without
+/// answers.
+const RIDGE: f64 = 1.0;
 
 #[derive(Debug, Clone)]
 pub struct Calibration {
@@ -90,9 +103,10 @@ impl Calibration {
         // Pool adjacent violators over P(ham), which must not increase with the log-odds.
         let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(BINS); // (mean, weight, bins)
         let scale = self.decay.scale(self.latest);
+        let (a, b) = self.platt(scale);
         for (i, &[ham, n]) in self.counts.iter().enumerate() {
             let (ham, n) = (ham * scale, n * scale);
-            let raw = 1.0 - logistic(centre(i));
+            let raw = 1.0 - logistic(a + b * centre(i));
             let weight = n + PSEUDO;
             let mut block = ((ham + PSEUDO * raw) / weight, weight, 1);
             while let Some(&(mean, w, k)) = blocks.last() {
@@ -114,6 +128,57 @@ impl Calibration {
         }
     }
 
+    /// Platt's fit `logit P(spam) = a + b·x` of the answers (counts times `scale`) at their
+    /// bins' centres: the maximum of the log-likelihood
+    /// `Σᵢ [sᵢ ln σ(a + b·xᵢ) + hᵢ ln (1 − σ(a + b·xᵢ))]` (sᵢ, hᵢ: a bin's spam and ham
+    /// answers) less `RIDGE/2 · (a² + (b − 1)²)`. The objective is strictly concave, so
+    /// Newton's method with step halving finds its one maximum.
+    fn platt(&self, scale: f64) -> (f64, f64) {
+        let objective = |a: f64, b: f64| {
+            let mut f = -0.5 * RIDGE * (a * a + (b - 1.0) * (b - 1.0));
+            for (i, &[ham, n]) in self.counts.iter().enumerate() {
+                let z = a + b * centre(i);
+                // ln σ(z) = −ln(1 + e^−z), ln(1 − σ(z)) = −ln(1 + e^z), without overflow.
+                let (ln_spam, ln_ham) = (-softplus(-z), -softplus(z));
+                f += scale * ((n - ham) * ln_spam + ham * ln_ham);
+            }
+            f
+        };
+        let (mut a, mut b) = (0.0, 1.0);
+        let mut f = objective(a, b);
+        for _ in 0..50 {
+            // Gradient and (negated) Hessian of the objective.
+            let (mut ga, mut gb) = (-RIDGE * a, -RIDGE * (b - 1.0));
+            let (mut haa, mut hab, mut hbb) = (RIDGE, 0.0, RIDGE);
+            for (i, &[ham, n]) in self.counts.iter().enumerate() {
+                let (x, n, spam) = (centre(i), n * scale, (n - ham) * scale);
+                let p = logistic(a + b * x);
+                let (r, w) = (spam - n * p, n * p * (1.0 - p));
+                (ga, gb) = (ga + r, gb + r * x);
+                (haa, hab, hbb) = (haa + w, hab + w * x, hbb + w * x * x);
+            }
+            let det = haa * hbb - hab * hab;
+            let (mut da, mut db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
+            let mut step = None;
+            for _ in 0..30 {
+                let g = objective(a + da, b + db);
+                if g >= f {
+                    step = Some(g);
+                    break;
+                }
+                (da, db) = (da / 2.0, db / 2.0);
+            }
+            let Some(g) = step else { break };
+            (a, b) = (a + da, b + db);
+            let gain = g - f;
+            f = g;
+            if gain < 1e-9 {
+                break;
+            }
+        }
+        (a, b)
+    }
+
     /// The calibrated log-odds of spam for raw log-odds `logit`.
     pub fn calibrated(&self, logit: f64) -> f64 {
         let x = logit - centre(0);
@@ -127,6 +192,11 @@ impl Calibration {
         let t = x - i as f64;
         self.map[i] + t * (self.map[i + 1] - self.map[i])
     }
+}
+
+/// `ln(1 + e^x)`, without overflow.
+fn softplus(x: f64) -> f64 {
+    if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() }
 }
 
 #[cfg(test)]
@@ -160,6 +230,34 @@ mod tests {
         assert!(p > 0.9, "{p}");
         assert!(1.0 - logistic(c.calibrated(6.5)) < 0.01);
         assert_eq!(c.answers(), 400.0);
+    }
+
+    #[test]
+    fn a_bin_without_answers_follows_the_fit_of_the_others() {
+        // Every ham line was printed at raw log-odds 0.5 to 1.5, every spam line at 6.5:
+        // a line at 3.5, where nobody answered, lies between them, not at its raw 97% spam.
+        let mut c = Calibration::new(DAY);
+        for x in [0.5, 1.5] {
+            for _ in 0..300 {
+                c.answered(x, true, 0.0);
+            }
+        }
+        for _ in 0..300 {
+            c.answered(6.5, false, 0.0);
+        }
+        c.refresh();
+        let (a, b) = c.platt(1.0);
+        assert!(a.is_finite() && b > 1.0, "separated answers, a finite and steeper fit: {a} {b}");
+        // Its boundary lies between the ham and the spam.
+        assert!((1.5..6.5).contains(&(-a / b)), "{a} {b}");
+        let middle = c.calibrated(3.5);
+        assert!(middle < 3.5 - 1.0, "{middle}");
+        // The answered ends stay where their answers put them.
+        assert!(c.calibrated(1.0) < -3.0 && c.calibrated(6.5) > 3.0, "{} {}", c.calibrated(1.0), c.calibrated(6.5));
+        // Monotone through the unanswered bins.
+        assert!(
+            (0..40).all(|i| c.calibrated(-10.0 + 0.5 * f64::from(i + 1)) >= c.calibrated(-10.0 + 0.5 * f64::from(i)))
+        );
     }
 
     #[test]
