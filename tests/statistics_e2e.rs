@@ -158,6 +158,21 @@ async fn probe_reports_of_a_campaign_and_its_domain_delete_a_new_copy_for_everyo
     assert!(env.fails(&["stats", "keys", "--kind", "colour"]).contains("unknown evidence key kind"));
     let trust = env.ok(&["stats", "trust"]);
     assert!(trust.lines().any(|l| l.starts_with(&probes[0].email) && l.contains("probe")), "{trust}");
+    // The reputation tables counted the same mail as it arrived: 22 messages from the
+    // domain to six recipients, 20 of them probes' copies (blocked by seed 001's rule);
+    // the correspondent's domain has too few messages to rate.
+    let table = env.ok(&["stats", "reputation", "--kind", "sender_domain"]);
+    let row = |domain: &str| {
+        let line = table.lines().find(|l| l.starts_with(domain)).unwrap_or_else(|| panic!("{domain}: {table}"));
+        line.split_whitespace().skip(1).take(8).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(row("bulk-pharma.example"), ["blocked", "22.0", "6.0", "0.0", "0.0", "20.0", "0.0", "0.0"], "{table}");
+    assert_eq!(row("friends.example")[..3], ["new", "1.0", "1.0"], "{table}");
+    let urls = env.ok(&["stats", "reputation", "--kind", "url_domain"]);
+    assert!(
+        urls.lines().nth(1).is_some_and(|l| l.starts_with("pills-direct.example") && l.contains("blocked")),
+        "{urls}"
+    );
 }
 
 /// Campaigns rotate their sender domains (a fresh throwaway domain per copy), so the sender
@@ -275,6 +290,7 @@ async fn history(db: &Sqlite, subscriber: &SubscriberStatus, spam: usize, approv
             campaign: None,
             stat_keys: None,
             confirm_to: None,
+            reputation: &[],
         })
         .collect();
     let ids = db.commit_poll(subscriber.mailbox_id, subscriber.subscriber_id, &items, now).await.unwrap();

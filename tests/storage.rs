@@ -46,7 +46,16 @@ fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> Pol
         campaign: None,
         stat_keys: None,
         confirm_to: None,
+        reputation: &[],
     }
+}
+
+/// `item` with this status, counted under these reputation keys.
+fn counted<'a>(mut item: PollItem<'a>, status: &'a str, keys: &'a [quorum_reputation::Key]) -> PollItem<'a> {
+    if let PollItem::Quarantine { status: s, reputation, .. } = &mut item {
+        (*s, *reputation) = (status, keys);
+    }
+    item
 }
 
 const T0: Timestamp = Timestamp(1_700_000_000);
@@ -134,6 +143,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             campaign: None,
             stat_keys: None,
             confirm_to: None,
+            reputation: &[],
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -147,6 +157,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             campaign: None,
             stat_keys: None,
             confirm_to: None,
+            reputation: &[],
         },
         PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None },
     ];
@@ -183,6 +194,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         campaign: None,
         stat_keys: None,
         confirm_to: None,
+        reputation: &[],
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -207,6 +219,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         campaign: None,
         stat_keys: None,
         confirm_to: None,
+        reputation: &[],
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
@@ -637,6 +650,101 @@ async fn confirmations(db: impl Database) {
     assert_eq!(db.decided_since(a.mailbox_id, next_day).await.unwrap().forged, 1);
 }
 
+/// The operators' reputation tables, kept as mail arrives and as votes, bounces and forgery
+/// verdicts come in: every event counts once under each of the message's keys.
+async fn reputation_tables(db: impl Database) {
+    use quorum_reputation::{Counts, Facts, Kind, Status, Thresholds};
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap();
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap();
+    let seller = EmailAddress::parse("seller@spam.example").unwrap();
+    let keys = quorum_reputation::keys(&Facts {
+        handoff: Some("192.0.2.7".parse().unwrap()),
+        from: Some(seller.as_str()),
+        fingerprint: None,
+    });
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let raws: Vec<Vec<u8>> = (0..6).map(|i| format!("offer {i}\r\n").into_bytes()).collect();
+    let item = |uidl, raw, status| counted(held(uidl, raw, Some(&seller)), status, &keys);
+    // a receives four messages; b, a spam probe's mailbox, one.
+    let ids = db
+        .commit_poll(
+            a.mailbox_id,
+            a.subscriber_id,
+            &[item("m0", &raws[0], "held"), item("m1", &raws[1], "held"), item("m2", &raws[2], "held")],
+            T0,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i64> = ids.into_iter().flatten().collect();
+    db.commit_poll(b.mailbox_id, b.subscriber_id, &[item("p0", &raws[3], "probe_spam")], T0).await.unwrap();
+    let mut queued = item("m3", &raws[4], "held");
+    if let PollItem::Quarantine { confirm_to, .. } = &mut queued {
+        *confirm_to = Some(&seller);
+    }
+    let bounced = db.commit_poll(a.mailbox_id, a.subscriber_id, &[queued], T0).await.unwrap()[0].unwrap();
+    // The same bytes again under a new UIDL: stored once, counted once.
+    db.commit_poll(a.mailbox_id, a.subscriber_id, &[item("m0-again", &raws[0], "held")], T0).await.unwrap();
+    // Another host with one quiet message.
+    let quiet_keys = [quorum_reputation::Key { kind: Kind::Ip, name: "198.51.100.1".into() }];
+    let quiet = [counted(held("q0", &raws[5], None), "held", &quiet_keys)];
+    db.commit_poll(a.mailbox_id, a.subscriber_id, &quiet, T0).await.unwrap();
+
+    // What became of them: a spam vote (twice: one vote), an approval, a bounced
+    // confirmation, a forgery found later.
+    db.record_vote(a.subscriber_id, ids[0], &seller, Vote::Spam, T0).await.unwrap();
+    db.record_vote(a.subscriber_id, ids[0], &seller, Vote::Spam, T0).await.unwrap();
+    db.record_vote(a.subscriber_id, ids[1], &seller, Vote::Approve, T0).await.unwrap();
+    assert!(db.claim_confirmation(a.subscriber_id, bounced, &seller, T0, 100).await.unwrap());
+    db.confirmation_answered(bounced, "bounced", T0).await.unwrap();
+    db.confirmation_answered(bounced, "bounced", T0).await.unwrap();
+    assert!(db.mark_deleted(a.mailbox_id, ids[2], "deleted_forged", "forged", T0).await.unwrap());
+
+    let rows = db.reputation_rows(Kind::Ip, 10).await.unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["192.0.2.7", "198.51.100.1"], "the most reported first");
+    let counts = rows[0].counts.as_of(T0.0);
+    let expected =
+        Counts { messages: 5.0, recipients: 2.0, spam: 1.0, approvals: 1.0, probe: 1.0, nonexistent: 1.0, forged: 1.0 };
+    for (got, want) in [
+        (counts.messages, expected.messages),
+        (counts.recipients, expected.recipients),
+        (counts.spam, expected.spam),
+        (counts.approvals, expected.approvals),
+        (counts.probe, expected.probe),
+        (counts.nonexistent, expected.nonexistent),
+        (counts.forged, expected.forged),
+    ] {
+        assert!((got - want).abs() < 1e-9, "{counts:?}");
+    }
+    assert_eq!((rows[0].first_seen, rows[0].last_seen), (T0.0, T0.0));
+    // Three reports of five messages.
+    let t = Thresholds::default();
+    assert_eq!(quorum_reputation::status(Kind::Ip, &counts, &t), Status::Blocked);
+    assert_eq!(quorum_reputation::status(Kind::Ip, &rows[1].counts.as_of(T0.0), &t), Status::New);
+    // The network and the sender domain counted the same events.
+    let network = &db.reputation_rows(Kind::Network, 10).await.unwrap()[0];
+    assert_eq!(network.name, "192.0.2.0/24");
+    assert!((network.counts.as_of(T0.0).messages - 5.0).abs() < 1e-9);
+    let domain = &db.reputation_rows(Kind::SenderDomain, 10).await.unwrap()[0];
+    assert_eq!(domain.name, "spam.example");
+    assert!((domain.counts.as_of(T0.0).forged - 1.0).abs() < 1e-9);
+
+    // A month later a's next message from the host: the old events weigh half, the
+    // recipient still counts once, at its new weight.
+    let later = T0.plus(Duration::from_secs(30 * 86_400));
+    let next = b"offer 6\r\n".to_vec();
+    db.commit_poll(a.mailbox_id, a.subscriber_id, &[item("m4", &next, "held")], later).await.unwrap();
+    let row = &db.reputation_rows(Kind::Ip, 1).await.unwrap()[0];
+    let c = row.counts.as_of(later.0);
+    assert!((c.messages - 3.5).abs() < 1e-9 && (c.spam - 0.5).abs() < 1e-9, "{c:?}");
+    assert!((c.recipients - 1.5).abs() < 1e-9, "a now, b a month ago: {c:?}");
+    assert_eq!((row.first_seen, row.last_seen), (T0.0, later.0));
+    // Removing a subscriber keeps the counts (they are the service's, not the subscriber's).
+    db.remove_subscriber(b.subscriber_id).await.unwrap();
+    assert_eq!(db.reputation_rows(Kind::Ip, 1).await.unwrap()[0].counts, row.counts);
+}
+
 /// What the statistics read (votes in order, probes) and write (the operator's tables).
 async fn statistics_tables(db: impl Database) {
     db.migrate().await.unwrap();
@@ -922,6 +1030,7 @@ async fn web_accounts(db: impl Database) {
 
 on_both_databases!(
     subscriber_changes_and_removal,
+    reputation_tables,
     web_accounts,
     campaigns,
     statistics_tables,

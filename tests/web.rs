@@ -121,6 +121,7 @@ impl Site {
             campaign: None,
             stat_keys: None,
             confirm_to: None,
+            reputation: &[],
         };
         let stored = self.db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], Timestamp::now()).await.unwrap();
         let (browser, status, response) = self.log_in(&user.email, "a long password").await;

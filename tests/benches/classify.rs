@@ -100,6 +100,7 @@ async fn setup(corpus: &[Vec<u8>], infos: &[InspectedMessage], spam: &[bool], dn
             campaign: *campaign,
             stat_keys: None,
             confirm_to: None,
+            reputation: &[],
         })
         .collect();
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

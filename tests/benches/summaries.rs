@@ -62,6 +62,7 @@ async fn main() {
                 campaign: None,
                 stat_keys: None,
                 confirm_to: None,
+                reputation: &[],
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();

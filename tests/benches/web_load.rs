@@ -54,6 +54,7 @@ async fn seed(db: &Sqlite, subscribers: usize, messages: usize) -> Vec<i64> {
                 campaign: None,
                 stat_keys: None,
                 confirm_to: None,
+                reputation: &[],
             })
             .collect();
         db.commit_poll(added.mailbox_id, added.subscriber_id, &items, now).await.unwrap();

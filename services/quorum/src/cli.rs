@@ -160,6 +160,18 @@ pub enum StatsCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// A reputation table (seed 001): per handoff IP, network (/24, IPv6 /48), IPv6 subnet
+    /// (/64), sender domain, linked domain or Reply-To address, its messages, distinct
+    /// recipients, spam votes, approvals, probes' copies, non-existent senders (bounced
+    /// confirmations) and forgeries, decayed with a 30-day half-life, and its status by the
+    /// thresholds in `[reputation]`; the most reported first.
+    Reputation {
+        /// ip, network, subnet, sender_domain, url_domain or reply_to.
+        #[arg(long, default_value = "ip")]
+        kind: quorum_reputation::Kind,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, clap::Args)]

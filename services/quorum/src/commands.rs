@@ -259,8 +259,11 @@ async fn explain<DB: Database>(
 }
 
 async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> anyhow::Result<ExitCode> {
-    let synced = Statistics::new(&settings.statistics).sync(&db, Timestamp::now()).await?;
-    eprintln!("statistics refreshed from {} votes", synced.votes);
+    // The reputation tables are kept as mail arrives: nothing to refresh for them.
+    if !matches!(cmd, StatsCommand::Reputation { .. }) {
+        let synced = Statistics::new(&settings.statistics).sync(&db, Timestamp::now()).await?;
+        eprintln!("statistics refreshed from {} votes", synced.votes);
+    }
     match cmd {
         StatsCommand::Trust => {
             println!("{:<32} {:>9} {:>6}  {:<28} reason", "user", "approvals", "spam", "status");
@@ -298,8 +301,48 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
                 );
             }
         }
+        StatsCommand::Reputation { kind, limit } => reputation(&db, &settings.reputation, kind, limit).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum stats reputation`: one table, each row decayed to now and rated.
+async fn reputation<DB: Database>(
+    db: &DB,
+    thresholds: &quorum_reputation::Thresholds,
+    kind: quorum_reputation::Kind,
+    limit: i64,
+) -> anyhow::Result<()> {
+    let now = Timestamp::now().0;
+    println!(
+        "{:<40} {:<10} {:>9} {:>10} {:>8} {:>9} {:>8} {:>8} {:>8}  last seen",
+        kind.as_str(),
+        "status",
+        "messages",
+        "recipients",
+        "spam",
+        "approvals",
+        "probe",
+        "invalid",
+        "forged"
+    );
+    for row in db.reputation_rows(kind, limit).await? {
+        let c = row.counts.as_of(now);
+        println!(
+            "{:<40} {:<10} {:>9.1} {:>10.1} {:>8.1} {:>9.1} {:>8.1} {:>8.1} {:>8.1}  {}",
+            row.name,
+            quorum_reputation::status(kind, &c, thresholds).as_str(),
+            c.messages,
+            c.recipients,
+            c.spam,
+            c.approvals,
+            c.probe,
+            c.nonexistent,
+            c.forged,
+            Timestamp(row.last_seen)
+        );
+    }
+    Ok(())
 }
 
 async fn providers<DB: Database>(db: DB, cmd: ProvidersCommand) -> anyhow::Result<ExitCode> {

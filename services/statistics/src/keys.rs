@@ -104,8 +104,13 @@ pub fn decode(stored: &str) -> Option<Vec<Evidence>> {
 /// The network of the host that handed `raw` to the subscriber's provider, with the
 /// provider's domains `trusted_domains` (empty: learned from the chain).
 pub fn network(raw: &[u8], trusted_domains: &[String]) -> Option<String> {
-    let hops = quorum_domain::received::hops(raw);
-    quorum_domain::received::handoff(&hops, trusted_domains).map(|h| quorum_domain::received::network(h.ip))
+    handoff(raw, trusted_domains).map(quorum_domain::received::network)
+}
+
+/// The handoff IP of the message's Received chain: the host that gave it to the first
+/// relay of `trusted_domains`.
+pub fn handoff(raw: &[u8], trusted_domains: &[String]) -> Option<std::net::IpAddr> {
+    quorum_domain::received::handoff(&quorum_domain::received::hops(raw), trusted_domains).map(|h| h.ip)
 }
 
 #[cfg(test)]

@@ -279,37 +279,44 @@ pub async fn poll_mailbox<DB: Database>(
                 continue;
             }
             to_delete.push(w.n);
+            // What the keys are made of: the fingerprint (made above when campaigns are on)
+            // and the handoff IP (the forgery check found it already; without checks, read
+            // the chain).
+            let facts = match (own, &failed) {
+                (false, None) => guarded("the evidence keys", || {
+                    panic_point("classify", raw);
+                    let handoff = match check {
+                        Some(c) => c.evidence.handoff,
+                        None => quorum_statistics::keys::handoff(raw, &mailbox.settings.trusted_domains),
+                    };
+                    (fingerprint.is_none().then(|| Fingerprint::of(raw)), handoff)
+                })
+                .map_err(|e| *failed = Some(e))
+                .ok(),
+                _ => None,
+            };
+            let (own_fingerprint, handoff) = facts.unwrap_or_default();
+            let fingerprint = fingerprint.or(own_fingerprint.as_ref());
+            // The operators' reputation tables count all quarantined mail, forged and
+            // blocked included (their counts are the point).
+            let reputation = quorum_reputation::keys(&quorum_reputation::Facts {
+                handoff,
+                from: info.from.as_ref().map(EmailAddress::as_str),
+                fingerprint,
+            });
             // The statistics (SPEC 2.2): certain spam is deleted. Forged or blocked mail is
             // decided already. A probe's mail is all spam: not judged, but its keys are
             // kept like everyone's, for its vote is on them.
             let stat_keys = match (statistics, info.from.as_ref()) {
                 (Some(stats), Some(from)) if !own && !blocked(info) && !forged && failed.is_none() => {
-                    let keys = guarded("the evidence keys", || {
-                        panic_point("classify", raw);
-                        // The forgery check found the handoff already; without checks, read the chain.
-                        let network = match check {
-                            Some(c) => c.evidence.handoff.map(quorum_domain::received::network),
-                            None => quorum_statistics::keys::network(raw, &mailbox.settings.trusted_domains),
-                        };
-                        // Made above when campaigns are on; the other keys need it too.
-                        let own_fingerprint;
-                        let fingerprint = match fingerprint {
-                            Some(f) => f,
-                            None => {
-                                own_fingerprint = Fingerprint::of(raw);
-                                &own_fingerprint
-                            }
-                        };
-                        stats.evidence(&quorum_statistics::keys::Facts {
-                            from: from.as_str(),
-                            own_address: from == &mailbox.email,
-                            major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
-                            fingerprint: Some(fingerprint),
-                            campaign,
-                            network: network.as_deref(),
-                        })
-                    });
-                    keys.map_err(|e| *failed = Some(e)).ok()
+                    Some(stats.evidence(&quorum_statistics::keys::Facts {
+                        from: from.as_str(),
+                        own_address: from == &mailbox.email,
+                        major_isp: providers.get(from.domain()).is_some_and(|p| p.major_isp),
+                        fingerprint,
+                        campaign,
+                        network: handoff.map(quorum_domain::received::network).as_deref(),
+                    }))
                 }
                 _ => None,
             };
@@ -369,6 +376,7 @@ pub async fn poll_mailbox<DB: Database>(
                 campaign,
                 stat_keys: stat_keys.as_deref().map(quorum_statistics::keys::encode),
                 unclassified,
+                reputation,
             });
         }
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
@@ -436,6 +444,8 @@ enum Fate<'a> {
         stat_keys: Option<String>,
         /// Why it could not be classified ([`UNCLASSIFIED`]), if a step failed.
         unclassified: Option<String>,
+        /// The reputation tables' keys.
+        reputation: Vec<quorum_reputation::Key>,
     },
 }
 
@@ -456,6 +466,7 @@ impl Fate<'_> {
                 stat_keys,
                 unclassified,
                 confirm,
+                reputation,
                 ..
             } => {
                 PollItem::Quarantine {
@@ -481,6 +492,7 @@ impl Fate<'_> {
                     campaign: *campaign,
                     stat_keys: stat_keys.as_deref(),
                     confirm_to: confirm.as_ref(),
+                    reputation,
                 }
             }
         }

@@ -72,6 +72,8 @@ pub struct Settings {
     pub dns: DnsSettings,
     pub confirmations: ConfirmationSettings,
     pub statistics: StatisticsSettings,
+    /// The operators' reputation tables' good / suspicious / blocked rule (seed 001).
+    pub reputation: quorum_reputation::Thresholds,
     pub web: WebSettings,
     /// The robot mailbox; without it replies can only be applied with `quorum reply apply`.
     #[serde(default)]
@@ -274,6 +276,11 @@ impl Settings {
             .set_default("statistics.refresh_secs", 60)?
             .set_default("statistics.fingerprints", true)?
             .set_default("statistics.fingerprint_keep_days", 30)?
+            .set_default("reputation.suspicious_invalid", 0.30)?
+            .set_default("reputation.suspicious_spam", 0.10)?
+            .set_default("reputation.blocked_invalid", 0.50)?
+            .set_default("reputation.blocked_spam", 0.30)?
+            .set_default("reputation.min_messages", 5.0)?
             .set_default("web.base_url", "http://127.0.0.1:8080")?
             .set_default("web.secure_cookies", false)?
             .set_default("web.session_days", 14)?
@@ -336,6 +343,7 @@ impl Settings {
                     .into(),
             ));
         }
+        self.reputation.validate().map_err(ConfigError::Invalid)?;
         if self.web.session_days < 1 || self.web.attempts_per_15_minutes == 0 {
             return Err(ConfigError::Invalid(
                 "web.session_days and web.attempts_per_15_minutes must be at least 1".into(),

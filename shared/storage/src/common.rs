@@ -10,7 +10,7 @@
 /// the campaign: both statements on the open transaction `$tx`.
 macro_rules! insert_vote {
     ($tx:ident, $subscriber:expr, $message:expr, $sender:expr, $vote:expr, $now:expr) => {{
-        sqlx::query($crate::sql::RECORD_VOTE)
+        let new = sqlx::query($crate::sql::RECORD_VOTE)
             .bind($subscriber)
             .bind($message)
             .bind($sender.as_str())
@@ -18,7 +18,9 @@ macro_rules! insert_vote {
             .bind($vote.as_str())
             .bind($now.0)
             .execute(&mut *$tx)
-            .await?;
+            .await?
+            .rows_affected()
+            > 0;
         sqlx::query($crate::sql::RECORD_CAMPAIGN_VOTE)
             .bind($subscriber)
             .bind($message)
@@ -26,6 +28,63 @@ macro_rules! insert_vote {
             .bind($now.0)
             .execute(&mut *$tx)
             .await?;
+        new
+    }};
+}
+
+/// Counts what became of message `$message` under its reputation keys, on the open
+/// connection or transaction `$on` (a `&mut` or a pool).
+macro_rules! reputation_event {
+    ($on:expr, $message:expr, $event:expr, $now:expr) => {
+        sqlx::query($crate::sql::reputation_event($event))
+            .bind($message)
+            .bind(quorum_reputation::mass($now.0))
+            .execute($on)
+            .await?
+    };
+}
+
+/// A new message's arrival under its reputation keys, on the poll's open transaction
+/// `$tx`: its keys are stored for what later becomes of it, and counted, unless the same
+/// message was stored before (its keys conflict: nothing counts twice).
+macro_rules! arrival {
+    ($tx:ident, $message:expr, $subscriber:expr, $status:expr, $keys:expr, $now:expr) => {{
+        let (message, subscriber, status, keys, now): (
+            i64,
+            i64,
+            &str,
+            &[quorum_reputation::Key],
+            quorum_domain::Timestamp,
+        ) = ($message, $subscriber, $status, $keys, $now);
+        let mass = quorum_reputation::mass(now.0);
+        // Bounded statements: a message has a handful of keys (eight linked domains at most).
+        for keys in keys.chunks(64) {
+            let sql = $crate::sql::message_reputation(keys.len());
+            let mut q = sqlx::query(&sql).bind(message);
+            for k in keys {
+                q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+            }
+            if q.execute(&mut *$tx).await?.rows_affected() == 0 {
+                break;
+            }
+            let sql = $crate::sql::reputation_arrival(keys.len());
+            let mut q = sqlx::query(&sql)
+                .bind(mass)
+                .bind(if status == "probe_spam" { mass } else { 0.0 })
+                .bind(if status == "deleted_forged" { mass } else { 0.0 })
+                .bind(now.0)
+                .bind(subscriber);
+            for k in keys {
+                q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+            }
+            q.execute(&mut *$tx).await?;
+            let sql = $crate::sql::reputation_recipients(keys.len());
+            let mut q = sqlx::query(&sql).bind(mass).bind(subscriber);
+            for k in keys {
+                q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+            }
+            q.execute(&mut *$tx).await?;
+        }
     }};
 }
 
@@ -251,6 +310,7 @@ macro_rules! impl_database {
                             campaign,
                             stat_keys,
                             confirm_to,
+                            reputation,
                         } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
@@ -275,6 +335,7 @@ macro_rules! impl_database {
                             if let (&"probe_spam", Some(sender)) = (status, from) {
                                 $crate::common::insert_vote!(tx, subscriber_id, id, sender, $crate::Vote::Spam, now);
                             }
+                            $crate::common::arrival!(tx, id, subscriber_id, status, reputation, now);
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
                         $crate::PollItem::Keep { uidl, approved, campaign } => {
@@ -577,7 +638,13 @@ macro_rules! impl_database {
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
                 let mut tx = self.pool.begin().await?;
-                $crate::common::insert_vote!(tx, subscriber_id, message_id, sender, vote, now);
+                if $crate::common::insert_vote!(tx, subscriber_id, message_id, sender, vote, now) {
+                    let event = match vote {
+                        $crate::Vote::Spam => $crate::sql::ReputationEvent::Spam,
+                        $crate::Vote::Approve => $crate::sql::ReputationEvent::Approval,
+                    };
+                    $crate::common::reputation_event!(&mut *tx, message_id, event, now);
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -722,6 +789,7 @@ macro_rules! impl_database {
                 forged: bool,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::sql::RECORD_RECHECK)
                     .bind(message_id)
                     .bind(check.evidence)
@@ -729,9 +797,14 @@ macro_rules! impl_database {
                     .bind(check.state())
                     .bind(if forged { "deleted_forged" } else { "held" })
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(done.rows_affected() > 0)
+                let done = done.rows_affected() > 0;
+                if done && forged {
+                    $crate::common::reputation_event!(&mut *tx, message_id, $crate::sql::ReputationEvent::Forged, now);
+                }
+                tx.commit().await?;
+                Ok(done)
             }
 
             async fn set_confirmations(&self, subscriber_id: i64, enabled: bool) -> $crate::Result<()> {
@@ -782,12 +855,24 @@ macro_rules! impl_database {
                 outcome: &str,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<()> {
-                sqlx::query($crate::sql::CONFIRMATION_ANSWERED)
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::sql::CONFIRMATION_ANSWERED)
                     .bind(message_id)
                     .bind(outcome)
                     .bind(now.0)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                // A bounced confirmation: the sender does not exist (seed 001's invalid
+                // recipients, as Quorum meets them).
+                if done.rows_affected() > 0 && outcome == "bounced" {
+                    $crate::common::reputation_event!(
+                        &mut *tx,
+                        message_id,
+                        $crate::sql::ReputationEvent::Nonexistent,
+                        now
+                    );
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -799,15 +884,22 @@ macro_rules! impl_database {
                 reason: &str,
                 now: quorum_domain::Timestamp,
             ) -> $crate::Result<bool> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query($crate::sql::MARK_DELETED)
                     .bind(message_id)
                     .bind(mailbox_id)
                     .bind(reason)
                     .bind(now.0)
                     .bind(status)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected() > 0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+                if done && status == "deleted_forged" {
+                    $crate::common::reputation_event!(&mut *tx, message_id, $crate::sql::ReputationEvent::Forged, now);
+                }
+                tx.commit().await?;
+                Ok(done)
             }
 
             async fn record_shown(&self, shown: &[(i64, f64)]) -> $crate::Result<()> {
@@ -931,6 +1023,19 @@ macro_rules! impl_database {
 
             async fn key_rows(&self, kind: &str, limit: i64) -> $crate::Result<Vec<$crate::KeyRow>> {
                 Ok(sqlx::query_as($crate::sql::KEY_ROWS).bind(kind).bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn reputation_rows(
+                &self,
+                kind: quorum_reputation::Kind,
+                limit: i64,
+            ) -> $crate::Result<Vec<$crate::ReputationRow>> {
+                let rows = sqlx::query_as($crate::sql::REPUTATION)
+                    .bind(kind.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map($crate::ReputationRow::from_row).collect())
             }
 
             async fn campaign_candidates(&self, band_keys: &[i64]) -> $crate::Result<Vec<(i64, Vec<u8>)>> {
@@ -1268,8 +1373,10 @@ macro_rules! impl_database {
     };
 }
 
+pub(crate) use arrival;
 pub(crate) use impl_database;
 pub(crate) use insert_vote;
+pub(crate) use reputation_event;
 
 pub(crate) fn duplicate(e: sqlx::Error, email: &quorum_domain::EmailAddress) -> crate::StorageError {
     match &e {

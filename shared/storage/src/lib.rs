@@ -324,6 +324,9 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Evidence keys of one kind (`domain`, `url`, ...), the strongest evidence of spam first.
     async fn key_rows(&self, kind: &str, limit: i64) -> Result<Vec<KeyRow>>;
 
+    /// One reputation table's rows, the most reported first.
+    async fn reputation_rows(&self, kind: quorum_reputation::Kind, limit: i64) -> Result<Vec<ReputationRow>>;
+
     /// Campaigns sharing at least one of these band keys: `(id, signature)`, by id.
     async fn campaign_candidates(&self, band_keys: &[i64]) -> Result<Vec<(i64, Vec<u8>)>>;
 

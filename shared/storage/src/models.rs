@@ -192,6 +192,9 @@ pub enum PollItem<'a> {
         stat_keys: Option<&'a str>,
         /// The sender a confirmation may go to (queued with the message, SPEC 2.4).
         confirm_to: Option<&'a EmailAddress>,
+        /// The reputation tables' keys it counts under ([`quorum_reputation::keys`]),
+        /// distinct.
+        reputation: &'a [quorum_reputation::Key],
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     /// `campaign`: the campaign of a message from an approved sender, which the Inbox
@@ -530,6 +533,26 @@ pub struct CorrelationLine {
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub row: CorrelationRow,
+}
+
+/// One row of a reputation table ([`quorum_reputation`]) as stored: its counts are on the
+/// common scale ([`quorum_reputation::Counts::as_of`] gives them at a time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReputationRow {
+    pub name: String,
+    pub counts: quorum_reputation::Counts,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+type ReputationColumns = (String, f64, f64, f64, f64, f64, f64, f64, i64, i64);
+
+impl ReputationRow {
+    pub(crate) fn from_row(r: ReputationColumns) -> Self {
+        let (name, messages, recipients, spam, approvals, probe, nonexistent, forged, first_seen, last_seen) = r;
+        let counts = quorum_reputation::Counts { messages, recipients, spam, approvals, probe, nonexistent, forged };
+        ReputationRow { name, counts, first_seen, last_seen }
+    }
 }
 
 /// One evidence key's standing with every counted user at full weight: its log-likelihood

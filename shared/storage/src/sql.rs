@@ -406,8 +406,11 @@ pub const PENDING_RELEASES: &str = "SELECT COUNT(*) FROM outbox WHERE mailbox_id
 
 /// Everything of one subscriber (`$1`), children first. Each statement takes only `$1`
 /// (PostgreSQL refuses parameters a statement does not use).
-pub const REMOVE_SUBSCRIBER: [&str; 15] = [
+pub const REMOVE_SUBSCRIBER: [&str; 17] = [
     "DELETE FROM web_sessions WHERE subscriber_id = $1",
+    "DELETE FROM reputation_recipients WHERE subscriber_id = $1",
+    "DELETE FROM message_reputation WHERE message_id IN (SELECT id FROM messages \
+     WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE subscriber_id = $1))",
     "DELETE FROM correlation WHERE user_id = $1 OR cuser_id = $1",
     "DELETE FROM user_trust WHERE subscriber_id = $1",
     "DELETE FROM campaign_votes WHERE subscriber_id = $1",
@@ -429,3 +432,82 @@ pub const REMOVE_SUBSCRIBER: [&str; 15] = [
 /// Messages decided (or, while held, arrived) per day and status since `$1` (Unix seconds).
 pub const DAILY_COUNTS: &str = "SELECT COALESCE(decided_at, quarantined_at) / 86400 AS day, status, COUNT(*) \
      FROM messages WHERE COALESCE(decided_at, quarantined_at) >= $1 GROUP BY day, status ORDER BY day, status";
+
+/// A new message's `n` reputation keys: `$1` is the message, then (kind, name) pairs. A
+/// message stored before (the same content again) inserts none, and counts nothing twice.
+pub fn message_reputation(n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+    format!("INSERT INTO message_reputation (message_id, kind, name) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "))
+}
+
+/// A message's arrival under `n` distinct keys: `$1` the event's mass, `$2` its mass as a
+/// probe's copy (else 0), `$3` as a forgery (else 0), `$4` the time, `$5` the recipient,
+/// then (kind, name) pairs. Its recipient counts once per key, at the latest weight: what
+/// the recipient weighed before under the key is taken off (read before
+/// [`reputation_recipients`] writes the new weight).
+pub fn reputation_arrival(n: usize) -> String {
+    let rows: Vec<String> =
+        (0..n).map(|i| format!("(${}, ${}, $1, $1, $2, $3, $4, $4)", 2 * i + 6, 2 * i + 7)).collect();
+    format!(
+        "INSERT INTO reputation (kind, name, messages, recipients, probe, forged, first_seen, last_seen) VALUES {} \
+         ON CONFLICT (kind, name) DO UPDATE SET messages = reputation.messages + excluded.messages, \
+         recipients = reputation.recipients + excluded.recipients - COALESCE((SELECT r.mass FROM reputation_recipients r \
+         WHERE r.kind = excluded.kind AND r.name = excluded.name AND r.subscriber_id = $5), 0), \
+         probe = reputation.probe + excluded.probe, forged = reputation.forged + excluded.forged, \
+         last_seen = CASE WHEN excluded.last_seen > reputation.last_seen THEN excluded.last_seen ELSE reputation.last_seen END",
+        rows.join(", ")
+    )
+}
+
+/// The recipient's latest weight under `n` keys: `$1` the mass, `$2` the recipient, then
+/// (kind, name) pairs.
+pub fn reputation_recipients(n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("(${}, ${}, $2, $1)", 2 * i + 3, 2 * i + 4)).collect();
+    format!(
+        "INSERT INTO reputation_recipients (kind, name, subscriber_id, mass) VALUES {} \
+         ON CONFLICT (kind, name, subscriber_id) DO UPDATE SET mass = excluded.mass",
+        rows.join(", ")
+    )
+}
+
+/// What became of a message, counted under its reputation keys: `$1` the message, `$2`
+/// the event's mass.
+pub fn reputation_event(event: ReputationEvent) -> &'static str {
+    match event {
+        ReputationEvent::Spam => REPUTATION_SPAM,
+        ReputationEvent::Approval => REPUTATION_APPROVAL,
+        ReputationEvent::Nonexistent => REPUTATION_NONEXISTENT,
+        ReputationEvent::Forged => REPUTATION_FORGED,
+    }
+}
+
+/// An event after a message's arrival ([`reputation_event`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ReputationEvent {
+    Spam,
+    Approval,
+    Nonexistent,
+    Forged,
+}
+
+macro_rules! reputation_update {
+    ($column:literal) => {
+        concat!(
+            "UPDATE reputation SET ",
+            $column,
+            " = ",
+            $column,
+            " + $2 WHERE (kind, name) IN (SELECT kind, name FROM message_reputation WHERE message_id = $1)"
+        )
+    };
+}
+const REPUTATION_SPAM: &str = reputation_update!("spam");
+const REPUTATION_APPROVAL: &str = reputation_update!("approvals");
+const REPUTATION_NONEXISTENT: &str = reputation_update!("nonexistent");
+const REPUTATION_FORGED: &str = reputation_update!("forged");
+
+/// One table's rows, the most reported first (stored counts share one scale, so they order
+/// as the decayed ones do): `$1` the kind, `$2` how many.
+pub const REPUTATION: &str = "SELECT name, messages, recipients, spam, approvals, probe, nonexistent, forged, \
+     first_seen, last_seen FROM reputation WHERE kind = $1 \
+     ORDER BY spam + probe + forged DESC, messages DESC, name LIMIT $2";
