@@ -730,6 +730,18 @@ async fn reputation_tables(db: impl Database) {
     assert_eq!(domain.name, "spam.example");
     assert!((domain.counts.as_of(T0.0).forged - 1.0).abs() < 1e-9);
 
+    // The campaign report's input: what was decided spam since a time, with its keys.
+    let spam = db.spam_since(T0).await.unwrap();
+    let got: Vec<(i64, &str)> = spam.iter().map(|m| (m.recipient, m.status.as_str())).collect();
+    assert_eq!(got, [(a.subscriber_id, "deleted_forged"), (b.subscriber_id, "probe_spam")]);
+    for m in &spam {
+        let mut k = m.keys.clone();
+        k.sort();
+        assert_eq!(k, keys);
+        assert_eq!((m.at, m.from.as_deref(), m.subject.as_deref()), (T0.0, Some(seller.as_str()), None));
+    }
+    assert!(db.spam_since(T0.plus(Duration::from_secs(1))).await.unwrap().is_empty());
+
     // A month later a's next message from the host: the old events weigh half, the
     // recipient still counts once, at its new weight.
     let later = T0.plus(Duration::from_secs(30 * 86_400));

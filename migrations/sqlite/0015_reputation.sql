@@ -33,3 +33,5 @@ CREATE TABLE message_reputation (
     name       TEXT   NOT NULL,
     PRIMARY KEY (message_id, kind, name)
 );
+-- The campaign report reads a window of arrivals.
+CREATE INDEX messages_by_arrival ON messages (quarantined_at);

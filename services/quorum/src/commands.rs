@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::cli::{
     AdminCommand, CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand,
-    RobotCommand, SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
+    ReportCommand, RobotCommand, SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -103,6 +103,10 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         Command::Stats(cmd) => {
             db.migrate().await?;
             return stats(db, &settings, cmd).await;
+        }
+        Command::Report(ReportCommand::Campaigns { since, min_messages, json }) => {
+            db.migrate().await?;
+            return campaigns(db, since, min_messages, json).await;
         }
         Command::Admin(AdminCommand::Create { email }) => {
             db.migrate().await?;
@@ -302,6 +306,45 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
             }
         }
         StatsCommand::Reputation { kind, limit } => reputation(&db, &settings.reputation, kind, limit).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quorum report campaigns`: seed 000's report of a window's spam.
+async fn campaigns<DB: Database>(
+    db: DB,
+    since: std::time::Duration,
+    min_messages: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use quorum_reputation::campaigns::{Options, report};
+    let now = Timestamp::now();
+    let from = Timestamp(now.0.saturating_sub(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)));
+    let spam = db.spam_since(from).await?;
+    let groups = report(&spam, &Options { min_messages });
+    if json {
+        let out = serde_json::json!({ "since": from.0, "until": now.0, "messages": spam.len(), "groups": groups });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let recipients = spam.iter().map(|m| m.recipient).collect::<std::collections::HashSet<_>>().len();
+    println!("Spam from {from} to {now}: {} messages to {recipients} recipients, {} groups", spam.len(), groups.len());
+    for g in &groups {
+        println!();
+        println!(
+            "{} {} -> {} messages to {} recipients, {} to {}",
+            g.by.as_str(),
+            g.key,
+            g.messages,
+            g.recipients,
+            Timestamp(g.first_seen),
+            Timestamp(g.last_seen)
+        );
+        let verdicts: Vec<String> = g.verdicts.iter().map(|(status, n)| format!("{status} {n}")).collect();
+        println!("    {}", verdicts.join(", "));
+        for subject in &g.subjects {
+            println!("    \"{}\"", subject.replace(char::is_control, " "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

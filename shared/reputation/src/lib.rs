@@ -2,7 +2,8 @@
 //! its networks, every sender domain, every linked domain and every Reply-To address,
 //! how much mail came with it and what became of it, and a status *good*, *suspicious* or
 //! *blocked* by seed 001's rule. Pure: which keys a message counts under, the decay and the
-//! rule; storage keeps the counts (incrementally, as mail arrives and votes come in).
+//! rule; storage keeps the counts (incrementally, as mail arrives and votes come in). The
+//! campaign report over the same keys is [`campaigns`].
 //!
 //! **What counts.** Per key: messages, distinct recipients, spam votes (an empty box),
 //! approvals, spam probes' copies, non-existent senders (confirmations that bounced) and
@@ -25,6 +26,8 @@
 //! one message is no reputation. Forgeries count as reports for the network keys (the
 //! connecting host sent the forgery) and not for the sender domain (a forged From is the
 //! spoofed domain's misfortune, not its doing).
+
+pub mod campaigns;
 
 use std::net::IpAddr;
 

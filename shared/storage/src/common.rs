@@ -1025,6 +1025,41 @@ macro_rules! impl_database {
                 Ok(sqlx::query_as($crate::sql::KEY_ROWS).bind(kind).bind(limit).fetch_all(&self.pool).await?)
             }
 
+            async fn spam_since(
+                &self,
+                since: quorum_domain::Timestamp,
+            ) -> $crate::Result<Vec<quorum_reputation::campaigns::Spam>> {
+                let rows: Vec<(i64, i64, i64, Option<String>, Option<String>, String)> =
+                    sqlx::query_as($crate::sql::SPAM_SINCE).bind(since.0).fetch_all(&self.pool).await?;
+                let keys: Vec<(i64, String, String)> =
+                    sqlx::query_as($crate::sql::SPAM_KEYS_SINCE).bind(since.0).fetch_all(&self.pool).await?;
+                let mut spam: Vec<quorum_reputation::campaigns::Spam> = rows
+                    .into_iter()
+                    .map(|(id, recipient, at, subject, from, status)| quorum_reputation::campaigns::Spam {
+                        id,
+                        recipient,
+                        at,
+                        subject,
+                        from,
+                        status,
+                        keys: Vec::new(),
+                    })
+                    .collect();
+                // Both in message order: one merge pass.
+                let mut i = 0;
+                for (message, kind, name) in keys {
+                    while spam.get(i).is_some_and(|m| m.id < message) {
+                        i += 1;
+                    }
+                    let Some(m) = spam.get_mut(i).filter(|m| m.id == message) else { continue };
+                    match kind.parse() {
+                        Ok(kind) => m.keys.push(quorum_reputation::Key { kind, name }),
+                        Err(e) => tracing::warn!(message, "reputation key skipped: {e}"),
+                    }
+                }
+                Ok(spam)
+            }
+
             async fn reputation_rows(
                 &self,
                 kind: quorum_reputation::Kind,

@@ -324,6 +324,10 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Evidence keys of one kind (`domain`, `url`, ...), the strongest evidence of spam first.
     async fn key_rows(&self, kind: &str, limit: i64) -> Result<Vec<KeyRow>>;
 
+    /// The spam that arrived since `since`, oldest first, with its reputation keys (the
+    /// campaign report's input).
+    async fn spam_since(&self, since: quorum_domain::Timestamp) -> Result<Vec<quorum_reputation::campaigns::Spam>>;
+
     /// One reputation table's rows, the most reported first.
     async fn reputation_rows(&self, kind: quorum_reputation::Kind, limit: i64) -> Result<Vec<ReputationRow>>;
 

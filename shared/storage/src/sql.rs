@@ -511,3 +511,28 @@ const REPUTATION_FORGED: &str = reputation_update!("forged");
 pub const REPUTATION: &str = "SELECT name, messages, recipients, spam, approvals, probe, nonexistent, forged, \
      first_seen, last_seen FROM reputation WHERE kind = $1 \
      ORDER BY spam + probe + forged DESC, messages DESC, name LIMIT $2";
+
+/// What the probes, the statistics, the recipients and the checks decided was spam.
+macro_rules! spam_statuses {
+    () => {
+        "('probe_spam', 'deleted_statistical', 'deleted_spam', 'deleted_blocked', 'deleted_forged', \
+         'deleted_nonexistent')"
+    };
+}
+
+/// The spam that arrived since `$1`, oldest first (the campaign report).
+pub const SPAM_SINCE: &str = concat!(
+    "SELECT m.id, b.subscriber_id, m.quarantined_at, m.subject, m.from_address, m.status \
+     FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+     WHERE m.quarantined_at >= $1 AND m.status IN ",
+    spam_statuses!(),
+    " ORDER BY m.id"
+);
+
+/// The reputation keys of the spam that arrived since `$1`.
+pub const SPAM_KEYS_SINCE: &str = concat!(
+    "SELECT r.message_id, r.kind, r.name FROM message_reputation r JOIN messages m ON m.id = r.message_id \
+     WHERE m.quarantined_at >= $1 AND m.status IN ",
+    spam_statuses!(),
+    " ORDER BY r.message_id"
+);
