@@ -4,7 +4,10 @@
 //! chain, one network's copies with one Reply-To), reaches two spam probes and two
 //! subscribers; after the polls and the subscribers' empty boxes, `quorum report campaigns`
 //! groups it by network and by Reply-To with the right counts, and the reputation tables
-//! rate the networks.
+//! rate the networks. `quorum blocklist export` lists the botnets' /24s and nothing that
+//! relayed a correspondent's approved mail; its Postfix table loads with `postmap`, and a
+//! Postfix listener using it in `check_client_access` refuses a listed client and accepts
+//! the correspondent's host.
 
 use quorum_domain::{EmailAddress, Keys, Timestamp};
 use quorum_storage::{Database, Sqlite, Vote};
@@ -14,12 +17,17 @@ use quorum_tests::{
     fresh_sqlite, quorum_service, run,
 };
 
-/// The botnets: per network, its hosts and the Reply-To its copies carry (if any).
-const BOTNETS: [(&str, &[&str], Option<&str>); 3] = [
-    ("103.176.192.0/24", &["103.176.192.9", "103.176.192.10"], None),
-    ("192.93.19.0/24", &["192.93.19.27"], Some("jflore1942@gmail.com")),
+/// The spam sources: per network, its hosts and the Reply-To its copies carry (if any).
+/// The last is a hosting range whose first host also relays a correspondent's mail.
+const BOTNETS: [(&str, &[&str], Option<&str>); 4] = [
+    ("103.176.192.0/24", &["103.176.192.9", "103.176.192.10", "103.176.192.11"], None),
+    ("192.93.19.0/24", &["192.93.19.27", "192.93.19.28", "192.93.19.29"], Some("jflore1942@gmail.com")),
     ("161.71.34.0/24", &["161.71.34.73", "161.71.34.74", "161.71.34.75"], Some("claims@payout-desk.example")),
+    ("81.169.146.0/24", &["81.169.146.7", "81.169.146.8", "81.169.146.9"], None),
 ];
+
+/// The host that relays both spam and the correspondent's mail.
+const SHARED_HOST: &str = "81.169.146.7";
 
 /// Corpus spam messages per network.
 const PER_NETWORK: usize = 3;
@@ -93,8 +101,17 @@ async fn the_report_groups_corpus_spam_by_network_and_reply_to() {
         quorum(&["subscriber", "probe", &p.email, "on"], &[]);
     }
     let subscribers = [subscribe("alice"), subscribe("bob")];
+    // Alice's correspondent writes through the hosting range: approved, left in her Inbox.
+    quorum(&["subscriber", "approve", &subscribers[0].email, "friend@garden-club.example"], &[]);
+    let letter = b"From: friend@garden-club.example\nTo: alice@quorum.test\nSubject: Sunday\nMessage-ID: <sunday@garden-club.example>\n\nSee you at the allotment.\n";
+    stack.maildir_drop(&subscribers[0], &readdressed(letter, SHARED_HOST, None));
 
-    // Corpus spam that no mailing list relayed (a list's handoff is its own server).
+    // Corpus spam that no mailing list relayed (a list's handoff is its own server) and
+    // that does not claim a provider's domain (whose relays are never exported).
+    let providers: Vec<String> = quorum(&["providers", "list"], &[])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(|d| format!("@{d}")))
+        .collect();
     let spam: Vec<Vec<u8>> = corpus_paths(&corpus)
         .iter()
         .filter(|p| p.parent().is_some_and(|d| d.ends_with("spam")))
@@ -102,7 +119,8 @@ async fn the_report_groups_corpus_spam_by_network_and_reply_to() {
         .filter(|raw| {
             let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
             let head = &text[..text.find("\n\n").unwrap_or(text.len())];
-            head.contains("\nfrom:") && !head.contains("\nlist-")
+            let from = head.lines().find(|l| l.starts_with("from:")).unwrap_or_default();
+            !from.is_empty() && !head.contains("\nlist-") && !providers.iter().any(|p| from.contains(p.as_str()))
         })
         .take(BOTNETS.len() * PER_NETWORK)
         .collect();
@@ -136,6 +154,8 @@ async fn the_report_groups_corpus_spam_by_network_and_reply_to() {
             }
         }
     }
+
+    assert!(stack.in_maildir(&subscribers[0], "See you at the allotment") == 1, "the letter stays in the Inbox");
 
     // Every network's copies are one group: three messages, four recipients each.
     let report: serde_json::Value =
@@ -175,4 +195,72 @@ async fn the_report_groups_corpus_spam_by_network_and_reply_to() {
         let line = table.lines().find(|l| l.starts_with(network)).unwrap_or_else(|| panic!("{network}: {table}"));
         assert!(line.split_whitespace().nth(1) == Some("blocked"), "{table}");
     }
+
+    // The export: the three botnets' /24s; of the hosting range only the hosts that sent
+    // nothing but spam, never the one that relayed the correspondent's mail nor its /24.
+    let export = quorum(&["blocklist", "export", "--format", "cidr", "--since", "1h"], &[]);
+    let mut listed: Vec<&str> = export.lines().filter(|l| !l.starts_with('#')).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        ["103.176.192.0/24", "161.71.34.0/24", "192.93.19.0/24", "81.169.146.8/32", "81.169.146.9/32"],
+        "{export}"
+    );
+    assert!(export.lines().filter(|l| l.starts_with('#')).count() == listed.len() + 1, "a comment per entry: {export}");
+    let postfix = quorum(&["blocklist", "export", "--format", "postfix", "--since", "1h"], &[]);
+    assert!(postfix.lines().any(|l| l == "103.176.192.0/24\tREJECT spam source (12 reports to Quorum)"), "{postfix}");
+    // The Postfix table loads, and a listener using it in check_client_access refuses a
+    // listed client and accepts the correspondent's host.
+    std::fs::write(&stack.blocklist_map, &postfix).unwrap();
+    let postmap = |ip: &str| {
+        let map = format!("cidr:{}", stack.blocklist_map.display());
+        let conf = stack.postfix_conf.display().to_string();
+        let out = std::process::Command::new("postmap").args(["-c", &conf, "-q", ip, &map]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    assert_eq!(postmap("103.176.192.10"), (Some(0), "REJECT spam source (12 reports to Quorum)".into()));
+    assert_eq!(postmap(SHARED_HOST), (Some(1), String::new()), "not listed");
+    let refused = smtp_as("103.176.192.10", stack.blocklist_port, &subscribers[0].email);
+    assert!(refused.starts_with("554 5.7.1") && refused.contains("spam source"), "{refused}");
+    let accepted = smtp_as(SHARED_HOST, stack.blocklist_port, &subscribers[0].email);
+    assert!(accepted.starts_with("250"), "{accepted}");
+
+    // The correspondent's domain is no candidate: it sent no spam; the spam's own domains
+    // are, each with its four copies.
+    let domains = quorum(&["blocklist", "export", "--format", "domains", "--since", "1h"], &[]);
+    assert!(!domains.contains("garden-club.example"), "{domains}");
+    assert!(domains.lines().any(|l| !l.starts_with('#')), "{domains}");
+}
+
+/// An SMTP session with the blocklist listener as client `ip` (XCLIENT): its answer to
+/// `RCPT TO:<to>`, where Postfix applies the client restrictions.
+fn smtp_as(ip: &str, port: u16, to: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    // The last line of a (possibly multi-line) reply.
+    let mut reply = || loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.len() < 4 || line.as_bytes()[3] == b' ' {
+            return line.trim_end().to_string();
+        }
+    };
+    let mut answers = vec![reply()];
+    for command in [
+        "EHLO test.example".to_string(),
+        format!("XCLIENT ADDR={ip}"),
+        "EHLO test.example".into(),
+        "MAIL FROM:<sender@test.example>".into(),
+        format!("RCPT TO:<{to}>"),
+        "QUIT".into(),
+    ] {
+        writer.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        answers.push(reply());
+    }
+    // XCLIENT starts a new session: a fresh greeting.
+    assert!(answers[2].starts_with("220"), "XCLIENT refused: {answers:?}");
+    answers[5].clone()
 }

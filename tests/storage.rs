@@ -159,7 +159,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             confirm_to: None,
             reputation: &[],
         },
-        PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None },
+        PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None, reputation: &[] },
     ];
     let later = T0.plus(Duration::from_secs(3600));
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, later).await.unwrap();
@@ -689,6 +689,13 @@ async fn reputation_tables(db: impl Database) {
     let quiet_keys = [quorum_reputation::Key { kind: Kind::Ip, name: "198.51.100.1".into() }];
     let quiet = [counted(held("q0", &raws[5], None), "held", &quiet_keys)];
     db.commit_poll(a.mailbox_id, a.subscriber_id, &quiet, T0).await.unwrap();
+    // An approved sender's delivery from the same host, left in b's Inbox: ham.
+    let friend = EmailAddress::parse("friend@spam.example").unwrap();
+    let kept = [PollItem::Keep { uidl: "k0", approved: Some(&friend), campaign: None, reputation: &keys }];
+    db.commit_poll(b.mailbox_id, b.subscriber_id, &kept, T0).await.unwrap();
+    // Released mail coming back is nobody's delivery: not counted.
+    let released = [PollItem::Keep { uidl: "k1", approved: None, campaign: None, reputation: &keys }];
+    db.commit_poll(b.mailbox_id, b.subscriber_id, &released, T0).await.unwrap();
 
     // What became of them: a spam vote (twice: one vote), an approval, a bounced
     // confirmation, a forgery found later.
@@ -704,8 +711,16 @@ async fn reputation_tables(db: impl Database) {
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["192.0.2.7", "198.51.100.1"], "the most reported first");
     let counts = rows[0].counts.as_of(T0.0);
-    let expected =
-        Counts { messages: 5.0, recipients: 2.0, spam: 1.0, approvals: 1.0, probe: 1.0, nonexistent: 1.0, forged: 1.0 };
+    let expected = Counts {
+        messages: 6.0,
+        recipients: 2.0,
+        spam: 1.0,
+        approvals: 1.0,
+        probe: 1.0,
+        nonexistent: 1.0,
+        forged: 1.0,
+        inbox: 1.0,
+    };
     for (got, want) in [
         (counts.messages, expected.messages),
         (counts.recipients, expected.recipients),
@@ -714,21 +729,30 @@ async fn reputation_tables(db: impl Database) {
         (counts.probe, expected.probe),
         (counts.nonexistent, expected.nonexistent),
         (counts.forged, expected.forged),
+        (counts.inbox, expected.inbox),
     ] {
         assert!((got - want).abs() < 1e-9, "{counts:?}");
     }
     assert_eq!((rows[0].first_seen, rows[0].last_seen), (T0.0, T0.0));
-    // Three reports of five messages.
+    // Three reports of six messages.
     let t = Thresholds::default();
     assert_eq!(quorum_reputation::status(Kind::Ip, &counts, &t), Status::Blocked);
     assert_eq!(quorum_reputation::status(Kind::Ip, &rows[1].counts.as_of(T0.0), &t), Status::New);
     // The network and the sender domain counted the same events.
     let network = &db.reputation_rows(Kind::Network, 10).await.unwrap()[0];
     assert_eq!(network.name, "192.0.2.0/24");
-    assert!((network.counts.as_of(T0.0).messages - 5.0).abs() < 1e-9);
+    assert!((network.counts.as_of(T0.0).messages - 6.0).abs() < 1e-9);
     let domain = &db.reputation_rows(Kind::SenderDomain, 10).await.unwrap()[0];
     assert_eq!(domain.name, "spam.example");
     assert!((domain.counts.as_of(T0.0).forged - 1.0).abs() < 1e-9);
+
+    // Rows by key (the blocklist's look-up of its candidates): those that exist.
+    let mut asked = keys.clone();
+    asked.push(quorum_reputation::Key { kind: Kind::UrlDomain, name: "never-seen.example".into() });
+    let mut found = db.reputation_of(&asked).await.unwrap();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(found.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), keys);
+    assert!(found.iter().all(|(k, row)| row.name == k.name && (row.counts.as_of(T0.0).messages - 6.0).abs() < 1e-9));
 
     // The campaign report's input: what was decided spam since a time, with its keys.
     let spam = db.spam_since(T0).await.unwrap();
@@ -749,7 +773,7 @@ async fn reputation_tables(db: impl Database) {
     db.commit_poll(a.mailbox_id, a.subscriber_id, &[item("m4", &next, "held")], later).await.unwrap();
     let row = &db.reputation_rows(Kind::Ip, 1).await.unwrap()[0];
     let c = row.counts.as_of(later.0);
-    assert!((c.messages - 3.5).abs() < 1e-9 && (c.spam - 0.5).abs() < 1e-9, "{c:?}");
+    assert!((c.messages - 4.0).abs() < 1e-9 && (c.spam - 0.5).abs() < 1e-9, "{c:?}");
     assert!((c.recipients - 1.5).abs() < 1e-9, "a now, b a month ago: {c:?}");
     assert_eq!((row.first_seen, row.last_seen), (T0.0, later.0));
     // Removing a subscriber keeps the counts (they are the service's, not the subscriber's).
@@ -905,7 +929,7 @@ async fn campaigns(db: impl Database) {
     if let PollItem::Quarantine { campaign, .. } = &mut item {
         *campaign = Some(ids[0]);
     }
-    let items = [item, PollItem::Keep { uidl: "u1", approved: Some(&friend), campaign: Some(ids[1]) }];
+    let items = [item, PollItem::Keep { uidl: "u1", approved: Some(&friend), campaign: Some(ids[1]), reputation: &[] }];
     let stored = db.commit_poll(a.mailbox_id, a.subscriber_id, &items, T0).await.unwrap();
     let message = stored[0].unwrap();
     assert_eq!(db.held(a.mailbox_id).await.unwrap()[0].campaign_id, Some(ids[0]));

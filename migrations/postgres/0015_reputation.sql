@@ -13,6 +13,8 @@ CREATE TABLE reputation (
     probe       DOUBLE PRECISION NOT NULL DEFAULT 0,
     nonexistent DOUBLE PRECISION NOT NULL DEFAULT 0,
     forged      DOUBLE PRECISION NOT NULL DEFAULT 0,
+    -- Delivered to the Inbox from a sender the recipient approved: ham by their standing word.
+    inbox       DOUBLE PRECISION NOT NULL DEFAULT 0,
     first_seen  BIGINT NOT NULL,
     last_seen   BIGINT NOT NULL,
     PRIMARY KEY (kind, name)

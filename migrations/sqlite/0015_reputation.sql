@@ -13,6 +13,8 @@ CREATE TABLE reputation (
     probe       REAL NOT NULL DEFAULT 0,
     nonexistent REAL NOT NULL DEFAULT 0,
     forged      REAL NOT NULL DEFAULT 0,
+    -- Delivered to the Inbox from a sender the recipient approved: ham by their standing word.
+    inbox       REAL NOT NULL DEFAULT 0,
     first_seen  BIGINT NOT NULL,
     last_seen   BIGINT NOT NULL,
     PRIMARY KEY (kind, name)

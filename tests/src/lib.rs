@@ -27,6 +27,12 @@ pub struct MailStack {
     pub imap_port: u16,
     pub imaps_port: u16,
     pub smtp_port: u16,
+    /// A Postfix listener refusing the clients listed in `blocklist_map` (a `cidr:` table);
+    /// it accepts XCLIENT from loopback, so a test can speak as any client address.
+    pub blocklist_port: u16,
+    pub blocklist_map: PathBuf,
+    /// The stack's Postfix configuration directory (for `postmap -c`).
+    pub postfix_conf: PathBuf,
     pub cert: PathBuf,
     pub mail_dir: PathBuf,
     pub domain: String,
@@ -61,6 +67,9 @@ impl MailStack {
                 imap_port: get("QUORUM_TEST_IMAP_PORT").parse().unwrap(),
                 imaps_port: get("QUORUM_TEST_IMAPS_PORT").parse().unwrap(),
                 smtp_port: get("QUORUM_TEST_SMTP_PORT").parse().unwrap(),
+                blocklist_port: get("QUORUM_TEST_BLOCKLIST_PORT").parse().unwrap(),
+                blocklist_map: get("QUORUM_TEST_BLOCKLIST_MAP").into(),
+                postfix_conf: Path::new(&dir).join("postfix"),
                 cert: get("QUORUM_TEST_TLS_CERT").into(),
                 mail_dir: get("QUORUM_TEST_MAIL_DIR").into(),
                 domain: get("QUORUM_TEST_DOMAIN"),

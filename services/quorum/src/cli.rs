@@ -107,6 +107,9 @@ pub enum Command {
     /// Reports for operators.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Block lists for the mail server, from the spam Quorum saw.
+    #[command(subcommand)]
+    Blocklist(BlocklistCommand),
     /// Operator accounts for the web dashboard (`/admin`).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -142,6 +145,27 @@ pub enum ReportCommand {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlocklistCommand {
+    /// The hosts, networks or domains of a window's spam, as strict as deletion: at least
+    /// `--min-reports` spam messages, nothing with an approval or an approved sender's
+    /// delivery, no relay of and no domain in the provider table; hosts merged into their
+    /// /24 (IPv6 /48) only when it holds three or more listed hosts and no ham. Each entry
+    /// follows a comment naming its group. `cidr`: CIDR blocks; `postfix`: a `cidr:` table
+    /// for `check_client_access` (REJECT); `rspamd`: a multimap map of addresses and
+    /// networks; `domains`: sender and linked domains.
+    Export {
+        #[arg(long)]
+        format: quorum_reputation::blocklist::Format,
+        /// The window: this long back from now (`12h`, `7d`, `2w`).
+        #[arg(long, default_value = "7d", value_parser = parse_age)]
+        since: std::time::Duration,
+        /// Spam messages an entry needs in the window.
+        #[arg(long, default_value_t = 3)]
+        min_reports: usize,
     },
 }
 

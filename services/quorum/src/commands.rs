@@ -21,8 +21,9 @@ use quorum_worker::{Confirmer, Deliverer, Worker, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
-    AdminCommand, CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand, ProvidersCommand, ReplyCommand,
-    ReportCommand, RobotCommand, SimulateArgs, StatsCommand, SubscriberCommand, SummaryCommand,
+    AdminCommand, BlocklistCommand, CheckMailboxArgs, Cli, Command, MailboxArgs, OnOff, OutboxCommand,
+    ProvidersCommand, ReplyCommand, ReportCommand, RobotCommand, SimulateArgs, StatsCommand, SubscriberCommand,
+    SummaryCommand,
 };
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -107,6 +108,11 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         Command::Report(ReportCommand::Campaigns { since, min_messages, json }) => {
             db.migrate().await?;
             return campaigns(db, since, min_messages, json).await;
+        }
+        Command::Blocklist(BlocklistCommand::Export { format, since, min_reports }) => {
+            db.migrate().await?;
+            print!("{}", blocklist(&db, format, since, min_reports).await?);
+            return Ok(ExitCode::SUCCESS);
         }
         Command::Admin(AdminCommand::Create { email }) => {
             db.migrate().await?;
@@ -310,6 +316,61 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the database says of blocklist candidates ([`quorum_reputation::blocklist::Standing`]).
+struct Standing {
+    ham: std::collections::HashSet<quorum_reputation::Key>,
+    providers: Vec<String>,
+}
+
+impl quorum_reputation::blocklist::Standing for Standing {
+    fn has_ham(&self, key: &quorum_reputation::Key) -> bool {
+        self.ham.contains(key)
+    }
+
+    fn provider(&self, domain: &str) -> bool {
+        self.providers.iter().any(|p| domain == p || domain.strip_suffix(p.as_str()).is_some_and(|s| s.ends_with('.')))
+    }
+}
+
+/// `quorum blocklist export`: the window's spam sources or domains as block list lines.
+async fn blocklist<DB: Database>(
+    db: &DB,
+    format: quorum_reputation::blocklist::Format,
+    since: std::time::Duration,
+    min_reports: usize,
+) -> anyhow::Result<String> {
+    use quorum_reputation::{Kind, blocklist};
+    let now = Timestamp::now();
+    let from = Timestamp(now.0.saturating_sub(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)));
+    let spam = db.spam_since(from).await?;
+    let mut candidates: Vec<quorum_reputation::Key> = spam
+        .iter()
+        .flat_map(|m| &m.keys)
+        .filter(|k| matches!(k.kind, Kind::Ip | Kind::Network | Kind::SenderDomain | Kind::UrlDomain))
+        .cloned()
+        .collect();
+    candidates.sort();
+    candidates.dedup();
+    // Only domains have both kinds; ham under either keeps a domain off the list.
+    for k in candidates.clone().into_iter().filter(|k| matches!(k.kind, Kind::SenderDomain | Kind::UrlDomain)) {
+        let other = if k.kind == Kind::SenderDomain { Kind::UrlDomain } else { Kind::SenderDomain };
+        candidates.push(quorum_reputation::Key { kind: other, name: k.name });
+    }
+    let ham = db
+        .reputation_of(&candidates)
+        .await?
+        .into_iter()
+        .filter(|(_, row)| row.counts.approvals > 0.0 || row.counts.inbox > 0.0)
+        .map(|(key, _)| key)
+        .collect();
+    let standing = Standing { ham, providers: db.providers().await?.into_iter().map(|p| p.domain).collect() };
+    let entries = match format {
+        blocklist::Format::Domains => blocklist::domains(&spam, min_reports, &standing),
+        _ => blocklist::networks(&spam, min_reports, &standing),
+    };
+    Ok(blocklist::render(format, &entries, &format!("{from} to {now}")))
+}
+
 /// `quorum report campaigns`: seed 000's report of a window's spam.
 async fn campaigns<DB: Database>(
     db: DB,
@@ -358,7 +419,7 @@ async fn reputation<DB: Database>(
 ) -> anyhow::Result<()> {
     let now = Timestamp::now().0;
     println!(
-        "{:<40} {:<10} {:>9} {:>10} {:>8} {:>9} {:>8} {:>8} {:>8}  last seen",
+        "{:<40} {:<10} {:>9} {:>10} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}  last seen",
         kind.as_str(),
         "status",
         "messages",
@@ -367,12 +428,13 @@ async fn reputation<DB: Database>(
         "approvals",
         "probe",
         "invalid",
-        "forged"
+        "forged",
+        "inbox"
     );
     for row in db.reputation_rows(kind, limit).await? {
         let c = row.counts.as_of(now);
         println!(
-            "{:<40} {:<10} {:>9.1} {:>10.1} {:>8.1} {:>9.1} {:>8.1} {:>8.1} {:>8.1}  {}",
+            "{:<40} {:<10} {:>9.1} {:>10.1} {:>8.1} {:>9.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}",
             row.name,
             quorum_reputation::status(kind, &c, thresholds).as_str(),
             c.messages,
@@ -382,6 +444,7 @@ async fn reputation<DB: Database>(
             c.probe,
             c.nonexistent,
             c.forged,
+            c.inbox,
             Timestamp(row.last_seen)
         );
     }

@@ -275,7 +275,17 @@ pub async fn poll_mailbox<DB: Database>(
             if keep && !own {
                 report.kept += 1;
                 let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
-                fates.push(Fate::Keep { uidl: w.uidl, approved, campaign: approved.and(campaign) });
+                // An approved sender's delivery is ham in the reputation tables (by the
+                // fingerprint made for its campaign's approval, when campaigns are on).
+                let reputation = match approved {
+                    Some(from) => quorum_reputation::keys(&quorum_reputation::Facts {
+                        handoff: check.as_ref().and_then(|c| c.evidence.handoff),
+                        from: Some(from.as_str()),
+                        fingerprint: *fingerprint,
+                    }),
+                    None => Vec::new(),
+                };
+                fates.push(Fate::Keep { uidl: w.uidl, approved, campaign: approved.and(campaign), reputation });
                 continue;
             }
             to_delete.push(w.n);
@@ -428,6 +438,8 @@ enum Fate<'a> {
         approved: Option<&'a EmailAddress>,
         /// The campaign an Inbox delivery from an approved sender approves.
         campaign: Option<i64>,
+        /// The reputation tables' keys of an approved sender's delivery.
+        reputation: Vec<quorum_reputation::Key>,
     },
     Quarantine {
         uidl: &'a str,
@@ -452,8 +464,8 @@ enum Fate<'a> {
 impl Fate<'_> {
     fn item(&self) -> PollItem<'_> {
         match self {
-            Fate::Keep { uidl, approved, campaign } => {
-                PollItem::Keep { uidl, approved: *approved, campaign: *campaign }
+            Fate::Keep { uidl, approved, campaign, reputation } => {
+                PollItem::Keep { uidl, approved: *approved, campaign: *campaign, reputation }
             }
             Fate::Quarantine {
                 uidl,

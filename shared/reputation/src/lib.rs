@@ -6,8 +6,9 @@
 //! campaign report over the same keys is [`campaigns`].
 //!
 //! **What counts.** Per key: messages, distinct recipients, spam votes (an empty box),
-//! approvals, spam probes' copies, non-existent senders (confirmations that bounced) and
-//! forgeries. A probe's copy is a spam report by a trap nothing legitimate writes to; a
+//! approvals, spam probes' copies, non-existent senders (confirmations that bounced),
+//! forgeries, and deliveries to the Inbox from senders the recipient approved (ham by
+//! the recipient's standing word: a provider's relays carry far more of it than of spam). A probe's copy is a spam report by a trap nothing legitimate writes to; a
 //! vote is a subscriber's report. The statistics' own deletions are not reports: the table
 //! must not feed on its own verdicts.
 //!
@@ -27,6 +28,7 @@
 //! connecting host sent the forgery) and not for the sender domain (a forged From is the
 //! spoofed domain's misfortune, not its doing).
 
+pub mod blocklist;
 pub mod campaigns;
 
 use std::net::IpAddr;
@@ -154,6 +156,9 @@ pub struct Counts {
     pub probe: f64,
     pub nonexistent: f64,
     pub forged: f64,
+    /// Delivered to the Inbox from a sender the recipient approved (counted among the
+    /// messages: ham by the recipient's standing word).
+    pub inbox: f64,
 }
 
 impl Counts {
@@ -168,6 +173,7 @@ impl Counts {
             probe: self.probe * k,
             nonexistent: self.nonexistent * k,
             forged: self.forged * k,
+            inbox: self.inbox * k,
         }
     }
 
@@ -289,6 +295,7 @@ mod tests {
             probe: a.probe + b.probe,
             nonexistent: a.nonexistent + b.nonexistent,
             forged: a.forged + b.forged,
+            inbox: a.inbox + b.inbox,
         }
     }
 

@@ -45,33 +45,39 @@ macro_rules! reputation_event {
 }
 
 /// A new message's arrival under its reputation keys, on the poll's open transaction
-/// `$tx`: its keys are stored for what later becomes of it, and counted, unless the same
-/// message was stored before (its keys conflict: nothing counts twice).
+/// `$tx`: a stored message's (`Some` id) keys are stored for what later becomes of it, and
+/// counted, unless the same message was stored before (its keys conflict: nothing counts
+/// twice); an Inbox delivery from an approved sender (`None`, status `inbox`) is counted.
 macro_rules! arrival {
     ($tx:ident, $message:expr, $subscriber:expr, $status:expr, $keys:expr, $now:expr) => {{
         let (message, subscriber, status, keys, now): (
-            i64,
+            Option<i64>,
             i64,
             &str,
             &[quorum_reputation::Key],
             quorum_domain::Timestamp,
         ) = ($message, $subscriber, $status, $keys, $now);
         let mass = quorum_reputation::mass(now.0);
+        let counts = |s: &str| if status == s { mass } else { 0.0 };
         // Bounded statements: a message has a handful of keys (eight linked domains at most).
         for keys in keys.chunks(64) {
-            let sql = $crate::sql::message_reputation(keys.len());
-            let mut q = sqlx::query(&sql).bind(message);
-            for k in keys {
-                q = q.bind(k.kind.as_str()).bind(k.name.as_str());
-            }
-            if q.execute(&mut *$tx).await?.rows_affected() == 0 {
-                break;
+            // A stored message's keys, for what becomes of it; an Inbox delivery has none.
+            if let Some(message) = message {
+                let sql = $crate::sql::message_reputation(keys.len());
+                let mut q = sqlx::query(&sql).bind(message);
+                for k in keys {
+                    q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+                }
+                if q.execute(&mut *$tx).await?.rows_affected() == 0 {
+                    break;
+                }
             }
             let sql = $crate::sql::reputation_arrival(keys.len());
             let mut q = sqlx::query(&sql)
                 .bind(mass)
-                .bind(if status == "probe_spam" { mass } else { 0.0 })
-                .bind(if status == "deleted_forged" { mass } else { 0.0 })
+                .bind(counts("probe_spam"))
+                .bind(counts("deleted_forged"))
+                .bind(counts("inbox"))
                 .bind(now.0)
                 .bind(subscriber);
             for k in keys {
@@ -335,10 +341,13 @@ macro_rules! impl_database {
                             if let (&"probe_spam", Some(sender)) = (status, from) {
                                 $crate::common::insert_vote!(tx, subscriber_id, id, sender, $crate::Vote::Spam, now);
                             }
-                            $crate::common::arrival!(tx, id, subscriber_id, status, reputation, now);
+                            $crate::common::arrival!(tx, Some(id), subscriber_id, status, reputation, now);
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
-                        $crate::PollItem::Keep { uidl, approved, campaign } => {
+                        $crate::PollItem::Keep { uidl, approved, campaign, reputation } => {
+                            if approved.is_some() {
+                                $crate::common::arrival!(tx, None, subscriber_id, "inbox", reputation, now);
+                            }
                             if let Some(sender) = approved {
                                 sqlx::query($crate::sql::TOUCH_SENDER)
                                     .bind(subscriber_id)
@@ -1060,6 +1069,24 @@ macro_rules! impl_database {
                 Ok(spam)
             }
 
+            async fn reputation_of(
+                &self,
+                keys: &[quorum_reputation::Key],
+            ) -> $crate::Result<Vec<(quorum_reputation::Key, $crate::ReputationRow)>> {
+                let mut out = Vec::with_capacity(keys.len());
+                // Bounded statements: SQLite allows 32,766 parameters, and smaller is faster to plan.
+                for chunk in keys.chunks(500) {
+                    let sql = $crate::sql::reputation_of(chunk.len());
+                    let mut q = sqlx::query_as(&sql);
+                    for k in chunk {
+                        q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+                    }
+                    let rows: Vec<_> = q.fetch_all(&self.pool).await?;
+                    out.extend(rows.into_iter().filter_map($crate::ReputationRow::keyed));
+                }
+                Ok(out)
+            }
+
             async fn reputation_rows(
                 &self,
                 kind: quorum_reputation::Kind,
@@ -1070,7 +1097,7 @@ macro_rules! impl_database {
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows.into_iter().map($crate::ReputationRow::from_row).collect())
+                Ok(rows.into_iter().filter_map($crate::ReputationRow::keyed).map(|(_, row)| row).collect())
             }
 
             async fn campaign_candidates(&self, band_keys: &[i64]) -> $crate::Result<Vec<(i64, Vec<u8>)>> {

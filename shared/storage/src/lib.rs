@@ -328,6 +328,12 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// campaign report's input).
     async fn spam_since(&self, since: quorum_domain::Timestamp) -> Result<Vec<quorum_reputation::campaigns::Spam>>;
 
+    /// The reputation rows of these keys (those that have one), in no order.
+    async fn reputation_of(
+        &self,
+        keys: &[quorum_reputation::Key],
+    ) -> Result<Vec<(quorum_reputation::Key, ReputationRow)>>;
+
     /// One reputation table's rows, the most reported first.
     async fn reputation_rows(&self, kind: quorum_reputation::Kind, limit: i64) -> Result<Vec<ReputationRow>>;
 

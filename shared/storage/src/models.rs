@@ -198,8 +198,14 @@ pub enum PollItem<'a> {
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     /// `campaign`: the campaign of a message from an approved sender, which the Inbox
-    /// delivery approves.
-    Keep { uidl: &'a str, approved: Option<&'a EmailAddress>, campaign: Option<i64> },
+    /// delivery approves. `reputation`: its keys, under which an approved sender's delivery
+    /// counts as ham.
+    Keep {
+        uidl: &'a str,
+        approved: Option<&'a EmailAddress>,
+        campaign: Option<i64>,
+        reputation: &'a [quorum_reputation::Key],
+    },
 }
 
 /// A subscriber's verdict on a campaign (`approve`, `spam` or `inbox`).
@@ -545,13 +551,29 @@ pub struct ReputationRow {
     pub last_seen: i64,
 }
 
-type ReputationColumns = (String, f64, f64, f64, f64, f64, f64, f64, i64, i64);
+type ReputationColumns = (String, String, f64, f64, f64, f64, f64, f64, f64, f64, i64, i64);
 
 impl ReputationRow {
-    pub(crate) fn from_row(r: ReputationColumns) -> Self {
-        let (name, messages, recipients, spam, approvals, probe, nonexistent, forged, first_seen, last_seen) = r;
-        let counts = quorum_reputation::Counts { messages, recipients, spam, approvals, probe, nonexistent, forged };
-        ReputationRow { name, counts, first_seen, last_seen }
+    /// A stored row with its kind; none for a kind this version does not know.
+    pub(crate) fn keyed(r: ReputationColumns) -> Option<(quorum_reputation::Key, Self)> {
+        let (
+            kind,
+            name,
+            messages,
+            recipients,
+            spam,
+            approvals,
+            probe,
+            nonexistent,
+            forged,
+            inbox,
+            first_seen,
+            last_seen,
+        ) = r;
+        let counts =
+            quorum_reputation::Counts { messages, recipients, spam, approvals, probe, nonexistent, forged, inbox };
+        let key = quorum_reputation::Key { kind: kind.parse().ok()?, name: name.clone() };
+        Some((key, ReputationRow { name, counts, first_seen, last_seen }))
     }
 }
 

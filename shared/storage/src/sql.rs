@@ -441,19 +441,20 @@ pub fn message_reputation(n: usize) -> String {
 }
 
 /// A message's arrival under `n` distinct keys: `$1` the event's mass, `$2` its mass as a
-/// probe's copy (else 0), `$3` as a forgery (else 0), `$4` the time, `$5` the recipient,
-/// then (kind, name) pairs. Its recipient counts once per key, at the latest weight: what
-/// the recipient weighed before under the key is taken off (read before
-/// [`reputation_recipients`] writes the new weight).
+/// probe's copy (else 0), `$3` as a forgery (else 0), `$4` as an Inbox delivery from an
+/// approved sender (else 0), `$5` the time, `$6` the recipient, then (kind, name) pairs. Its
+/// recipient counts once per key, at the latest weight: what the recipient weighed before
+/// under the key is taken off (read before [`reputation_recipients`] writes the new weight).
 pub fn reputation_arrival(n: usize) -> String {
     let rows: Vec<String> =
-        (0..n).map(|i| format!("(${}, ${}, $1, $1, $2, $3, $4, $4)", 2 * i + 6, 2 * i + 7)).collect();
+        (0..n).map(|i| format!("(${}, ${}, $1, $1, $2, $3, $4, $5, $5)", 2 * i + 7, 2 * i + 8)).collect();
     format!(
-        "INSERT INTO reputation (kind, name, messages, recipients, probe, forged, first_seen, last_seen) VALUES {} \
-         ON CONFLICT (kind, name) DO UPDATE SET messages = reputation.messages + excluded.messages, \
+        "INSERT INTO reputation (kind, name, messages, recipients, probe, forged, inbox, first_seen, last_seen) \
+         VALUES {} ON CONFLICT (kind, name) DO UPDATE SET messages = reputation.messages + excluded.messages, \
          recipients = reputation.recipients + excluded.recipients - COALESCE((SELECT r.mass FROM reputation_recipients r \
-         WHERE r.kind = excluded.kind AND r.name = excluded.name AND r.subscriber_id = $5), 0), \
+         WHERE r.kind = excluded.kind AND r.name = excluded.name AND r.subscriber_id = $6), 0), \
          probe = reputation.probe + excluded.probe, forged = reputation.forged + excluded.forged, \
+         inbox = reputation.inbox + excluded.inbox, \
          last_seen = CASE WHEN excluded.last_seen > reputation.last_seen THEN excluded.last_seen ELSE reputation.last_seen END",
         rows.join(", ")
     )
@@ -508,8 +509,8 @@ const REPUTATION_FORGED: &str = reputation_update!("forged");
 
 /// One table's rows, the most reported first (stored counts share one scale, so they order
 /// as the decayed ones do): `$1` the kind, `$2` how many.
-pub const REPUTATION: &str = "SELECT name, messages, recipients, spam, approvals, probe, nonexistent, forged, \
-     first_seen, last_seen FROM reputation WHERE kind = $1 \
+pub const REPUTATION: &str = "SELECT kind, name, messages, recipients, spam, approvals, probe, nonexistent, forged, \
+     inbox, first_seen, last_seen FROM reputation WHERE kind = $1 \
      ORDER BY spam + probe + forged DESC, messages DESC, name LIMIT $2";
 
 /// What the probes, the statistics, the recipients and the checks decided was spam.
@@ -536,3 +537,13 @@ pub const SPAM_KEYS_SINCE: &str = concat!(
     spam_statuses!(),
     " ORDER BY r.message_id"
 );
+
+/// The rows of `n` keys: `($1, $2), ($3, $4), ...` are (kind, name).
+pub fn reputation_of(n: usize) -> String {
+    let rows: Vec<String> = (0..n).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+    format!(
+        "SELECT kind, name, messages, recipients, spam, approvals, probe, nonexistent, forged, inbox, first_seen, \
+         last_seen FROM reputation WHERE (kind, name) IN (VALUES {})",
+        rows.join(", ")
+    )
+}
