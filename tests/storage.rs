@@ -671,12 +671,20 @@ async fn reputation_tables(db: impl Database) {
         .commit_poll(
             a.mailbox_id,
             a.subscriber_id,
-            &[item("m0", &raws[0], "held"), item("m1", &raws[1], "held"), item("m2", &raws[2], "held")],
+            // m1's bytes twice in one poll (two UIDLs): one message, counted once.
+            &[
+                item("m0", &raws[0], "held"),
+                item("m1", &raws[1], "held"),
+                item("m1-twin", &raws[1], "held"),
+                item("m2", &raws[2], "held"),
+            ],
             T0,
         )
         .await
         .unwrap();
     let ids: Vec<i64> = ids.into_iter().flatten().collect();
+    assert_eq!(ids[1], ids[2], "the twin is the same message");
+    let ids = [ids[0], ids[1], ids[3]];
     db.commit_poll(b.mailbox_id, b.subscriber_id, &[item("p0", &raws[3], "probe_spam")], T0).await.unwrap();
     let mut queued = item("m3", &raws[4], "held");
     if let PollItem::Quarantine { confirm_to, .. } = &mut queued {

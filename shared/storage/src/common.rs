@@ -44,49 +44,67 @@ macro_rules! reputation_event {
     };
 }
 
-/// A new message's arrival under its reputation keys, on the poll's open transaction
-/// `$tx`: a stored message's (`Some` id) keys are stored for what later becomes of it, and
-/// counted, unless the same message was stored before (its keys conflict: nothing counts
-/// twice); an Inbox delivery from an approved sender (`None`, status `inbox`) is counted.
-macro_rules! arrival {
-    ($tx:ident, $message:expr, $subscriber:expr, $status:expr, $keys:expr, $now:expr) => {{
-        let (message, subscriber, status, keys, now): (
-            Option<i64>,
+/// A poll's arrivals under their reputation keys, on the poll's open transaction `$tx`,
+/// whatever their number in a few statements: `$arrivals` are (stored message or `None`
+/// for an Inbox delivery from an approved sender, status, keys). A stored message's keys are
+/// kept for what later becomes of it, and counted unless the same message was stored
+/// before (its keys conflict: nothing counts twice); an Inbox delivery is counted as one.
+macro_rules! arrivals {
+    ($tx:ident, $subscriber:expr, $arrivals:expr, $now:expr) => {{
+        let (subscriber, arrivals, now): (
             i64,
-            &str,
-            &[quorum_reputation::Key],
+            &[(Option<i64>, &str, &[quorum_reputation::Key])],
             quorum_domain::Timestamp,
-        ) = ($message, $subscriber, $status, $keys, $now);
+        ) = ($subscriber, $arrivals, $now);
+        // Bounded statements: SQLite allows 32,766 parameters, and smaller is faster to plan.
+        const ROWS: usize = 500;
+        let stored: Vec<(i64, &quorum_reputation::Key)> =
+            arrivals.iter().filter_map(|(m, _, keys)| m.map(|m| keys.iter().map(move |k| (m, k)))).flatten().collect();
+        let mut new = std::collections::HashSet::new();
+        for chunk in stored.chunks(ROWS) {
+            let sql = $crate::sql::message_reputation(chunk.len());
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for (m, k) in chunk {
+                q = q.bind(*m).bind(k.kind.as_str()).bind(k.name.as_str());
+            }
+            new.extend(q.fetch_all(&mut *$tx).await?);
+        }
+        // Per key: its messages, probes' copies, forgeries and Inbox deliveries, as masses.
         let mass = quorum_reputation::mass(now.0);
-        let counts = |s: &str| if status == s { mass } else { 0.0 };
-        // Bounded statements: a message has a handful of keys (eight linked domains at most).
-        for keys in keys.chunks(64) {
-            // A stored message's keys, for what becomes of it; an Inbox delivery has none.
-            if let Some(message) = message {
-                let sql = $crate::sql::message_reputation(keys.len());
-                let mut q = sqlx::query(&sql).bind(message);
-                for k in keys {
-                    q = q.bind(k.kind.as_str()).bind(k.name.as_str());
-                }
-                if q.execute(&mut *$tx).await?.rows_affected() == 0 {
-                    break;
+        let mut tally: std::collections::BTreeMap<&quorum_reputation::Key, [f64; 4]> =
+            std::collections::BTreeMap::new();
+        // Each new message once (the same bytes twice in one poll are one message).
+        let mut counted = std::collections::HashSet::new();
+        for (m, status, keys) in arrivals {
+            if m.is_some_and(|m| !new.contains(&m) || !counted.insert(m)) {
+                continue;
+            }
+            for k in keys.iter() {
+                let t = tally.entry(k).or_default();
+                for (slot, counts) in
+                    t.iter_mut().zip([true, *status == "probe_spam", *status == "deleted_forged", *status == "inbox"])
+                {
+                    *slot += if counts { mass } else { 0.0 };
                 }
             }
-            let sql = $crate::sql::reputation_arrival(keys.len());
-            let mut q = sqlx::query(&sql)
-                .bind(mass)
-                .bind(counts("probe_spam"))
-                .bind(counts("deleted_forged"))
-                .bind(counts("inbox"))
-                .bind(now.0)
-                .bind(subscriber);
-            for k in keys {
-                q = q.bind(k.kind.as_str()).bind(k.name.as_str());
+        }
+        let tally: Vec<(&quorum_reputation::Key, [f64; 4])> = tally.into_iter().collect();
+        for chunk in tally.chunks(ROWS) {
+            let sql = $crate::sql::reputation_arrival(chunk.len());
+            let mut q = sqlx::query(&sql).bind(mass).bind(now.0).bind(subscriber);
+            for (k, [messages, probe, forged, inbox]) in chunk {
+                q = q
+                    .bind(k.kind.as_str())
+                    .bind(k.name.as_str())
+                    .bind(*messages)
+                    .bind(*probe)
+                    .bind(*forged)
+                    .bind(*inbox);
             }
             q.execute(&mut *$tx).await?;
-            let sql = $crate::sql::reputation_recipients(keys.len());
+            let sql = $crate::sql::reputation_recipients(chunk.len());
             let mut q = sqlx::query(&sql).bind(mass).bind(subscriber);
-            for k in keys {
+            for (k, _) in chunk {
                 q = q.bind(k.kind.as_str()).bind(k.name.as_str());
             }
             q.execute(&mut *$tx).await?;
@@ -302,6 +320,8 @@ macro_rules! impl_database {
                 // and the busy timeout applies (a transaction that read first could not wait).
                 let mut tx = self.pool.begin().await?;
                 let mut ids = Vec::with_capacity(items.len());
+                // What the reputation tables count, in a few statements after the loop.
+                let mut arrivals: Vec<(Option<i64>, &str, &[quorum_reputation::Key])> = Vec::with_capacity(items.len());
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
                         $crate::PollItem::Quarantine {
@@ -341,12 +361,12 @@ macro_rules! impl_database {
                             if let (&"probe_spam", Some(sender)) = (status, from) {
                                 $crate::common::insert_vote!(tx, subscriber_id, id, sender, $crate::Vote::Spam, now);
                             }
-                            $crate::common::arrival!(tx, Some(id), subscriber_id, status, reputation, now);
+                            arrivals.push((Some(id), *status, *reputation));
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
                         $crate::PollItem::Keep { uidl, approved, campaign, reputation } => {
                             if approved.is_some() {
-                                $crate::common::arrival!(tx, None, subscriber_id, "inbox", reputation, now);
+                                arrivals.push((None, "inbox", *reputation));
                             }
                             if let Some(sender) = approved {
                                 sqlx::query($crate::sql::TOUCH_SENDER)
@@ -377,6 +397,7 @@ macro_rules! impl_database {
                         .await?;
                     ids.push(message_id);
                 }
+                $crate::common::arrivals!(tx, subscriber_id, &arrivals, now);
                 tx.commit().await?;
                 Ok(ids)
             }
@@ -1435,7 +1456,7 @@ macro_rules! impl_database {
     };
 }
 
-pub(crate) use arrival;
+pub(crate) use arrivals;
 pub(crate) use impl_database;
 pub(crate) use insert_vote;
 pub(crate) use reputation_event;

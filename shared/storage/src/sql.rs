@@ -433,26 +433,35 @@ pub const REMOVE_SUBSCRIBER: [&str; 17] = [
 pub const DAILY_COUNTS: &str = "SELECT COALESCE(decided_at, quarantined_at) / 86400 AS day, status, COUNT(*) \
      FROM messages WHERE COALESCE(decided_at, quarantined_at) >= $1 GROUP BY day, status ORDER BY day, status";
 
-/// A new message's `n` reputation keys: `$1` is the message, then (kind, name) pairs. A
-/// message stored before (the same content again) inserts none, and counts nothing twice.
+/// New messages' reputation keys, `n` rows of (message, kind, name) from `$1`; returns the
+/// message of every row inserted. A message stored before (the same content again) inserts
+/// none, and counts nothing twice.
 pub fn message_reputation(n: usize) -> String {
-    let rows: Vec<String> = (0..n).map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
-    format!("INSERT INTO message_reputation (message_id, kind, name) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "))
+    let rows: Vec<String> = (0..n).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+    format!(
+        "INSERT INTO message_reputation (message_id, kind, name) VALUES {} ON CONFLICT DO NOTHING RETURNING message_id",
+        rows.join(", ")
+    )
 }
 
-/// A message's arrival under `n` distinct keys: `$1` the event's mass, `$2` its mass as a
-/// probe's copy (else 0), `$3` as a forgery (else 0), `$4` as an Inbox delivery from an
-/// approved sender (else 0), `$5` the time, `$6` the recipient, then (kind, name) pairs. Its
-/// recipient counts once per key, at the latest weight: what the recipient weighed before
-/// under the key is taken off (read before [`reputation_recipients`] writes the new weight).
+/// A poll's arrivals under `n` distinct keys, one recipient: `$1` one event's mass (the
+/// recipient's weight), `$2` the time, `$3` the recipient, then per key (kind, name, the
+/// masses of its messages, of those that were probes' copies, forgeries and Inbox
+/// deliveries from approved senders). The recipient counts once per key, at the latest
+/// weight: what it weighed before under the key is taken off (read before
+/// [`reputation_recipients`] writes the new weight).
 pub fn reputation_arrival(n: usize) -> String {
-    let rows: Vec<String> =
-        (0..n).map(|i| format!("(${}, ${}, $1, $1, $2, $3, $4, $5, $5)", 2 * i + 7, 2 * i + 8)).collect();
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = 6 * i + 4;
+            format!("(${p}, ${}, ${}, $1, ${}, ${}, ${}, $2, $2)", p + 1, p + 2, p + 3, p + 4, p + 5)
+        })
+        .collect();
     format!(
         "INSERT INTO reputation (kind, name, messages, recipients, probe, forged, inbox, first_seen, last_seen) \
          VALUES {} ON CONFLICT (kind, name) DO UPDATE SET messages = reputation.messages + excluded.messages, \
          recipients = reputation.recipients + excluded.recipients - COALESCE((SELECT r.mass FROM reputation_recipients r \
-         WHERE r.kind = excluded.kind AND r.name = excluded.name AND r.subscriber_id = $6), 0), \
+         WHERE r.kind = excluded.kind AND r.name = excluded.name AND r.subscriber_id = $3), 0), \
          probe = reputation.probe + excluded.probe, forged = reputation.forged + excluded.forged, \
          inbox = reputation.inbox + excluded.inbox, \
          last_seen = CASE WHEN excluded.last_seen > reputation.last_seen THEN excluded.last_seen ELSE reputation.last_seen END",
