@@ -2,7 +2,8 @@
 //! (fantoccini) against `quorum serve` on loopback, with Dovecot and Postfix behind it.
 //! A subscriber signs up a Dovecot mailbox (the wrong password first: the error is shown
 //! and the form keeps what was typed), approves a held message from the web and it arrives
-//! in the Dovecot mailbox; an operator logs in and reads the correlation table. Screenshots
+//! in the Dovecot mailbox; an operator logs in, reads the correlation table and the campaign
+//! report (a probe's botnet spam). Screenshots
 //! of the main pages and the service's log are saved under `target/tmp/screenshots/`.
 
 use std::{
@@ -209,6 +210,7 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
         )
         .await
         .unwrap();
+    quorum_tests::botnet_spam(&db, &Keys::from_master_text(&key).unwrap()).await;
     let a = db.subscriber_by_email(&EmailAddress::parse(&alice.email).unwrap()).await.unwrap().unwrap();
     let row = CorrelationRow {
         user_id: a.subscriber_id,
@@ -238,5 +240,11 @@ async fn signup_approve_and_the_operators_correlation_table_in_chromium() {
     let table = client.wait().for_element(Locator::Id("correlation")).await.unwrap().text().await.unwrap();
     assert!(table.contains(&alice.email) && table.contains("bob@web.test") && table.contains("0.0524"), "{table}");
     screenshot(&client, "admin-correlation").await;
+    client.find(Locator::LinkText("Campaigns")).await.unwrap().click().await.unwrap();
+    let heading = client.wait().for_element(Locator::Css("main h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Spam campaigns of the last 12h");
+    let table = client.wait().for_element(Locator::Id("campaigns")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("103.176.192.0/24") && table.contains("Your TooI Set"), "{table}");
+    screenshot(&client, "admin-campaigns").await;
     client.close().await.unwrap();
 }

@@ -657,3 +657,41 @@ async fn signup_says_what_to_do_when_the_server_is_silent_or_has_no_uidl() {
     }
     assert!(site.db.list_subscribers().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn operators_see_the_campaign_report_and_export_block_lists() {
+    let site = Site::new().await;
+    quorum_tests::botnet_spam(&site.db, &Keys::from_master_text(&Keys::generate_master()).unwrap()).await;
+    let (mut alice, _) = site.subscriber("alice", "x").await;
+    let paths = ["/admin/campaigns", "/api/admin/campaigns", "/admin/blocklist/postfix"];
+    for path in paths {
+        assert_eq!(site.get(&mut alice, path).await.0, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(site.get(&mut Browser::default(), path).await.0, StatusCode::SEE_OTHER, "{path} without a session");
+    }
+    let mut ops = site.operator().await;
+    let (status, page) = site.get(&mut ops, "/admin/campaigns?since=1h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"id="campaigns""#) && page.contains("6 spam messages"), "{page}");
+    // The botnet's /24 and its subject pattern, each one group with its timeline.
+    assert!(page.contains("network:103.176.192.0/24\">103.176.192.0/24</a></td><td>6</td><td>1</td>"), "{page}");
+    assert!(page.contains("your tool set</a></td><td>6</td>"), "{page}");
+    assert!(page.contains(r#"<rect x="92" y="0" width="3" height="20">"#), "the last bar, now: {page}");
+    // Drill-down: the group's messages.
+    let (status, page) = site.get(&mut ops, "/admin/campaigns?since=1h&group=network:103.176.192.0/24").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page.matches("<td>probe_spam</td>").count(), 6, "{page}");
+    let (_, json) = site.get(&mut ops, "/api/admin/campaigns?since=1h").await;
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["messages"], 6, "{report:#}");
+    assert!(report["groups"].as_array().unwrap().iter().any(|g| g["by"] == "network" && g["messages"] == 6));
+    // The export, the CLI's text: three hosts of the /24, two reports each; merged.
+    let (status, text) = site.get(&mut ops, "/admin/blocklist/postfix?min=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.lines().any(|l| l == "103.176.192.0/24\tREJECT spam source (6 reports to Quorum)"), "{text}");
+    let (_, text) = site.get(&mut ops, "/admin/blocklist/cidr").await;
+    assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 0, "two reports per host are too few: {text}");
+    assert_eq!(site.get(&mut ops, "/admin/blocklist/xml").await.0, StatusCode::NOT_FOUND);
+    let (status, page) = site.get(&mut ops, "/admin/campaigns?since=forever").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("expected a number and a unit, like 12h or 7d"), "{page}");
+}

@@ -465,3 +465,43 @@ pub fn bench_arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
+
+/// Spam of one botnet /24 for a new spam probe `probe@web.test` (keys: the mailbox's
+/// password key): three hosts, two messages each, one subject in leetspeak and plain,
+/// committed as the probe's poll commits it.
+pub async fn botnet_spam(db: &impl quorum_storage::Database, keys: &quorum_domain::Keys) {
+    use quorum_domain::{EmailAddress, MessageHash, Timestamp};
+    let probe = TestUser { email: "probe@web.test".into(), password: "x".into() };
+    let ids = db.add_subscriber(&dovecot_subscriber(&probe, keys), Timestamp::now()).await.unwrap();
+    let from = EmailAddress::parse("cvspointsextra@throwaway.example").unwrap();
+    let raws: Vec<Vec<u8>> =
+        (0..6).map(|i| format!("Subject: Your TooI Set\r\n\r\noffer {i}\r\n").into_bytes()).collect();
+    let reputation: Vec<Vec<quorum_reputation::Key>> = (0..6)
+        .map(|i| {
+            let ip: std::net::IpAddr = format!("103.176.192.{}", 9 + i % 3).parse().unwrap();
+            quorum_reputation::keys(&quorum_reputation::Facts {
+                handoff: Some(ip),
+                from: Some(from.as_str()),
+                fingerprint: None,
+            })
+        })
+        .collect();
+    let uidls: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let items: Vec<quorum_storage::PollItem> = (0..6)
+        .map(|i| quorum_storage::PollItem::Quarantine {
+            uidl: &uidls[i],
+            status: "probe_spam",
+            raw: &raws[i],
+            hash: MessageHash::of(&raws[i]),
+            from: Some(&from),
+            from_name: None,
+            subject: Some(if i % 2 == 0 { "Your TooI Set" } else { "Your Tool Set" }),
+            checked: None,
+            campaign: None,
+            stat_keys: None,
+            confirm_to: None,
+            reputation: &reputation[i],
+        })
+        .collect();
+    db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();
+}

@@ -111,7 +111,8 @@ async fn dispatch<DB: Database>(db: DB, settings: Settings, command: Command) ->
         }
         Command::Blocklist(BlocklistCommand::Export { format, since, min_reports }) => {
             db.migrate().await?;
-            print!("{}", blocklist(&db, format, since, min_reports).await?);
+            let from = Timestamp::now().minus(since);
+            print!("{}", quorum_web::reports::blocklist(&db, format, from, min_reports).await?);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Admin(AdminCommand::Create { email }) => {
@@ -316,61 +317,6 @@ async fn stats<DB: Database>(db: DB, settings: &Settings, cmd: StatsCommand) -> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// What the database says of blocklist candidates ([`quorum_reputation::blocklist::Standing`]).
-struct Standing {
-    ham: std::collections::HashSet<quorum_reputation::Key>,
-    providers: Vec<String>,
-}
-
-impl quorum_reputation::blocklist::Standing for Standing {
-    fn has_ham(&self, key: &quorum_reputation::Key) -> bool {
-        self.ham.contains(key)
-    }
-
-    fn provider(&self, domain: &str) -> bool {
-        self.providers.iter().any(|p| domain == p || domain.strip_suffix(p.as_str()).is_some_and(|s| s.ends_with('.')))
-    }
-}
-
-/// `quorum blocklist export`: the window's spam sources or domains as block list lines.
-async fn blocklist<DB: Database>(
-    db: &DB,
-    format: quorum_reputation::blocklist::Format,
-    since: std::time::Duration,
-    min_reports: usize,
-) -> anyhow::Result<String> {
-    use quorum_reputation::{Kind, blocklist};
-    let now = Timestamp::now();
-    let from = Timestamp(now.0.saturating_sub(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)));
-    let spam = db.spam_since(from).await?;
-    let mut candidates: Vec<quorum_reputation::Key> = spam
-        .iter()
-        .flat_map(|m| &m.keys)
-        .filter(|k| matches!(k.kind, Kind::Ip | Kind::Network | Kind::SenderDomain | Kind::UrlDomain))
-        .cloned()
-        .collect();
-    candidates.sort();
-    candidates.dedup();
-    // Only domains have both kinds; ham under either keeps a domain off the list.
-    for k in candidates.clone().into_iter().filter(|k| matches!(k.kind, Kind::SenderDomain | Kind::UrlDomain)) {
-        let other = if k.kind == Kind::SenderDomain { Kind::UrlDomain } else { Kind::SenderDomain };
-        candidates.push(quorum_reputation::Key { kind: other, name: k.name });
-    }
-    let ham = db
-        .reputation_of(&candidates)
-        .await?
-        .into_iter()
-        .filter(|(_, row)| row.counts.approvals > 0.0 || row.counts.inbox > 0.0)
-        .map(|(key, _)| key)
-        .collect();
-    let standing = Standing { ham, providers: db.providers().await?.into_iter().map(|p| p.domain).collect() };
-    let entries = match format {
-        blocklist::Format::Domains => blocklist::domains(&spam, min_reports, &standing),
-        _ => blocklist::networks(&spam, min_reports, &standing),
-    };
-    Ok(blocklist::render(format, &entries, &format!("{from} to {now}")))
-}
-
 /// `quorum report campaigns`: seed 000's report of a window's spam.
 async fn campaigns<DB: Database>(
     db: DB,
@@ -378,11 +324,9 @@ async fn campaigns<DB: Database>(
     min_messages: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    use quorum_reputation::campaigns::{Options, report};
     let now = Timestamp::now();
-    let from = Timestamp(now.0.saturating_sub(i64::try_from(since.as_secs()).unwrap_or(i64::MAX)));
-    let spam = db.spam_since(from).await?;
-    let groups = report(&spam, &Options { min_messages });
+    let from = now.minus(since);
+    let (spam, groups) = quorum_web::reports::campaigns(&db, from, min_messages).await?;
     if json {
         let out = serde_json::json!({ "since": from.0, "until": now.0, "messages": spam.len(), "groups": groups });
         println!("{out}");

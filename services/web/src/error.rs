@@ -25,6 +25,9 @@ pub enum WebError {
     /// A password-reset link that is not genuine, expired or used already.
     #[error("this link has expired or was used already; ask for a new one on the login page")]
     LinkExpired,
+    /// A request the page cannot answer, with what to fix.
+    #[error("{0}")]
+    BadRequest(String),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("page: {0}")]
@@ -45,6 +48,7 @@ impl IntoResponse for WebError {
             WebError::Forbidden | WebError::Csrf => StatusCode::FORBIDDEN,
             WebError::NotFound | WebError::LinkExpired => StatusCode::NOT_FOUND,
             WebError::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Storage(_) | WebError::Template(_) => {
                 tracing::error!(error = %self, "web page failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -10,6 +10,7 @@ mod error;
 mod history;
 pub mod limit;
 mod public;
+pub mod reports;
 mod reset;
 
 use std::{
@@ -233,6 +234,9 @@ pub fn router<DB: Database>(state: AppState<DB>) -> Router {
         .route("/admin/providers", get(admin::providers::<DB>).post(admin::save_provider::<DB>))
         .route("/admin/providers/remove", post(admin::remove_provider::<DB>))
         .route("/admin/probes", get(admin::probes::<DB>).post(admin::set_probe::<DB>))
+        .route("/admin/campaigns", get(reports::campaigns_page::<DB>))
+        .route("/admin/blocklist/{format}", get(reports::blocklist_export::<DB>))
+        .route("/api/admin/campaigns", get(reports::campaigns_json::<DB>))
         .route("/api/admin/correlation", get(admin::correlation_json::<DB>))
         .route("/api/admin/trust", get(admin::trust_json::<DB>))
         .route("/api/admin/keys", get(admin::keys_json::<DB>))

@@ -18,4 +18,4 @@ pub use inspect::{Disposition, InspectedMessage, MessageHash};
 pub use mailbox::{AuthMethod, Security};
 pub use provider::Provider;
 pub use secrets::{Keys, ReleaseMarker, SecretError, TokenError};
-pub use time::Timestamp;
+pub use time::{Timestamp, parse_age};

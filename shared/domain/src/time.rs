@@ -33,9 +33,37 @@ impl Timestamp {
     }
 }
 
+/// `30m`, `12h`, `7d`, `2w` (or seconds: `90s`).
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("`{s}`: expected a number and a unit, like 12h or 7d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("`{s}`: the unit must be s, m, h, d or w")),
+    };
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_have_a_number_and_a_unit() {
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        for bad in ["", "12", "h", "12 h", "-1d", "1y", "99999999999999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn arithmetic_saturates() {
