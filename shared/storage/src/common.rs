@@ -1059,10 +1059,12 @@ macro_rules! impl_database {
                 &self,
                 since: quorum_domain::Timestamp,
             ) -> $crate::Result<Vec<quorum_reputation::campaigns::Spam>> {
-                let rows: Vec<(i64, i64, i64, Option<String>, Option<String>, String)> =
+                let mut rows: Vec<(i64, i64, i64, Option<String>, Option<String>, String)> =
                     sqlx::query_as($crate::sql::SPAM_SINCE).bind(since.0).fetch_all(&self.pool).await?;
-                let keys: Vec<(i64, String, String)> =
+                let mut keys: Vec<(i64, String, String)> =
                     sqlx::query_as($crate::sql::SPAM_KEYS_SINCE).bind(since.0).fetch_all(&self.pool).await?;
+                rows.sort_unstable_by_key(|r| r.0);
+                keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let mut spam: Vec<quorum_reputation::campaigns::Spam> = rows
                     .into_iter()
                     .map(|(id, recipient, at, subject, from, status)| quorum_reputation::campaigns::Spam {

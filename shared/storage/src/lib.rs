@@ -324,7 +324,7 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Evidence keys of one kind (`domain`, `url`, ...), the strongest evidence of spam first.
     async fn key_rows(&self, kind: &str, limit: i64) -> Result<Vec<KeyRow>>;
 
-    /// The spam that arrived since `since`, oldest first, with its reputation keys (the
+    /// The spam that arrived since `since`, in the order stored, with its reputation keys (the
     /// campaign report's input).
     async fn spam_since(&self, since: quorum_domain::Timestamp) -> Result<Vec<quorum_reputation::campaigns::Spam>>;
 

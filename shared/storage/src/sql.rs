@@ -522,7 +522,10 @@ pub const REPUTATION: &str = "SELECT kind, name, messages, recipients, spam, app
      inbox, first_seen, last_seen FROM reputation WHERE kind = $1 \
      ORDER BY spam + probe + forged DESC, messages DESC, name LIMIT $2";
 
-/// What the probes, the statistics, the recipients and the checks decided was spam.
+/// What the probes, the statistics, the recipients and the checks decided was spam. The
+/// queries below test `(status || '')`, which no index serves, so that SQLite reads the
+/// window by the arrival index rather than every spam message by the status index (it
+/// has no statistics to tell which is smaller).
 macro_rules! spam_statuses {
     () => {
         "('probe_spam', 'deleted_statistical', 'deleted_spam', 'deleted_blocked', 'deleted_forged', \
@@ -530,29 +533,31 @@ macro_rules! spam_statuses {
     };
 }
 
-/// The spam that arrived since `$1`, oldest first (the campaign report).
+/// The spam that arrived since `$1` (the campaign report), in no order: an ORDER BY would
+/// make SQLite walk every message in id order instead of the window by arrival.
 pub const SPAM_SINCE: &str = concat!(
     "SELECT m.id, b.subscriber_id, m.quarantined_at, m.subject, m.from_address, m.status \
      FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
-     WHERE m.quarantined_at >= $1 AND m.status IN ",
-    spam_statuses!(),
-    " ORDER BY m.id"
+     WHERE m.quarantined_at >= $1 AND (m.status || '') IN ",
+    spam_statuses!()
 );
 
-/// The reputation keys of the spam that arrived since `$1`.
+/// The reputation keys of the spam that arrived since `$1`, in no order (CROSS JOIN: SQLite
+/// reads the window's messages first, then their keys).
 pub const SPAM_KEYS_SINCE: &str = concat!(
-    "SELECT r.message_id, r.kind, r.name FROM message_reputation r JOIN messages m ON m.id = r.message_id \
-     WHERE m.quarantined_at >= $1 AND m.status IN ",
-    spam_statuses!(),
-    " ORDER BY r.message_id"
+    "SELECT r.message_id, r.kind, r.name FROM messages m CROSS JOIN message_reputation r \
+     WHERE r.message_id = m.id AND m.quarantined_at >= $1 AND (m.status || '') IN ",
+    spam_statuses!()
 );
 
 /// The rows of `n` keys: `($1, $2), ($3, $4), ...` are (kind, name).
 pub fn reputation_of(n: usize) -> String {
     let rows: Vec<String> = (0..n).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+    // A join on the primary key: SQLite scans the whole table for a row-value IN list.
     format!(
-        "SELECT kind, name, messages, recipients, spam, approvals, probe, nonexistent, forged, inbox, first_seen, \
-         last_seen FROM reputation WHERE (kind, name) IN (VALUES {})",
+        "SELECT r.kind, r.name, r.messages, r.recipients, r.spam, r.approvals, r.probe, r.nonexistent, r.forged, \
+         r.inbox, r.first_seen, r.last_seen FROM (VALUES {}) AS v \
+         JOIN reputation r ON r.kind = v.column1 AND r.name = v.column2",
         rows.join(", ")
     )
 }
