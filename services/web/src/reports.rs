@@ -59,9 +59,14 @@ pub async fn blocklist<DB: Database>(
 ) -> Result<String, StorageError> {
     let now = Timestamp::now();
     let spam = db.spam_since(since).await?;
-    // The candidates' rows; a domain under both kinds, for ham under either keeps it off.
-    let mut candidates: Vec<Key> = Vec::new();
+    // The rows of the keys with enough reports (no other can be listed, nor make a network
+    // with three listed hosts); a domain under both kinds, for ham under either keeps it off.
+    let mut reports: std::collections::HashMap<&Key, usize> = std::collections::HashMap::new();
     for k in spam.iter().flat_map(|m| &m.keys) {
+        *reports.entry(k).or_default() += 1;
+    }
+    let mut candidates: Vec<Key> = Vec::new();
+    for k in reports.into_iter().filter(|(_, n)| *n >= min_reports).map(|(k, _)| k) {
         match k.kind {
             Kind::Ip | Kind::Network => candidates.push(k.clone()),
             Kind::SenderDomain | Kind::UrlDomain => {
