@@ -140,12 +140,15 @@ pub fn within(host: &str, domain: &str) -> bool {
             && host[host.len() - domain.len() - 1] == b'.')
 }
 
-/// The last two labels of a host name (`mx3.mail.example.net` → `example.net`); a name
-/// without a dot is its own domain.
+/// A host's registrable domain by the Public Suffix List (`mx3.mail.example.net` →
+/// `example.net`, `mx.isp.example.co.uk` → `example.co.uk`): the
+/// last two labels would make `co.uk` the provider's domain, and every British host, a
+/// spammer's included, one of its relays. A name the list has no domain for (no dot, a
+/// bare suffix) is its own domain.
 pub fn base_domain(host: &str) -> String {
-    let labels: Vec<&str> = host.trim_end_matches('.').rsplitn(3, '.').collect();
-    match labels.as_slice() {
-        [tld, second, ..] => format!("{second}.{tld}"),
+    let host = host.trim_end_matches('.');
+    match psl::domain_str(host) {
+        Some(domain) if domain.contains('.') => domain.to_string(),
         _ => host.to_string(),
     }
 }
@@ -219,6 +222,17 @@ Received: from ratree.psu.ac.th ([202.28.97.6]) by mx1.spamassassin.taint.org\r\
         assert!(chain[1].retrieved);
         let h = handoff(&chain, &[]).unwrap();
         assert_eq!((h.ip, h.index), (ip("66.187.233.211"), 2));
+    }
+
+    #[test]
+    fn a_provider_under_a_public_suffix_is_not_the_whole_suffix() {
+        // The provider receives at mx.isp.co.uk from a spammer's host under co.uk, whose own
+        // header below is invented: the handoff is the spammer's host, not what it wrote.
+        let raw = b"Received: from relay.bad.co.uk (relay.bad.co.uk [81.2.69.160]) by mx.isp.co.uk; Tue, 1 Jan 2026 00:00:00 +0000\r\n\
+Received: from gateway.isp.co.uk (gateway.isp.co.uk [81.2.69.1]) by relay.bad.co.uk; Tue, 1 Jan 2026 00:00:00 +0000\r\n\r\n";
+        let h = handoff(&hops(raw), &[]).unwrap();
+        assert_eq!((h.ip, h.index), (ip("81.2.69.160"), 0));
+        assert_eq!(base_domain("mx.isp.co.uk"), "isp.co.uk");
     }
 
     #[test]
