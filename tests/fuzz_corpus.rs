@@ -4,6 +4,7 @@
 //! HTML links, end-of-data variants) go through every parser of outside mail that needs no
 //! server. Four targets, each a test:
 //! - inspection, the Received chain and its handoff, fingerprints (HTML links included),
+//!   reputation keys, the campaign report's patterns and groups and the blocklist's lines,
 //!   reply authentication and parsing: none may panic;
 //! - the forgery header rules with every combination of DNS answers: none may panic, and
 //!   mail a list or forwarder relayed, or with no failed check, is never called forged;
@@ -82,6 +83,7 @@ fn targets(raw: &[u8], keys: &Keys, policy: &ReplyPolicy, ids: &[ShortId]) {
     let _ = quorum_statistics::keys::network(raw, &[]);
     let f = Fingerprint::of(raw);
     let _ = (f.band_keys(), info.from.is_some());
+    reports(raw, &info, &hops, &f);
     let now = Timestamp(1_800_000_000);
     let refusal = quorum_summary::verified_summary(raw, keys, policy, now).err();
     let _ = quorum_summary::sole_sender(raw);
@@ -91,6 +93,46 @@ fn targets(raw: &[u8], keys: &Keys, policy: &ReplyPolicy, ids: &[ShortId]) {
         let _ = quorum_summary::notice_address(raw, &e, policy);
     }
     let _ = quorum_summary::parse_reply(raw, ids);
+}
+
+/// The operators' reports on one message: its reputation keys (the handoff found with
+/// learned provider domains, named by the Public Suffix List), the campaign report's
+/// patterns and groups, and the blocklist's entries and text.
+fn reports(raw: &[u8], info: &InspectedMessage, hops: &[quorum_domain::received::Hop], f: &Fingerprint) {
+    struct Nothing;
+    impl quorum_reputation::blocklist::Standing for Nothing {
+        fn has_ham(&self, _: &quorum_reputation::Key) -> bool {
+            false
+        }
+        fn provider(&self, _: &str) -> bool {
+            false
+        }
+    }
+    use quorum_reputation::{blocklist, campaigns};
+    let handoff = quorum_domain::received::handoff(hops, &[]).map(|h| h.ip);
+    let from = info.from.as_ref().map(|a| a.as_str());
+    let keys = quorum_reputation::keys(&quorum_reputation::Facts { handoff, from, fingerprint: Some(f) });
+    // The subject, or the raw bytes where there is none: any text a subject could hold.
+    let subject = info.subject.clone().unwrap_or_else(|| String::from_utf8_lossy(&raw[..raw.len().min(300)]).into());
+    let _ = from.map(campaigns::sender_pattern);
+    let spam = campaigns::Spam {
+        id: 1,
+        recipient: 1,
+        at: 0,
+        subject: Some(subject),
+        from: from.map(str::to_string),
+        status: "probe_spam".into(),
+        keys,
+    };
+    let twice = [spam.clone(), campaigns::Spam { id: 2, ..spam }];
+    let _ = campaigns::report(&twice, &campaigns::Options::default());
+    for format in [blocklist::Format::Postfix, blocklist::Format::Domains] {
+        let entries = match format {
+            blocklist::Format::Domains => blocklist::domains(&twice, 1, &Nothing),
+            _ => blocklist::networks(&twice, 1, &Nothing),
+        };
+        let _ = blocklist::render(format, &entries, "the window");
+    }
 }
 
 /// Runs `target` on mutated corpus messages for `QUORUM_FUZZ_SECS` (3 s unless set). Each

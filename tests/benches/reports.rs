@@ -110,7 +110,7 @@ async fn measure(name: &str, db: &impl Database, rounds: usize) {
     for round in 1..=rounds {
         let now = Timestamp::now();
         let t = Instant::now();
-        let (spam, groups) =
+        let quorum_web::reports::CampaignReport { spam, groups, .. } =
             quorum_web::reports::campaigns(db, now.minus(std::time::Duration::from_secs(12 * 3_600)), 2).await.unwrap();
         let report = t.elapsed();
         let mut exports = Vec::new();

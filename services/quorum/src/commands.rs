@@ -324,17 +324,21 @@ async fn campaigns<DB: Database>(
     min_messages: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let now = Timestamp::now();
-    let from = now.minus(since);
-    let (spam, groups) = quorum_web::reports::campaigns(&db, from, min_messages).await?;
+    let report = quorum_web::reports::campaigns(&db, Timestamp::now().minus(since), min_messages).await?;
     if json {
-        let out = serde_json::json!({ "since": from.0, "until": now.0, "messages": spam.len(), "groups": groups });
-        println!("{out}");
+        println!("{}", report.json());
         return Ok(ExitCode::SUCCESS);
     }
+    let (spam, groups) = (&report.spam, &report.groups);
     let recipients = spam.iter().map(|m| m.recipient).collect::<std::collections::HashSet<_>>().len();
-    println!("Spam from {from} to {now}: {} messages to {recipients} recipients, {} groups", spam.len(), groups.len());
-    for g in &groups {
+    println!(
+        "Spam from {} to {}: {} messages to {recipients} recipients, {} groups",
+        report.since,
+        report.until,
+        spam.len(),
+        groups.len()
+    );
+    for g in groups {
         println!();
         println!(
             "{} {} -> {} messages to {} recipients, {} to {}",

@@ -2,7 +2,7 @@
 //! the blocklist export, one implementation for the pages under `/admin`, their JSON under
 //! `/api/admin` and the CLI (`quorum report campaigns`, `quorum blocklist export`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use askama::Template;
 use axum::{
@@ -22,15 +22,36 @@ use serde::Deserialize;
 
 use crate::{AppState, WebError, wants_json};
 
-/// The window's spam and its groups ([`quorum_reputation::campaigns`]).
+/// A window's spam and its groups ([`quorum_reputation::campaigns`]).
+pub struct CampaignReport {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub spam: Vec<Spam>,
+    pub groups: Vec<Group>,
+}
+
+impl CampaignReport {
+    /// What `/api/admin/campaigns` and `quorum report campaigns --json` print.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "since": self.since.0,
+            "until": self.until.0,
+            "messages": self.spam.len(),
+            "groups": self.groups,
+        })
+    }
+}
+
+/// The report of the spam since `since`.
 pub async fn campaigns<DB: Database>(
     db: &DB,
     since: Timestamp,
     min_messages: usize,
-) -> Result<(Vec<Spam>, Vec<Group>), StorageError> {
+) -> Result<CampaignReport, StorageError> {
+    let until = Timestamp::now();
     let spam = db.spam_since(since).await?;
     let groups = quorum_reputation::campaigns::report(&spam, &Options { min_messages });
-    Ok((spam, groups))
+    Ok(CampaignReport { since, until, spam, groups })
 }
 
 /// What the database says of blocklist candidates.
@@ -45,7 +66,7 @@ impl blocklist::Standing for Standing {
     }
 
     fn provider(&self, domain: &str) -> bool {
-        self.providers.iter().any(|p| domain == p || domain.strip_suffix(p.as_str()).is_some_and(|s| s.ends_with('.')))
+        self.providers.iter().any(|p| quorum_domain::received::within(domain, p))
     }
 }
 
@@ -135,12 +156,12 @@ struct CampaignsPage {
     chosen: Option<(String, Vec<Spam>)>,
 }
 
-fn timeline(g: &Group, spam: &[Spam], from: i64, to: i64) -> Vec<(usize, u32, u32)> {
-    let ids: HashSet<i64> = g.message_ids.iter().copied().collect();
+/// A group's bars over the window, from its messages' arrival times (`arrival` by id).
+fn timeline(g: &Group, arrival: &HashMap<i64, i64>, from: i64, to: i64) -> Vec<(usize, u32, u32)> {
     let span = (to - from).max(1) as f64;
     let mut counts = [0u32; BARS];
-    for m in spam.iter().filter(|m| ids.contains(&m.id)) {
-        let i = (((m.at - from) as f64 / span) * BARS as f64).floor().clamp(0.0, (BARS - 1) as f64) as usize;
+    for at in g.message_ids.iter().filter_map(|id| arrival.get(id)) {
+        let i = (((at - from) as f64 / span) * BARS as f64).floor().clamp(0.0, (BARS - 1) as f64) as usize;
         counts[i] += 1;
     }
     let max = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -164,22 +185,21 @@ pub async fn campaigns_page<DB: Database>(
 ) -> Result<Response, WebError> {
     let operator = state.operator(&headers).await?;
     let (since_text, since) = q.since("12h")?;
-    let (spam, groups) = campaigns(&state.db, since, q.min.unwrap_or(2)).await?;
+    let report = campaigns(&state.db, since, q.min.unwrap_or(2)).await?;
     if wants_json(&headers) {
-        return Ok(
-            Json(serde_json::json!({ "since": since.0, "messages": spam.len(), "groups": groups })).into_response()
-        );
+        return Ok(Json(report.json()).into_response());
     }
-    let now = Timestamp::now().0;
+    let CampaignReport { since, until, spam, groups } = report;
+    let by_id: HashMap<i64, &Spam> = spam.iter().map(|m| (m.id, m)).collect();
     let chosen = q.group.as_deref().and_then(|name| {
         let g = groups.iter().find(|g| format!("{}:{}", g.by.as_str(), g.key) == name)?;
-        let ids: HashSet<i64> = g.message_ids.iter().copied().collect();
-        Some((name.to_string(), spam.iter().filter(|m| ids.contains(&m.id)).cloned().collect()))
+        Some((name.to_string(), g.message_ids.iter().filter_map(|id| by_id.get(id).map(|m| (*m).clone())).collect()))
     });
+    let arrival: HashMap<i64, i64> = spam.iter().map(|m| (m.id, m.at)).collect();
     let views = groups
         .into_iter()
         .map(|g| GroupView {
-            bars: timeline(&g, &spam, since.0, now),
+            bars: timeline(&g, &arrival, since.0, until.0),
             verdicts: g.verdicts.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", "),
             group: g,
         })
@@ -203,8 +223,7 @@ pub async fn campaigns_json<DB: Database>(
 ) -> Result<Response, WebError> {
     state.operator(&headers).await?;
     let (_, since) = q.since("12h")?;
-    let (spam, groups) = campaigns(&state.db, since, q.min.unwrap_or(2)).await?;
-    Ok(Json(serde_json::json!({ "since": since.0, "messages": spam.len(), "groups": groups })).into_response())
+    Ok(Json(campaigns(&state.db, since, q.min.unwrap_or(2)).await?.json()).into_response())
 }
 
 /// `/admin/blocklist/{format}?since=7d&min=3`: the export as plain text.

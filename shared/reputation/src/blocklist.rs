@@ -159,32 +159,27 @@ pub fn networks(spam: &[Spam], min_reports: usize, standing: &impl Standing) -> 
 
 /// Sender and linked domains to block (module docs).
 pub fn domains(spam: &[Spam], min_reports: usize, standing: &impl Standing) -> Vec<Entry> {
-    let mut out: Vec<Entry> = Vec::new();
+    // A domain with ham under either kind (it sends, it is linked) is never listed.
+    let has_ham = |name: &str| {
+        [Kind::SenderDomain, Kind::UrlDomain].into_iter().any(|kind| standing.has_ham(&Key { kind, name: name.into() }))
+    };
+    let mut out: BTreeMap<String, Entry> = BTreeMap::new();
     for (k, (reports, recipients, subject)) in tally(spam, &[Kind::SenderDomain, Kind::UrlDomain]) {
-        if reports < min_reports.max(1) || standing.provider(&k.name) || standing.has_ham(&k) {
+        if reports < min_reports.max(1) || standing.provider(&k.name) || has_ham(&k.name) {
             continue;
         }
         // A domain both sends and is linked: one line, the larger count.
-        if let Some(e) = out.iter_mut().find(|e| e.entry == k.name) {
-            e.reports = e.reports.max(reports);
-            e.recipients = e.recipients.max(recipients.len());
-            continue;
-        }
-        out.push(Entry {
+        let e = out.entry(k.name.clone()).or_insert_with(|| Entry {
             entry: k.name,
-            reports,
-            recipients: recipients.len(),
+            reports: 0,
+            recipients: 0,
             subject: subject.map(str::to_string),
             sources: 1,
         });
+        e.reports = e.reports.max(reports);
+        e.recipients = e.recipients.max(recipients.len());
     }
-    // A domain with ham under its other kind is not listed either.
-    out.retain(|e| {
-        [Kind::SenderDomain, Kind::UrlDomain]
-            .iter()
-            .all(|&kind| !standing.has_ham(&Key { kind, name: e.entry.clone() }))
-    });
-    by_reports(out)
+    by_reports(out.into_values().collect())
 }
 
 /// The export's text: each entry after a comment line naming its group.

@@ -36,11 +36,7 @@ macro_rules! insert_vote {
 /// connection or transaction `$on` (a `&mut` or a pool).
 macro_rules! reputation_event {
     ($on:expr, $message:expr, $event:expr, $now:expr) => {
-        sqlx::query($crate::sql::reputation_event($event))
-            .bind($message)
-            .bind(quorum_reputation::mass($now.0))
-            .execute($on)
-            .await?
+        sqlx::query($event.sql()).bind($message).bind(quorum_reputation::mass($now.0)).execute($on).await?
     };
 }
 
@@ -79,12 +75,13 @@ macro_rules! arrivals {
             if m.is_some_and(|m| !new.contains(&m) || !counted.insert(m)) {
                 continue;
             }
+            // Every arrival is a message; some are also one of the other three.
+            let also = ["probe_spam", "deleted_forged", "inbox"].iter().position(|s| s == status);
             for k in keys.iter() {
                 let t = tally.entry(k).or_default();
-                for (slot, counts) in
-                    t.iter_mut().zip([true, *status == "probe_spam", *status == "deleted_forged", *status == "inbox"])
-                {
-                    *slot += if counts { mass } else { 0.0 };
+                t[0] += mass;
+                if let Some(i) = also {
+                    t[i + 1] += mass;
                 }
             }
         }
@@ -365,10 +362,8 @@ macro_rules! impl_database {
                             (uidl, $crate::UidlDisposition::Quarantined, Some(id))
                         }
                         $crate::PollItem::Keep { uidl, approved, campaign, reputation } => {
-                            if approved.is_some() {
-                                arrivals.push((None, "inbox", *reputation));
-                            }
                             if let Some(sender) = approved {
+                                arrivals.push((None, "inbox", *reputation));
                                 sqlx::query($crate::sql::TOUCH_SENDER)
                                     .bind(subscriber_id)
                                     .bind(sender.as_str())

@@ -480,18 +480,7 @@ pub fn reputation_recipients(n: usize) -> String {
     )
 }
 
-/// What became of a message, counted under its reputation keys: `$1` the message, `$2`
-/// the event's mass.
-pub fn reputation_event(event: ReputationEvent) -> &'static str {
-    match event {
-        ReputationEvent::Spam => REPUTATION_SPAM,
-        ReputationEvent::Approval => REPUTATION_APPROVAL,
-        ReputationEvent::Nonexistent => REPUTATION_NONEXISTENT,
-        ReputationEvent::Forged => REPUTATION_FORGED,
-    }
-}
-
-/// An event after a message's arrival ([`reputation_event`]).
+/// What became of a message after its arrival, counted under its reputation keys.
 #[derive(Debug, Clone, Copy)]
 pub enum ReputationEvent {
     Spam,
@@ -500,21 +489,28 @@ pub enum ReputationEvent {
     Forged,
 }
 
-macro_rules! reputation_update {
-    ($column:literal) => {
-        concat!(
-            "UPDATE reputation SET ",
-            $column,
-            " = ",
-            $column,
-            " + $2 WHERE (kind, name) IN (SELECT kind, name FROM message_reputation WHERE message_id = $1)"
-        )
-    };
+impl ReputationEvent {
+    /// The statement that counts it: `$1` the message, `$2` the event's mass.
+    pub fn sql(self) -> &'static str {
+        macro_rules! add {
+            ($column:literal) => {
+                concat!(
+                    "UPDATE reputation SET ",
+                    $column,
+                    " = ",
+                    $column,
+                    " + $2 WHERE (kind, name) IN (SELECT kind, name FROM message_reputation WHERE message_id = $1)"
+                )
+            };
+        }
+        match self {
+            ReputationEvent::Spam => add!("spam"),
+            ReputationEvent::Approval => add!("approvals"),
+            ReputationEvent::Nonexistent => add!("nonexistent"),
+            ReputationEvent::Forged => add!("forged"),
+        }
+    }
 }
-const REPUTATION_SPAM: &str = reputation_update!("spam");
-const REPUTATION_APPROVAL: &str = reputation_update!("approvals");
-const REPUTATION_NONEXISTENT: &str = reputation_update!("nonexistent");
-const REPUTATION_FORGED: &str = reputation_update!("forged");
 
 /// One table's rows, the most reported first (stored counts share one scale, so they order
 /// as the decayed ones do): `$1` the kind, `$2` how many.
