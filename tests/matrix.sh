@@ -6,13 +6,7 @@
 # ham_margin.closest).
 # Usage: tests/matrix.sh CORPUS [SEEDS] [extra simulate flags...]   (SEEDS default "1 2 3 4 5 6 7 8 9 10";
 # MATRIX_BIN names another quorum binary, e.g. a copy kept while the tree is rebuilt)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-corpus=$1
-seeds=${2:-"1 2 3 4 5 6 7 8 9 10"}
-shift $(( $# > 1 ? 2 : 1 ))
-bin=${MATRIX_BIN:-target/release/quorum}
-[ -x "$bin" ] || cargo build --release --locked -p quorum
+. "$(dirname "${BASH_SOURCE[0]}")/simulate-args.sh"
 cells() {
     for seed in $seeds; do for reach in 0.01 0.02 0.05; do for circle in 2 3 10; do
     for error in 0 0.01 0.05; do for sybils in 0 100; do

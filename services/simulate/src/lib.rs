@@ -221,8 +221,23 @@ pub type ByEvidence = std::collections::BTreeMap<&'static str, u64>;
 pub struct Calibration {
     pub not_spam_from: f64,
     pub lines: u64,
+    /// The distinct corpus messages among the lines: what the bucket's share can be judged
+    /// on. The copies of one message, and one copy shown at several summaries, are judged
+    /// alike and answered alike, so a bucket of 80 lines from 3 messages is 3 observations,
+    /// not 80 (the middle buckets of a decisive statistics hold a handful).
+    pub messages: u64,
     pub mean_not_spam: f64,
     pub ham_share: f64,
+}
+
+/// A calibration bucket as it fills: lines, ham lines, summed printed P(not spam), and the
+/// corpus messages seen.
+#[derive(Default)]
+struct Bucket {
+    lines: u64,
+    ham: u64,
+    printed: f64,
+    messages: HashSet<usize>,
 }
 
 /// How far below the deletion bound honest users' ham stayed, in log-odds (natural
@@ -504,8 +519,8 @@ pub fn run(
 
     let mut state: Vec<UserState> = (0..kinds.len()).map(|_| UserState::default()).collect();
     let (mut all, mut late) = (Counts::default(), Counts::default());
-    // Per bucket: lines, ham lines, summed printed P(not spam); whole run and second half.
-    let mut calibration = [[(0u64, 0u64, 0.0f64); 10]; 2];
+    // Per bucket, for the whole run and the second half.
+    let mut calibration: [[Bucket; 10]; 2] = Default::default();
     let mut margins = Margins::new(options.delete_above);
     let mut last_refresh = f64::NEG_INFINITY;
     let total = events.len() as u64;
@@ -593,7 +608,10 @@ pub fn run(
                             let bucket = ((judgement.not_spam() * 10.0) as usize).min(9);
                             for table in &mut calibration[..1 + usize::from(is_late)] {
                                 let b = &mut table[bucket];
-                                (b.0, b.1, b.2) = (b.0 + 1, b.1 + u64::from(!spam), b.2 + judgement.not_spam());
+                                b.lines += 1;
+                                b.ham += u64::from(!spam);
+                                b.printed += judgement.not_spam();
+                                b.messages.insert(h.copy.message);
                             }
                         }
                         shown.push((h, judgement.logit()));
@@ -718,16 +736,17 @@ struct Campaigns {
     spammed: HashSet<i64>,
 }
 
-/// The calibration table from per-bucket (lines, ham lines, summed printed P(not spam)).
-fn buckets(table: &[(u64, u64, f64); 10]) -> Vec<Calibration> {
+/// The calibration table from its filled buckets.
+fn buckets(table: &[Bucket; 10]) -> Vec<Calibration> {
     table
         .iter()
         .enumerate()
-        .map(|(b, &(lines, ham, printed))| Calibration {
-            not_spam_from: b as f64 / 10.0,
-            lines,
-            mean_not_spam: printed / lines.max(1) as f64,
-            ham_share: ham as f64 / lines.max(1) as f64,
+        .map(|(i, b)| Calibration {
+            not_spam_from: i as f64 / 10.0,
+            lines: b.lines,
+            messages: b.messages.len() as u64,
+            mean_not_spam: b.printed / b.lines.max(1) as f64,
+            ham_share: b.ham as f64 / b.lines.max(1) as f64,
         })
         .collect()
 }
