@@ -13,6 +13,7 @@
 # Ports (127.0.0.1 only):
 #   21110 POP3 (plain auth allowed, STLS offered)   21995 POP3S (implicit TLS)
 #   21143 IMAP (plain auth allowed, STARTTLS)       21993 IMAPS (implicit TLS)
+#   127.0.0.2:21143 IMAP without MOVE, 127.0.0.3:21143 IMAP without MOVE or UIDPLUS
 #   21024 Dovecot LMTP                             21025 Postfix SMTP
 set -euo pipefail
 
@@ -24,6 +25,9 @@ POP3_PORT=21110
 POP3S_PORT=21995
 IMAP_PORT=21143
 IMAPS_PORT=21993
+# Loopback addresses whose IMAP (on IMAP_PORT) advertises no MOVE, or neither MOVE nor UIDPLUS.
+IMAP_WITHOUT_MOVE=127.0.0.2
+IMAP_WITHOUT_MOVE_OR_UIDPLUS=127.0.0.3
 LMTP_PORT=21024
 SMTP_PORT=21025
 BLOCKLIST_PORT=21026                   # SMTP refusing the clients of $DIR/blocklist.cidr
@@ -254,6 +258,27 @@ service imap-login {
     port = $IMAPS_PORT
     ssl = yes
   }
+  # The same IMAP on other loopback addresses, as servers without extensions Quorum uses
+  # when they are there (the capabilities below): a client must not need them.
+  inet_listener imap_without_move {
+    address = $IMAP_WITHOUT_MOVE
+    port = $IMAP_PORT
+  }
+  inet_listener imap_without_move_or_uidplus {
+    address = $IMAP_WITHOUT_MOVE_OR_UIDPLUS
+    port = $IMAP_PORT
+  }
+}
+
+local $IMAP_WITHOUT_MOVE {
+  protocol imap {
+    imap_capability = $(imap_capabilities MOVE)
+  }
+}
+local $IMAP_WITHOUT_MOVE_OR_UIDPLUS {
+  protocol imap {
+    imap_capability = $(imap_capabilities MOVE UIDPLUS)
+  }
 }
 
 protocol imap {
@@ -281,6 +306,19 @@ protocol lmtp {
 }
 EOF
     mv -f "$tmp" "$DOVECOT_CONF"
+}
+
+# Dovecot 2.3's capabilities after login (IDLE, MOVE, UIDPLUS, CONDSTORE among them), less
+# the names given.
+imap_capabilities() {
+    local cap out=
+    for cap in IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES \
+        THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE \
+        UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH \
+        LIST-STATUS BINARY MOVE LITERAL+; do
+        [[ " $* " == *" $cap "* ]] || out+="$cap "
+    done
+    echo "${out% }"
 }
 
 dovecot_pid() {
@@ -485,6 +523,8 @@ QUORUM_TEST_POP3_PORT=$POP3_PORT
 QUORUM_TEST_POP3S_PORT=$POP3S_PORT
 QUORUM_TEST_IMAP_PORT=$IMAP_PORT
 QUORUM_TEST_IMAPS_PORT=$IMAPS_PORT
+QUORUM_TEST_IMAP_WITHOUT_MOVE=$IMAP_WITHOUT_MOVE
+QUORUM_TEST_IMAP_WITHOUT_MOVE_OR_UIDPLUS=$IMAP_WITHOUT_MOVE_OR_UIDPLUS
 QUORUM_TEST_SMTP_PORT=$SMTP_PORT
 QUORUM_TEST_BLOCKLIST_PORT=$BLOCKLIST_PORT
 QUORUM_TEST_BLOCKLIST_MAP=$DIR/blocklist.cidr
@@ -495,7 +535,7 @@ QUORUM_TEST_MAIL_DIR=$DIR/mail
 QUORUM_TEST_DOMAIN=$DOMAIN
 EOF
     if [ -f "$env" ]; then
-        grep -Ev '^QUORUM_TEST_(POP3_PORT|POP3S_PORT|IMAP_PORT|IMAPS_PORT|SMTP_PORT|BLOCKLIST_PORT|BLOCKLIST_MAP|LMTP_PORT|TLS_CERT|USERS_FILE|MAIL_DIR|DOMAIN)=' "$env" >>"$tmp" || true
+        grep -Ev '^QUORUM_TEST_(POP3_PORT|POP3S_PORT|IMAP_PORT|IMAPS_PORT|IMAP_WITHOUT_MOVE|IMAP_WITHOUT_MOVE_OR_UIDPLUS|SMTP_PORT|BLOCKLIST_PORT|BLOCKLIST_MAP|LMTP_PORT|TLS_CERT|USERS_FILE|MAIL_DIR|DOMAIN)=' "$env" >>"$tmp" || true
     fi
     mv -f "$tmp" "$env"
 }

@@ -37,7 +37,7 @@ async fn wrong_password_and_untrusted_certificate_are_clear_errors() {
     assert!(err.is_auth_failure() && !err.is_transient(), "{err}");
 
     let mut options = stack.connect_options(Security::Tls);
-    options.tls = quorum_pop3::TlsSettings::default().client_config().unwrap();
+    options.endpoint.tls = quorum_pop3::TlsSettings::default().client_config().unwrap();
     let err = Client::connect(&options).await.err().expect("self-signed certificate must not be trusted by default");
     assert!(matches!(err, Pop3Error::Tls(_)), "{err}");
 }

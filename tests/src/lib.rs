@@ -17,7 +17,7 @@ pub mod dns;
 pub mod seed;
 
 use quorum_domain::Security;
-use quorum_pop3::{Client, ConnectOptions, Credentials, TlsSettings};
+use quorum_pop3::{Client, ConnectOptions, Credentials, Endpoint, TlsSettings};
 
 /// What `tests/setup.sh` started, read from its env file.
 pub struct MailStack {
@@ -26,6 +26,10 @@ pub struct MailStack {
     /// IMAP with STARTTLS, and implicit-TLS IMAPS.
     pub imap_port: u16,
     pub imaps_port: u16,
+    /// Loopback addresses whose IMAP on `imap_port` advertises no MOVE, and neither MOVE nor
+    /// UIDPLUS: servers without the extensions Quorum prefers.
+    pub imap_without_move: String,
+    pub imap_without_move_or_uidplus: String,
     pub smtp_port: u16,
     /// A Postfix listener refusing the clients listed in `blocklist_map` (a `cidr:` table);
     /// it accepts XCLIENT from loopback, so a test can speak as any client address.
@@ -66,6 +70,8 @@ impl MailStack {
                 pop3s_port: get("QUORUM_TEST_POP3S_PORT").parse().unwrap(),
                 imap_port: get("QUORUM_TEST_IMAP_PORT").parse().unwrap(),
                 imaps_port: get("QUORUM_TEST_IMAPS_PORT").parse().unwrap(),
+                imap_without_move: get("QUORUM_TEST_IMAP_WITHOUT_MOVE"),
+                imap_without_move_or_uidplus: get("QUORUM_TEST_IMAP_WITHOUT_MOVE_OR_UIDPLUS"),
                 smtp_port: get("QUORUM_TEST_SMTP_PORT").parse().unwrap(),
                 blocklist_port: get("QUORUM_TEST_BLOCKLIST_PORT").parse().unwrap(),
                 blocklist_map: get("QUORUM_TEST_BLOCKLIST_MAP").into(),
@@ -144,15 +150,21 @@ impl MailStack {
             .count()
     }
 
-    pub fn connect_options(&self, security: Security) -> ConnectOptions {
-        ConnectOptions {
+    /// The stack's server on `port` at 127.0.0.1, its certificate trusted.
+    pub fn endpoint(&self, port: u16, security: Security) -> Endpoint {
+        Endpoint {
             host: "127.0.0.1".into(),
-            port: if security == Security::Tls { self.pop3s_port } else { self.pop3_port },
+            port,
             security,
             timeout: Duration::from_secs(30),
             tls: TlsSettings { extra_ca_files: vec![self.cert.clone()] }.client_config().unwrap(),
-            max_message_size: u64::MAX,
         }
+    }
+
+    /// POP3 (with STLS for [`Security::StartTls`]) or POP3S.
+    pub fn connect_options(&self, security: Security) -> ConnectOptions {
+        let port = if security == Security::Tls { self.pop3s_port } else { self.pop3_port };
+        ConnectOptions { endpoint: self.endpoint(port, security), max_message_size: u64::MAX }
     }
 
     /// A logged-in POP3 session (plain, for reading what the mailbox holds).

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use quorum_config::Settings;
 use quorum_domain::{AuthMethod, EmailAddress, Provider, Security, Timestamp, secrets::Password};
 use quorum_forgery::Checker;
-use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
+use quorum_pop3::{ConnectOptions, Credentials, Endpoint, TlsSettings};
 use quorum_statistics::Statistics;
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
@@ -809,11 +809,13 @@ async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<Ex
 async fn try_mailbox(settings: &Settings, m: &MailboxSettings, password: &Password) -> anyhow::Result<bool> {
     let tls = TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?;
     let options = ConnectOptions {
-        host: m.host.clone(),
-        port: m.port,
-        security: m.security,
-        timeout: settings.worker.pop3_timeout(),
-        tls,
+        endpoint: Endpoint {
+            host: m.host.clone(),
+            port: m.port,
+            security: m.security,
+            timeout: settings.worker.pop3_timeout(),
+            tls,
+        },
         max_message_size: settings.worker.max_message_size,
     };
     let credentials = Credentials::new(m.auth, &m.user, password.expose());

@@ -10,7 +10,7 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, schedule::SummarySchedule, secrets::Password};
-use quorum_pop3::{ConnectOptions, Credentials, TlsSettings};
+use quorum_pop3::{ConnectOptions, Credentials, Endpoint, TlsSettings};
 use quorum_storage::{Database, MailboxSettings, NewSubscriber, Principal};
 use serde::{Deserialize, Serialize};
 
@@ -93,11 +93,13 @@ impl<DB: Database> AppState<DB> {
             .clone()
             .ok_or_else(|| "Quorum cannot check mailboxes right now; please try again later.".to_string())?;
         let options = ConnectOptions {
-            host: host.to_string(),
-            port,
-            security,
-            timeout: self.settings.worker.pop3_timeout(),
-            tls,
+            endpoint: Endpoint {
+                host: host.to_string(),
+                port,
+                security,
+                timeout: self.settings.worker.pop3_timeout(),
+                tls,
+            },
             max_message_size: self.settings.worker.max_message_size,
         };
         let credentials = Credentials::new(AuthMethod::Auto, username, password.expose());

@@ -16,7 +16,7 @@ use std::{sync::Arc, time::Duration};
 use quorum_config::WorkerSettings;
 use quorum_domain::{Keys, Timestamp};
 use quorum_forgery::Checker;
-use quorum_pop3::{ConnectOptions, TlsSettings};
+use quorum_pop3::{ConnectOptions, Endpoint, TlsSettings};
 use quorum_statistics::Statistics;
 use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
@@ -60,8 +60,8 @@ impl<DB: Database> Clone for Worker<DB> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("POP3 TLS configuration: {0}")]
-    Tls(#[from] quorum_pop3::Pop3Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] quorum_transport::TransportError),
     #[error(transparent)]
     Storage(#[from] quorum_storage::StorageError),
 }
@@ -110,11 +110,13 @@ impl<DB: Database> Worker<DB> {
     /// Options for any POP3 server with this worker's timeouts, size cap and trust store.
     pub fn connect_options_for(&self, host: &str, port: u16, security: quorum_domain::Security) -> ConnectOptions {
         ConnectOptions {
-            host: host.to_string(),
-            port,
-            security,
-            timeout: self.settings.pop3_timeout(),
-            tls: self.tls.clone(),
+            endpoint: Endpoint {
+                host: host.to_string(),
+                port,
+                security,
+                timeout: self.settings.pop3_timeout(),
+                tls: self.tls.clone(),
+            },
             max_message_size: self.settings.max_message_size,
         }
     }

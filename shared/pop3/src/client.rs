@@ -5,22 +5,11 @@
 //! The timeout is per wait rather than per command so a large message on a slow but live
 //! link still arrives, while a silent server is given up on.
 
-use std::{
-    io,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::TcpStream,
-};
-use tokio_rustls::{TlsConnector, client::TlsStream};
+use quorum_transport::{Endpoint, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub use quorum_domain::Security;
 
@@ -37,11 +26,7 @@ pub const MAX_PIPELINE: usize = 64;
 
 #[derive(Clone)]
 pub struct ConnectOptions {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub timeout: Duration,
-    pub tls: Arc<ClientConfig>,
+    pub endpoint: Endpoint,
     /// Messages larger than this are not kept (see [`Pop3Error::TooLarge`]).
     pub max_message_size: u64,
 }
@@ -65,52 +50,6 @@ impl<'a> Credentials<'a> {
             AuthMethod::User => Credentials::User { user, password },
             AuthMethod::Apop => Credentials::Apop { user, password },
             AuthMethod::Plain => Credentials::Plain { user, password },
-        }
-    }
-}
-
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Between handing the TCP stream to the TLS handshake and getting it back; a failed
-    /// handshake leaves the session here, where all I/O fails.
-    Upgrading,
-}
-
-fn upgrade_failed() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the STLS upgrade failed")
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s).poll_flush(cx),
-            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Upgrading => Poll::Ready(Err(upgrade_failed())),
         }
     }
 }
@@ -183,26 +122,16 @@ pub struct Client {
 impl Client {
     /// Connects, reads the greeting and, for [`Security::StartTls`], upgrades with STLS.
     pub async fn connect(opts: &ConnectOptions) -> Result<Self, Pop3Error> {
-        // Host and port apart, so an IPv6 literal (`::1`) is not mistaken for host:port.
-        let addr = format!("{}:{}", opts.host, opts.port);
-        let tcp = tokio::time::timeout(opts.timeout, TcpStream::connect((opts.host.as_str(), opts.port)))
-            .await
-            .map_err(|_| Pop3Error::Timeout { during: "connecting", seconds: opts.timeout.as_secs() })?
-            .map_err(|source| Pop3Error::Connect { addr: addr.clone(), source })?;
-        // POP3 is a ping-pong of short lines: Nagle's algorithm would only add delay.
-        tcp.set_nodelay(true)?;
-        let transport = match opts.security {
-            Security::Tls => Transport::Tls(Box::new(tls_handshake(tcp, opts).await?)),
-            Security::StartTls | Security::Plain => Transport::Plain(tcp),
-        };
-        let mut conn = Connection { transport, buf: BytesMut::with_capacity(64 * 1024), timeout: opts.timeout };
+        let transport = Transport::connect(&opts.endpoint).await?;
+        let mut conn =
+            Connection { transport, buf: BytesMut::with_capacity(64 * 1024), timeout: opts.endpoint.timeout };
         let greeting = conn.read_status("reading the greeting").await?;
         if greeting.kind != StatusKind::Ok {
             return Err(Pop3Error::Refused { command: "connection", code: greeting.code, text: greeting.text });
         }
         let mut client =
             Client { conn, greeting: greeting.text, capabilities: None, max_message_size: opts.max_message_size };
-        if opts.security == Security::StartTls {
+        if opts.endpoint.security == Security::StartTls {
             client.starttls(opts).await?;
         }
         Ok(client)
@@ -217,10 +146,7 @@ impl Client {
             // Bytes after +OK and before the handshake would be injected plaintext.
             return Err(Pop3Error::Protocol("data after the STLS response".into()));
         }
-        let Transport::Plain(tcp) = std::mem::replace(&mut self.conn.transport, Transport::Upgrading) else {
-            return Err(Pop3Error::Protocol("STLS on a TLS connection".into()));
-        };
-        self.conn.transport = Transport::Tls(Box::new(tls_handshake(tcp, opts).await?));
+        self.conn.transport.start_tls(&opts.endpoint).await?;
         // RFC 2595: forget what was learnt before TLS; ask again.
         self.capabilities = None;
         Ok(())
@@ -456,14 +382,4 @@ fn refused(command: &'static str, status: StatusLine) -> Pop3Error {
 
 fn check(what: &'static str, arg: &str) -> Result<(), Pop3Error> {
     if proto::check_argument(arg) { Ok(()) } else { Err(Pop3Error::InvalidArgument(what)) }
-}
-
-async fn tls_handshake(tcp: TcpStream, opts: &ConnectOptions) -> Result<TlsStream<TcpStream>, Pop3Error> {
-    let name = ServerName::try_from(opts.host.clone())
-        .map_err(|_| Pop3Error::Tls(format!("`{}` is not a valid TLS server name", opts.host)))?;
-    let connector = TlsConnector::from(opts.tls.clone());
-    tokio::time::timeout(opts.timeout, connector.connect(name, tcp))
-        .await
-        .map_err(|_| Pop3Error::Timeout { during: "the TLS handshake", seconds: opts.timeout.as_secs() })?
-        .map_err(|e| Pop3Error::Tls(e.to_string()))
 }

@@ -1,5 +1,7 @@
 use std::io;
 
+use quorum_transport::TransportError;
+
 use crate::proto::ResponseCode;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,17 @@ pub enum Pop3Error {
     Unsupported(&'static str),
     #[error("{0} contains a line break or NUL, which POP3 cannot carry")]
     InvalidArgument(&'static str),
+}
+
+impl From<TransportError> for Pop3Error {
+    fn from(e: TransportError) -> Self {
+        match e {
+            TransportError::Connect { addr, source } => Pop3Error::Connect { addr, source },
+            TransportError::Timeout { during, seconds } => Pop3Error::Timeout { during, seconds },
+            TransportError::Tls(text) => Pop3Error::Tls(text),
+            TransportError::Io(e) => Pop3Error::Io(e),
+        }
+    }
 }
 
 impl Pop3Error {

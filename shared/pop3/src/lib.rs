@@ -10,12 +10,11 @@
 
 pub mod client;
 pub mod proto;
-pub mod tls;
 
 mod error;
 
 pub use client::{Client, ConnectOptions, Credentials, Retrieved};
 pub use error::Pop3Error;
 pub use proto::{Capabilities, ResponseCode};
-pub use rustls::ClientConfig as TlsConfig;
-pub use tls::TlsSettings;
+pub use quorum_transport::Endpoint;
+pub use quorum_transport::{TlsConfig, TlsSettings};

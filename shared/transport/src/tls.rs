@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
-use crate::Pop3Error;
+use crate::TransportError;
 
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {
@@ -15,7 +15,7 @@ pub struct TlsSettings {
 }
 
 impl TlsSettings {
-    pub fn client_config(&self) -> Result<Arc<ClientConfig>, Pop3Error> {
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TransportError> {
         let mut roots = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
@@ -25,17 +25,19 @@ impl TlsSettings {
         for file in &self.extra_ca_files {
             let certs = CertificateDer::pem_file_iter(file)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| Pop3Error::Tls(format!("cannot read CA file {}: {e}", file.display())))?;
+                .map_err(|e| TransportError::Tls(format!("cannot read CA file {}: {e}", file.display())))?;
             if certs.is_empty() {
-                return Err(Pop3Error::Tls(format!("CA file {} holds no certificate", file.display())));
+                return Err(TransportError::Tls(format!("CA file {} holds no certificate", file.display())));
             }
             for cert in certs {
-                roots.add(cert).map_err(|e| Pop3Error::Tls(format!("bad certificate in {}: {e}", file.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| TransportError::Tls(format!("bad certificate in {}: {e}", file.display())))?;
             }
         }
         let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| Pop3Error::Tls(e.to_string()))?
+            .map_err(|e| TransportError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Arc::new(config))

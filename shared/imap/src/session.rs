@@ -1,0 +1,373 @@
+//! One IMAP session on tokio, over [`quorum_transport::Transport`].
+//!
+//! Every wait for the server is bounded by [`ConnectOptions::timeout`], per response rather
+//! than per command, so a large FETCH on a slow but live link still arrives while a silent
+//! server is given up on. A timeout or a lost connection leaves the protocol state unknown
+//! (half a response may be unread), so the session is then [`ImapError::Broken`] for every
+//! later call: the caller opens a new one.
+
+use std::{future::Future, time::Duration};
+
+use async_imap::{
+    Authenticator, Client,
+    imap_proto::{Response, Status},
+    types::{Flag, NameAttribute},
+};
+use futures::{Stream, StreamExt};
+use quorum_domain::{AuthMethod, Security};
+use quorum_transport::{Endpoint, Transport};
+
+use crate::{ImapError, uids};
+
+/// What the server offers beyond IMAP4rev1, as far as Quorum uses it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// RFC 2177: new mail is announced on an open connection.
+    pub idle: bool,
+    /// RFC 6851: `UID MOVE`; without it a move is COPY, `\Deleted` and EXPUNGE.
+    pub moves: bool,
+    /// RFC 4315: `UID EXPUNGE` removes only the messages named.
+    pub uidplus: bool,
+    /// RFC 7162: per-message modification sequences.
+    pub condstore: bool,
+}
+
+/// A mailbox as SELECT reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDs are only comparable within one UIDVALIDITY (RFC 3501 section 2.3.1.1): when it
+    /// changes, every UID remembered for the mailbox means nothing.
+    pub uid_validity: u32,
+    pub uid_next: Option<u32>,
+    pub exists: u32,
+}
+
+/// One message of the selected mailbox, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub uid: u32,
+    /// RFC822.SIZE: the message's size in octets as the server would send it.
+    pub size: u32,
+    /// Its keywords (flags without a backslash), e.g. the one Quorum sets on released mail.
+    pub keywords: Vec<String>,
+    /// Read by the subscriber (Quorum only peeks: it never sets this).
+    pub seen: bool,
+    /// Marked `\Deleted` by some client and not yet expunged.
+    pub deleted: bool,
+}
+
+/// One message's bytes, exactly as the server stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub uid: u32,
+    pub bytes: Vec<u8>,
+}
+
+pub struct Session {
+    inner: async_imap::Session<Transport>,
+    capabilities: Capabilities,
+    timeout: Duration,
+    /// The server's hierarchy delimiter once asked (`None` inside: a flat namespace).
+    delimiter: Option<Option<char>>,
+    broken: bool,
+}
+
+/// SASL PLAIN (RFC 4616): one response, `authzid NUL authcid NUL password`.
+struct Plain<'a> {
+    user: &'a str,
+    password: &'a str,
+}
+
+impl Authenticator for Plain<'_> {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        [b"\0", self.user.as_bytes(), b"\0", self.password.as_bytes()].concat()
+    }
+}
+
+/// `fut` within `timeout`, its error named after `command`.
+async fn within<T>(
+    timeout: Duration,
+    command: &'static str,
+    fut: impl Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, ImapError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| ImapError::Timeout { during: command, seconds: timeout.as_secs() })?
+        .map_err(|e| ImapError::from_imap(command, e))
+}
+
+/// Every item of a response stream, each within `timeout`.
+async fn drain<T>(
+    timeout: Duration,
+    command: &'static str,
+    stream: impl Stream<Item = async_imap::error::Result<T>>,
+) -> Result<Vec<T>, ImapError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = Vec::new();
+    while let Some(item) = tokio::time::timeout(timeout, stream.next())
+        .await
+        .map_err(|_| ImapError::Timeout { during: command, seconds: timeout.as_secs() })?
+    {
+        out.push(item.map_err(|e| ImapError::from_imap(command, e))?);
+    }
+    Ok(out)
+}
+
+impl Session {
+    /// Connects, reads the greeting, upgrades with STARTTLS for [`Security::StartTls`], and
+    /// logs in: `AUTHENTICATE PLAIN` for [`AuthMethod::Plain`], `LOGIN` otherwise (every
+    /// IMAP server has it, and it carries the same secret as PLAIN).
+    pub async fn connect(opts: &Endpoint, method: AuthMethod, user: &str, password: &str) -> Result<Self, ImapError> {
+        let transport = Transport::connect(opts).await?;
+        let mut client = Client::new(transport);
+        greeting(&mut client, opts.timeout).await?;
+        if opts.security == Security::StartTls {
+            within(opts.timeout, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None)).await?;
+            // async-imap's buffer goes with the client: anything the server sent after its
+            // answer (plaintext an attacker could inject) is dropped, never read as TLS.
+            let mut transport = client.into_inner();
+            transport.start_tls(opts).await?;
+            client = Client::new(transport);
+        }
+        if user.contains(['\r', '\n', '\0']) || password.contains(['\r', '\n', '\0']) {
+            return Err(ImapError::InvalidArgument("a user name or password with a line break or NUL"));
+        }
+        let login = async {
+            match method {
+                AuthMethod::Plain => client.authenticate("PLAIN", Plain { user, password }).await,
+                _ => client.login(user, password).await,
+            }
+        };
+        let mut inner = tokio::time::timeout(opts.timeout, login)
+            .await
+            .map_err(|_| ImapError::Timeout { during: "logging in", seconds: opts.timeout.as_secs() })?
+            .map_err(|(e, _)| match e {
+                async_imap::error::Error::No(text) => ImapError::Auth(text),
+                other => ImapError::from_imap("LOGIN", other),
+            })?;
+        // RFC 3501: capabilities may change at login; ask after it.
+        let caps = within(opts.timeout, "CAPABILITY", inner.capabilities()).await?;
+        let capabilities = Capabilities {
+            idle: caps.has_str("IDLE"),
+            moves: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+            condstore: caps.has_str("CONDSTORE"),
+        };
+        Ok(Session { inner, capabilities, timeout: opts.timeout, delimiter: None, broken: false })
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// Runs one step of the session; a timeout or a lost connection breaks it for good.
+    async fn step<T>(&mut self, f: impl AsyncFnOnce(&mut Self) -> Result<T, ImapError>) -> Result<T, ImapError> {
+        if self.broken {
+            return Err(ImapError::Broken);
+        }
+        let result = f(self).await;
+        if let Err(e) = &result {
+            self.broken = matches!(
+                e,
+                ImapError::Timeout { .. } | ImapError::Closed(_) | ImapError::Transport(_) | ImapError::Protocol { .. }
+            );
+        }
+        result
+    }
+
+    /// The folder at `path` (e.g. `["Quorum", "Held"]`) under the server's own name for it,
+    /// created and subscribed if it is not there yet (subscribed so that the subscriber's
+    /// mail client shows it).
+    pub async fn folder(&mut self, path: &[&str]) -> Result<String, ImapError> {
+        for part in path {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || part.contains(['%', '*'])
+            {
+                return Err(ImapError::InvalidArgument("a folder name outside printable ASCII"));
+            }
+        }
+        self.step(async |s| {
+            let delimiter = s.delimiter().await?;
+            let name = match delimiter {
+                Some(d) if path.iter().any(|p| p.contains(d)) => {
+                    return Err(ImapError::InvalidArgument("a folder name holding the server's delimiter"));
+                }
+                Some(d) => path.join(&d.to_string()),
+                // A flat namespace has no hierarchy: one folder named after the whole path.
+                None => path.join(" "),
+            };
+            if !s.exists(&name).await? {
+                if let Err(e) = within(s.timeout, "CREATE", s.inner.create(&name)).await {
+                    // Created meanwhile by another session (RFC 5530 `[ALREADYEXISTS]`):
+                    // what matters is that it exists now.
+                    if !s.exists(&name).await? {
+                        return Err(e);
+                    }
+                }
+                within(s.timeout, "SUBSCRIBE", s.inner.subscribe(&name)).await?;
+            }
+            Ok(name)
+        })
+        .await
+    }
+
+    async fn delimiter(&mut self) -> Result<Option<char>, ImapError> {
+        if let Some(d) = self.delimiter {
+            return Ok(d);
+        }
+        // LIST "" "": the hierarchy delimiter without listing any mailbox (RFC 3501 6.3.8).
+        let stream = within(self.timeout, "LIST", self.inner.list(None, Some(&quoted("")))).await?;
+        let names = drain(self.timeout, "LIST", stream).await?;
+        let d = names.first().and_then(|n| n.delimiter()).and_then(|d| d.chars().next());
+        self.delimiter = Some(d);
+        Ok(d)
+    }
+
+    async fn exists(&mut self, name: &str) -> Result<bool, ImapError> {
+        // async-imap sends the pattern as given, so it is quoted here.
+        let stream = within(self.timeout, "LIST", self.inner.list(None, Some(&quoted(name)))).await?;
+        let names = drain(self.timeout, "LIST", stream).await?;
+        Ok(names.iter().any(|n| n.name() == name && !n.attributes().contains(&NameAttribute::NoSelect)))
+    }
+
+    /// Selects a mailbox for the calls below.
+    pub async fn select(&mut self, mailbox: &str) -> Result<Selected, ImapError> {
+        self.step(async |s| {
+            let m = within(s.timeout, "SELECT", s.inner.select(mailbox)).await?;
+            let uid_validity = m.uid_validity.ok_or_else(|| ImapError::Protocol {
+                during: "SELECT",
+                text: "no UIDVALIDITY in the answer (RFC 3501 requires it)".into(),
+            })?;
+            Ok(Selected { uid_validity, uid_next: m.uid_next, exists: m.exists })
+        })
+        .await
+    }
+
+    /// Every message of the selected mailbox: UID, size, keywords; no bytes.
+    pub async fn list(&mut self) -> Result<Vec<Listed>, ImapError> {
+        self.step(async |s| {
+            let stream = within(s.timeout, "UID FETCH", s.inner.uid_fetch("1:*", "(UID RFC822.SIZE FLAGS)")).await?;
+            let fetched = drain(s.timeout, "UID FETCH", stream).await?;
+            let mut listed = Vec::with_capacity(fetched.len());
+            for f in fetched {
+                // An unsolicited FETCH (another client changed a flag) has no RFC822.SIZE.
+                let (Some(uid), Some(size)) = (f.uid, f.size) else { continue };
+                let keywords =
+                    f.flags().filter_map(|flag| if let Flag::Custom(k) = flag { Some(k.into_owned()) } else { None });
+                let keywords: Vec<String> = keywords.collect();
+                let (seen, deleted) = (f.flags().any(|g| g == Flag::Seen), f.flags().any(|g| g == Flag::Deleted));
+                listed.push(Listed { uid, size, keywords, seen, deleted });
+            }
+            listed.sort_by_key(|l| l.uid);
+            Ok(listed)
+        })
+        .await
+    }
+
+    /// The bytes of the messages `uids` of the selected mailbox, in one pipelined command,
+    /// without setting `\Seen` (BODY.PEEK). A UID expunged meanwhile is simply absent.
+    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
+        let Some(set) = uids::set(uids) else { return Ok(Vec::new()) };
+        self.step(async |s| {
+            let stream = within(s.timeout, "UID FETCH", s.inner.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
+            let fetched = drain(s.timeout, "UID FETCH", stream).await?;
+            let mut out: Vec<Fetched> = fetched
+                .iter()
+                .filter_map(|f| Some(Fetched { uid: f.uid?, bytes: f.body()?.to_vec() }))
+                .filter(|f| uids.contains(&f.uid))
+                .collect();
+            out.sort_by_key(|f| f.uid);
+            out.dedup_by_key(|f| f.uid);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Moves the messages `uids` of the selected mailbox to `mailbox`, keeping their bytes
+    /// and flags. With MOVE, one atomic command: each message is in exactly one of the two.
+    /// Without, COPY then `\Deleted` then expunge: a crash between them leaves a message in
+    /// both, never in neither (the caller's re-poll recognises the copy it already has).
+    /// Without UIDPLUS the expunge is a plain EXPUNGE, which also removes whatever other
+    /// messages a client had marked `\Deleted`, as that client asked.
+    pub async fn move_to(&mut self, uids: &[u32], mailbox: &str) -> Result<(), ImapError> {
+        let Some(set) = uids::set(uids) else { return Ok(()) };
+        self.step(async |s| {
+            if s.capabilities.moves {
+                return within(s.timeout, "UID MOVE", s.inner.uid_mv(&set, mailbox)).await;
+            }
+            within(s.timeout, "UID COPY", s.inner.uid_copy(&set, mailbox)).await?;
+            let stored = within(s.timeout, "UID STORE", s.inner.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")).await?;
+            drain(s.timeout, "UID STORE", stored).await?;
+            if s.capabilities.uidplus {
+                let expunged = within(s.timeout, "UID EXPUNGE", s.inner.uid_expunge(&set)).await?;
+                drain(s.timeout, "UID EXPUNGE", expunged).await?;
+            } else {
+                let expunged = within(s.timeout, "EXPUNGE", s.inner.expunge()).await?;
+                drain(s.timeout, "EXPUNGE", expunged).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets the keyword `keyword` (an atom such as `$QuorumReleased`) on the messages `uids`.
+    pub async fn add_keyword(&mut self, uids: &[u32], keyword: &str) -> Result<(), ImapError> {
+        // RFC 3501 flag-keyword = atom: no specials, no backslash (system flags are not ours).
+        let atom = !keyword.is_empty() && keyword.bytes().all(|b| b.is_ascii_graphic() && !b"(){%*\"\\]".contains(&b));
+        if !atom {
+            return Err(ImapError::InvalidArgument("a keyword that is not an IMAP atom"));
+        }
+        let Some(set) = uids::set(uids) else { return Ok(()) };
+        self.step(async |s| {
+            let query = format!("+FLAGS.SILENT ({keyword})");
+            let stored = within(s.timeout, "UID STORE", s.inner.uid_store(&set, &query)).await?;
+            drain(s.timeout, "UID STORE", stored).await.map(drop)
+        })
+        .await
+    }
+
+    /// Ends the session politely; a server that does not answer LOGOUT costs one timeout.
+    pub async fn logout(mut self) -> Result<(), ImapError> {
+        if self.broken {
+            return Ok(());
+        }
+        within(self.timeout, "LOGOUT", self.inner.logout()).await
+    }
+}
+
+/// `s` as an IMAP quoted string (RFC 3501 section 9, `quoted`); callers have refused line
+/// breaks and NUL, which a quoted string cannot hold.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Reads the greeting: `OK` to go on, `PREAUTH` is refused (Quorum logs in with the
+/// subscriber's own credentials, never into whatever session a server hands out), `BYE` is
+/// the server turning us away.
+async fn greeting(client: &mut Client<Transport>, timeout: Duration) -> Result<(), ImapError> {
+    let response = tokio::time::timeout(timeout, client.read_response())
+        .await
+        .map_err(|_| ImapError::Timeout { during: "reading the greeting", seconds: timeout.as_secs() })?
+        .map_err(|e| ImapError::Transport(e.into()))?
+        .ok_or(ImapError::Closed("reading the greeting"))?;
+    match response.parsed() {
+        Response::Data { status: Status::Ok, .. } => Ok(()),
+        Response::Data { status, outcome } => Err(ImapError::Refused {
+            command: "connection",
+            text: format!("{status:?} {}", outcome.information.as_deref().unwrap_or("")),
+        }),
+        _ => Err(ImapError::Protocol { during: "reading the greeting", text: "not a greeting".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_strings_escape_quotes_and_backslashes() {
+        assert_eq!(quoted(""), r#""""#);
+        assert_eq!(quoted(r#"Quorum.Held"#), r#""Quorum.Held""#);
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}

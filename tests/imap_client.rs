@@ -1,0 +1,194 @@
+//! Quorum's IMAP session (shared/imap) against the mail stack's Dovecot: login over STARTTLS
+//! and implicit TLS, folders by the server's delimiter, listing, byte-exact fetches, keywords,
+//! and moves that keep bytes and flags, with MOVE and by COPY + EXPUNGE.
+
+use quorum_domain::{AuthMethod, Security};
+use quorum_imap::{Endpoint, ImapError, Listed, Session};
+use quorum_tests::{MailStack, TestUser};
+
+/// IMAP with STARTTLS (or none, for [`Security::Plain`]) or IMAPS.
+fn options(stack: &MailStack, security: Security) -> Endpoint {
+    stack.endpoint(if security == Security::Tls { stack.imaps_port } else { stack.imap_port }, security)
+}
+
+async fn open(stack: &MailStack, user: &TestUser) -> Session {
+    Session::connect(&options(stack, Security::StartTls), AuthMethod::Auto, &user.email, &user.password).await.unwrap()
+}
+
+#[tokio::test]
+async fn logs_in_over_starttls_and_implicit_tls_and_tells_a_wrong_password_apart() {
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-login");
+    for (security, method) in [
+        (Security::StartTls, AuthMethod::Auto),
+        (Security::Tls, AuthMethod::Plain),
+        (Security::Plain, AuthMethod::Auto),
+    ] {
+        let session = Session::connect(&options(stack, security), method, &user.email, &user.password)
+            .await
+            .unwrap_or_else(|e| panic!("{security:?} {method:?}: {e}"));
+        let caps = *session.capabilities();
+        assert!(caps.idle && caps.moves && caps.uidplus && caps.condstore, "{caps:?}");
+        session.logout().await.unwrap();
+    }
+    for method in [AuthMethod::Auto, AuthMethod::Plain] {
+        let wrong =
+            Session::connect(&options(stack, Security::StartTls), method, &user.email, "not-the-password").await;
+        let Err(e) = wrong else { panic!("a wrong password logged in") };
+        assert!(e.is_auth_failure() && !e.is_transient(), "{method:?}: {e:?}");
+    }
+    // Nothing listens on the port: a clear, transient error.
+    let mut closed = options(stack, Security::StartTls);
+    closed.port = 1;
+    let e = Session::connect(&closed, AuthMethod::Auto, &user.email, &user.password).await.err().unwrap();
+    assert!(e.is_transient() && e.to_string().contains("cannot connect"), "{e}");
+}
+
+#[tokio::test]
+async fn folders_are_made_once_under_the_servers_delimiter_and_subscribed() {
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-folder");
+    let mut session = open(stack, &user).await;
+    // Dovecot's Maildir namespace separates levels with a dot.
+    let held = session.folder(&["Quorum", "Held"]).await.unwrap();
+    assert_eq!(held, "Quorum.Held");
+    assert_eq!(session.folder(&["Quorum", "Held"]).await.unwrap(), held, "a second call finds it");
+    let selected = session.select(&held).await.unwrap();
+    assert_eq!(selected.exists, 0);
+    // Another session (another worker) finds it too, and names are checked before sending.
+    let mut other = open(stack, &user).await;
+    assert_eq!(other.folder(&["Quorum", "Held"]).await.unwrap(), held);
+    for bad in [&["Quorum", "a.b"][..], &["Quorum", "x\r\nA1 LOGOUT"], &["Quorum", ""], &["*"]] {
+        assert!(matches!(other.folder(bad).await, Err(ImapError::InvalidArgument(_))), "{bad:?}");
+    }
+    let subscribed = std::fs::read_to_string(stack.mail_dir.join(&user.email).join("subscriptions")).unwrap();
+    assert!(subscribed.lines().any(|l| l.replace('\t', ".") == held), "{subscribed:?}");
+    other.logout().await.unwrap();
+    session.logout().await.unwrap();
+}
+
+/// Three messages: 8-bit text, a body that looks like IMAP, an empty body.
+fn messages() -> Vec<Vec<u8>> {
+    vec![
+        b"From: a@example.org\r\nSubject: one\r\n\r\ncaf\xc3\xa9 \xff\xfe\r\n.\r\n".to_vec(),
+        b"From: b@example.org\r\nSubject: two\r\n\r\n)\r\nA0009 OK done\r\n* 2 FETCH ({5}\r\n".to_vec(),
+        b"From: c@example.org\r\nSubject: three\r\n\r\n".to_vec(),
+    ]
+}
+
+/// Lists, fetches and moves two of three messages to `Quorum/Held`; returns the session
+/// with the held folder selected, and its name.
+async fn hold_two(session: &mut Session, stack: &MailStack, user: &TestUser) -> String {
+    let raw = messages();
+    for m in &raw {
+        stack.maildir_drop(user, m);
+    }
+    let held = session.folder(&["Quorum", "Held"]).await.unwrap();
+    session.select("INBOX").await.unwrap();
+    // What another client marked deleted is not Quorum's to move.
+    let listed: Vec<Listed> = session.list().await.unwrap().into_iter().filter(|l| !l.deleted).collect();
+    assert_eq!(listed.len(), 3);
+    let uids: Vec<u32> = listed.iter().map(|l| l.uid).collect();
+    let fetched = session.fetch(&uids).await.unwrap();
+    let mut got: Vec<Vec<u8>> = fetched.iter().map(|f| f.bytes.clone()).collect();
+    let mut want = raw.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "byte for byte");
+    for l in &listed {
+        let bytes = &fetched.iter().find(|f| f.uid == l.uid).unwrap().bytes;
+        assert_eq!(l.size as usize, bytes.len(), "RFC822.SIZE is the size fetched");
+        assert!(l.keywords.is_empty() && !l.deleted && !l.seen);
+    }
+    // Fetching is a peek: nothing is marked read. A keyword marks one message.
+    session.add_keyword(&uids[..1], "$QuorumReleased").await.unwrap();
+    assert!(matches!(session.add_keyword(&uids, "\\Seen").await, Err(ImapError::InvalidArgument(_))));
+    session.move_to(&uids[..2], &held).await.unwrap();
+    let left: Vec<u32> = session.list().await.unwrap().iter().filter(|l| !l.deleted).map(|l| l.uid).collect();
+    assert_eq!(left, vec![uids[2]], "only the third stays");
+    let before: Vec<Vec<u8>> =
+        [uids[0], uids[1]].iter().map(|u| fetched.iter().find(|f| f.uid == *u).unwrap().bytes.clone()).collect();
+    session.select(&held).await.unwrap();
+    let moved = session.list().await.unwrap();
+    assert_eq!(moved.len(), 2);
+    let bytes = session.fetch(&moved.iter().map(|l| l.uid).collect::<Vec<_>>()).await.unwrap();
+    let mut after: Vec<Vec<u8>> = bytes.into_iter().map(|f| f.bytes).collect();
+    let mut before = before;
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "moved byte for byte");
+    assert_eq!(moved.iter().filter(|l| l.keywords == ["$QuorumReleased"]).count(), 1, "{moved:?}");
+    held
+}
+
+#[tokio::test]
+async fn messages_are_fetched_byte_for_byte_and_moved_with_their_keywords() {
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-move");
+    let mut session = open(stack, &user).await;
+    assert!(session.capabilities().moves);
+    let held = hold_two(&mut session, stack, &user).await;
+    // Nothing was marked read on the way (BODY.PEEK), and an empty set is no command.
+    assert!(session.list().await.unwrap().iter().all(|l| !l.seen));
+    session.fetch(&[]).await.unwrap();
+    session.move_to(&[], "INBOX").await.unwrap();
+    let uids: Vec<u32> = session.list().await.unwrap().iter().map(|l| l.uid).collect();
+    session.move_to(&uids, "INBOX").await.unwrap();
+    assert!(session.list().await.unwrap().is_empty());
+    assert_eq!(session.select("INBOX").await.unwrap().exists, 3, "back in the Inbox: {held}");
+    session.logout().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_uid_that_is_gone_is_simply_absent_and_a_missing_folder_is_refused() {
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-gone");
+    stack.maildir_drop(&user, &messages()[0]);
+    let mut session = open(stack, &user).await;
+    let selected = session.select("INBOX").await.unwrap();
+    let uid = session.list().await.unwrap()[0].uid;
+    assert_eq!(session.fetch(&[uid, uid + 100]).await.unwrap().len(), 1);
+    let e = session.select("No such folder").await.unwrap_err();
+    assert!(matches!(e, ImapError::Refused { command: "SELECT", .. }) && !e.is_transient(), "{e:?}");
+    // A refusal leaves the session usable, and the mailbox is as it was.
+    assert_eq!(session.select("INBOX").await.unwrap(), selected);
+    session.logout().await.unwrap();
+}
+
+/// Servers without MOVE: COPY, `\Deleted`, then UID EXPUNGE (UIDPLUS), which removes only the
+/// messages moved, or plain EXPUNGE, which also removes what another client had marked
+/// `\Deleted` (as that client asked).
+#[tokio::test]
+async fn without_move_a_move_is_copy_then_expunge() {
+    let stack = MailStack::get();
+    for (host, uidplus) in [(&stack.imap_without_move, true), (&stack.imap_without_move_or_uidplus, false)] {
+        let user = stack.new_user("imap-copy");
+        // A message the subscriber's own client marked deleted and has not expunged.
+        stack.maildir_drop(&user, b"From: d@example.org\r\nSubject: marked\r\n\r\nx\r\n");
+        let mut options = options(stack, Security::Plain);
+        options.host = host.clone();
+        let mut session = Session::connect(&options, AuthMethod::Auto, &user.email, &user.password).await.unwrap();
+        let caps = *session.capabilities();
+        assert!(!caps.moves && caps.uidplus == uidplus, "{host}: {caps:?}");
+        session.select("INBOX").await.unwrap();
+        let marked = session.list().await.unwrap()[0].uid;
+        {
+            use futures::TryStreamExt;
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port)).await.unwrap();
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.unwrap().expect("a greeting");
+            let mut other = client.login(&user.email, &user.password).await.map_err(|(e, _)| e).unwrap();
+            other.select("INBOX").await.unwrap();
+            let stored: Vec<_> =
+                other.uid_store(marked.to_string(), "+FLAGS (\\Deleted)").await.unwrap().try_collect().await.unwrap();
+            assert_eq!(stored.len(), 1);
+            other.logout().await.unwrap();
+        }
+        hold_two(&mut session, stack, &user).await;
+        session.select("INBOX").await.unwrap();
+        let left: Vec<u32> = session.list().await.unwrap().iter().map(|l| l.uid).collect();
+        assert_eq!(left.contains(&marked), uidplus, "{host}: {left:?}");
+        assert_eq!(left.len(), 1 + usize::from(uidplus), "{host}: {left:?}");
+        session.logout().await.unwrap();
+    }
+}
