@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Provider, Security, Timestamp, schedule::SummarySchedule};
+use quorum_domain::{
+    AuthMethod, EmailAddress, MessageHash, Protocol, Provider, Security, Timestamp, schedule::SummarySchedule,
+};
 use quorum_storage::{
     CheckRecord, CorrelationRow, Database, KeyRow, MailboxSettings, NewCampaign, NewSubscriber, PollItem, PollOutcome,
     PollStatus, Principal, ReleaseSelection, Sqlite, StatisticsUpdate, StorageError, TrustRow, UidlDisposition, Vote,
@@ -17,6 +19,7 @@ fn new_subscriber(email: &str) -> NewSubscriber {
         approved_days: 90,
         schedule: SummarySchedule::parse("07:00,19:00", "Europe/Berlin").unwrap(),
         mailbox: MailboxSettings {
+            protocol: quorum_domain::Protocol::Pop3,
             host: "pop.example.org".into(),
             port: 995,
             security: Security::Tls,
@@ -425,9 +428,11 @@ async fn subscriber_changes_and_removal(db: impl Database) {
     let gone = db.add_subscriber(&new_subscriber("gone@example.org"), T0).await.unwrap();
     let stays = db.add_subscriber(&new_subscriber("stays@example.org"), T0).await.unwrap();
 
-    // New POP3 settings; the trusted domains stay, the next poll is due now.
+    // New settings, IMAP now; the trusted domains stay, the next poll is due now.
     let mut mailbox = db.mailbox_of(gone.subscriber_id).await.unwrap().unwrap();
     assert_eq!((mailbox.mailbox_id, mailbox.settings.host.as_str()), (gone.mailbox_id, "pop.example.org"));
+    assert_eq!(mailbox.settings.protocol, Protocol::Pop3);
+    mailbox.settings.protocol = Protocol::Imap;
     mailbox.settings.host = "pop.other.example".into();
     mailbox.settings.port = 110;
     mailbox.settings.security = Security::StartTls;
@@ -439,6 +444,12 @@ async fn subscriber_changes_and_removal(db: impl Database) {
         (changed.host.as_str(), changed.port, changed.security, changed.password_enc, changed.trusted_domains),
         ("pop.other.example", 110, Security::StartTls, vec![9, 9], vec!["isp.example".to_string()])
     );
+    assert_eq!(changed.protocol, Protocol::Imap);
+    // And the lease hands the worker the protocol to poll with.
+    let until = later.plus(Duration::from_secs(60));
+    let leased = db.lease_mailbox(gone.mailbox_id, "w", later, until, false).await.unwrap().unwrap();
+    assert_eq!(leased.settings.protocol, Protocol::Imap);
+    assert_eq!(db.release_leases("w").await.unwrap(), 1);
     assert!(db.mailbox_of(stays.subscriber_id + 100).await.unwrap().is_none());
     assert!(matches!(db.update_mailbox(999, &changed_settings(), later).await, Err(StorageError::NotFound(_))));
 

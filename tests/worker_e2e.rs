@@ -2,23 +2,15 @@
 //! polling it, the quarantine in a real database. Crashes are real process aborts.
 
 use std::{
-    io::Write,
     process::{Command, Stdio},
     time::Duration,
 };
 
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker};
 use quorum_storage::{Database, Postgres, Sqlite};
-use quorum_tests::{Cut, MailStack, TestUser, faulty_proxy, fresh_postgres, fresh_sqlite, quorum, stalled_server};
-
-/// Runs `quorum` with `stdin`, returning (success, stdout + stderr).
-fn run(mut cmd: Command, stdin: &str) -> (bool, String) {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
+use quorum_tests::{
+    Cut, MailStack, TestUser, faulty_proxy, fresh_postgres, fresh_sqlite, quorum, run_with_input as run, stalled_server,
+};
 
 /// Adds a subscriber without trying the mailbox: these tests give the worker broken,
 /// stalled and faulty servers on purpose (the check itself is tested below).

@@ -286,6 +286,16 @@ pub fn quorum_service(db_url: &str, key: &str, robot: Option<&TestUser>) -> Comm
     cmd
 }
 
+/// Runs a command with `stdin` on its standard input (a password, say): whether it
+/// succeeded, and all it printed.
+pub fn run_with_input(mut cmd: Command, stdin: &str) -> (bool, String) {
+    use std::{io::Write, process::Stdio};
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// Runs a command with nothing on standard input: whether it succeeded, and all it printed.
 pub fn run(mut cmd: Command) -> (bool, String) {
     let out = cmd.stdin(std::process::Stdio::null()).output().unwrap();
@@ -461,6 +471,7 @@ pub fn dovecot_subscriber_at(
         approved_days: 90,
         schedule: SummarySchedule::parse(SummarySchedule::DEFAULT_TIMES, "UTC").unwrap(),
         mailbox: quorum_storage::MailboxSettings {
+            protocol: quorum_domain::Protocol::Pop3,
             host: host.into(),
             port,
             security: Security::Plain,

@@ -408,10 +408,13 @@ pub enum SubscriberCommand {
     /// tried first, with the stored password unless --password asks for a new one.
     Set {
         email: String,
-        /// POP3 server host name.
+        /// pop3 or imap.
+        #[arg(long)]
+        protocol: Option<String>,
+        /// Mail server host name.
         #[arg(long)]
         host: Option<String>,
-        /// POP3 port (default when --security changes: 995 for tls, 110 otherwise).
+        /// Port (default when --protocol or --security changes: that protocol's usual port).
         #[arg(long)]
         port: Option<u16>,
         /// tls, starttls, or plain.
@@ -464,13 +467,18 @@ pub enum SubscriberCommand {
 
 #[derive(Debug, Args)]
 pub struct MailboxArgs {
-    /// POP3 server host name.
+    /// pop3 (held mail is deleted on the server) or imap (held mail is moved to the folder
+    /// Quorum/Held of the mailbox, deleted mail to Quorum/Deleted).
+    #[arg(long, default_value = "pop3")]
+    pub protocol: String,
+    /// Mail server host name.
     #[arg(long)]
     pub host: String,
-    /// POP3 port (default: 995 for tls, 110 otherwise).
+    /// Port (default: 995 for POP3 with tls, 110 otherwise; 993 for IMAP with tls, 143
+    /// otherwise).
     #[arg(long)]
     pub port: Option<u16>,
-    /// tls (implicit TLS, POP3S), starttls, or plain.
+    /// tls (implicit TLS: POP3S, IMAPS), starttls, or plain.
     #[arg(long, default_value = "tls")]
     pub security: String,
     /// Login name (often the full address).

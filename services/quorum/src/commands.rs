@@ -11,13 +11,13 @@ use std::{
 
 use anyhow::{Context, bail};
 use quorum_config::Settings;
-use quorum_domain::{AuthMethod, EmailAddress, Provider, Security, Timestamp, secrets::Password};
+use quorum_domain::{AuthMethod, EmailAddress, Protocol, Provider, Security, Timestamp, secrets::Password};
 use quorum_forgery::Checker;
 use quorum_pop3::{ConnectOptions, Credentials, Endpoint, TlsSettings};
 use quorum_statistics::Statistics;
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
-use quorum_worker::{Confirmer, Deliverer, Worker, check_mailbox};
+use quorum_worker::{Confirmer, Deliverer, Worker, check_imap_mailbox, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
@@ -577,6 +577,7 @@ fn read_secret(var: &str, what: &str) -> anyhow::Result<Password> {
 }
 
 struct MailboxSettings {
+    protocol: Protocol,
     host: String,
     port: u16,
     security: Security,
@@ -586,9 +587,11 @@ struct MailboxSettings {
 
 fn mailbox_settings(args: &MailboxArgs) -> anyhow::Result<MailboxSettings> {
     let security: Security = args.security.parse()?;
+    let protocol: Protocol = args.protocol.parse()?;
     Ok(MailboxSettings {
+        protocol,
         host: args.host.clone(),
-        port: args.port.unwrap_or(security.default_port()),
+        port: args.port.unwrap_or(protocol.default_port(security)),
         security,
         auth: args.auth.parse()?,
         user: args.user.clone(),
@@ -620,6 +623,7 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 approved_days,
                 schedule,
                 mailbox: quorum_storage::MailboxSettings {
+                    protocol: m.protocol,
                     host: m.host,
                     port: m.port,
                     security: m.security,
@@ -635,19 +639,21 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
             }
             println!("added {email} (subscriber {}, mailbox {})", ids.subscriber_id, ids.mailbox_id);
         }
-        SubscriberCommand::Set { email, host, port, security, user, auth, password, no_check } => {
+        SubscriberCommand::Set { email, protocol, host, port, security, user, auth, password, no_check } => {
             let s = find(&db, &email).await?;
             let keys = settings.keys()?;
             let mailbox = db.mailbox_of(s.subscriber_id).await?.with_context(|| format!("{email} has no mailbox"))?;
             let old = mailbox.settings;
             let security: Security = security.map_or(Ok(old.security), |s| s.parse())?;
-            // A port that was the old security's default follows the new security.
-            let port = port.unwrap_or(if old.port == old.security.default_port() {
-                security.default_port()
+            let protocol: Protocol = protocol.map_or(Ok(old.protocol), |p| p.parse())?;
+            // A port that was the old settings' default follows the new ones.
+            let port = port.unwrap_or(if old.port == old.protocol.default_port(old.security) {
+                protocol.default_port(security)
             } else {
                 old.port
             });
             let m = MailboxSettings {
+                protocol,
                 host: host.unwrap_or(old.host),
                 port,
                 security,
@@ -662,6 +668,7 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 bail!("{email} unchanged: Quorum could not poll that mailbox (fix the settings, or --no-check)");
             }
             let stored = quorum_storage::MailboxSettings {
+                protocol: m.protocol,
                 host: m.host.clone(),
                 port: m.port,
                 security: m.security,
@@ -671,7 +678,10 @@ async fn subscriber<DB: Database>(db: DB, settings: &Settings, cmd: SubscriberCo
                 trusted_domains: old.trusted_domains,
             };
             db.update_mailbox(s.subscriber_id, &stored, Timestamp::now()).await?;
-            println!("{email}: now {}:{} ({}) as {}; polled next round", m.host, m.port, m.security, m.user);
+            println!(
+                "{email}: now {} {}:{} ({}) as {}; polled next round",
+                m.protocol, m.host, m.port, m.security, m.user
+            );
         }
         SubscriberCommand::Remove { email, discard } => {
             let s = find(&db, &email).await?;
@@ -804,8 +814,8 @@ async fn check(settings: &Settings, args: CheckMailboxArgs) -> anyhow::Result<Ex
     Ok(if try_mailbox(settings, &m, &password).await? { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
-/// Tries a mailbox as the signup does (log in, STAT, UIDL), printing each step and, on
-/// failure, what to do; true when Quorum can poll it.
+/// Tries a mailbox as the signup does (log in; POP3: STAT, UIDL; IMAP: Quorum's folders and
+/// the Inbox), printing each step and, on failure, what to do; true when Quorum can poll it.
 async fn try_mailbox(settings: &Settings, m: &MailboxSettings, password: &Password) -> anyhow::Result<bool> {
     let tls = TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?;
     let options = ConnectOptions {
@@ -818,15 +828,25 @@ async fn try_mailbox(settings: &Settings, m: &MailboxSettings, password: &Passwo
         },
         max_message_size: settings.worker.max_message_size,
     };
-    let credentials = Credentials::new(m.auth, &m.user, password.expose());
-    println!("checking {}:{} ({}) as {}", m.host, m.port, m.security, m.user);
-    match check_mailbox(&options, credentials).await {
+    println!("checking {} {}:{} ({}) as {}", m.protocol, m.host, m.port, m.security, m.user);
+    let checked = match m.protocol {
+        Protocol::Pop3 => check_mailbox(&options, Credentials::new(m.auth, &m.user, password.expose())).await,
+        Protocol::Imap => check_imap_mailbox(&options.endpoint, m.auth, &m.user, password.expose()).await,
+    };
+    match checked {
         Ok(report) => {
-            println!("greeting: {}", report.greeting);
+            if !report.greeting.is_empty() {
+                println!("greeting: {}", report.greeting);
+            }
             println!("capabilities: {}", report.capabilities.join(" "));
             println!("login: ok");
-            println!("STAT: {} messages, {} octets", report.messages, report.octets);
-            println!("UIDL: ok");
+            match report.octets {
+                Some(octets) => println!("STAT: {} messages, {octets} octets\nUIDL: ok", report.messages),
+                None => println!("Inbox: {} messages", report.messages),
+            }
+            if !report.folders.is_empty() {
+                println!("held mail goes to {}, deleted mail to {}", report.folders[0], report.folders[1..].join(", "));
+            }
             println!("mailbox OK: Quorum can poll it");
             Ok(true)
         }

@@ -297,6 +297,7 @@ pub async fn signup<DB: Database>(
         approved_days: signup.approved_days,
         schedule: signup.schedule,
         mailbox: MailboxSettings {
+            protocol: quorum_domain::Protocol::Pop3,
             host: signup.host,
             port: signup.port,
             security: signup.security,

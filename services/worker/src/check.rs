@@ -1,9 +1,14 @@
-//! `check-mailbox` (and, later, the signup form): connect, CAPA, log in, STAT, UIDL, and say
-//! exactly which step failed and what the subscriber can do about it.
+//! `check-mailbox` and the signup form: connect, log in, and for POP3 CAPA, STAT and UIDL,
+//! for IMAP Quorum's folders and the Inbox; say exactly which step failed and what the
+//! subscriber can do about it.
 
 use std::fmt;
 
-use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
+use quorum_domain::AuthMethod;
+use quorum_imap::{Endpoint, ImapError, Session};
+use quorum_pop3::{Client, ConnectOptions, Credentials};
+
+use crate::maildrop::{DELETED_FOLDER, Failure, HELD_FOLDER, MailError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckStep {
@@ -12,6 +17,10 @@ pub enum CheckStep {
     Login,
     Stat,
     Uidl,
+    /// IMAP: making `Quorum/Held` and `Quorum/Deleted`.
+    Folders,
+    /// IMAP: opening the Inbox.
+    Select,
 }
 
 impl fmt::Display for CheckStep {
@@ -22,22 +31,28 @@ impl fmt::Display for CheckStep {
             CheckStep::Login => "login",
             CheckStep::Stat => "STAT",
             CheckStep::Uidl => "UIDL",
+            CheckStep::Folders => "creating Quorum's folders",
+            CheckStep::Select => "opening the Inbox",
         })
     }
 }
 
 #[derive(Debug)]
 pub struct CheckReport {
+    /// POP3's greeting; empty for IMAP.
     pub greeting: String,
     pub capabilities: Vec<String>,
     pub messages: u32,
-    pub octets: u64,
+    /// The mailbox's size (POP3 STAT; IMAP does not say without listing every message).
+    pub octets: Option<u64>,
+    /// IMAP: the folders held and deleted mail go to, by the server's names.
+    pub folders: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub struct CheckFailure {
     pub step: CheckStep,
-    pub error: Pop3Error,
+    pub error: MailError,
     pub advice: &'static str,
 }
 
@@ -50,24 +65,34 @@ impl fmt::Display for CheckFailure {
     }
 }
 
-fn fail(step: CheckStep) -> impl FnOnce(Pop3Error) -> CheckFailure {
+fn fail<E: Into<MailError>>(step: CheckStep) -> impl FnOnce(E) -> CheckFailure {
     move |error| {
-        let advice = match (&error, step) {
-            (Pop3Error::Timeout { .. }, CheckStep::Connect) => {
+        let error = error.into();
+        let pop3 = matches!(error, MailError::Pop3(_));
+        let advice = match (error.kind(), step) {
+            (Failure::Timeout, CheckStep::Connect) if pop3 => {
                 "Is the host name and port right, and does your provider allow POP3 from outside its network?"
             }
-            (Pop3Error::Connect { .. }, _) => {
-                "Check the host name and port; the server refused or could not be reached."
+            (Failure::Timeout, CheckStep::Connect) => {
+                "Is the host name and port right, and does your provider allow IMAP from outside its network?"
             }
-            (Pop3Error::Tls(why), _) => tls_advice(why),
-            (Pop3Error::Unsupported(_), CheckStep::Connect) => "Choose implicit TLS or plain for this server.",
-            (e, CheckStep::Login) if e.is_transient() => {
+            (Failure::Unreachable, _) => "Check the host name and port; the server refused or could not be reached.",
+            (Failure::Tls(why), _) => tls_advice(why),
+            (Failure::Unsupported, CheckStep::Connect) => "Choose implicit TLS or plain for this server.",
+            (_, CheckStep::Login) if error.is_transient() => {
                 "Another program is reading this mailbox right now; close it or try again in a minute."
             }
             (_, CheckStep::Login) => "Check the user name (often the full address) and the password.",
             (_, CheckStep::Uidl) => "Quorum needs UIDL to recognise messages; this provider cannot be used.",
-            (Pop3Error::Timeout { .. }, _) => "The server stopped answering; try again later.",
-            _ => "Try again later; if it keeps failing, ask your provider whether POP3 is enabled for your account.",
+            (_, CheckStep::Folders) => {
+                "Quorum keeps held mail in a folder Quorum/Held of your mailbox; the server did not let it be made. \
+                 Check that the mailbox is not full and allows folders, or choose POP3."
+            }
+            (Failure::Timeout, _) => "The server stopped answering; try again later.",
+            _ if pop3 => {
+                "Try again later; if it keeps failing, ask your provider whether POP3 is enabled for your account."
+            }
+            _ => "Try again later; if it keeps failing, ask your provider whether IMAP is enabled for your account.",
         };
         CheckFailure { step, error, advice }
     }
@@ -109,5 +134,32 @@ pub async fn check_mailbox(
     let greeting = client.greeting().to_string();
     // Everything asked has been answered; a failed QUIT changes nothing for the subscriber.
     let _ = client.quit().await;
-    Ok(CheckReport { greeting, capabilities, messages, octets })
+    Ok(CheckReport { greeting, capabilities, messages, octets: Some(octets), folders: Vec::new() })
+}
+
+/// The IMAP check: log in, make (or find) Quorum's folders, open the Inbox. Nothing is moved.
+pub async fn check_imap_mailbox(
+    endpoint: &Endpoint,
+    method: AuthMethod,
+    user: &str,
+    password: &str,
+) -> Result<CheckReport, CheckFailure> {
+    let mut session = Session::connect(endpoint, method, user, password).await.map_err(|e| {
+        let step = if matches!(e, ImapError::Auth(_)) { CheckStep::Login } else { CheckStep::Connect };
+        fail(step)(e)
+    })?;
+    let caps = *session.capabilities();
+    let capabilities =
+        [("IDLE", caps.idle), ("MOVE", caps.moves), ("UIDPLUS", caps.uidplus), ("CONDSTORE", caps.condstore)]
+            .into_iter()
+            .filter(|(_, has)| *has)
+            .map(|(name, _)| name.to_string())
+            .collect();
+    let mut folders = Vec::new();
+    for path in [HELD_FOLDER, DELETED_FOLDER] {
+        folders.push(session.folder(&path).await.map_err(fail(CheckStep::Folders))?);
+    }
+    let inbox = session.select("INBOX").await.map_err(fail(CheckStep::Select))?;
+    let _ = session.logout().await;
+    Ok(CheckReport { greeting: String::new(), capabilities, messages: inbox.exists, octets: None, folders })
 }

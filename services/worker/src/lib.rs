@@ -6,6 +6,7 @@
 mod check;
 mod confirm;
 mod failpoint;
+mod maildrop;
 mod poll;
 mod release;
 mod replies;
@@ -21,9 +22,10 @@ use quorum_statistics::Statistics;
 use quorum_storage::{Database, LeasedMailbox, PollOutcome, PollStatus};
 use tokio::{sync::watch, task::JoinSet};
 
-pub use check::{CheckFailure, CheckReport, CheckStep, check_mailbox};
+pub use check::{CheckFailure, CheckReport, CheckStep, check_imap_mailbox, check_mailbox};
 pub use confirm::{Answered, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
+pub use maildrop::{DELETED_FOLDER, HELD_FOLDER, MailError};
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport};
 pub use replies::{Applied, Held, Receipt, ReplyError, apply_action, apply_reply, send_receipt, send_refusal_notice};

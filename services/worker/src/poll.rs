@@ -1,7 +1,7 @@
-//! One poll of one mailbox (SPEC 2.1).
+//! One poll of one mailbox (SPEC 2.1), POP3 or IMAP ([`crate::maildrop`]).
 //!
 //! Order of events, and why nothing can be lost or doubled:
-//! 1. UIDL lists the server's messages; those already handled are skipped, except ones
+//! 1. UIDL (IMAP: UID FETCH of the Inbox) lists the server's messages; those already handled are skipped, except ones
 //!    whose bytes are already quarantined (a previous poll crashed before DELE or QUIT):
 //!    those are fetched again and deleted only if their content hash matches what is
 //!    stored, so a server that reuses a UIDL for new mail cannot make us delete it unseen.
@@ -9,11 +9,12 @@
 //!    batch at once, each check within the DNS budget, so a dead resolver costs a batch at
 //!    most that budget), and each batch is committed in one transaction: bytes, UIDL,
 //!    disposition and check results together.
-//! 3. Only then are the quarantined ones deleted (DELE), and QUIT makes that final.
+//! 3. Only then are the quarantined ones deleted (DELE), and QUIT makes that final; over
+//!    IMAP they are moved to `Quorum/Held` or `Quorum/Deleted` instead.
 //!
 //! A crash before 2 commits leaves the messages on the server, new again next time. A crash
-//! between 2 and QUIT leaves them on the server *and* in the quarantine, marked by UIDL, so
-//! the next poll only deletes them. The content hash catches a server that renumbers its
+//! between 2 and QUIT (the MOVE) leaves them on the server *and* in the quarantine, marked
+//! by UIDL, so the next poll only takes them out. The content hash catches a server that renumbers its
 //! UIDLs: the same bytes get the new UIDL but no second copy.
 
 use futures::FutureExt;
@@ -25,7 +26,8 @@ use std::{
 use quorum_domain::{Disposition, EmailAddress, InspectedMessage, Keys, MessageHash, ReleaseMarker, Timestamp};
 use quorum_fingerprint::Fingerprint;
 use quorum_forgery::{Checked, Checker, Providers};
-use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
+use quorum_imap::ImapError;
+use quorum_pop3::{ConnectOptions, Pop3Error};
 use quorum_statistics::Statistics;
 use quorum_storage::{
     CheckRecord, Database, KnownUidl, LeasedMailbox, PollItem, StorageError, UNCLASSIFIED, UidlDisposition,
@@ -34,6 +36,7 @@ use quorum_storage::{
 use crate::{
     fail_point,
     failpoint::{guarded, panic_point, panic_text},
+    maildrop::{MailError, Maildrop, Place},
 };
 
 /// Bytes of messages retrieved before they are committed: bounds memory per mailbox and
@@ -42,14 +45,16 @@ const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
-    #[error("the stored POP3 password cannot be decrypted (was the master key or the subscriber's address changed?)")]
+    #[error(
+        "the stored mailbox password cannot be decrypted (was the master key or the subscriber's address changed?)"
+    )]
     Password,
     #[error("login failed: {0}. Check the user name and password")]
-    Login(Pop3Error),
+    Login(MailError),
     #[error("mailbox busy, will retry: {0}")]
-    Busy(Pop3Error),
+    Busy(MailError),
     #[error("{0}")]
-    Pop3(Pop3Error),
+    Server(MailError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
     #[error("the session took longer than {0} s (9/10 of the lease) and was cut short; what was stored stays")]
@@ -64,15 +69,27 @@ impl PollError {
     }
 }
 
-impl From<Pop3Error> for PollError {
-    fn from(e: Pop3Error) -> Self {
+impl From<MailError> for PollError {
+    fn from(e: MailError) -> Self {
         if e.is_transient() {
             PollError::Busy(e)
         } else if e.is_auth_failure() {
             PollError::Login(e)
         } else {
-            PollError::Pop3(e)
+            PollError::Server(e)
         }
+    }
+}
+
+impl From<Pop3Error> for PollError {
+    fn from(e: Pop3Error) -> Self {
+        MailError::from(e).into()
+    }
+}
+
+impl From<ImapError> for PollError {
+    fn from(e: ImapError) -> Self {
+        MailError::from(e).into()
     }
 }
 
@@ -104,16 +121,12 @@ pub async fn poll_mailbox<DB: Database>(
     let password = keys
         .decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str())
         .map_err(|_| PollError::Password)?;
-    let mut client = Client::connect(options).await?;
-    client.capabilities().await?;
-    client.login(Credentials::new(mailbox.settings.auth, &mailbox.settings.username, password.expose())).await?;
-
-    let on_server = client.uidl().await?;
-    let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
+    let mut drop = Maildrop::open(options, mailbox, password.expose()).await?;
+    let on_server = drop.entries().await?;
     let known: HashMap<String, KnownUidl> =
         db.known_uidls(mailbox.mailbox_id).await?.into_iter().map(|k| (k.uidl.clone(), k)).collect();
 
-    let present: HashSet<&str> = on_server.iter().map(|(_, u)| u.as_str()).collect();
+    let present: HashSet<&str> = on_server.iter().map(|e| e.uidl.as_str()).collect();
     let gone: Vec<String> = known.keys().filter(|u| !present.contains(u.as_str())).cloned().collect();
     if !gone.is_empty() {
         db.forget_uidls(mailbox.mailbox_id, &gone).await?;
@@ -121,15 +134,15 @@ pub async fn poll_mailbox<DB: Database>(
 
     let mut report = PollReport::default();
     let mut wanted: Vec<Wanted> = Vec::new();
-    for (n, uidl) in &on_server {
+    for entry in &on_server {
+        let (n, uidl, size) = (&entry.id, &entry.uidl, entry.size);
         let stored = match known.get(uidl) {
             Some(k) if k.disposition == UidlDisposition::Kept => continue,
             // Quarantined before, but a crash or a lost connection kept it from being
-            // deleted. Fetch it again and delete it only if it is still the same bytes.
-            Some(k) => k.hash,
+            // taken out. Fetch it again and take it out only if it is still the same bytes.
+            Some(k) => k.hash.map(|h| (h, if k.held { Place::Held } else { Place::Deleted })),
             None => None,
         };
-        let size = sizes.get(n).copied().unwrap_or(0);
         if size > options.max_message_size {
             report.skipped.push(format!(
                 "message {uidl} ({size} bytes) is over the {} byte limit and stays in the mailbox",
@@ -146,10 +159,10 @@ pub async fn poll_mailbox<DB: Database>(
     let disapproved: HashSet<_> = db.disapproved_senders(mailbox.subscriber_id).await?.into_iter().collect();
     let providers = &Providers::new(db.providers().await?);
 
-    let mut to_delete: Vec<u32> = Vec::new();
+    let mut to_remove: Vec<(u32, Place)> = Vec::new();
     for batch in batches(&wanted) {
         let requests: Vec<(u32, u64)> = batch.iter().map(|w| (w.n, w.size)).collect();
-        let retrieved = client.retr_many(&requests).await;
+        let retrieved = drop.retrieve(&requests).await;
         fail_point("after-retr");
         let mut inspected = Vec::with_capacity(retrieved.messages.len());
         // Per inspected message: why it could not be classified (a step panicked), if it
@@ -162,11 +175,12 @@ pub async fn poll_mailbox<DB: Database>(
                         Ok(info) => (info, None),
                         Err(e) => (InspectedMessage::unread(&raw), Some(e)),
                     };
-                    if w.stored == Some(info.hash) {
-                        to_delete.push(w.n);
-                    } else {
-                        inspected.push((w, raw, info));
-                        trouble.push(failed);
+                    match w.stored {
+                        Some((hash, place)) if hash == info.hash => to_remove.push((w.n, place)),
+                        _ => {
+                            inspected.push((w, raw, info));
+                            trouble.push(failed);
+                        }
                     }
                 }
                 Err(e) => report.skipped.push(format!("message {} stays in the mailbox: {e}", w.uidl)),
@@ -288,7 +302,6 @@ pub async fn poll_mailbox<DB: Database>(
                 fates.push(Fate::Keep { uidl: w.uidl, approved, campaign: approved.and(campaign), reputation });
                 continue;
             }
-            to_delete.push(w.n);
             // What the keys are made of: the fingerprint (made above when campaigns are on)
             // and the handoff IP (the forgery check found it already; without checks, read
             // the chain).
@@ -365,6 +378,8 @@ pub async fn poll_mailbox<DB: Database>(
             } else {
                 "held"
             };
+            // Over IMAP, only what the subscriber is to decide on goes to Quorum/Held.
+            to_remove.push((w.n, if status == "held" { Place::Held } else { Place::Deleted }));
             if !own {
                 report.quarantined += 1;
                 report.forged += i64::from(forged);
@@ -399,15 +414,10 @@ pub async fn poll_mailbox<DB: Database>(
         }
     }
 
-    // Only committed messages are deleted (durability rule, SPEC 2.1).
-    to_delete.sort_unstable();
-    for (n, result) in to_delete.iter().zip(client.dele_many(&to_delete).await?) {
-        if let Err(e) = result {
-            report.skipped.push(format!("DELE of message {n} failed, it will be deleted next time: {e}"));
-        }
-    }
+    // Only committed messages are taken out (durability rule, SPEC 2.1).
+    report.skipped.extend(drop.remove(&to_remove).await?);
     fail_point("after-dele");
-    client.quit().await?;
+    drop.finish().await?;
     Ok(report)
 }
 
@@ -516,8 +526,8 @@ struct Wanted<'a> {
     n: u32,
     uidl: &'a str,
     size: u64,
-    /// The content hash already stored under this UIDL, if any.
-    stored: Option<MessageHash>,
+    /// The content hash already stored under this UIDL, if any, and where it goes.
+    stored: Option<(MessageHash, Place)>,
 }
 
 /// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).

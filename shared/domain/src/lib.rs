@@ -15,7 +15,7 @@ pub mod time;
 
 pub use email::EmailAddress;
 pub use inspect::{Disposition, InspectedMessage, MessageHash};
-pub use mailbox::{AuthMethod, Security};
+pub use mailbox::{AuthMethod, Protocol, Security};
 pub use provider::Provider;
 pub use secrets::{Keys, ReleaseMarker, SecretError, TokenError};
 pub use time::{Timestamp, parse_age};

@@ -1,4 +1,4 @@
-//! How Quorum reaches a subscriber's POP3 mailbox.
+//! How Quorum reaches a subscriber's mailbox: POP3 or IMAP, and how securely.
 
 use std::{fmt, str::FromStr};
 
@@ -30,6 +30,59 @@ impl Security {
             Security::Tls => 995,
             Security::StartTls | Security::Plain => 110,
         }
+    }
+}
+
+/// The protocol Quorum polls a mailbox with. POP3 takes a message out by deleting it on the
+/// server; IMAP moves it to a folder of the mailbox (`Quorum/Held`, `Quorum/Deleted`), where
+/// the provider keeps it, and a release moves it back without re-sending it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Protocol {
+    #[default]
+    Pop3,
+    Imap,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Pop3 => "pop3",
+            Protocol::Imap => "imap",
+        }
+    }
+
+    /// The port a provider normally uses for this protocol and kind of connection.
+    pub fn default_port(self, security: Security) -> u16 {
+        match (self, security) {
+            (Protocol::Pop3, _) => security.default_port(),
+            (Protocol::Imap, Security::Tls) => 993,
+            (Protocol::Imap, Security::StartTls | Security::Plain) => 143,
+        }
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pop3" | "pop" => Ok(Protocol::Pop3),
+            "imap" | "imap4" => Ok(Protocol::Imap),
+            _ => Err(UnknownVariant { what: "protocol", value: s.to_string(), expected: "pop3, imap" }),
+        }
+    }
+}
+
+impl TryFrom<String> for Protocol {
+    type Error = UnknownVariant;
+    fn try_from(s: String) -> Result<Self, UnknownVariant> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -129,6 +182,11 @@ mod tests {
         for a in [AuthMethod::Auto, AuthMethod::User, AuthMethod::Apop, AuthMethod::Plain] {
             assert_eq!(a.as_str().parse::<AuthMethod>().unwrap(), a);
         }
+        for p in [Protocol::Pop3, Protocol::Imap] {
+            assert_eq!(p.as_str().parse::<Protocol>().unwrap(), p);
+        }
+        assert_eq!(Protocol::Imap.default_port(Security::Tls), 993);
+        assert_eq!(Protocol::Pop3.default_port(Security::StartTls), 110);
     }
 
     #[test]

@@ -167,6 +167,7 @@ macro_rules! impl_database {
                     .bind(&m.password_enc)
                     .bind(now.0)
                     .bind(m.trusted_domains.join(","))
+                    .bind(m.protocol.as_str())
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -301,7 +302,7 @@ macro_rules! impl_database {
             }
 
             async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
-                let rows: Vec<(String, String, Option<Vec<u8>>)> =
+                let rows: Vec<(String, String, Option<Vec<u8>>, Option<String>)> =
                     sqlx::query_as($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
                 rows.into_iter().map($crate::KnownUidl::from_row).collect()
             }
@@ -1253,6 +1254,7 @@ macro_rules! impl_database {
                     .bind(&m.username)
                     .bind(&m.password_enc)
                     .bind(now.0)
+                    .bind(m.protocol.as_str())
                     .execute(&self.pool)
                     .await?;
                 if done.rows_affected() == 0 {

@@ -1,6 +1,6 @@
 //! Rows and records passed through [`crate::Database`].
 
-use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Security, Timestamp, schedule::SummarySchedule};
+use quorum_domain::{AuthMethod, EmailAddress, MessageHash, Protocol, Security, Timestamp, schedule::SummarySchedule};
 
 use crate::StorageError;
 
@@ -15,6 +15,7 @@ pub struct NewSubscriber {
 /// How to reach and log in to a POP3 mailbox.
 #[derive(Debug, Clone)]
 pub struct MailboxSettings {
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
     pub security: Security,
@@ -62,6 +63,7 @@ pub struct LeasedMailboxRow {
     pub subscriber_id: i64,
     pub email: String,
     pub approved_days: i64,
+    pub protocol: String,
     pub host: String,
     pub port: i32,
     pub security: String,
@@ -98,6 +100,7 @@ impl TryFrom<LeasedMailboxRow> for LeasedMailbox {
             confirmations: r.confirmations,
             spam_probe: r.spam_probe,
             settings: MailboxSettings {
+                protocol: r.protocol.parse().map_err(|_| corrupt("protocol"))?,
                 port: u16::try_from(r.port).map_err(|_| corrupt("port"))?,
                 security: r.security.parse().map_err(|_| corrupt("security"))?,
                 auth: r.auth.parse().map_err(|_| corrupt("auth"))?,
@@ -154,10 +157,15 @@ pub struct KnownUidl {
     /// For a quarantined UIDL, the content hash of the stored message: before deleting a
     /// message under a known UIDL, the worker checks it is still those bytes.
     pub hash: Option<MessageHash>,
+    /// The stored message is held for the subscriber's decision (its status `held`), not
+    /// deleted or released: over IMAP it belongs in `Quorum/Held`.
+    pub held: bool,
 }
 
 impl KnownUidl {
-    pub(crate) fn from_row((uidl, disposition, hash): (String, String, Option<Vec<u8>>)) -> Result<Self, StorageError> {
+    pub(crate) fn from_row(
+        (uidl, disposition, hash, status): (String, String, Option<Vec<u8>>, Option<String>),
+    ) -> Result<Self, StorageError> {
         let hash = hash
             .map(|h| {
                 <[u8; 32]>::try_from(h.as_slice())
@@ -165,7 +173,8 @@ impl KnownUidl {
                     .map_err(|_| StorageError::Corrupt(format!("content hash of UIDL {uidl}")))
             })
             .transpose()?;
-        Ok(Self { disposition: UidlDisposition::parse(&disposition)?, uidl, hash })
+        let held = status.as_deref() == Some("held");
+        Ok(Self { disposition: UidlDisposition::parse(&disposition)?, uidl, hash, held })
     }
 }
 

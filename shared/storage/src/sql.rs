@@ -6,8 +6,8 @@ pub const INSERT_SUBSCRIBER: &str = "INSERT INTO subscribers \
      VALUES ($1, $2, TRUE, $3, $4, $5, $6) RETURNING id";
 
 pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
-     (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at, trusted_domains) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9) RETURNING id";
+     (subscriber_id, host, port, security, auth, username, password_enc, enabled, next_poll_at, trusted_domains, \
+     protocol) VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $10) RETURNING id";
 
 const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_id, s.email, s.enabled, \
      m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
@@ -55,7 +55,7 @@ pub const APPROVED_SENDERS: &str =
 pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
      (SELECT s.email FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS email, \
      (SELECT s.approved_days FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS approved_days, \
-     host, port, security, auth, username, password_enc, trusted_domains, \
+     protocol, host, port, security, auth, username, password_enc, trusted_domains, \
      (SELECT s.confirmations FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS confirmations, \
      (SELECT s.spam_probe FROM subscribers s WHERE s.id = mailboxes.subscriber_id) AS spam_probe";
 
@@ -64,7 +64,7 @@ pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
 
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
-pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash FROM mailbox_uidls u \
+pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status FROM mailbox_uidls u \
      LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
 /// Stores a message, or finds the copy already stored with the same content hash: the
@@ -394,12 +394,12 @@ pub const SET_MAILBOX_PASSWORD: &str = "UPDATE mailboxes SET password_enc = $2 W
 
 /// A subscriber's mailbox as [`LEASED_RETURNING`] gives it, without leasing it.
 pub const MAILBOX_OF: &str = "SELECT m.id AS mailbox_id, m.subscriber_id, s.email, s.approved_days, \
-     m.host, m.port, m.security, m.auth, m.username, m.password_enc, m.trusted_domains, s.confirmations, \
-     s.spam_probe FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.subscriber_id = $1";
+     m.protocol, m.host, m.port, m.security, m.auth, m.username, m.password_enc, m.trusted_domains, \
+     s.confirmations, s.spam_probe FROM mailboxes m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.subscriber_id = $1";
 
-/// New POP3 settings: the last error was about the old ones, and the next poll is due now.
+/// New mailbox settings: the last error was about the old ones, and the next poll is due now.
 pub const UPDATE_MAILBOX: &str = "UPDATE mailboxes SET host = $2, port = $3, security = $4, auth = $5, \
-     username = $6, password_enc = $7, last_error = NULL, next_poll_at = $8 WHERE subscriber_id = $1";
+     username = $6, password_enc = $7, last_error = NULL, next_poll_at = $8, protocol = $9 WHERE subscriber_id = $1";
 
 /// Releases of the mailbox that are not delivered yet.
 pub const PENDING_RELEASES: &str = "SELECT COUNT(*) FROM outbox WHERE mailbox_id = $1 AND sent_at IS NULL";

@@ -1,0 +1,226 @@
+//! The subscriber's mailbox as one poll sees it, POP3 or IMAP: what is in it, the bytes of
+//! some of it, and taking out what Quorum quarantined. The poll ([`crate::poll`]) is the
+//! same for both; only these steps differ.
+//!
+//! POP3 takes a message out by DELE, final at QUIT. IMAP moves it: held mail to
+//! `Quorum/Held`, mail Quorum deleted to `Quorum/Deleted`, where the provider keeps it and
+//! the subscriber can still find it; nothing is deleted on the server. An IMAP message is
+//! known by `UIDVALIDITY:UID` of the Inbox, so when the server renumbers (a new
+//! UIDVALIDITY) every message is unknown again, and the content hash keeps a second copy of
+//! one already stored from being made.
+
+use std::fmt;
+
+use quorum_domain::Protocol;
+use quorum_imap::{ImapError, Session};
+use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
+use quorum_storage::LeasedMailbox;
+
+/// The folders Quorum makes in an IMAP mailbox, by their levels.
+pub const HELD_FOLDER: [&str; 2] = ["Quorum", "Held"];
+pub const DELETED_FOLDER: [&str; 2] = ["Quorum", "Deleted"];
+
+/// A mail server's error, POP3 or IMAP.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error(transparent)]
+    Pop3(#[from] Pop3Error),
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+}
+
+impl MailError {
+    /// Worth retrying soon: the server or the network, not the account.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MailError::Pop3(e) => e.is_transient(),
+            MailError::Imap(e) => e.is_transient(),
+        }
+    }
+
+    /// The credentials were rejected.
+    pub fn is_auth_failure(&self) -> bool {
+        match self {
+            MailError::Pop3(e) => e.is_auth_failure(),
+            MailError::Imap(e) => e.is_auth_failure(),
+        }
+    }
+
+    /// What kind of failure, for advice that is the same for both protocols.
+    pub fn kind(&self) -> Failure<'_> {
+        use quorum_transport::TransportError as T;
+        match self {
+            MailError::Pop3(Pop3Error::Timeout { .. }) | MailError::Imap(ImapError::Timeout { .. }) => Failure::Timeout,
+            MailError::Imap(ImapError::Transport(T::Timeout { .. })) => Failure::Timeout,
+            MailError::Pop3(Pop3Error::Connect { .. }) | MailError::Imap(ImapError::Transport(T::Connect { .. })) => {
+                Failure::Unreachable
+            }
+            MailError::Pop3(Pop3Error::Tls(why)) | MailError::Imap(ImapError::Transport(T::Tls(why))) => {
+                Failure::Tls(why)
+            }
+            MailError::Pop3(Pop3Error::Unsupported(_)) | MailError::Imap(ImapError::Unsupported(_)) => {
+                Failure::Unsupported
+            }
+            _ => Failure::Other,
+        }
+    }
+}
+
+/// [`MailError::kind`].
+pub enum Failure<'a> {
+    Timeout,
+    Unreachable,
+    /// rustls's words.
+    Tls(&'a str),
+    Unsupported,
+    Other,
+}
+
+/// One message of the mailbox, by the number the session fetches it with and the name that
+/// stays the same across sessions (POP3's UIDL; `UIDVALIDITY:UID` for IMAP).
+pub struct Entry {
+    pub id: u32,
+    pub uidl: String,
+    pub size: u64,
+}
+
+/// Where a quarantined message goes: only IMAP tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Held,
+    Deleted,
+}
+
+/// The outcome of [`Maildrop::retrieve`].
+pub struct Retrieved {
+    /// One result per request answered before the connection broke (all, if it did not).
+    pub messages: Vec<Result<Vec<u8>, MailError>>,
+    /// Why the connection broke, if it did; the remaining requests got no answer.
+    pub broken: Option<MailError>,
+}
+
+pub enum Maildrop {
+    Pop3(Client),
+    Imap { session: Session, validity: u32, held: String, deleted: String },
+}
+
+impl fmt::Debug for Maildrop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Maildrop::Pop3(_) => "Maildrop::Pop3",
+            Maildrop::Imap { .. } => "Maildrop::Imap",
+        })
+    }
+}
+
+impl Maildrop {
+    /// Connects and logs in; for IMAP also makes Quorum's folders (once) and selects the
+    /// Inbox.
+    pub async fn open(options: &ConnectOptions, mailbox: &LeasedMailbox, password: &str) -> Result<Self, MailError> {
+        let m = &mailbox.settings;
+        match m.protocol {
+            Protocol::Pop3 => {
+                let mut client = Client::connect(options).await?;
+                client.capabilities().await?;
+                client.login(Credentials::new(m.auth, &m.username, password)).await?;
+                Ok(Maildrop::Pop3(client))
+            }
+            Protocol::Imap => {
+                let mut session = Session::connect(&options.endpoint, m.auth, &m.username, password).await?;
+                let held = session.folder(&HELD_FOLDER).await?;
+                let deleted = session.folder(&DELETED_FOLDER).await?;
+                let validity = session.select("INBOX").await?.uid_validity;
+                Ok(Maildrop::Imap { session, validity, held, deleted })
+            }
+        }
+    }
+
+    /// Every message in the mailbox (the Inbox, for IMAP). An IMAP message another client
+    /// marked `\Deleted` is on its way out at that client's request: not Quorum's to take.
+    pub async fn entries(&mut self) -> Result<Vec<Entry>, MailError> {
+        match self {
+            Maildrop::Pop3(client) => {
+                let uidls = client.uidl().await?;
+                let sizes: std::collections::HashMap<u32, u64> = client.list().await?.into_iter().collect();
+                Ok(uidls
+                    .into_iter()
+                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0) })
+                    .collect())
+            }
+            Maildrop::Imap { session, validity, .. } => Ok(session
+                .list()
+                .await?
+                .into_iter()
+                .filter(|l| !l.deleted)
+                .map(|l| Entry { id: l.uid, uidl: format!("{validity}:{}", l.uid), size: u64::from(l.size) })
+                .collect()),
+        }
+    }
+
+    /// The bytes of the messages `requests` (id, size), in one pipelined exchange.
+    pub async fn retrieve(&mut self, requests: &[(u32, u64)]) -> Retrieved {
+        match self {
+            Maildrop::Pop3(client) => {
+                let r = client.retr_many(requests).await;
+                Retrieved {
+                    messages: r.messages.into_iter().map(|m| m.map_err(MailError::from)).collect(),
+                    broken: r.broken.map(MailError::from),
+                }
+            }
+            Maildrop::Imap { session, .. } => {
+                let uids: Vec<u32> = requests.iter().map(|(id, _)| *id).collect();
+                match session.fetch(&uids).await {
+                    Ok(fetched) => {
+                        let mut by_uid: std::collections::HashMap<u32, Vec<u8>> =
+                            fetched.into_iter().map(|f| (f.uid, f.bytes)).collect();
+                        let messages = uids
+                            .iter()
+                            .map(|uid| {
+                                by_uid.remove(uid).ok_or_else(|| {
+                                    MailError::Imap(ImapError::Refused {
+                                        command: "UID FETCH",
+                                        text: "the message left the Inbox meanwhile".into(),
+                                    })
+                                })
+                            })
+                            .collect();
+                        Retrieved { messages, broken: None }
+                    }
+                    Err(e) => Retrieved { messages: Vec::new(), broken: Some(e.into()) },
+                }
+            }
+        }
+    }
+
+    /// Takes the quarantined messages out of the mailbox; only ever called after their bytes
+    /// are committed. Returns what could not be taken out (it will be next time).
+    pub async fn remove(&mut self, removals: &[(u32, Place)]) -> Result<Vec<String>, MailError> {
+        let mut skipped = Vec::new();
+        match self {
+            Maildrop::Pop3(client) => {
+                let mut ids: Vec<u32> = removals.iter().map(|(id, _)| *id).collect();
+                ids.sort_unstable();
+                for (n, result) in ids.iter().zip(client.dele_many(&ids).await?) {
+                    if let Err(e) = result {
+                        skipped.push(format!("DELE of message {n} failed, it will be deleted next time: {e}"));
+                    }
+                }
+            }
+            Maildrop::Imap { session, held, deleted, .. } => {
+                for (place, folder) in [(Place::Held, &*held), (Place::Deleted, &*deleted)] {
+                    let uids: Vec<u32> = removals.iter().filter(|(_, p)| *p == place).map(|(id, _)| *id).collect();
+                    session.move_to(&uids, folder).await?;
+                }
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// Ends the session: QUIT makes POP3's deletions final; IMAP's moves already are.
+    pub async fn finish(self) -> Result<(), MailError> {
+        match self {
+            Maildrop::Pop3(client) => Ok(client.quit().await?),
+            Maildrop::Imap { session, .. } => Ok(session.logout().await?),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! IMAP mailboxes end to end: Dovecot's IMAP, the real `quorum` binary polling it, the
+//! quarantine in a real database. Held mail is moved to `Quorum/Held` with its bytes and
+//! deleted mail to `Quorum/Deleted`; approved mail stays; nothing is deleted on the server;
+//! a crash between commit and MOVE and a new UIDVALIDITY make no second copy.
+
+use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp};
+use quorum_imap::Session;
+use quorum_storage::{Database, Sqlite};
+use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum, run_with_input as run};
+
+/// Adds the subscriber with `--protocol imap` over STARTTLS, which checks the mailbox
+/// first: it logs in and makes Quorum's folders.
+fn add_imap_subscriber(url: &str, key: &str, user: &TestUser) {
+    let stack = MailStack::get();
+    let mut cmd = quorum(url, key);
+    cmd.args(["subscriber", "add", &user.email, "--protocol", "imap", "--host", "127.0.0.1"]).args([
+        "--port",
+        &stack.imap_port.to_string(),
+        "--security",
+        "starttls",
+        "--user",
+        &user.email,
+    ]);
+    let (ok, out) = run(cmd, &format!("{}\n", user.password));
+    assert!(ok && out.contains("held mail goes to Quorum.Held, deleted mail to Quorum.Deleted"), "{out}");
+    let mut approve = quorum(url, key);
+    approve.args(["subscriber", "approve", &user.email, "friend@example.org"]);
+    assert!(run(approve, "").0);
+}
+
+fn poll(url: &str, key: &str, user: &TestUser, fail_point: Option<&str>) -> (bool, String) {
+    let mut cmd = quorum(url, key);
+    if let Some(point) = fail_point {
+        cmd.env("QUORUM_FAILPOINT", point);
+    }
+    cmd.args(["poll", "--take-over", &user.email]);
+    run(cmd, "")
+}
+
+fn message(from: &str, subject: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: someone@quorum.test\r\nSubject: {subject}\r\nMessage-ID: <{}@test>\r\n\r\n\
+         caf\u{e9}, {subject}\r\n.\r\n",
+        quorum_tests::unique()
+    )
+    .into_bytes()
+}
+
+/// Every folder's messages, byte for byte, sorted.
+async fn folders(user: &TestUser) -> [Vec<Vec<u8>>; 3] {
+    let stack = MailStack::get();
+    let endpoint = stack.endpoint(stack.imap_port, Security::Plain);
+    let mut session = Session::connect(&endpoint, AuthMethod::Auto, &user.email, &user.password).await.unwrap();
+    let mut out: [Vec<Vec<u8>>; 3] = Default::default();
+    for (i, folder) in ["INBOX", "Quorum.Held", "Quorum.Deleted"].into_iter().enumerate() {
+        session.select(folder).await.unwrap();
+        let uids: Vec<u32> = session.list().await.unwrap().iter().map(|l| l.uid).collect();
+        out[i] = session.fetch(&uids).await.unwrap().into_iter().map(|f| f.bytes).collect();
+        out[i].sort();
+    }
+    session.logout().await.unwrap();
+    out
+}
+
+/// The quarantine's messages: bytes and status, sorted by bytes.
+async fn quarantine(db: &Sqlite, user: &TestUser) -> Vec<(Vec<u8>, String)> {
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let mut out = Vec::new();
+    for m in db.quarantined(s.mailbox_id).await.unwrap() {
+        out.push((db.message_raw(m.id).await.unwrap(), m.status));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn held_mail_moves_to_quorum_held_approved_mail_stays_and_blocked_mail_goes_to_quorum_deleted() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("imap-flow");
+    add_imap_subscriber(&url, &key, &user);
+
+    let (friend, stranger) = (message("Friend <friend@example.org>", "hello"), message("x@spam.example", "buy now"));
+    stack.maildir_drop(&user, &friend);
+    stack.maildir_drop(&user, &stranger);
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    assert_eq!(folders(&user).await, [vec![friend.clone()], vec![stranger.clone()], vec![]]);
+    let db = Sqlite::connect(&url).await.unwrap();
+    assert_eq!(quarantine(&db, &user).await, vec![(stranger.clone(), "held".to_string())]);
+
+    // A second poll finds nothing new: the friend's message is remembered as kept.
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    assert_eq!(folders(&user).await, [vec![friend.clone()], vec![stranger.clone()], vec![]]);
+    assert_eq!(quarantine(&db, &user).await.len(), 1);
+
+    // The subscriber deletes the held message and so blocks its sender (an empty box): the
+    // sender's next message is deleted on arrival, kept in Quorum/Deleted.
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let held = db.held(s.mailbox_id).await.unwrap()[0].id;
+    let sender = EmailAddress::parse("x@spam.example").unwrap();
+    assert!(
+        db.reject_message(s.subscriber_id, s.mailbox_id, held, Some(&sender), "deleted_spam", Timestamp::now())
+            .await
+            .unwrap()
+    );
+    let again = message("x@spam.example", "buy now, again");
+    stack.maildir_drop(&user, &again);
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    let [inbox, _, deleted] = folders(&user).await;
+    assert_eq!((inbox, deleted), (vec![friend], vec![again.clone()]));
+    assert!(quarantine(&db, &user).await.contains(&(again, "deleted_blocked".to_string())));
+}
+
+/// A crash after the commit and before the MOVE, then the server renumbering its messages
+/// (a new UIDVALIDITY): each message ends up in exactly one place, stored once.
+#[tokio::test]
+async fn a_crash_before_the_move_and_a_new_uidvalidity_make_no_second_copy() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("imap-crash");
+    add_imap_subscriber(&url, &key, &user);
+    let friend = message("friend@example.org", "kept");
+    let strangers: Vec<Vec<u8>> = (0..3).map(|i| message("x@spam.example", &format!("held {i}"))).collect();
+    stack.maildir_drop(&user, &friend);
+    for m in &strangers {
+        stack.maildir_drop(&user, m);
+    }
+    let (ok, out) = poll(&url, &key, &user, Some("after-commit"));
+    assert!(!ok && out.contains("fail point `after-commit` reached"), "{out}");
+    let db = Sqlite::connect(&url).await.unwrap();
+    assert_eq!(quarantine(&db, &user).await.len(), 3, "committed");
+    let mut all = strangers.clone();
+    all.push(friend.clone());
+    all.sort();
+    assert_eq!(folders(&user).await, [all, vec![], vec![]], "nothing moved yet");
+
+    // Dovecot gives the Inbox a new UIDVALIDITY when its UID list and index are gone.
+    let root = stack.mail_dir.join(&user.email);
+    let before = uid_validity(&user).await;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name == "dovecot-uidlist" || name.starts_with("dovecot.index") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    assert_ne!(uid_validity(&user).await, before, "the server renumbered");
+
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    let mut held = strangers.clone();
+    held.sort();
+    assert_eq!(folders(&user).await, [vec![friend], held.clone(), vec![]]);
+    let stored: Vec<Vec<u8>> = quarantine(&db, &user).await.into_iter().map(|(raw, _)| raw).collect();
+    assert_eq!(stored, held, "each stored once");
+}
+
+async fn uid_validity(user: &TestUser) -> u32 {
+    let stack = MailStack::get();
+    let endpoint = stack.endpoint(stack.imap_port, Security::Plain);
+    let mut session = Session::connect(&endpoint, AuthMethod::Auto, &user.email, &user.password).await.unwrap();
+    let v = session.select("INBOX").await.unwrap().uid_validity;
+    session.logout().await.unwrap();
+    v
+}
