@@ -174,11 +174,7 @@ async fn without_move_a_move_is_copy_then_expunge() {
         let marked = session.list().await.unwrap()[0].uid;
         {
             use futures::TryStreamExt;
-            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.imap_port)).await.unwrap();
-            let mut client = async_imap::Client::new(tcp);
-            client.read_response().await.unwrap().expect("a greeting");
-            let mut other = client.login(&user.email, &user.password).await.map_err(|(e, _)| e).unwrap();
-            other.select("INBOX").await.unwrap();
+            let mut other = stack.other_imap_client(&user).await;
             let stored: Vec<_> =
                 other.uid_store(marked.to_string(), "+FLAGS (\\Deleted)").await.unwrap().try_collect().await.unwrap();
             assert_eq!(stored.len(), 1);

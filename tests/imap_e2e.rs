@@ -1,7 +1,8 @@
 //! IMAP mailboxes end to end: Dovecot's IMAP, the real `quorum` binary polling it, the
 //! quarantine in a real database. Held mail is moved to `Quorum/Held` with its bytes and
 //! deleted mail to `Quorum/Deleted`; approved mail stays; nothing is deleted on the server;
-//! a crash between commit and MOVE and a new UIDVALIDITY make no second copy.
+//! a crash between commit and MOVE and a new UIDVALIDITY make no second copy; a release
+//! moves the message back to the Inbox, where the next poll leaves it.
 
 use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp};
 use quorum_imap::Session;
@@ -96,8 +97,9 @@ async fn held_mail_moves_to_quorum_held_approved_mail_stays_and_blocked_mail_goe
     assert_eq!(folders(&user).await, [vec![friend.clone()], vec![stranger.clone()], vec![]]);
     assert_eq!(quarantine(&db, &user).await.len(), 1);
 
-    // The subscriber deletes the held message and so blocks its sender (an empty box): the
-    // sender's next message is deleted on arrival, kept in Quorum/Deleted.
+    // The subscriber deletes the held message and so blocks its sender (an empty box): its
+    // copy moves on to Quorum/Deleted, and the sender's next message is deleted on arrival,
+    // kept there too.
     let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
     let held = db.held(s.mailbox_id).await.unwrap()[0].id;
     let sender = EmailAddress::parse("x@spam.example").unwrap();
@@ -110,8 +112,9 @@ async fn held_mail_moves_to_quorum_held_approved_mail_stays_and_blocked_mail_goe
     stack.maildir_drop(&user, &again);
     let (ok, out) = poll(&url, &key, &user, None);
     assert!(ok, "{out}");
-    let [inbox, _, deleted] = folders(&user).await;
-    assert_eq!((inbox, deleted), (vec![friend], vec![again.clone()]));
+    let mut deleted = vec![stranger, again.clone()];
+    deleted.sort();
+    assert_eq!(folders(&user).await, [vec![friend], vec![], deleted]);
     assert!(quarantine(&db, &user).await.contains(&(again, "deleted_blocked".to_string())));
 }
 
@@ -167,4 +170,53 @@ async fn uid_validity(user: &TestUser) -> u32 {
     let v = session.select("INBOX").await.unwrap().uid_validity;
     session.logout().await.unwrap();
     v
+}
+
+/// A release moves the held message back to the Inbox (no SMTP: the SMTP port given is
+/// closed), byte for byte, and the next poll leaves it there; the same keyword on other
+/// bytes proves nothing.
+#[tokio::test]
+async fn a_release_moves_the_message_back_and_the_next_poll_leaves_it() {
+    use futures::TryStreamExt;
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("imap-release");
+    add_imap_subscriber(&url, &key, &user);
+    let (wanted, other) = (message("x@example.net", "wanted after all"), message("y@example.net", "not released"));
+    stack.maildir_drop(&user, &wanted);
+    stack.maildir_drop(&user, &other);
+    assert!(poll(&url, &key, &user, None).0);
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let id = db
+        .quarantined(s.mailbox_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.subject.as_deref() == Some("wanted after all"))
+        .unwrap()
+        .id;
+
+    let mut release = quorum(&url, &key);
+    release.env("QUORUM_SMTP__PORT", "1").args(["subscriber", "release", &user.email, &id.to_string()]);
+    let (ok, out) = run(release, "");
+    assert!(ok && out.contains("1 delivered"), "{out}");
+    let mut held = vec![other.clone()];
+    held.sort();
+    assert_eq!(folders(&user).await, [vec![wanted.clone()], held.clone(), vec![]]);
+
+    // Someone sets Quorum's keyword on a message of their own in the Inbox: it is no release.
+    let forged = message("z@spam.example", "keyword set by someone else");
+    stack.maildir_drop(&user, &forged);
+    let mut other_client = stack.other_imap_client(&user).await;
+    let _: Vec<_> = other_client.store("1:*", "+FLAGS ($QuorumReleased)").await.unwrap().try_collect().await.unwrap();
+    other_client.logout().await.unwrap();
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    let mut held = vec![other, forged];
+    held.sort();
+    assert_eq!(folders(&user).await, [vec![wanted], held, vec![]], "the release stays, the forged keyword does not");
+    let statuses: Vec<String> = quarantine(&db, &user).await.into_iter().map(|(_, status)| status).collect();
+    assert_eq!(statuses.iter().filter(|s| *s == "released").count(), 1, "{statuses:?}");
 }

@@ -1083,7 +1083,42 @@ async fn web_accounts(db: impl Database) {
     assert!(!db.remove_approved_sender(b.subscriber_id, &from).await.unwrap());
 }
 
+/// IMAP copies: where they are, and which held copies of decided messages are due to move
+/// on to Quorum/Deleted; a release's copy is not, nor a message never in Quorum/Held.
+async fn imap_folders(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("imap@example.org"), T0).await.unwrap();
+    let spammer = EmailAddress::parse("x@spam.example").unwrap();
+    let raws: [&[u8]; 4] = [b"m1\r\n", b"m22\r\n", b"m333\r\n", b"m4444\r\n"];
+    let items: Vec<PollItem> =
+        ["a", "b", "c", "d"].iter().zip(raws).map(|(u, raw)| held(u, raw, Some(&spammer))).collect();
+    let stored: Vec<i64> =
+        db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap().into_iter().flatten().collect();
+    db.set_imap_folder(ids.mailbox_id, &stored[..3], Some("held")).await.unwrap();
+    assert!(db.held_copies_decided(ids.mailbox_id).await.unwrap().is_empty(), "all still held");
+
+    let rcpt = EmailAddress::parse("imap@example.org").unwrap();
+    // Deleted at the subscriber's word; released; purged; and one never in Quorum/Held.
+    assert!(db.reject_message(ids.subscriber_id, ids.mailbox_id, stored[0], None, "deleted_spam", T0).await.unwrap());
+    assert_eq!(db.queue_release(ids.mailbox_id, ReleaseSelection::One(stored[1]), &rcpt, T0).await.unwrap(), 1);
+    assert!(db.purge_message(stored[2], T0).await.unwrap());
+    assert!(db.reject_message(ids.subscriber_id, ids.mailbox_id, stored[3], None, "deleted_spam", T0).await.unwrap());
+    let due = db.held_copies_decided(ids.mailbox_id).await.unwrap();
+    let mut got: Vec<(i64, i64, Vec<u8>)> = due.into_iter().map(|c| (c.message_id, c.size, c.content_hash)).collect();
+    got.sort();
+    let want: Vec<(i64, i64, Vec<u8>)> =
+        [0, 2].iter().map(|&i| (stored[i], raws[i].len() as i64, MessageHash::of(raws[i]).0.to_vec())).collect();
+    assert_eq!(got, want);
+    db.set_imap_folder(ids.mailbox_id, &[stored[0]], Some("deleted")).await.unwrap();
+    db.set_imap_folder(ids.mailbox_id, &[stored[2]], None).await.unwrap();
+    assert!(db.held_copies_decided(ids.mailbox_id).await.unwrap().is_empty());
+    // Another mailbox's ids change nothing here.
+    db.set_imap_folder(ids.mailbox_id + 1, &stored, Some("held")).await.unwrap();
+    assert!(db.held_copies_decided(ids.mailbox_id).await.unwrap().is_empty());
+}
+
 on_both_databases!(
+    imap_folders,
     subscriber_changes_and_removal,
     reputation_tables,
     web_accounts,

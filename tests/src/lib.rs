@@ -167,6 +167,17 @@ impl MailStack {
         ConnectOptions { endpoint: self.endpoint(port, security), max_message_size: u64::MAX }
     }
 
+    /// The subscriber's own mail client on IMAP (plain async-imap, Inbox selected): what
+    /// another program does to the mailbox while Quorum polls it.
+    pub async fn other_imap_client(&self, user: &TestUser) -> async_imap::Session<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.imap_port)).await.unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().expect("a greeting");
+        let mut session = client.login(&user.email, &user.password).await.map_err(|(e, _)| e).unwrap();
+        session.select("INBOX").await.unwrap();
+        session
+    }
+
     /// A logged-in POP3 session (plain, for reading what the mailbox holds).
     pub async fn login(&self, user: &TestUser) -> Client {
         let mut client = Client::connect(&self.connect_options(Security::Plain)).await.expect("connect to Dovecot");

@@ -17,7 +17,7 @@ use quorum_pop3::{ConnectOptions, Credentials, Endpoint, TlsSettings};
 use quorum_statistics::Statistics;
 use quorum_storage::{Database, NewSubscriber, Postgres, ReleaseSelection, Sqlite};
 use quorum_web::AppState;
-use quorum_worker::{Confirmer, Deliverer, Worker, check_imap_mailbox, check_mailbox};
+use quorum_worker::{Confirmer, Deliverer, ImapReach, Worker, check_imap_mailbox, check_mailbox};
 use tokio::sync::watch;
 
 use crate::cli::{
@@ -920,7 +920,11 @@ fn deliverer<DB: Database>(
     // A lease name of its own, never shared with another process's deliverer.
     let base = settings.worker.name.clone().unwrap_or_else(|| "quorum".into());
     let name = format!("{base}-deliver-{}", std::process::id());
-    Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, name))
+    let imap = ImapReach {
+        tls: TlsSettings { extra_ca_files: settings.worker.tls_ca_files.clone() }.client_config()?,
+        timeout: settings.worker.pop3_timeout(),
+    };
+    Ok(Deliverer::new(db.clone(), keys, quorum_mailer::Mailer::new(&settings.smtp)?, imap, name))
 }
 
 async fn outbox<DB: Database>(db: DB, settings: &Settings, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {

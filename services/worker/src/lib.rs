@@ -27,7 +27,7 @@ pub use confirm::{Answered, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
 pub use maildrop::{DELETED_FOLDER, HELD_FOLDER, MailError};
 pub use poll::{PollError, PollReport};
-pub use release::{Deliverer, DeliveryError, DeliveryReport};
+pub use release::{Deliverer, DeliveryError, DeliveryReport, ImapReach};
 pub use replies::{Applied, Held, Receipt, ReplyError, apply_action, apply_reply, send_receipt, send_refusal_notice};
 pub use robot::{RobotError, RobotReport, poll_robot};
 

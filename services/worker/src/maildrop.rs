@@ -11,14 +11,19 @@
 
 use std::fmt;
 
+use quorum_domain::MessageHash;
 use quorum_domain::Protocol;
 use quorum_imap::{ImapError, Session};
 use quorum_pop3::{Client, ConnectOptions, Credentials, Pop3Error};
-use quorum_storage::LeasedMailbox;
+use quorum_storage::{HeldCopy, LeasedMailbox};
 
 /// The folders Quorum makes in an IMAP mailbox, by their levels.
 pub const HELD_FOLDER: [&str; 2] = ["Quorum", "Held"];
 pub const DELETED_FOLDER: [&str; 2] = ["Quorum", "Deleted"];
+/// The IMAP keyword on a message Quorum moved back to the Inbox (a release). It only says
+/// where to look: the poll keeps the message if its bytes are those of a message released
+/// from this mailbox, so a keyword someone else set proves nothing.
+pub const RELEASED_KEYWORD: &str = "$QuorumReleased";
 
 /// A mail server's error, POP3 or IMAP.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +87,8 @@ pub struct Entry {
     pub id: u32,
     pub uidl: String,
     pub size: u64,
+    /// IMAP: it carries [`RELEASED_KEYWORD`].
+    pub released: bool,
 }
 
 /// Where a quarantined message goes: only IMAP tells the two apart.
@@ -144,7 +151,7 @@ impl Maildrop {
                 let sizes: std::collections::HashMap<u32, u64> = client.list().await?.into_iter().collect();
                 Ok(uidls
                     .into_iter()
-                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0) })
+                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0), released: false })
                     .collect())
             }
             Maildrop::Imap { session, validity, .. } => Ok(session
@@ -152,7 +159,12 @@ impl Maildrop {
                 .await?
                 .into_iter()
                 .filter(|l| !l.deleted)
-                .map(|l| Entry { id: l.uid, uidl: format!("{validity}:{}", l.uid), size: u64::from(l.size) })
+                .map(|l| Entry {
+                    id: l.uid,
+                    uidl: format!("{validity}:{}", l.uid),
+                    size: u64::from(l.size),
+                    released: l.keywords.iter().any(|k| k == RELEASED_KEYWORD),
+                })
                 .collect()),
         }
     }
@@ -214,6 +226,43 @@ impl Maildrop {
             }
         }
         Ok(skipped)
+    }
+
+    /// IMAP: moves the copies in `Quorum/Held` of messages decided since (deleted at the
+    /// subscriber's word, purged) on to `Quorum/Deleted`, found by size and then by their
+    /// bytes' hash. Returns the messages moved and those whose copy is no longer there (the
+    /// subscriber's own client took it). The Inbox is selected again afterwards.
+    pub async fn clear_held(&mut self, copies: &[HeldCopy]) -> Result<(Vec<i64>, Vec<i64>), MailError> {
+        let Maildrop::Imap { session, validity, held, deleted } = self else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        if copies.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        session.select(held).await?;
+        let sizes: std::collections::HashSet<u64> = copies.iter().map(|c| c.size as u64).collect();
+        let candidates: Vec<u32> =
+            session.list().await?.into_iter().filter(|l| sizes.contains(&u64::from(l.size))).map(|l| l.uid).collect();
+        let by_hash: std::collections::HashMap<MessageHash, u32> =
+            session.fetch(&candidates).await?.into_iter().map(|f| (MessageHash::of(&f.bytes), f.uid)).collect();
+        let (mut uids, mut moved, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+        for c in copies {
+            let uid = <[u8; 32]>::try_from(c.content_hash.as_slice()).ok().and_then(|h| by_hash.get(&MessageHash(h)));
+            match uid {
+                Some(uid) => {
+                    uids.push(*uid);
+                    moved.push(c.message_id);
+                }
+                None => gone.push(c.message_id),
+            }
+        }
+        session.move_to(&uids, deleted).await?;
+        *validity = session.select("INBOX").await?.uid_validity;
+        Ok((moved, gone))
+    }
+
+    pub fn is_imap(&self) -> bool {
+        matches!(self, Maildrop::Imap { .. })
     }
 
     /// Ends the session: QUIT makes POP3's deletions final; IMAP's moves already are.

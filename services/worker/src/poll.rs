@@ -122,6 +122,11 @@ pub async fn poll_mailbox<DB: Database>(
         .decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str())
         .map_err(|_| PollError::Password)?;
     let mut drop = Maildrop::open(options, mailbox, password.expose()).await?;
+    // IMAP: copies in Quorum/Held of messages decided since go on to Quorum/Deleted.
+    let decided = db.held_copies_decided(mailbox.mailbox_id).await?;
+    let (moved, gone) = drop.clear_held(&decided).await?;
+    db.set_imap_folder(mailbox.mailbox_id, &moved, Some("deleted")).await?;
+    db.set_imap_folder(mailbox.mailbox_id, &gone, None).await?;
     let on_server = drop.entries().await?;
     let known: HashMap<String, KnownUidl> =
         db.known_uidls(mailbox.mailbox_id).await?.into_iter().map(|k| (k.uidl.clone(), k)).collect();
@@ -140,7 +145,7 @@ pub async fn poll_mailbox<DB: Database>(
             Some(k) if k.disposition == UidlDisposition::Kept => continue,
             // Quarantined before, but a crash or a lost connection kept it from being
             // taken out. Fetch it again and take it out only if it is still the same bytes.
-            Some(k) => k.hash.map(|h| (h, if k.held { Place::Held } else { Place::Deleted })),
+            Some(k) => k.hash.map(|h| (h, if k.held { Place::Held } else { Place::Deleted }, k.message_id)),
             None => None,
         };
         if size > options.max_message_size {
@@ -149,7 +154,7 @@ pub async fn poll_mailbox<DB: Database>(
                 options.max_message_size
             ));
         } else {
-            wanted.push(Wanted { n: *n, uidl, size, stored });
+            wanted.push(Wanted { n: *n, uidl, size, stored, released: entry.released });
         }
     }
 
@@ -159,7 +164,8 @@ pub async fn poll_mailbox<DB: Database>(
     let disapproved: HashSet<_> = db.disapproved_senders(mailbox.subscriber_id).await?.into_iter().collect();
     let providers = &Providers::new(db.providers().await?);
 
-    let mut to_remove: Vec<(u32, Place)> = Vec::new();
+    // What to take out of the mailbox, where to, and the stored message it is.
+    let mut to_remove: Vec<(u32, Place, Option<i64>)> = Vec::new();
     for batch in batches(&wanted) {
         let requests: Vec<(u32, u64)> = batch.iter().map(|w| (w.n, w.size)).collect();
         let retrieved = drop.retrieve(&requests).await;
@@ -176,7 +182,7 @@ pub async fn poll_mailbox<DB: Database>(
                         Err(e) => (InspectedMessage::unread(&raw), Some(e)),
                     };
                     match w.stored {
-                        Some((hash, place)) if hash == info.hash => to_remove.push((w.n, place)),
+                        Some((hash, place, id)) if hash == info.hash => to_remove.push((w.n, place, id)),
                         _ => {
                             inspected.push((w, raw, info));
                             trouble.push(failed);
@@ -204,8 +210,18 @@ pub async fn poll_mailbox<DB: Database>(
                 db.mark_deleted(mailbox.mailbox_id, c.message_id, "deleted_forged", ALIAS_REASON, now).await?;
             }
             own_confirmations.push(own.is_some());
-            let mut disposition = info.disposition(mailbox.mailbox_id, keys, &approved);
+            // Moved back to the Inbox by an IMAP release: the keyword says where to look,
+            // the bytes decide (they must be a released message's of this mailbox).
+            let moved_back = match w.released {
+                true => db.released_by_hash(mailbox.mailbox_id, &info.hash).await?,
+                false => None,
+            };
+            let mut disposition = match moved_back {
+                Some(id) => Disposition::Released(ReleaseMarker::release(mailbox.mailbox_id, id, now)),
+                None => info.disposition(mailbox.mailbox_id, keys, &approved),
+            };
             if let Disposition::Released(marker) = disposition
+                && moved_back.is_none()
                 && !marker_holds(db, mailbox.mailbox_id, &marker, raw, now).await?
             {
                 tracing::warn!(
@@ -378,8 +394,6 @@ pub async fn poll_mailbox<DB: Database>(
             } else {
                 "held"
             };
-            // Over IMAP, only what the subscriber is to decide on goes to Quorum/Held.
-            to_remove.push((w.n, if status == "held" { Place::Held } else { Place::Deleted }));
             if !own {
                 report.quarantined += 1;
                 report.forged += i64::from(forged);
@@ -391,6 +405,9 @@ pub async fn poll_mailbox<DB: Database>(
                 .then(|| quorum_challenge::confirmable(raw).ok())
                 .flatten();
             fates.push(Fate::Quarantine {
+                n: w.n,
+                // Over IMAP, only what the subscriber is to decide on goes to Quorum/Held.
+                place: if status == "held" { Place::Held } else { Place::Deleted },
                 uidl: w.uidl,
                 status,
                 raw,
@@ -407,7 +424,12 @@ pub async fn poll_mailbox<DB: Database>(
         let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.
-        db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
+        let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
+        for (fate, id) in fates.iter().zip(ids) {
+            if let Fate::Quarantine { n, place, .. } = fate {
+                to_remove.push((*n, *place, id));
+            }
+        }
         fail_point("after-commit");
         if let Some(e) = retrieved.broken {
             return Err(e.into());
@@ -415,7 +437,14 @@ pub async fn poll_mailbox<DB: Database>(
     }
 
     // Only committed messages are taken out (durability rule, SPEC 2.1).
-    report.skipped.extend(drop.remove(&to_remove).await?);
+    let removals: Vec<(u32, Place)> = to_remove.iter().map(|(n, place, _)| (*n, *place)).collect();
+    report.skipped.extend(drop.remove(&removals).await?);
+    if drop.is_imap() {
+        for (place, folder) in [(Place::Held, "held"), (Place::Deleted, "deleted")] {
+            let ids: Vec<i64> = to_remove.iter().filter(|(_, p, _)| *p == place).filter_map(|(_, _, id)| *id).collect();
+            db.set_imap_folder(mailbox.mailbox_id, &ids, Some(folder)).await?;
+        }
+    }
     fail_point("after-dele");
     drop.finish().await?;
     Ok(report)
@@ -452,6 +481,9 @@ enum Fate<'a> {
         reputation: Vec<quorum_reputation::Key>,
     },
     Quarantine {
+        /// The message's number in this session, and where IMAP moves it.
+        n: u32,
+        place: Place,
         uidl: &'a str,
         status: &'static str,
         raw: &'a [u8],
@@ -526,8 +558,11 @@ struct Wanted<'a> {
     n: u32,
     uidl: &'a str,
     size: u64,
-    /// The content hash already stored under this UIDL, if any, and where it goes.
-    stored: Option<(MessageHash, Place)>,
+    /// The content hash already stored under this UIDL, if any, where it goes, and the
+    /// stored message's id.
+    stored: Option<(MessageHash, Place, Option<i64>)>,
+    /// IMAP: marked as moved back by a release ([`crate::maildrop::RELEASED_KEYWORD`]).
+    released: bool,
 }
 
 /// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).
@@ -555,7 +590,7 @@ mod tests {
 
     #[test]
     fn batches_respect_the_byte_budget_and_never_stall() {
-        let m = |size| Wanted { n: 1, uidl: "u", size, stored: None };
+        let m = |size| Wanted { n: 1, uidl: "u", size, stored: None, released: false };
         let wanted = vec![m(10), m(BATCH_BYTES), m(BATCH_BYTES * 3), m(5), m(6)];
         let sizes: Vec<Vec<u64>> = batches(&wanted).map(|b| b.iter().map(|w| w.size).collect()).collect();
         assert_eq!(sizes, vec![vec![10], vec![BATCH_BYTES], vec![BATCH_BYTES * 3], vec![5, 6]]);

@@ -2,13 +2,29 @@
 //! release is done only when the server answered 250, otherwise it is retried with
 //! exponential backoff. The message goes out as the original bytes plus Quorum's marker
 //! and trace header ([`quorum_domain::release::release_message`]).
+//!
+//! An IMAP mailbox's released message is not re-sent: it is moved from `Quorum/Held` back to
+//! the Inbox, the original bytes and flags, marked with [`RELEASED_KEYWORD`] first so the
+//! next poll knows to look it up. Only if the subscriber's own client took it out of
+//! `Quorum/Held` does it go by SMTP after all.
 
 use std::{sync::Arc, time::Duration};
 
 use quorum_domain::{EmailAddress, Keys, ReleaseMarker, Timestamp, release::release_message};
+use quorum_imap::{Endpoint, Session};
 use quorum_mailer::{Mailer, MailerError};
 use quorum_storage::{Database, PendingRelease};
+use quorum_transport::TlsConfig;
 use tokio::sync::watch;
+
+use crate::maildrop::{HELD_FOLDER, RELEASED_KEYWORD};
+
+/// How the deliverer reaches IMAP mailboxes: the worker's trust store and timeout.
+#[derive(Clone)]
+pub struct ImapReach {
+    pub tls: Arc<TlsConfig>,
+    pub timeout: Duration,
+}
 
 /// Releases leased at a time: one, so a lease only has to outlast one SMTP session and a
 /// slow server cannot let a lease lapse while its release waits its turn.
@@ -33,15 +49,17 @@ pub struct Deliverer<DB: Database> {
     db: DB,
     keys: Arc<Keys>,
     mailer: Mailer,
+    imap: ImapReach,
     name: String,
     lease: Duration,
 }
 
 impl<DB: Database> Deliverer<DB> {
-    pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, name: String) -> Self {
-        // The lease on a release outlasts the longest SMTP session the mailer allows.
-        let lease = mailer.session_limit() + Duration::from_secs(60);
-        Self { db, keys, mailer, name, lease }
+    pub fn new(db: DB, keys: Arc<Keys>, mailer: Mailer, imap: ImapReach, name: String) -> Self {
+        // The lease on a release outlasts the longest SMTP session the mailer allows, and
+        // an IMAP move (a handful of exchanges, each within the timeout).
+        let lease = mailer.session_limit().max(imap.timeout * 8) + Duration::from_secs(60);
+        Self { db, keys, mailer, imap, name, lease }
     }
 
     /// Delivers every release due now, once.
@@ -82,11 +100,73 @@ impl<DB: Database> Deliverer<DB> {
     }
 
     async fn deliver(&self, release: &PendingRelease) -> Result<(), MailerError> {
+        if release.protocol == quorum_domain::Protocol::Imap.as_str() {
+            match self.move_back(release).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => tracing::info!(
+                    message = release.message_id,
+                    "released message no longer in Quorum/Held; delivering it by SMTP"
+                ),
+                // Retried with backoff, like an SMTP server that is away.
+                Err(e) => return Err(MailerError::Send(format!("moving it back over IMAP: {e}"))),
+            }
+        }
         let recipient = EmailAddress::parse(&release.recipient).map_err(|e| MailerError::Refused(e.to_string()))?;
         let now = Timestamp::now();
         let marker = ReleaseMarker::release(release.mailbox_id, release.message_id, now);
         let bytes = release_message(&release.raw, &marker, &self.keys, &recipient, now);
         self.mailer.send(&recipient, &bytes).await
+    }
+
+    /// Moves the released message from `Quorum/Held` back to the Inbox, keyword first. True
+    /// when it is in the Inbox now (also when an earlier attempt moved it and then lost its
+    /// lease); false when neither folder holds those bytes. Candidates are found by size and
+    /// confirmed by their bytes: only those few are fetched.
+    async fn move_back(&self, release: &PendingRelease) -> Result<bool, String> {
+        let mailbox = self
+            .db
+            .mailbox_of(release.subscriber_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the subscriber has no mailbox any more".to_string())?;
+        let m = &mailbox.settings;
+        let password = self
+            .keys
+            .decrypt_password(&m.password_enc, mailbox.email.as_str())
+            .map_err(|_| "the stored mailbox password cannot be decrypted".to_string())?;
+        let endpoint = Endpoint {
+            host: m.host.clone(),
+            port: m.port,
+            security: m.security,
+            timeout: self.imap.timeout,
+            tls: self.imap.tls.clone(),
+        };
+        let imap = |e: quorum_imap::ImapError| e.to_string();
+        let mut session = Session::connect(&endpoint, m.auth, &m.username, password.expose()).await.map_err(imap)?;
+        let held = session.folder(&HELD_FOLDER).await.map_err(imap)?;
+        for (folder, moved) in [(held.as_str(), false), ("INBOX", true)] {
+            session.select(folder).await.map_err(imap)?;
+            let candidates: Vec<u32> = session
+                .list()
+                .await
+                .map_err(imap)?
+                .into_iter()
+                .filter(|l| u64::from(l.size) == release.raw.len() as u64)
+                .filter(|l| !moved || l.keywords.iter().any(|k| k == RELEASED_KEYWORD))
+                .map(|l| l.uid)
+                .collect();
+            let fetched = session.fetch(&candidates).await.map_err(imap)?;
+            if let Some(uid) = fetched.into_iter().find(|f| f.bytes == release.raw).map(|f| f.uid) {
+                if !moved {
+                    session.add_keyword(&[uid], RELEASED_KEYWORD).await.map_err(imap)?;
+                    session.move_to(&[uid], "INBOX").await.map_err(imap)?;
+                }
+                let _ = session.logout().await;
+                return Ok(true);
+            }
+        }
+        let _ = session.logout().await;
+        Ok(false)
     }
 
     /// Delivers due releases every few seconds until `shutdown` turns true.

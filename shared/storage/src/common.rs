@@ -302,7 +302,7 @@ macro_rules! impl_database {
             }
 
             async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
-                let rows: Vec<(String, String, Option<Vec<u8>>, Option<String>)> =
+                let rows: Vec<(String, String, Option<Vec<u8>>, Option<String>, Option<i64>)> =
                     sqlx::query_as($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;
                 rows.into_iter().map($crate::KnownUidl::from_row).collect()
             }
@@ -741,6 +741,40 @@ macro_rules! impl_database {
             async fn summary_sent(&self, summary_id: i64, now: quorum_domain::Timestamp) -> $crate::Result<()> {
                 sqlx::query($crate::sql::SUMMARY_SENT).bind(summary_id).bind(now.0).execute(&self.pool).await?;
                 Ok(())
+            }
+
+            async fn held_copies_decided(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::HeldCopy>> {
+                Ok(sqlx::query_as($crate::sql::HELD_COPIES_DECIDED).bind(mailbox_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn set_imap_folder(
+                &self,
+                mailbox_id: i64,
+                message_ids: &[i64],
+                folder: Option<&str>,
+            ) -> $crate::Result<()> {
+                // Bounded statements: both databases limit the parameters of one.
+                for ids in message_ids.chunks(1000) {
+                    let sql = $crate::sql::set_imap_folder(ids.len());
+                    let mut query = sqlx::query(&sql).bind(mailbox_id).bind(folder);
+                    for id in ids {
+                        query = query.bind(id);
+                    }
+                    query.execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn released_by_hash(
+                &self,
+                mailbox_id: i64,
+                hash: &quorum_domain::MessageHash,
+            ) -> $crate::Result<Option<i64>> {
+                Ok(sqlx::query_scalar($crate::sql::RELEASED_BY_HASH)
+                    .bind(mailbox_id)
+                    .bind(&hash.0[..])
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> $crate::Result<Option<Vec<u8>>> {

@@ -11,7 +11,7 @@ mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
-use quorum_domain::{EmailAddress, Timestamp};
+use quorum_domain::{EmailAddress, MessageHash, Timestamp};
 
 pub use models::*;
 pub use postgres::Postgres;
@@ -219,6 +219,18 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// The original bytes of a message of this mailbox that Quorum is releasing or has
     /// released; `None` for any other message.
     async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> Result<Option<Vec<u8>>>;
+
+    /// An IMAP mailbox's messages whose copy is in Quorum/Held but that are decided
+    /// (deleted, purged): the poll moves those copies on to Quorum/Deleted.
+    async fn held_copies_decided(&self, mailbox_id: i64) -> Result<Vec<HeldCopy>>;
+
+    /// Records which IMAP folder the copies of these messages are in now (`None`: out of
+    /// Quorum's reach).
+    async fn set_imap_folder(&self, mailbox_id: i64, message_ids: &[i64], folder: Option<&str>) -> Result<()>;
+
+    /// The id of the mailbox's message with this content hash if it is being or was
+    /// released (an IMAP message moved back to the Inbox is recognised by its bytes).
+    async fn released_by_hash(&self, mailbox_id: i64, hash: &MessageHash) -> Result<Option<i64>>;
 
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;

@@ -160,11 +160,21 @@ pub struct KnownUidl {
     /// The stored message is held for the subscriber's decision (its status `held`), not
     /// deleted or released: over IMAP it belongs in `Quorum/Held`.
     pub held: bool,
+    pub message_id: Option<i64>,
+}
+
+/// A quarantined message's copy to find in an IMAP folder: by its size, then its bytes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldCopy {
+    #[sqlx(rename = "id")]
+    pub message_id: i64,
+    pub size: i64,
+    pub content_hash: Vec<u8>,
 }
 
 impl KnownUidl {
     pub(crate) fn from_row(
-        (uidl, disposition, hash, status): (String, String, Option<Vec<u8>>, Option<String>),
+        (uidl, disposition, hash, status, message_id): (String, String, Option<Vec<u8>>, Option<String>, Option<i64>),
     ) -> Result<Self, StorageError> {
         let hash = hash
             .map(|h| {
@@ -174,7 +184,7 @@ impl KnownUidl {
             })
             .transpose()?;
         let held = status.as_deref() == Some("held");
-        Ok(Self { disposition: UidlDisposition::parse(&disposition)?, uidl, hash, held })
+        Ok(Self { disposition: UidlDisposition::parse(&disposition)?, uidl, hash, held, message_id })
     }
 }
 
@@ -387,6 +397,9 @@ pub struct PendingRelease {
     /// Delivery attempts made before this one.
     pub attempts: i64,
     pub raw: Vec<u8>,
+    pub subscriber_id: i64,
+    /// The mailbox's protocol: an IMAP mailbox gets its message moved back, not re-sent.
+    pub protocol: String,
 }
 
 /// A release not yet accepted by the SMTP server, for operators.

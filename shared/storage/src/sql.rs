@@ -64,7 +64,7 @@ pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
 
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
-pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status FROM mailbox_uidls u \
+pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status, m.id FROM mailbox_uidls u \
      LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
 /// Stores a message, or finds the copy already stored with the same content hash: the
@@ -111,7 +111,9 @@ pub const DUE_RELEASES: &str = "SELECT id FROM outbox \
      ORDER BY next_attempt_at LIMIT $2";
 
 pub const RELEASE_RETURNING: &str = "RETURNING id AS outbox_id, message_id, mailbox_id, recipient, attempts, \
-     (SELECT m.raw FROM messages m WHERE m.id = outbox.message_id) AS raw";
+     (SELECT m.raw FROM messages m WHERE m.id = outbox.message_id) AS raw, \
+     (SELECT mb.subscriber_id FROM mailboxes mb WHERE mb.id = outbox.mailbox_id) AS subscriber_id, \
+     (SELECT mb.protocol FROM mailboxes mb WHERE mb.id = outbox.mailbox_id) AS protocol";
 
 pub const RELEASE_SENT: &str = "UPDATE outbox SET sent_at = $3, attempts = attempts + 1, last_error = NULL, \
      lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2";
@@ -196,6 +198,23 @@ pub const EXPIRE_APPROVED: &str = "DELETE FROM approved_senders WHERE last_seen_
 /// The bytes of a message Quorum is releasing or has released from this mailbox.
 pub const RELEASED_RAW: &str =
     "SELECT raw FROM messages WHERE id = $1 AND mailbox_id = $2 AND status IN ('releasing', 'released')";
+
+/// Messages of an IMAP mailbox whose copy is in Quorum/Held but which are no longer held
+/// (deleted at the subscriber's word, purged): their copies go on to Quorum/Deleted.
+pub const HELD_COPIES_DECIDED: &str = "SELECT id, size, content_hash FROM messages \
+     WHERE mailbox_id = $1 AND imap_folder = 'held' AND status NOT IN ('held', 'releasing', 'released')";
+
+/// `UPDATE messages SET imap_folder = $2 WHERE mailbox_id = $1 AND id IN (...)`, with one
+/// placeholder per id from `$3`.
+pub fn set_imap_folder(ids: usize) -> String {
+    let list: Vec<String> = (0..ids).map(|i| format!("${}", i + 3)).collect();
+    format!("UPDATE messages SET imap_folder = $2 WHERE mailbox_id = $1 AND id IN ({})", list.join(", "))
+}
+
+/// The message of a mailbox with these bytes (its content hash), if it is being or was
+/// released: what an IMAP message Quorum moved back to the Inbox must be.
+pub const RELEASED_BY_HASH: &str = "SELECT id FROM messages WHERE mailbox_id = $1 AND content_hash = $2 \
+     AND status IN ('releasing', 'released')";
 
 /// A release the SMTP server refused for good: the message goes back to being held (it is
 /// listed in the next summary again) and its outbox row is removed.
