@@ -188,3 +188,28 @@ async fn without_move_a_move_is_copy_then_expunge() {
         session.logout().await.unwrap();
     }
 }
+
+/// IDLE: a message delivered while idling ends the wait with news; a wait with nothing new
+/// ends empty; the session goes on afterwards.
+#[tokio::test]
+async fn idle_announces_new_mail_and_ends_after_its_wait() {
+    let stack = MailStack::get();
+    let user = stack.new_user("imap-idle");
+    let mut session = open(stack, &user).await;
+    session.select("INBOX").await.unwrap();
+    let (session, news) = session.idle(std::time::Duration::from_millis(300)).await.unwrap();
+    assert!(!news, "nothing arrived");
+    let dropper = {
+        let user = user.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            MailStack::get().maildir_drop(&user, &messages()[0]);
+        })
+    };
+    // Long enough that only the announcement can end it within the test's time.
+    let (mut session, news) = session.idle(std::time::Duration::from_secs(600)).await.unwrap();
+    dropper.await.unwrap();
+    assert!(news, "the new message was announced");
+    assert_eq!(session.list().await.unwrap().len(), 1, "the session goes on");
+    session.logout().await.unwrap();
+}

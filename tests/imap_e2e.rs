@@ -220,3 +220,57 @@ async fn a_release_moves_the_message_back_and_the_next_poll_leaves_it() {
     let statuses: Vec<String> = quarantine(&db, &user).await.into_iter().map(|(_, status)| status).collect();
     assert_eq!(statuses.iter().filter(|s| *s == "released").count(), 1, "{statuses:?}");
 }
+
+/// `quorum worker` with a poll interval of an hour: after its first poll of an IMAP mailbox
+/// it watches it with IDLE, and a message delivered then is held within seconds, long before
+/// a poll would have run. With the bound at 0 it says so, and polling alone holds the mail.
+#[tokio::test]
+async fn idle_holds_new_mail_before_the_next_poll_and_the_bound_falls_back_to_polling() {
+    let stack = MailStack::get();
+    for (bound, interval) in [("1000", "3600"), ("0", "2")] {
+        let (_dir, url) = fresh_sqlite();
+        let key = Keys::generate_master();
+        let user = stack.new_user("imap-idle-worker");
+        add_imap_subscriber(&url, &key, &user);
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut worker = quorum(&url, &key);
+        worker
+            .env("QUORUM_LOG", "info")
+            .env("QUORUM_WORKER__POLL_INTERVAL_SECS", interval)
+            .env("QUORUM_WORKER__IDLE_CONNECTIONS", bound)
+            .arg("worker")
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap());
+        let mut child = worker.spawn().unwrap();
+        let db = Sqlite::connect(&url).await.unwrap();
+        let email = EmailAddress::parse(&user.email).unwrap();
+        // The first poll of the new mailbox (due at once), with nothing to hold.
+        for _ in 0..300 {
+            if db.subscriber_by_email(&email).await.unwrap().unwrap().polls >= 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let news = message("x@spam.example", "arrives while idle");
+        stack.maildir_drop(&user, &news);
+        let mut held = false;
+        for _ in 0..300 {
+            if folders(&user).await[1] == [news.clone()] {
+                held = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let log = std::fs::read_to_string(log.path()).unwrap();
+        assert!(held, "bound {bound}: not held within 30 s: {log}");
+        let polls = db.subscriber_by_email(&email).await.unwrap().unwrap().polls;
+        if bound == "0" {
+            assert!(log.contains("IDLE bound reached"), "{log}");
+        } else {
+            // Held by the poll IDLE asked for, the second of the hour.
+            assert!(polls <= 3 && !log.contains("IDLE bound reached"), "{polls} polls: {log}");
+        }
+    }
+}

@@ -57,6 +57,8 @@ async fn main() {
         retry_error_secs: 300,
         concurrency: 1,
         pop3_timeout_secs: 60,
+        idle_connections: 0,
+        idle_renew_secs: 1500,
         max_message_size: 100 * 1024 * 1024,
         lease_secs: 3600,
         tls_ca_files: vec![],

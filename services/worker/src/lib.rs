@@ -6,6 +6,8 @@
 mod check;
 mod confirm;
 mod failpoint;
+mod idle;
+use idle::Watchers;
 mod maildrop;
 mod poll;
 mod release;
@@ -25,6 +27,7 @@ use tokio::{sync::watch, task::JoinSet};
 pub use check::{CheckFailure, CheckReport, CheckStep, check_imap_mailbox, check_mailbox};
 pub use confirm::{Answered, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
+
 pub use maildrop::{DELETED_FOLDER, HELD_FOLDER, MailError};
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport, ImapReach};
@@ -43,6 +46,10 @@ pub struct Worker<DB: Database> {
     confirmer: Option<Confirmer>,
     statistics: Option<Arc<Statistics>>,
     name: String,
+    /// IDLE connections to the IMAP mailboxes this worker polled ([`idle`]).
+    watchers: Watchers,
+    /// The bound on watchers was reported (once per process).
+    bound_reported: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<DB: Database> Clone for Worker<DB> {
@@ -56,6 +63,8 @@ impl<DB: Database> Clone for Worker<DB> {
             confirmer: self.confirmer.clone(),
             statistics: self.statistics.clone(),
             name: self.name.clone(),
+            watchers: self.watchers.clone(),
+            bound_reported: self.bound_reported.clone(),
         }
     }
 }
@@ -73,7 +82,18 @@ impl<DB: Database> Worker<DB> {
     pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings, checker: Checker) -> Result<Self, WorkerError> {
         let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
         let name = settings.name.clone().unwrap_or_else(default_name);
-        Ok(Self { db, keys, settings, tls, checker, confirmer: None, statistics: None, name })
+        Ok(Self {
+            db,
+            keys,
+            settings,
+            tls,
+            checker,
+            confirmer: None,
+            statistics: None,
+            name,
+            watchers: Watchers::default(),
+            bound_reported: Arc::default(),
+        })
     }
 
     /// Deletes what the collaborative statistics make certain (SPEC 2.2), keeping them
@@ -176,7 +196,12 @@ impl<DB: Database> Worker<DB> {
                     Ok(mailboxes) => {
                         for mailbox in mailboxes {
                             let worker = self.clone();
-                            running.spawn(async move { worker.poll(mailbox).await });
+                            running.spawn(async move {
+                                let outcome = worker.poll(mailbox.clone()).await;
+                                if outcome.status == PollStatus::Ok {
+                                    worker.watch(&mailbox);
+                                }
+                            });
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "cannot lease mailboxes"),
@@ -192,8 +217,35 @@ impl<DB: Database> Worker<DB> {
             }
         }
         while running.join_next().await.is_some() {}
+        self.watchers.stop();
         tracing::info!(worker = %self.name, "worker stopped");
         Ok(())
+    }
+
+    /// After a good poll of an IMAP mailbox: watch it with IDLE, within the bound.
+    fn watch(&self, mailbox: &LeasedMailbox) {
+        let limit = self.settings.idle_connections;
+        if mailbox.settings.protocol != quorum_domain::Protocol::Imap || limit == 0 && self.bound_reported() {
+            return;
+        }
+        let Ok(password) = self.keys.decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str()) else {
+            return;
+        };
+        let endpoint = self.connect_options(mailbox).endpoint;
+        let renew = self.settings.idle_renew();
+        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password.expose().to_string(), limit, renew);
+        metrics::gauge!("quorum_idle_watchers").set(self.watchers.len() as f64);
+        if !watched && !self.bound_reported() {
+            self.bound_reported.store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                bound = limit,
+                "IDLE bound reached ([worker] idle_connections): further IMAP mailboxes are polled only"
+            );
+        }
+    }
+
+    fn bound_reported(&self) -> bool {
+        self.bound_reported.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Polls one leased mailbox, records the outcome and releases the lease.

@@ -217,8 +217,15 @@ pub struct WorkerSettings {
     pub retry_error_secs: u64,
     /// Mailboxes polled at the same time by one worker process.
     pub concurrency: usize,
-    /// Longest wait for any single answer from a POP3 server.
+    /// Longest wait for any single answer from a mail server (POP3 or IMAP).
     pub pop3_timeout_secs: u64,
+    /// IMAP mailboxes this worker watches with IDLE, one connection each, so new mail is
+    /// quarantined within seconds; beyond it (and where a server lacks IDLE) mailboxes are
+    /// only polled. 0 turns IDLE off.
+    pub idle_connections: usize,
+    /// How long one IDLE lasts before it is re-issued (RFC 2177: servers may end an IDLE
+    /// after 30 minutes of it).
+    pub idle_renew_secs: u64,
     /// Messages larger than this stay in the mailbox and are reported.
     pub max_message_size: u64,
     /// How long a worker owns a mailbox it leased; another worker may take it after that.
@@ -235,6 +242,9 @@ impl WorkerSettings {
     }
     pub fn pop3_timeout(&self) -> Duration {
         Duration::from_secs(self.pop3_timeout_secs)
+    }
+    pub fn idle_renew(&self) -> Duration {
+        Duration::from_secs(self.idle_renew_secs.max(1))
     }
 }
 
@@ -259,6 +269,8 @@ impl Settings {
             .set_default("worker.retry_error_secs", 300)?
             .set_default("worker.concurrency", 16)?
             .set_default("worker.pop3_timeout_secs", 30)?
+            .set_default("worker.idle_connections", 1000)?
+            .set_default("worker.idle_renew_secs", 1500)?
             .set_default("worker.max_message_size", 100 * 1024 * 1024)?
             .set_default("worker.lease_secs", 600)?
             .set_default("worker.tls_ca_files", Vec::<String>::new())?

@@ -10,8 +10,9 @@ use std::{future::Future, time::Duration};
 
 use async_imap::{
     Authenticator, Client,
-    imap_proto::{Response, Status},
-    types::{Flag, NameAttribute},
+    extensions::idle::IdleResponse,
+    imap_proto::{MailboxDatum, Response, Status},
+    types::{Flag, NameAttribute, UnsolicitedResponse},
 };
 use futures::{Stream, StreamExt};
 use quorum_domain::{AuthMethod, Security};
@@ -324,6 +325,49 @@ impl Session {
             drain(s.timeout, "UID STORE", stored).await.map(drop)
         })
         .await
+    }
+
+    /// Waits in IDLE (RFC 2177) for the selected mailbox to change, at most `wait`, and
+    /// ends the IDLE again. True when the server announced a new message (EXISTS or
+    /// RECENT); other news (a flag changed, a message expunged, by this or another client)
+    /// and the end of `wait` return false. async-imap's own IDLE timeout restarts with every
+    /// keepalive the server sends (`* OK Still here`), so `wait` is kept on a timer here:
+    /// the caller re-issues IDLE before the server's limit (30 minutes at least).
+    pub async fn idle(self, wait: Duration) -> Result<(Self, bool), ImapError> {
+        if self.broken {
+            return Err(ImapError::Broken);
+        }
+        if !self.capabilities.idle {
+            return Err(ImapError::Unsupported("IDLE"));
+        }
+        let Session { inner, capabilities, timeout, delimiter, .. } = self;
+        // What the server said between commands (after the last IDLE's DONE, or during
+        // other commands) went to async-imap's channel of unsolicited responses: a message
+        // announced there is news now.
+        let mut announced = false;
+        while let Ok(response) = inner.unsolicited_responses.try_recv() {
+            announced |= matches!(response, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+        }
+        if announced {
+            return Ok((Session { inner, capabilities, timeout, delimiter, broken: false }, true));
+        }
+        let mut handle = inner.idle();
+        within(timeout, "IDLE", handle.init()).await?;
+        let news = {
+            // The crate's timer is only a backstop behind ours.
+            let (waiting, _interrupt) = handle.wait_with_timeout(wait + timeout);
+            match tokio::time::timeout(wait, waiting).await {
+                Err(_) => false,
+                Ok(Ok(IdleResponse::NewData(response))) => matches!(
+                    response.parsed(),
+                    Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_))
+                ),
+                Ok(Ok(IdleResponse::Timeout | IdleResponse::ManualInterrupt)) => false,
+                Ok(Err(e)) => return Err(ImapError::from_imap("IDLE", e)),
+            }
+        };
+        let inner = within(timeout, "DONE", handle.done()).await?;
+        Ok((Session { inner, capabilities, timeout, delimiter, broken: false }, news))
     }
 
     /// Ends the session politely; a server that does not answer LOGOUT costs one timeout.

@@ -301,6 +301,11 @@ macro_rules! impl_database {
                 Ok(done.rows_affected())
             }
 
+            async fn poll_soon(&self, mailbox_id: i64, now: quorum_domain::Timestamp) -> $crate::Result<()> {
+                sqlx::query($crate::sql::POLL_SOON).bind(mailbox_id).bind(now.0).execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn known_uidls(&self, mailbox_id: i64) -> $crate::Result<Vec<$crate::KnownUidl>> {
                 let rows: Vec<(String, String, Option<Vec<u8>>, Option<String>, Option<i64>)> =
                     sqlx::query_as($crate::sql::KNOWN_UIDLS).bind(mailbox_id).fetch_all(&self.pool).await?;

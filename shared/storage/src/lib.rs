@@ -87,6 +87,9 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// for the leases to expire. Worker names must therefore be unique among live workers.
     async fn release_leases(&self, owner: &str) -> Result<u64>;
 
+    /// Makes a mailbox due now (new mail was announced); a worker leases it within its tick.
+    async fn poll_soon(&self, mailbox_id: i64, now: Timestamp) -> Result<()>;
+
     /// Every UIDL already handled in a mailbox.
     async fn known_uidls(&self, mailbox_id: i64) -> Result<Vec<KnownUidl>>;
 

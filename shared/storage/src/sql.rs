@@ -62,6 +62,9 @@ pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
 
+/// New mail announced (IMAP IDLE): the mailbox is due now, unless it is due already.
+pub const POLL_SOON: &str = "UPDATE mailboxes SET next_poll_at = $2 WHERE id = $1 AND next_poll_at > $2";
+
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
 pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status, m.id FROM mailbox_uidls u \

@@ -1,0 +1,164 @@
+//! IDLE watchers (the IMAP issue): a worker keeps one IDLE connection per IMAP mailbox it
+//! polls, up to `[worker] idle_connections`, so new mail is quarantined within seconds
+//! instead of at the next poll. A watcher only notices: when the server announces a new
+//! message it makes the mailbox due now ([`Database::poll_soon`]), and the worker's loop,
+//! which looks for due mailboxes every tick, leases and polls it as always. So a watcher
+//! never moves mail, and a mailbox watched by two workers (each watches what it polled) is
+//! at worst woken twice.
+//!
+//! Beyond the bound, for servers without IDLE, and after a failed login, a mailbox is only
+//! polled. A watcher whose connection breaks reconnects after a pause; it stops when the
+//! mailbox is removed, disabled or no longer IMAP, or its settings changed (the next poll
+//! starts a watcher with the new ones).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use quorum_domain::{Protocol, Timestamp};
+use quorum_imap::{Endpoint, ImapError, Session};
+use quorum_storage::{Database, LeasedMailbox, MailboxSettings};
+use tokio::task::AbortHandle;
+
+/// Pause before a broken watcher connects again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(30);
+
+/// The watchers of one worker process.
+#[derive(Clone, Default)]
+pub(crate) struct Watchers {
+    tasks: Arc<Mutex<HashMap<i64, AbortHandle>>>,
+}
+
+/// Why a watcher ended.
+enum End {
+    /// The mailbox's settings are not the ones watched any more (or it is gone).
+    Changed,
+    /// The server has no IDLE, or refuses the login: polling alone.
+    NotPossible(ImapError),
+}
+
+impl Watchers {
+    /// Starts watching `mailbox` (just polled, with `endpoint` and `password`) unless it is
+    /// watched already or `limit` watchers run. False when the bound kept it from being
+    /// watched.
+    pub(crate) fn watch<DB: Database>(
+        &self,
+        db: &DB,
+        mailbox: &LeasedMailbox,
+        endpoint: Endpoint,
+        password: String,
+        limit: usize,
+        renew: Duration,
+    ) -> bool {
+        let mut tasks = self.tasks.lock().expect("watchers lock");
+        tasks.retain(|_, task| !task.is_finished());
+        if tasks.contains_key(&mailbox.mailbox_id) {
+            return true;
+        }
+        if tasks.len() >= limit {
+            return false;
+        }
+        let (db, mailbox, all) = (db.clone(), mailbox.clone(), self.tasks.clone());
+        let id = mailbox.mailbox_id;
+        let task = tokio::spawn(async move {
+            let end = watch(&db, &mailbox, &endpoint, &password, renew).await;
+            match end {
+                End::Changed => tracing::info!(mailbox = id, "IDLE watcher stopped: the mailbox changed"),
+                End::NotPossible(e) => tracing::info!(mailbox = id, error = %e, "IDLE not possible; polling only"),
+            }
+            all.lock().expect("watchers lock").remove(&id);
+        });
+        tasks.insert(id, task.abort_handle());
+        true
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        let mut tasks = self.tasks.lock().expect("watchers lock");
+        tasks.retain(|_, task| !task.is_finished());
+        tasks.len()
+    }
+
+    /// Ends every watcher (the worker is stopping): their connections just close.
+    pub(crate) fn stop(&self) {
+        for (_, task) in self.tasks.lock().expect("watchers lock").drain() {
+            task.abort();
+        }
+    }
+}
+
+async fn watch<DB: Database>(
+    db: &DB,
+    mailbox: &LeasedMailbox,
+    endpoint: &Endpoint,
+    password: &str,
+    renew: Duration,
+) -> End {
+    let m = &mailbox.settings;
+    loop {
+        match idle_session(db, mailbox, endpoint, password, renew).await {
+            Ok(end) => return end,
+            Err(e) if e.is_auth_failure() || matches!(e, ImapError::Unsupported(_)) => return End::NotPossible(e),
+            Err(e) => tracing::debug!(mailbox = mailbox.mailbox_id, error = %e, "IDLE connection broke; reconnecting"),
+        }
+        tokio::time::sleep(RECONNECT_AFTER).await;
+        if !unchanged(db, mailbox.subscriber_id, m).await {
+            return End::Changed;
+        }
+    }
+}
+
+/// One connection: IDLE, re-issued every `renew`, until it breaks or the mailbox changes.
+async fn idle_session<DB: Database>(
+    db: &DB,
+    mailbox: &LeasedMailbox,
+    endpoint: &Endpoint,
+    password: &str,
+    renew: Duration,
+) -> Result<End, ImapError> {
+    let m = &mailbox.settings;
+    let mut session = Session::connect(endpoint, m.auth, &m.username, password).await?;
+    if !session.capabilities().idle {
+        return Err(ImapError::Unsupported("IDLE"));
+    }
+    // Mail that came between the poll and this IDLE was announced to no one: if the Inbox
+    // holds anything, one more poll (it finds nothing new when there is nothing).
+    if session.select("INBOX").await?.exists > 0 {
+        db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await.ok();
+    }
+    loop {
+        let (back, news) = session.idle(renew).await?;
+        session = back;
+        if news {
+            if let Err(e) = db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await {
+                tracing::warn!(mailbox = mailbox.mailbox_id, error = %e, "new mail announced, but the mailbox could not be marked due");
+            }
+            metrics::counter!("quorum_idle_wakeups_total").increment(1);
+        } else if !unchanged(db, mailbox.subscriber_id, m).await {
+            let _ = session.logout().await;
+            return Ok(End::Changed);
+        }
+    }
+}
+
+/// Whether the subscriber's mailbox still has the settings being watched (and is IMAP).
+async fn unchanged<DB: Database>(db: &DB, subscriber_id: i64, watched: &MailboxSettings) -> bool {
+    match db.mailbox_of(subscriber_id).await {
+        Ok(Some(now)) => {
+            let s = &now.settings;
+            s.protocol == Protocol::Imap
+                && (s.host.as_str(), s.port, s.security, s.username.as_str(), &s.password_enc)
+                    == (
+                        watched.host.as_str(),
+                        watched.port,
+                        watched.security,
+                        watched.username.as_str(),
+                        &watched.password_enc,
+                    )
+        }
+        Ok(None) => false,
+        // The database is away for a moment: keep watching.
+        Err(_) => true,
+    }
+}
