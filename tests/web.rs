@@ -455,7 +455,7 @@ async fn settings_change_the_schedule_and_passwords_and_say_what_is_wrong() {
     // A POP3 password the server refuses is not kept.
     let (status, page) = save(&[("pop3_password", "wrong")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.contains("POP3 password: We could not use this mailbox: login failed"), "{page}");
+    assert!(page.contains("Mailbox password: We could not use this mailbox: login failed"), "{page}");
     // A new web password needs the current one.
     let (status, page) = save(&[("new_password", "another long one"), ("current_password", "wrong")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -291,9 +291,12 @@ pub async fn settings<DB: Database>(
         let security = me.subscriber.security.parse().map_err(|_| {
             quorum_storage::StorageError::Corrupt(format!("mailbox {} security", me.subscriber.mailbox_id))
         })?;
-        let mailbox = (me.subscriber.host.as_str(), me.subscriber.port as u16, security, username.as_str());
-        if let Err(problem) = state.check_pop3(mailbox, password).await {
-            errors.push(format!("POP3 password: {problem}"));
+        let protocol = me.subscriber.protocol.parse().map_err(|_| {
+            quorum_storage::StorageError::Corrupt(format!("mailbox {} protocol", me.subscriber.mailbox_id))
+        })?;
+        let mailbox = (protocol, me.subscriber.host.as_str(), me.subscriber.port as u16, security, username.as_str());
+        if let Err(problem) = state.check_mailbox(mailbox, password).await {
+            errors.push(format!("Mailbox password: {problem}"));
         }
     }
     let (Some(approved_days), Some(schedule), true) = (approved_days, schedule, errors.is_empty()) else {

@@ -9,7 +9,9 @@ use axum::{
     http::{HeaderMap, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use quorum_domain::{AuthMethod, EmailAddress, Security, Timestamp, schedule::SummarySchedule, secrets::Password};
+use quorum_domain::{
+    AuthMethod, EmailAddress, Protocol, Security, Timestamp, schedule::SummarySchedule, secrets::Password,
+};
 use quorum_pop3::{ConnectOptions, Credentials, Endpoint, TlsSettings};
 use quorum_storage::{Database, MailboxSettings, NewSubscriber, Principal};
 use serde::{Deserialize, Serialize};
@@ -74,11 +76,12 @@ impl GlobalStats {
 }
 
 impl<DB: Database> AppState<DB> {
-    /// Checks a mailbox for real (connect with a timeout, CAPA, login, STAT, UIDL): what
-    /// failed and what to do about it, in a sentence for the page.
-    pub(crate) async fn check_pop3(
+    /// Checks a mailbox for real (POP3: connect with a timeout, CAPA, login, STAT, UIDL;
+    /// IMAP: login, Quorum's folders, the Inbox): what failed and what to do about it, in a
+    /// sentence for the page.
+    pub(crate) async fn check_mailbox(
         &self,
-        (host, port, security, username): (&str, u16, Security, &str),
+        (protocol, host, port, security, username): (Protocol, &str, u16, Security, &str),
         password: &Password,
     ) -> Result<(), String> {
         // The trusted roots are read from disk once per process, as the worker does.
@@ -102,11 +105,17 @@ impl<DB: Database> AppState<DB> {
             },
             max_message_size: self.settings.worker.max_message_size,
         };
-        let credentials = Credentials::new(AuthMethod::Auto, username, password.expose());
-        quorum_worker::check_mailbox(&options, credentials)
-            .await
-            .map(|_| ())
-            .map_err(|failure| format!("We could not use this mailbox: {failure}"))
+        let checked = match protocol {
+            Protocol::Pop3 => {
+                let credentials = Credentials::new(AuthMethod::Auto, username, password.expose());
+                quorum_worker::check_mailbox(&options, credentials).await
+            }
+            Protocol::Imap => {
+                quorum_worker::check_imap_mailbox(&options.endpoint, AuthMethod::Auto, username, password.expose())
+                    .await
+            }
+        };
+        checked.map(|_| ()).map_err(|failure| format!("We could not use this mailbox: {failure}"))
     }
 
     pub(crate) async fn global_stats(&self) -> Result<GlobalStats, WebError> {
@@ -154,6 +163,9 @@ pub struct SignupForm {
     #[serde(default)]
     csrf: String,
     email: String,
+    /// `pop3` or `imap`; a form without it (an older page) means POP3.
+    #[serde(default)]
+    protocol: String,
     host: String,
     port: String,
     security: String,
@@ -172,6 +184,7 @@ impl Default for SignupForm {
         SignupForm {
             csrf: String::new(),
             email: String::new(),
+            protocol: "pop3".into(),
             host: String::new(),
             port: "995".into(),
             security: "tls".into(),
@@ -205,6 +218,7 @@ pub async fn signup_page<DB: Database>(
 /// Everything the signup form says, validated.
 struct Signup {
     email: EmailAddress,
+    protocol: Protocol,
     host: String,
     port: u16,
     security: Security,
@@ -218,17 +232,23 @@ struct Signup {
 fn validate(form: &SignupForm) -> Result<Signup, Vec<String>> {
     let mut errors = Vec::new();
     let email = EmailAddress::parse(form.email.trim()).map_err(|e| errors.push(format!("Email address: {e}."))).ok();
+    let protocol = match form.protocol.trim() {
+        "" => Some(Protocol::Pop3),
+        p => p.parse::<Protocol>().map_err(|e| errors.push(format!("Protocol: {e}."))).ok(),
+    };
     let host = form.host.trim().to_string();
     if host.is_empty() || host.contains(char::is_whitespace) {
-        errors.push("POP3 server: enter the host name your provider gives for POP3 (e.g. pop.example.com).".into());
+        errors.push(
+            "Mail server: enter the host name your provider gives for POP3 or IMAP (e.g. imap.example.com).".into(),
+        );
     }
     let port = form.port.trim().parse::<u16>().ok().filter(|p| *p > 0);
     if port.is_none() {
-        errors.push("Port: a number from 1 to 65535 (usually 995 with TLS, 110 without).".into());
+        errors.push("Port: a number from 1 to 65535 (usually 993 for IMAP with TLS, 995 for POP3 with TLS).".into());
     }
     let security = form.security.parse::<Security>().map_err(|e| errors.push(format!("Security: {e}."))).ok();
     if form.username.trim().is_empty() {
-        errors.push("User name: enter the POP3 user name (often your full address).".into());
+        errors.push("User name: enter the mailbox's user name (often your full address).".into());
     }
     if form.password.is_empty() {
         errors.push("Mailbox password: enter the password of your mailbox.".into());
@@ -243,10 +263,13 @@ fn validate(form: &SignupForm) -> Result<Signup, Vec<String>> {
     if form.web_password.chars().count() < auth::MIN_PASSWORD_LEN {
         errors.push(format!("Web password: at least {} characters.", auth::MIN_PASSWORD_LEN));
     }
-    match (email, port, security, approved_days, schedule) {
-        (Some(email), Some(port), Some(security), Some(approved_days), Some(schedule)) if errors.is_empty() => {
+    match (email, protocol, port, security, approved_days, schedule) {
+        (Some(email), Some(protocol), Some(port), Some(security), Some(approved_days), Some(schedule))
+            if errors.is_empty() =>
+        {
             Ok(Signup {
                 email,
+                protocol,
                 host,
                 port,
                 security,
@@ -288,8 +311,8 @@ pub async fn signup<DB: Database>(
         return again(vec![format!("{} is signed up already: log in instead.", signup.email)]);
     }
     // The mailbox is checked for real before anything is stored.
-    let mailbox = (signup.host.as_str(), signup.port, signup.security, signup.username.as_str());
-    if let Err(problem) = state.check_pop3(mailbox, &signup.password).await {
+    let mailbox = (signup.protocol, signup.host.as_str(), signup.port, signup.security, signup.username.as_str());
+    if let Err(problem) = state.check_mailbox(mailbox, &signup.password).await {
         return again(vec![problem]);
     }
     let new = NewSubscriber {
@@ -297,7 +320,7 @@ pub async fn signup<DB: Database>(
         approved_days: signup.approved_days,
         schedule: signup.schedule,
         mailbox: MailboxSettings {
-            protocol: quorum_domain::Protocol::Pop3,
+            protocol: signup.protocol,
             host: signup.host,
             port: signup.port,
             security: signup.security,
@@ -316,17 +339,25 @@ pub async fn signup<DB: Database>(
     };
     state.db.set_web_password(ids.subscriber_id, &auth::hash_password(&signup.web_password)).await?;
     tracing::info!(subscriber = ids.subscriber_id, "signed up on the web");
-    welcome(&state, &signup.email, ids.mailbox_id).await;
+    welcome(&state, &signup.email, ids.mailbox_id, signup.protocol).await;
     let cookie = state.login(Principal::Subscriber(ids.subscriber_id)).await?;
     Ok(with_cookie(Redirect::to("/account"), Some(cookie)))
 }
 
-/// The welcome email: how summaries work.
-async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress, mailbox_id: i64) {
+/// The welcome email: where held mail is, and how summaries work.
+async fn welcome<DB: Database>(state: &AppState<DB>, to: &EmailAddress, mailbox_id: i64, protocol: Protocol) {
+    let held = match protocol {
+        Protocol::Imap => {
+            "Held mail waits in the folder Quorum/Held of your mailbox, where you can read it; what\r\n\
+             Quorum deletes goes to the folder Quorum/Deleted, kept as long as your provider keeps it.\r\n"
+        }
+        Protocol::Pop3 => "Held mail is taken out of your mailbox and kept by Quorum until you decide.\r\n",
+    };
     let body = format!(
         "Your mailbox is now protected by Quorum.\r\n\r\n\
          Mail from senders you have approved stays in your Inbox. Everything else waits in the\r\n\
-         quarantine, and twice a day you get a summary of it. Answer the summary by replying:\r\n\
+         quarantine, and twice a day you get a summary of it. {held}\
+         Answer the summary by replying:\r\n\
          \x20 A  approves the sender: this and all their future mail reaches your Inbox;\r\n\
          \x20 R  delivers that one message;\r\n\
          \x20 an empty box deletes the message and blocks its sender.\r\n\r\n\

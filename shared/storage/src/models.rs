@@ -41,6 +41,7 @@ pub struct SubscriberStatus {
     pub mailbox_id: i64,
     pub email: String,
     pub enabled: bool,
+    pub protocol: String,
     pub host: String,
     pub port: i32,
     pub security: String,

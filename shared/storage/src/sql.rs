@@ -10,7 +10,7 @@ pub const INSERT_MAILBOX: &str = "INSERT INTO mailboxes \
      protocol) VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8, $9, $10) RETURNING id";
 
 const SUBSCRIBER_STATUS: &str = "SELECT s.id AS subscriber_id, m.id AS mailbox_id, s.email, s.enabled, \
-     m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
+     m.protocol, m.host, m.port, m.security, m.last_poll_at, m.last_success_at, m.last_status, m.last_error, \
      m.polls, m.quarantined_count, m.kept_count, s.summary_times, s.time_zone, s.next_summary_at \
      FROM subscribers s JOIN mailboxes m ON m.subscriber_id = s.id";
 
