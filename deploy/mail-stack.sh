@@ -281,6 +281,12 @@ local $IMAP_WITHOUT_MOVE_OR_UIDPLUS {
   }
 }
 
+# One IMAP process per session: a worker's IDLE watchers (one per mailbox, up to 1000 by
+# default) and its polls at once, and the tests' own sessions.
+service imap {
+  process_limit = 2500
+}
+
 protocol imap {
   # IDLE, MOVE, UIDPLUS and CONDSTORE are Dovecot's defaults; many idle sessions per user
   # and address, as one worker keeps for many mailboxes.
@@ -540,11 +546,22 @@ EOF
     mv -f "$tmp" "$env"
 }
 
+# Dovecot's IDLE learns of new mail through inotify, one instance per IMAP process, all under
+# the mail user; Linux allows 128 per user by default, beyond which Dovecot falls back to
+# looking every 30 s. A worker keeps one IDLE per IMAP mailbox (up to 1000 by default).
+raise_inotify_limit() {
+    local f=/proc/sys/fs/inotify/max_user_instances
+    if [ -r "$f" ] && [ "$(cat "$f")" -lt 4096 ]; then
+        { echo 4096 >"$f"; } 2>/dev/null || log "warning: cannot raise $f (IDLE beyond 128 sessions falls back to 30 s checks)"
+    fi
+}
+
 cmd_start() {
     need_root
     ensure_packages
     ensure_dirs
     ensure_tls
+    raise_inotify_limit
     start_dovecot
     start_postfix
     wait_ports $POP3_PORT $POP3S_PORT $IMAP_PORT $IMAPS_PORT $LMTP_PORT $SMTP_PORT $BLOCKLIST_PORT

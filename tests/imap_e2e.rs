@@ -7,7 +7,7 @@
 use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp};
 use quorum_imap::Session;
 use quorum_storage::{Database, Sqlite};
-use quorum_tests::{MailStack, TestUser, fresh_sqlite, quorum, run_with_input as run};
+use quorum_tests::{Cut, MailStack, TestUser, faulty_proxy, fresh_sqlite, quorum, run_with_input as run};
 
 /// Adds the subscriber with `--protocol imap` over STARTTLS, which checks the mailbox
 /// first: it logs in and makes Quorum's folders.
@@ -273,4 +273,75 @@ async fn idle_holds_new_mail_before_the_next_poll_and_the_bound_falls_back_to_po
             assert!(polls <= 3 && !log.contains("IDLE bound reached"), "{polls} polls: {log}");
         }
     }
+}
+
+/// The IMAP connection breaks during the first poll, in the middle of the bodies or just
+/// before the MOVE; the next poll recovers: each message in Quorum/Held once, stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_fetch_or_before_the_move_loses_and_doubles_nothing() {
+    let stack = MailStack::get();
+    // The bodies are 40 KB in all; login, folders and the listing well under 8 KB.
+    for cut in [Cut::AfterServerBytes(20_000), Cut::BeforeClientSends("UID MOVE")] {
+        let (_dir, url) = fresh_sqlite();
+        let key = Keys::generate_master();
+        let user = stack.new_user("imap-cut");
+        let port = faulty_proxy(stack.imap_port, cut).await;
+        let mut add = quorum(&url, &key);
+        add.args(["subscriber", "add", &user.email, "--protocol", "imap", "--host", "127.0.0.1"]).args([
+            "--port",
+            &port.to_string(),
+            "--security",
+            "plain",
+            "--user",
+            &user.email,
+            "--no-check",
+        ]);
+        assert!(run(add, &format!("{}\n", user.password)).0);
+        let mut held: Vec<Vec<u8>> =
+            (0..5).map(|i| message("x@spam.example", &format!("cut {i} {}", "x".repeat(8000)))).collect();
+        for m in &held {
+            stack.maildir_drop(&user, m);
+        }
+        let (url2, key2, user2) = (url.clone(), key.clone(), user.clone());
+        let first = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
+        // A lost connection is the network's fault, not the account's: retried soon.
+        assert!(first.1.contains("mailbox busy, will retry"), "{cut:?}: the cut poll fails: {}", first.1);
+        let (url2, key2, user2) = (url.clone(), key.clone(), user.clone());
+        let second = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
+        assert!(second.0, "{cut:?}: the next poll: {}", second.1);
+        held.sort();
+        assert_eq!(folders(&user).await, [vec![], held.clone(), vec![]], "{cut:?}");
+        let db = Sqlite::connect(&url).await.unwrap();
+        let stored: Vec<Vec<u8>> = quarantine(&db, &user).await.into_iter().map(|(raw, _)| raw).collect();
+        assert_eq!(stored, held, "{cut:?}: each stored once");
+    }
+}
+
+/// The poison-message rule over IMAP: a message that trips a bug in its classification is
+/// held unclassified, in Quorum/Held like the rest, and the poll goes on.
+#[tokio::test]
+async fn a_poison_message_is_held_unclassified_and_the_poll_goes_on() {
+    let stack = MailStack::get();
+    let (_dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("imap-poison");
+    add_imap_subscriber(&url, &key, &user);
+    let mut held = vec![message("x@spam.example", "plain spam"), message("p@example.com", "the POISON-9c1e message")];
+    for m in &held {
+        stack.maildir_drop(&user, m);
+    }
+    let (ok, out) = poll(&url, &key, &user, Some("panic:classify:POISON-9c1e"));
+    assert!(ok && out.contains("2 quarantined"), "the poll goes on: {out}");
+    held.sort();
+    assert_eq!(folders(&user).await, [vec![], held, vec![]]);
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let reasons: Vec<bool> = db
+        .held(s.mailbox_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.reason.as_deref().unwrap_or_default().starts_with("could not be classified"))
+        .collect();
+    assert_eq!(reasons.iter().filter(|r| **r).count(), 1, "only the poison message: {reasons:?}");
 }

@@ -372,7 +372,8 @@ pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
 pub enum Cut {
     /// After forwarding this many bytes from the server: the connection dies mid-answer.
     AfterServerBytes(usize),
-    /// When the client sends a command starting with this verb, before the server sees it.
+    /// When the client sends a command starting with this verb (after its tag, for IMAP),
+    /// before the server sees it.
     BeforeClientSends(&'static str),
 }
 
@@ -402,10 +403,11 @@ pub async fn faulty_proxy(target_port: u16, cut: Cut) -> u16 {
                         if n == 0 {
                             return;
                         }
-                        if let Some(Cut::BeforeClientSends(verb)) = cut
-                            && buf[..n].starts_with(verb.as_bytes())
-                        {
-                            return;
+                        if let Some(Cut::BeforeClientSends(verb)) = cut {
+                            let after_tag = buf[..n].splitn(2, |&b| b == b' ').nth(1).unwrap_or_default();
+                            if buf[..n].starts_with(verb.as_bytes()) || after_tag.starts_with(verb.as_bytes()) {
+                                return;
+                            }
                         }
                         if sw.write_all(&buf[..n]).await.is_err() {
                             return;

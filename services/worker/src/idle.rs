@@ -1,8 +1,8 @@
 //! IDLE watchers (the IMAP issue): a worker keeps one IDLE connection per IMAP mailbox it
 //! polls, up to `[worker] idle_connections`, so new mail is quarantined within seconds
 //! instead of at the next poll. A watcher only notices: when the server announces a new
-//! message it makes the mailbox due now ([`Database::poll_soon`]), and the worker's loop,
-//! which looks for due mailboxes every tick, leases and polls it as always. So a watcher
+//! message it makes the mailbox due now ([`Database::poll_soon`]) and wakes the worker's
+//! loop, which leases and polls due mailboxes as always. So a watcher
 //! never moves mail, and a mailbox watched by two workers (each watches what it polled) is
 //! at worst woken twice.
 //!
@@ -20,7 +20,7 @@ use std::{
 use quorum_domain::{Protocol, Timestamp};
 use quorum_imap::{Endpoint, ImapError, Session};
 use quorum_storage::{Database, LeasedMailbox, MailboxSettings};
-use tokio::task::AbortHandle;
+use tokio::{sync::Notify, task::AbortHandle};
 
 /// Pause before a broken watcher connects again.
 const RECONNECT_AFTER: Duration = Duration::from_secs(30);
@@ -29,6 +29,9 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub(crate) struct Watchers {
     tasks: Arc<Mutex<HashMap<i64, AbortHandle>>>,
+    /// Rung when a watcher made a mailbox due: the worker looks for due mailboxes now
+    /// rather than at its next tick.
+    wake: Arc<Notify>,
 }
 
 /// Why a watcher ended.
@@ -60,10 +63,10 @@ impl Watchers {
         if tasks.len() >= limit {
             return false;
         }
-        let (db, mailbox, all) = (db.clone(), mailbox.clone(), self.tasks.clone());
+        let (db, mailbox, all, wake) = (db.clone(), mailbox.clone(), self.tasks.clone(), self.wake.clone());
         let id = mailbox.mailbox_id;
         let task = tokio::spawn(async move {
-            let end = watch(&db, &mailbox, &endpoint, &password, renew).await;
+            let end = watch(&db, &mailbox, &endpoint, &password, renew, &wake).await;
             match end {
                 End::Changed => tracing::info!(mailbox = id, "IDLE watcher stopped: the mailbox changed"),
                 End::NotPossible(e) => tracing::info!(mailbox = id, error = %e, "IDLE not possible; polling only"),
@@ -80,6 +83,11 @@ impl Watchers {
         tasks.len()
     }
 
+    /// Returns when a watcher made a mailbox due (at once if one did since the last call).
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+
     /// Ends every watcher (the worker is stopping): their connections just close.
     pub(crate) fn stop(&self) {
         for (_, task) in self.tasks.lock().expect("watchers lock").drain() {
@@ -94,10 +102,11 @@ async fn watch<DB: Database>(
     endpoint: &Endpoint,
     password: &str,
     renew: Duration,
+    wake: &Notify,
 ) -> End {
     let m = &mailbox.settings;
     loop {
-        match idle_session(db, mailbox, endpoint, password, renew).await {
+        match idle_session(db, mailbox, endpoint, password, renew, wake).await {
             Ok(end) => return end,
             Err(e) if e.is_auth_failure() || matches!(e, ImapError::Unsupported(_)) => return End::NotPossible(e),
             Err(e) => tracing::debug!(mailbox = mailbox.mailbox_id, error = %e, "IDLE connection broke; reconnecting"),
@@ -116,6 +125,7 @@ async fn idle_session<DB: Database>(
     endpoint: &Endpoint,
     password: &str,
     renew: Duration,
+    wake: &Notify,
 ) -> Result<End, ImapError> {
     let m = &mailbox.settings;
     let mut session = Session::connect(endpoint, m.auth, &m.username, password).await?;
@@ -124,15 +134,20 @@ async fn idle_session<DB: Database>(
     }
     // Mail that came between the poll and this IDLE was announced to no one: if the Inbox
     // holds anything, one more poll (it finds nothing new when there is nothing).
-    if session.select("INBOX").await?.exists > 0 {
-        db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await.ok();
+    if session.select("INBOX").await?.exists > 0 && db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await.is_ok() {
+        wake.notify_one();
     }
     loop {
         let (back, news) = session.idle(renew).await?;
         session = back;
         if news {
-            if let Err(e) = db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await {
-                tracing::warn!(mailbox = mailbox.mailbox_id, error = %e, "new mail announced, but the mailbox could not be marked due");
+            match db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await {
+                Ok(()) => wake.notify_one(),
+                Err(e) => tracing::warn!(
+                    mailbox = mailbox.mailbox_id,
+                    error = %e,
+                    "new mail announced, but the mailbox could not be marked due"
+                ),
             }
             metrics::counter!("quorum_idle_wakeups_total").increment(1);
         } else if !unchanged(db, mailbox.subscriber_id, m).await {

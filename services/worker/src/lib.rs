@@ -210,6 +210,7 @@ impl<DB: Database> Worker<DB> {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
                 _ = running.join_next(), if !running.is_empty() => {}
+                _ = self.watchers.woken() => {}
                 _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {
