@@ -495,13 +495,15 @@ mod tests {
         let form = SignupForm {
             email: "not an address".into(),
             port: "99999".into(),
+            protocol: "smtp".into(),
             web_password: "short".into(),
             ..SignupForm::default()
         };
         let errors = validate(&form).err().unwrap();
         assert!(errors.iter().any(|e| e.starts_with("Email address")), "{errors:?}");
         assert!(errors.iter().any(|e| e.starts_with("Port")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.starts_with("POP3 server")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("Mail server")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.starts_with("Protocol: unknown protocol `smtp`")), "{errors:?}");
         assert!(errors.iter().any(|e| e.starts_with("Web password")), "{errors:?}");
         let good = SignupForm {
             email: "a@example.org".into(),
@@ -512,6 +514,9 @@ mod tests {
             ..SignupForm::default()
         };
         let s = validate(&good).unwrap();
-        assert_eq!((s.port, s.security, s.approved_days), (995, Security::Tls, 90));
+        assert_eq!((s.protocol, s.port, s.security, s.approved_days), (Protocol::Pop3, 995, Security::Tls, 90));
+        // A form without the field (an older page) means POP3; IMAP when chosen.
+        assert_eq!(validate(&SignupForm { protocol: String::new(), ..good.clone() }).unwrap().protocol, Protocol::Pop3);
+        assert_eq!(validate(&SignupForm { protocol: "imap".into(), ..good }).unwrap().protocol, Protocol::Imap);
     }
 }
