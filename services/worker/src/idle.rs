@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use quorum_domain::{Protocol, Timestamp};
+use quorum_domain::{Protocol, Timestamp, secrets::Password};
 use quorum_imap::{Endpoint, ImapError, Session};
 use quorum_storage::{Database, LeasedMailbox, MailboxSettings};
 use tokio::{sync::Notify, task::AbortHandle};
@@ -43,7 +43,8 @@ enum End {
 }
 
 impl Watchers {
-    /// Starts watching `mailbox` (just polled, with `endpoint` and `password`) unless it is
+    /// Starts watching `mailbox` (just polled, with `endpoint` and `password`, which the
+    /// watcher keeps as a [`Password`]: wiped when it ends) unless it is
     /// watched already or `limit` watchers run. False when the bound kept it from being
     /// watched.
     pub(crate) fn watch<DB: Database>(
@@ -51,7 +52,7 @@ impl Watchers {
         db: &DB,
         mailbox: &LeasedMailbox,
         endpoint: Endpoint,
-        password: String,
+        password: Password,
         limit: usize,
         renew: Duration,
     ) -> bool {
@@ -66,7 +67,7 @@ impl Watchers {
         let (db, mailbox, all, wake) = (db.clone(), mailbox.clone(), self.tasks.clone(), self.wake.clone());
         let id = mailbox.mailbox_id;
         let task = tokio::spawn(async move {
-            let end = watch(&db, &mailbox, &endpoint, &password, renew, &wake).await;
+            let end = watch(&db, &mailbox, &endpoint, password.expose(), renew, &wake).await;
             match end {
                 End::Changed => tracing::info!(mailbox = id, "IDLE watcher stopped: the mailbox changed"),
                 End::NotPossible(e) => tracing::info!(mailbox = id, error = %e, "IDLE not possible; polling only"),

@@ -234,7 +234,7 @@ impl<DB: Database> Worker<DB> {
         };
         let endpoint = self.connect_options(mailbox).endpoint;
         let renew = self.settings.idle_renew();
-        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password.expose().to_string(), limit, renew);
+        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password, limit, renew);
         metrics::gauge!("quorum_idle_watchers").set(self.watchers.len() as f64);
         if !watched && !self.bound_reported() {
             self.bound_reported.store(true, std::sync::atomic::Ordering::Relaxed);
