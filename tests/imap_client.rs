@@ -213,3 +213,28 @@ async fn idle_announces_new_mail_and_ends_after_its_wait() {
     assert_eq!(session.list().await.unwrap().len(), 1, "the session goes on");
     session.logout().await.unwrap();
 }
+
+/// A server that refuses a UID FETCH (tagged NO) is not an empty mailbox: async-imap's
+/// FETCH stream ends at the tagged line without reading it, so the session reads it itself.
+/// A scripted server, since Dovecot does not refuse a listing.
+#[tokio::test]
+async fn a_refused_fetch_is_an_error_not_an_empty_mailbox() {
+    let (port, _server) = quorum_tests::scripted_imap(|tag, command| {
+        match command.split(' ').next().unwrap_or_default() {
+            "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+            "SELECT" => format!("* 3 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n{tag} OK [READ-WRITE] done\r\n"),
+            "UID" => format!("{tag} NO [SERVERBUG] cannot list now\r\n"),
+            _ => format!("{tag} OK done\r\n"),
+        }
+        .into_bytes()
+    })
+    .await;
+    let mut endpoint = MailStack::get().endpoint(port, Security::Plain);
+    endpoint.timeout = std::time::Duration::from_secs(5);
+    let mut session = Session::connect(&endpoint, AuthMethod::Auto, "u", "p").await.unwrap();
+    assert_eq!(session.select("INBOX").await.unwrap().exists, 3);
+    let e = session.list().await.unwrap_err();
+    assert!(matches!(&e, ImapError::Refused { command: "UID FETCH", text } if text.contains("cannot list")), "{e:?}");
+    let e = session.fetch(&[1, 2]).await.unwrap_err();
+    assert!(matches!(e, ImapError::Refused { .. }), "{e:?}");
+}

@@ -163,35 +163,23 @@ async fn async_imap_fetches_what_dovecot_stores_byte_for_byte() {
 #[tokio::test]
 async fn async_imap_keeps_every_byte_value_of_a_literal() {
     use futures::TryStreamExt;
-    use tokio::io::AsyncBufReadExt;
     let every: Vec<u8> = (0..=255u8).collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     let literal = every.clone();
-    let server = tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        let (read, mut write) = socket.into_split();
-        let mut lines = tokio::io::BufReader::new(read).lines();
-        write.write_all(b"* OK scripted\r\n").await.unwrap();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let (tag, command) = line.split_once(' ').unwrap();
-            let mut reply = Vec::new();
-            match command.split(' ').next().unwrap() {
-                "SELECT" => reply.extend_from_slice(b"* 1 EXISTS\r\n"),
-                "UID" => {
-                    reply.extend_from_slice(format!("* 1 FETCH (UID 9 BODY[] {{{}}}\r\n", literal.len()).as_bytes());
-                    reply.extend_from_slice(&literal);
-                    reply.extend_from_slice(b")\r\n");
-                }
-                _ => {}
+    let (port, server) = quorum_tests::scripted_imap(move |tag, command| {
+        let mut reply = Vec::new();
+        match command.split(' ').next().unwrap_or_default() {
+            "SELECT" => reply.extend_from_slice(b"* 1 EXISTS\r\n"),
+            "UID" => {
+                reply.extend_from_slice(format!("* 1 FETCH (UID 9 BODY[] {{{}}}\r\n", literal.len()).as_bytes());
+                reply.extend_from_slice(&literal);
+                reply.extend_from_slice(b")\r\n");
             }
-            reply.extend_from_slice(format!("{tag} OK done\r\n").as_bytes());
-            write.write_all(&reply).await.unwrap();
-            if command.starts_with("LOGOUT") {
-                break;
-            }
+            _ => {}
         }
-    });
+        reply.extend_from_slice(format!("{tag} OK done\r\n").as_bytes());
+        reply
+    })
+    .await;
     let mut client = async_imap::Client::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     client.read_response().await.unwrap().expect("a greeting");
     let mut session = client.login("u", "p").await.map_err(|(e, _)| e).unwrap();

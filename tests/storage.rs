@@ -1115,6 +1115,35 @@ async fn imap_folders(db: impl Database) {
     // Another mailbox's ids change nothing here.
     db.set_imap_folder(ids.mailbox_id + 1, &stored, Some("held")).await.unwrap();
     assert!(db.held_copies_decided(ids.mailbox_id).await.unwrap().is_empty());
+    // Released messages are found by their bytes; the others are not.
+    let hashes: Vec<MessageHash> = raws.iter().map(|r| MessageHash::of(r)).collect();
+    assert_eq!(db.released_among(ids.mailbox_id, &hashes).await.unwrap(), vec![(hashes[1], stored[1])]);
+    assert!(db.released_among(ids.mailbox_id + 1, &hashes).await.unwrap().is_empty());
+
+    // New mail announced (IDLE) while a poll runs keeps the mailbox due after it; without an
+    // announcement the next poll waits for the interval.
+    let second = Duration::from_secs(1);
+    for announced in [true, false] {
+        let start = T0.plus(Duration::from_secs(if announced { 10 } else { 1000 }));
+        let due = db.lease_due_mailboxes("w", start, start.plus(second * 600), 10).await.unwrap();
+        assert_eq!(due.iter().map(|m| m.mailbox_id).collect::<Vec<_>>(), [ids.mailbox_id]);
+        if announced {
+            db.poll_soon(ids.mailbox_id, start.plus(second * 2)).await.unwrap();
+        }
+        let outcome = PollOutcome {
+            status: PollStatus::Ok,
+            error: None,
+            polled_at: start,
+            next_poll_at: start.plus(second * 180),
+            quarantined: 0,
+            kept: 0,
+        };
+        assert!(db.finish_poll(ids.mailbox_id, "w", &outcome).await.unwrap());
+        let after = start.plus(second * 3);
+        let again = db.lease_due_mailboxes("w2", after, after.plus(second * 600), 10).await.unwrap();
+        assert_eq!(again.len(), usize::from(announced), "announced: {announced}");
+        db.release_leases("w2").await.unwrap();
+    }
 }
 
 on_both_databases!(

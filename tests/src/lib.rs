@@ -367,6 +367,31 @@ pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
     dir
 }
 
+/// A scripted IMAP server on loopback for one connection: it greets, then answers each
+/// command line with `answer(tag, command)` (which includes the tagged status), and ends
+/// after LOGOUT. For what a real server will not do (refuse a listing, send NUL bytes).
+/// Returns its port and the task, which ends with the connection.
+pub async fn scripted_imap(
+    answer: impl Fn(&str, &str) -> Vec<u8> + Send + 'static,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = tokio::io::BufReader::new(read).lines();
+        write.write_all(b"* OK scripted\r\n").await.unwrap();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let (tag, command) = line.split_once(' ').unwrap_or((&line, ""));
+            if write.write_all(&answer(tag, command)).await.is_err() || command.starts_with("LOGOUT") {
+                break;
+            }
+        }
+    });
+    (port, server)
+}
+
 /// Where [`faulty_proxy`] breaks the first connection through it.
 #[derive(Debug, Clone, Copy)]
 pub enum Cut {

@@ -20,9 +20,10 @@ use quorum_storage::{HeldCopy, LeasedMailbox};
 /// The folders Quorum makes in an IMAP mailbox, by their levels.
 pub const HELD_FOLDER: [&str; 2] = ["Quorum", "Held"];
 pub const DELETED_FOLDER: [&str; 2] = ["Quorum", "Deleted"];
-/// The IMAP keyword on a message Quorum moved back to the Inbox (a release). It only says
-/// where to look: the poll keeps the message if its bytes are those of a message released
-/// from this mailbox, so a keyword someone else set proves nothing.
+/// The IMAP keyword on a message Quorum moved back to the Inbox (a release), for the
+/// subscriber's client and for a retried release to find it. The poll goes by the bytes
+/// alone (those of a message released from this mailbox): a keyword proves nothing, and a
+/// server may not keep it.
 pub const RELEASED_KEYWORD: &str = "$QuorumReleased";
 
 /// A mail server's error, POP3 or IMAP.
@@ -87,8 +88,6 @@ pub struct Entry {
     pub id: u32,
     pub uidl: String,
     pub size: u64,
-    /// IMAP: it carries [`RELEASED_KEYWORD`].
-    pub released: bool,
 }
 
 /// Where a quarantined message goes: only IMAP tells the two apart.
@@ -151,7 +150,7 @@ impl Maildrop {
                 let sizes: std::collections::HashMap<u32, u64> = client.list().await?.into_iter().collect();
                 Ok(uidls
                     .into_iter()
-                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0), released: false })
+                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0) })
                     .collect())
             }
             Maildrop::Imap { session, validity, .. } => Ok(session
@@ -159,12 +158,7 @@ impl Maildrop {
                 .await?
                 .into_iter()
                 .filter(|l| !l.deleted)
-                .map(|l| Entry {
-                    id: l.uid,
-                    uidl: format!("{validity}:{}", l.uid),
-                    size: u64::from(l.size),
-                    released: l.keywords.iter().any(|k| k == RELEASED_KEYWORD),
-                })
+                .map(|l| Entry { id: l.uid, uidl: format!("{validity}:{}", l.uid), size: u64::from(l.size) })
                 .collect()),
         }
     }
@@ -265,11 +259,15 @@ impl Maildrop {
         matches!(self, Maildrop::Imap { .. })
     }
 
-    /// Ends the session: QUIT makes POP3's deletions final; IMAP's moves already are.
+    /// Ends the session: QUIT makes POP3's deletions final. IMAP's moves already are, so a
+    /// LOGOUT the server does not answer changes nothing and is no failure.
     pub async fn finish(self) -> Result<(), MailError> {
         match self {
             Maildrop::Pop3(client) => Ok(client.quit().await?),
-            Maildrop::Imap { session, .. } => Ok(session.logout().await?),
+            Maildrop::Imap { session, .. } => {
+                let _ = session.logout().await;
+                Ok(())
+            }
         }
     }
 }

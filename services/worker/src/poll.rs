@@ -154,7 +154,7 @@ pub async fn poll_mailbox<DB: Database>(
                 options.max_message_size
             ));
         } else {
-            wanted.push(Wanted { n: *n, uidl, size, stored, released: entry.released });
+            wanted.push(Wanted { n: *n, uidl, size, stored });
         }
     }
 
@@ -194,6 +194,15 @@ pub async fn poll_mailbox<DB: Database>(
         }
         let mut dispositions = Vec::with_capacity(inspected.len());
         let mut own_confirmations = Vec::with_capacity(inspected.len());
+        // IMAP: messages a release moved back to the Inbox, known by their bytes (one query
+        // for the batch). Not by Quorum's keyword alone: a server may not keep keywords.
+        let moved_back: HashMap<MessageHash, i64> = match drop.is_imap() {
+            true => {
+                let hashes: Vec<MessageHash> = inspected.iter().map(|(_, _, info)| info.hash).collect();
+                db.released_among(mailbox.mailbox_id, &hashes).await?.into_iter().collect()
+            }
+            false => HashMap::new(),
+        };
         for ((w, raw, info), failed) in inspected.iter().zip(&trouble) {
             if failed.is_some() {
                 own_confirmations.push(false);
@@ -210,12 +219,7 @@ pub async fn poll_mailbox<DB: Database>(
                 db.mark_deleted(mailbox.mailbox_id, c.message_id, "deleted_forged", ALIAS_REASON, now).await?;
             }
             own_confirmations.push(own.is_some());
-            // Moved back to the Inbox by an IMAP release: the keyword says where to look,
-            // the bytes decide (they must be a released message's of this mailbox).
-            let moved_back = match w.released {
-                true => db.released_by_hash(mailbox.mailbox_id, &info.hash).await?,
-                false => None,
-            };
+            let moved_back = moved_back.get(&info.hash).copied();
             let mut disposition = match moved_back {
                 Some(id) => Disposition::Released(ReleaseMarker::release(mailbox.mailbox_id, id, now)),
                 None => info.disposition(mailbox.mailbox_id, keys, &approved),
@@ -561,8 +565,6 @@ struct Wanted<'a> {
     /// The content hash already stored under this UIDL, if any, where it goes, and the
     /// stored message's id.
     stored: Option<(MessageHash, Place, Option<i64>)>,
-    /// IMAP: marked as moved back by a release ([`crate::maildrop::RELEASED_KEYWORD`]).
-    released: bool,
 }
 
 /// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).
@@ -590,7 +592,7 @@ mod tests {
 
     #[test]
     fn batches_respect_the_byte_budget_and_never_stall() {
-        let m = |size| Wanted { n: 1, uidl: "u", size, stored: None, released: false };
+        let m = |size| Wanted { n: 1, uidl: "u", size, stored: None };
         let wanted = vec![m(10), m(BATCH_BYTES), m(BATCH_BYTES * 3), m(5), m(6)];
         let sizes: Vec<Vec<u64>> = batches(&wanted).map(|b| b.iter().map(|w| w.size).collect()).collect();
         assert_eq!(sizes, vec![vec![10], vec![BATCH_BYTES], vec![BATCH_BYTES * 3], vec![5, 6]]);

@@ -101,7 +101,13 @@ impl<DB: Database> Deliverer<DB> {
 
     async fn deliver(&self, release: &PendingRelease) -> Result<(), MailerError> {
         if release.protocol == quorum_domain::Protocol::Imap.as_str() {
-            match self.move_back(release).await {
+            // Well inside the lease: a second deliverer must never find it lapsed and move
+            // or send the same message while this one still works on it.
+            let bound = self.lease.saturating_sub(Duration::from_secs(60));
+            let moved = tokio::time::timeout(bound, self.move_back(release))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {} s", bound.as_secs())));
+            match moved {
                 Ok(true) => return Ok(()),
                 Ok(false) => tracing::info!(
                     message = release.message_id,

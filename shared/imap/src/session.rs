@@ -11,8 +11,8 @@ use std::{future::Future, time::Duration};
 use async_imap::{
     Authenticator, Client,
     extensions::idle::IdleResponse,
-    imap_proto::{MailboxDatum, Response, Status},
-    types::{Flag, NameAttribute, UnsolicitedResponse},
+    imap_proto::{AttributeValue, MailboxDatum, Response, Status},
+    types::{NameAttribute, UnsolicitedResponse},
 };
 use futures::{Stream, StreamExt};
 use quorum_domain::{AuthMethod, Security};
@@ -71,6 +71,17 @@ pub struct Session {
     /// The server's hierarchy delimiter once asked (`None` inside: a flat namespace).
     delimiter: Option<Option<char>>,
     broken: bool,
+    /// A new message was announced during another command ([`Session::idle`] reports it).
+    announced: bool,
+}
+
+/// One untagged FETCH answer, as far as Quorum reads it.
+#[derive(Default)]
+struct FetchItem {
+    uid: Option<u32>,
+    size: Option<u32>,
+    flags: Vec<String>,
+    body: Option<Vec<u8>>,
 }
 
 /// SASL PLAIN (RFC 4616): one response, `authzid NUL authcid NUL password`.
@@ -155,7 +166,7 @@ impl Session {
             uidplus: caps.has_str("UIDPLUS"),
             condstore: caps.has_str("CONDSTORE"),
         };
-        Ok(Session { inner, capabilities, timeout: opts.timeout, delimiter: None, broken: false })
+        Ok(Session { inner, capabilities, timeout: opts.timeout, delimiter: None, broken: false, announced: false })
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -247,16 +258,13 @@ impl Session {
     /// Every message of the selected mailbox: UID, size, keywords; no bytes.
     pub async fn list(&mut self) -> Result<Vec<Listed>, ImapError> {
         self.step(async |s| {
-            let stream = within(s.timeout, "UID FETCH", s.inner.uid_fetch("1:*", "(UID RFC822.SIZE FLAGS)")).await?;
-            let fetched = drain(s.timeout, "UID FETCH", stream).await?;
-            let mut listed = Vec::with_capacity(fetched.len());
-            for f in fetched {
+            let mut listed = Vec::new();
+            for item in s.uid_fetch("UID FETCH 1:* (UID RFC822.SIZE FLAGS)").await? {
                 // An unsolicited FETCH (another client changed a flag) has no RFC822.SIZE.
-                let (Some(uid), Some(size)) = (f.uid, f.size) else { continue };
-                let keywords =
-                    f.flags().filter_map(|flag| if let Flag::Custom(k) = flag { Some(k.into_owned()) } else { None });
-                let keywords: Vec<String> = keywords.collect();
-                let (seen, deleted) = (f.flags().any(|g| g == Flag::Seen), f.flags().any(|g| g == Flag::Deleted));
+                let (Some(uid), Some(size)) = (item.uid, item.size) else { continue };
+                let has = |flag: &str| item.flags.iter().any(|f| f.eq_ignore_ascii_case(flag));
+                let (seen, deleted) = (has("\\Seen"), has("\\Deleted"));
+                let keywords = item.flags.into_iter().filter(|f| !f.starts_with('\\')).collect();
                 listed.push(Listed { uid, size, keywords, seen, deleted });
             }
             listed.sort_by_key(|l| l.uid);
@@ -270,11 +278,10 @@ impl Session {
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
         let Some(set) = uids::set(uids) else { return Ok(Vec::new()) };
         self.step(async |s| {
-            let stream = within(s.timeout, "UID FETCH", s.inner.uid_fetch(&set, "(UID BODY.PEEK[])")).await?;
-            let fetched = drain(s.timeout, "UID FETCH", stream).await?;
-            let mut out: Vec<Fetched> = fetched
-                .iter()
-                .filter_map(|f| Some(Fetched { uid: f.uid?, bytes: f.body()?.to_vec() }))
+            let items = s.uid_fetch(&format!("UID FETCH {set} (UID BODY.PEEK[])")).await?;
+            let mut out: Vec<Fetched> = items
+                .into_iter()
+                .filter_map(|i| Some(Fetched { uid: i.uid?, bytes: i.body? }))
                 .filter(|f| uids.contains(&f.uid))
                 .collect();
             out.sort_by_key(|f| f.uid);
@@ -282,6 +289,49 @@ impl Session {
             Ok(out)
         })
         .await
+    }
+
+    /// Sends a UID FETCH and reads its answers up to its tagged status, each within the
+    /// timeout. Read here rather than through async-imap's FETCH stream, which ends at the
+    /// tagged line without looking at it: a refused FETCH must not pass for an empty
+    /// mailbox. A new message announced meanwhile is remembered for [`Session::idle`].
+    async fn uid_fetch(&mut self, command: &str) -> Result<Vec<FetchItem>, ImapError> {
+        const DURING: &str = "UID FETCH";
+        let tag = within(self.timeout, DURING, self.inner.run_command(command)).await?;
+        let mut items = Vec::new();
+        loop {
+            let response = tokio::time::timeout(self.timeout, self.inner.read_response())
+                .await
+                .map_err(|_| ImapError::Timeout { during: DURING, seconds: self.timeout.as_secs() })?
+                .map_err(|e| ImapError::Transport(e.into()))?
+                .ok_or(ImapError::Closed(DURING))?;
+            match response.parsed() {
+                Response::Fetch(_, attributes) => {
+                    let mut item = FetchItem::default();
+                    for a in attributes {
+                        match a {
+                            AttributeValue::Uid(uid) => item.uid = Some(*uid),
+                            AttributeValue::Rfc822Size(size) => item.size = Some(*size),
+                            AttributeValue::Flags(flags) => item.flags = flags.iter().map(|f| f.to_string()).collect(),
+                            AttributeValue::BodySection { data: Some(data), .. } => item.body = Some(data.to_vec()),
+                            _ => {}
+                        }
+                    }
+                    items.push(item);
+                }
+                Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => self.announced = true,
+                Response::Done { tag: done, status, outcome } if *done == tag => {
+                    return match status {
+                        Status::Ok => Ok(items),
+                        _ => Err(ImapError::Refused {
+                            command: DURING,
+                            text: outcome.information.as_deref().unwrap_or("refused").to_string(),
+                        }),
+                    };
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Moves the messages `uids` of the selected mailbox to `mailbox`, keeping their bytes
@@ -296,17 +346,13 @@ impl Session {
             if s.capabilities.moves {
                 return within(s.timeout, "UID MOVE", s.inner.uid_mv(&set, mailbox)).await;
             }
+            // Each step's tagged answer is checked (async-imap's STORE and EXPUNGE streams end
+            // at it without looking): a refused step must not pass for done.
             within(s.timeout, "UID COPY", s.inner.uid_copy(&set, mailbox)).await?;
-            let stored = within(s.timeout, "UID STORE", s.inner.uid_store(&set, "+FLAGS.SILENT (\\Deleted)")).await?;
-            drain(s.timeout, "UID STORE", stored).await?;
-            if s.capabilities.uidplus {
-                let expunged = within(s.timeout, "UID EXPUNGE", s.inner.uid_expunge(&set)).await?;
-                drain(s.timeout, "UID EXPUNGE", expunged).await?;
-            } else {
-                let expunged = within(s.timeout, "EXPUNGE", s.inner.expunge()).await?;
-                drain(s.timeout, "EXPUNGE", expunged).await?;
-            }
-            Ok(())
+            let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
+            within(s.timeout, "UID STORE", s.inner.run_command_and_check_ok(&store)).await?;
+            let expunge = if s.capabilities.uidplus { format!("UID EXPUNGE {set}") } else { "EXPUNGE".into() };
+            within(s.timeout, "EXPUNGE", s.inner.run_command_and_check_ok(&expunge)).await
         })
         .await
     }
@@ -320,9 +366,8 @@ impl Session {
         }
         let Some(set) = uids::set(uids) else { return Ok(()) };
         self.step(async |s| {
-            let query = format!("+FLAGS.SILENT ({keyword})");
-            let stored = within(s.timeout, "UID STORE", s.inner.uid_store(&set, &query)).await?;
-            drain(s.timeout, "UID STORE", stored).await.map(drop)
+            let store = format!("UID STORE {set} +FLAGS.SILENT ({keyword})");
+            within(s.timeout, "UID STORE", s.inner.run_command_and_check_ok(&store)).await
         })
         .await
     }
@@ -340,16 +385,16 @@ impl Session {
         if !self.capabilities.idle {
             return Err(ImapError::Unsupported("IDLE"));
         }
-        let Session { inner, capabilities, timeout, delimiter, .. } = self;
+        let Session { inner, capabilities, timeout, delimiter, announced, .. } = self;
         // What the server said between commands (after the last IDLE's DONE, or during
-        // other commands) went to async-imap's channel of unsolicited responses: a message
-        // announced there is news now.
-        let mut announced = false;
+        // other commands) went to async-imap's channel of unsolicited responses, or was
+        // noted while reading a FETCH: a message announced there is news now.
+        let mut announced = announced;
         while let Ok(response) = inner.unsolicited_responses.try_recv() {
             announced |= matches!(response, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
         }
         if announced {
-            return Ok((Session { inner, capabilities, timeout, delimiter, broken: false }, true));
+            return Ok((Session { inner, capabilities, timeout, delimiter, broken: false, announced: false }, true));
         }
         let mut handle = inner.idle();
         within(timeout, "IDLE", handle.init()).await?;
@@ -367,7 +412,7 @@ impl Session {
             }
         };
         let inner = within(timeout, "DONE", handle.done()).await?;
-        Ok((Session { inner, capabilities, timeout, delimiter, broken: false }, news))
+        Ok((Session { inner, capabilities, timeout, delimiter, broken: false, announced: false }, news))
     }
 
     /// Ends the session politely; a server that does not answer LOGOUT costs one timeout.

@@ -770,16 +770,26 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn released_by_hash(
+            async fn released_among(
                 &self,
                 mailbox_id: i64,
-                hash: &quorum_domain::MessageHash,
-            ) -> $crate::Result<Option<i64>> {
-                Ok(sqlx::query_scalar($crate::sql::RELEASED_BY_HASH)
-                    .bind(mailbox_id)
-                    .bind(&hash.0[..])
-                    .fetch_optional(&self.pool)
-                    .await?)
+                hashes: &[quorum_domain::MessageHash],
+            ) -> $crate::Result<Vec<(quorum_domain::MessageHash, i64)>> {
+                let mut out = Vec::new();
+                // Bounded statements: both databases limit the parameters of one.
+                for chunk in hashes.chunks(1000) {
+                    let sql = $crate::sql::released_among(chunk.len());
+                    let mut query = sqlx::query_as::<_, (Vec<u8>, i64)>(&sql).bind(mailbox_id);
+                    for hash in chunk {
+                        query = query.bind(&hash.0[..]);
+                    }
+                    for (hash, id) in query.fetch_all(&self.pool).await? {
+                        let hash = <[u8; 32]>::try_from(hash.as_slice())
+                            .map_err(|_| $crate::StorageError::Corrupt(format!("content hash of message {id}")))?;
+                        out.push((quorum_domain::MessageHash(hash), id));
+                    }
+                }
+                Ok(out)
             }
 
             async fn released_raw(&self, mailbox_id: i64, message_id: i64) -> $crate::Result<Option<Vec<u8>>> {

@@ -231,9 +231,10 @@ pub trait Database: Send + Sync + Clone + 'static {
     /// Quorum's reach).
     async fn set_imap_folder(&self, mailbox_id: i64, message_ids: &[i64], folder: Option<&str>) -> Result<()>;
 
-    /// The id of the mailbox's message with this content hash if it is being or was
-    /// released (an IMAP message moved back to the Inbox is recognised by its bytes).
-    async fn released_by_hash(&self, mailbox_id: i64, hash: &MessageHash) -> Result<Option<i64>>;
+    /// Of these content hashes, those of the mailbox's messages being or having been
+    /// released, with their ids (an IMAP message moved back to the Inbox is recognised by
+    /// its bytes).
+    async fn released_among(&self, mailbox_id: i64, hashes: &[MessageHash]) -> Result<Vec<(MessageHash, i64)>>;
 
     /// Metadata of the quarantined messages of a mailbox, oldest first.
     async fn quarantined(&self, mailbox_id: i64) -> Result<Vec<QuarantinedMessage>>;

@@ -62,8 +62,12 @@ pub const LEASED_RETURNING: &str = "RETURNING id AS mailbox_id, subscriber_id, \
 /// Mailboxes not held by a live lease; `$1` = now.
 pub const FREE: &str = "(m.lease_until IS NULL OR m.lease_until < $1)";
 
-/// New mail announced (IMAP IDLE): the mailbox is due now, unless it is due already.
-pub const POLL_SOON: &str = "UPDATE mailboxes SET next_poll_at = $2 WHERE id = $1 AND next_poll_at > $2";
+/// New mail announced (IMAP IDLE): the mailbox is due now, unless it is due already. During
+/// a poll (leased) the time is written all the same: later than the poll's start, it tells
+/// [`FINISH_POLL`] to keep the mailbox due, as the poll may have listed the Inbox before the
+/// new mail came.
+pub const POLL_SOON: &str =
+    "UPDATE mailboxes SET next_poll_at = $2 WHERE id = $1 AND (next_poll_at > $2 OR lease_owner IS NOT NULL)";
 
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
@@ -88,7 +92,8 @@ pub const FORGET_UIDL: &str = "DELETE FROM mailbox_uidls WHERE mailbox_id = $1 A
 
 pub const FINISH_POLL: &str = "UPDATE mailboxes SET \
      last_poll_at = $3, last_success_at = COALESCE($9, last_success_at), \
-     last_status = $4, last_error = $5, next_poll_at = $6, polls = polls + 1, \
+     last_status = $4, last_error = $5, next_poll_at = CASE WHEN next_poll_at > $3 THEN next_poll_at ELSE $6 END, \
+     polls = polls + 1, \
      quarantined_count = quarantined_count + $7, kept_count = kept_count + $8, \
      lease_owner = NULL, lease_until = NULL \
      WHERE id = $1 AND (lease_owner = $2 OR lease_owner IS NULL)";
@@ -214,10 +219,16 @@ pub fn set_imap_folder(ids: usize) -> String {
     format!("UPDATE messages SET imap_folder = $2 WHERE mailbox_id = $1 AND id IN ({})", list.join(", "))
 }
 
-/// The message of a mailbox with these bytes (its content hash), if it is being or was
-/// released: what an IMAP message Quorum moved back to the Inbox must be.
-pub const RELEASED_BY_HASH: &str = "SELECT id FROM messages WHERE mailbox_id = $1 AND content_hash = $2 \
-     AND status IN ('releasing', 'released')";
+/// The messages of a mailbox with these bytes (content hashes `$2...`) that are being or
+/// were released: what an IMAP message Quorum moved back to the Inbox must be.
+pub fn released_among(hashes: usize) -> String {
+    let list: Vec<String> = (0..hashes).map(|i| format!("${}", i + 2)).collect();
+    format!(
+        "SELECT content_hash, id FROM messages WHERE mailbox_id = $1 AND status IN ('releasing', 'released') \
+         AND content_hash IN ({})",
+        list.join(", ")
+    )
+}
 
 /// A release the SMTP server refused for good: the message goes back to being held (it is
 /// listed in the next summary again) and its outbox row is removed.
