@@ -67,7 +67,7 @@ impl Watchers {
         let (db, mailbox, all, wake) = (db.clone(), mailbox.clone(), self.tasks.clone(), self.wake.clone());
         let id = mailbox.mailbox_id;
         let task = tokio::spawn(async move {
-            let end = watch(&db, &mailbox, &endpoint, password.expose(), renew, &wake).await;
+            let end = Watch { db, mailbox, endpoint, password, renew, wake }.run().await;
             match end {
                 End::Changed => tracing::info!(mailbox = id, "IDLE watcher stopped: the mailbox changed"),
                 End::NotPossible(e) => tracing::info!(mailbox = id, error = %e, "IDLE not possible; polling only"),
@@ -97,64 +97,72 @@ impl Watchers {
     }
 }
 
-async fn watch<DB: Database>(
-    db: &DB,
-    mailbox: &LeasedMailbox,
-    endpoint: &Endpoint,
-    password: &str,
+/// One watcher: what it watches and how it wakes its worker.
+struct Watch<DB> {
+    db: DB,
+    mailbox: LeasedMailbox,
+    endpoint: Endpoint,
+    password: Password,
     renew: Duration,
-    wake: &Notify,
-) -> End {
-    let m = &mailbox.settings;
-    loop {
-        match idle_session(db, mailbox, endpoint, password, renew, wake).await {
-            Ok(end) => return end,
-            Err(e) if e.is_auth_failure() || matches!(e, ImapError::Unsupported(_)) => return End::NotPossible(e),
-            Err(e) => tracing::debug!(mailbox = mailbox.mailbox_id, error = %e, "IDLE connection broke; reconnecting"),
-        }
-        tokio::time::sleep(RECONNECT_AFTER).await;
-        if !unchanged(db, mailbox.subscriber_id, m).await {
-            return End::Changed;
-        }
-    }
+    wake: Arc<Notify>,
 }
 
-/// One connection: IDLE, re-issued every `renew`, until it breaks or the mailbox changes.
-async fn idle_session<DB: Database>(
-    db: &DB,
-    mailbox: &LeasedMailbox,
-    endpoint: &Endpoint,
-    password: &str,
-    renew: Duration,
-    wake: &Notify,
-) -> Result<End, ImapError> {
-    let m = &mailbox.settings;
-    let mut session = Session::connect(endpoint, m.auth, &m.username, password).await?;
-    if !session.capabilities().idle {
-        return Err(ImapError::Unsupported("IDLE"));
-    }
-    // Mail that came between the poll and this IDLE was announced to no one: if the Inbox
-    // holds anything, one more poll (it finds nothing new when there is nothing).
-    if session.select("INBOX").await?.exists > 0 && db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await.is_ok() {
-        wake.notify_one();
-    }
-    loop {
-        let (back, news) = session.idle(renew).await?;
-        session = back;
-        if news {
-            match db.poll_soon(mailbox.mailbox_id, Timestamp::now()).await {
-                Ok(()) => wake.notify_one(),
-                Err(e) => tracing::warn!(
-                    mailbox = mailbox.mailbox_id,
-                    error = %e,
-                    "new mail announced, but the mailbox could not be marked due"
-                ),
+impl<DB: Database> Watch<DB> {
+    async fn run(&self) -> End {
+        loop {
+            match self.session().await {
+                Ok(end) => return end,
+                Err(e) if e.is_auth_failure() || matches!(e, ImapError::Unsupported(_)) => return End::NotPossible(e),
+                Err(e) => {
+                    tracing::debug!(mailbox = self.mailbox.mailbox_id, error = %e, "IDLE connection broke; reconnecting")
+                }
             }
-            metrics::counter!("quorum_idle_wakeups_total").increment(1);
-        } else if !unchanged(db, mailbox.subscriber_id, m).await {
-            let _ = session.logout().await;
-            return Ok(End::Changed);
+            tokio::time::sleep(RECONNECT_AFTER).await;
+            if !self.unchanged().await {
+                return End::Changed;
+            }
         }
+    }
+
+    /// One connection: IDLE, re-issued every `renew`, until it breaks or the mailbox changes.
+    async fn session(&self) -> Result<End, ImapError> {
+        let m = &self.mailbox.settings;
+        let mut session = Session::connect(&self.endpoint, m.auth, &m.username, self.password.expose()).await?;
+        if !session.capabilities().idle {
+            return Err(ImapError::Unsupported("IDLE"));
+        }
+        // Mail that came between the poll and this IDLE was announced to no one: if the
+        // Inbox holds anything, one more poll (it finds nothing new when there is nothing).
+        if session.select("INBOX").await?.exists > 0 {
+            self.mark_due().await;
+        }
+        loop {
+            let (back, news) = session.idle(self.renew).await?;
+            session = back;
+            if news {
+                self.mark_due().await;
+                metrics::counter!("quorum_idle_wakeups_total").increment(1);
+            } else if !self.unchanged().await {
+                let _ = session.logout().await;
+                return Ok(End::Changed);
+            }
+        }
+    }
+
+    /// The mailbox is due now, and the worker's loop looks at once.
+    async fn mark_due(&self) {
+        match self.db.poll_soon(self.mailbox.mailbox_id, Timestamp::now()).await {
+            Ok(()) => self.wake.notify_one(),
+            Err(e) => tracing::warn!(
+                mailbox = self.mailbox.mailbox_id,
+                error = %e,
+                "new mail announced, but the mailbox could not be marked due"
+            ),
+        }
+    }
+
+    async fn unchanged(&self) -> bool {
+        unchanged(&self.db, self.mailbox.subscriber_id, &self.mailbox.settings).await
     }
 }
 
