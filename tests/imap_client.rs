@@ -238,3 +238,69 @@ async fn a_refused_fetch_is_an_error_not_an_empty_mailbox() {
     let e = session.fetch(&[1, 2]).await.unwrap_err();
     assert!(matches!(e, ImapError::Refused { .. }), "{e:?}");
 }
+
+/// A server's answer to one command as Dovecot would give it, then mutated by `rng`: bytes
+/// changed, inserted, cut off, lines repeated.
+fn hostile_answer(rng: &mut quorum_tests::Rng, tag: &str, command: &str) -> Vec<u8> {
+    let mut answer: Vec<u8> = match command.split(' ').next().unwrap_or_default() {
+        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 IDLE MOVE UIDPLUS\r\n{tag} OK done\r\n"),
+        "SELECT" => {
+            format!("* 2 EXISTS\r\n* OK [UIDVALIDITY 9] v\r\n* OK [UIDNEXT 4] n\r\n{tag} OK [READ-WRITE] s\r\n")
+        }
+        "LIST" => format!("* LIST (\\HasNoChildren) \".\" \"Quorum.Held\"\r\n{tag} OK l\r\n"),
+        "UID" => format!(
+            "* 1 FETCH (UID 1 RFC822.SIZE 5 FLAGS (\\Seen $QuorumReleased) BODY[] {{5}}\r\nab\0\r\n)\r\n\
+             * 2 FETCH (UID 3 RFC822.SIZE 2 FLAGS () BODY[] {{2}}\r\n\r\n)\r\n* 3 EXISTS\r\n{tag} OK f\r\n"
+        ),
+        _ => format!("{tag} OK done\r\n"),
+    }
+    .into_bytes();
+    for _ in 0..rng.below(4) {
+        let at = rng.below(answer.len() + 1);
+        match rng.below(5) {
+            0 if at < answer.len() => answer[at] = rng.next_u64() as u8,
+            1 => answer.splice(at..at, (0..rng.below(12)).map(|_| rng.next_u64() as u8)).for_each(drop),
+            2 => answer.truncate(at),
+            3 => answer.splice(at..at, *b"{4294967295}\r\n").for_each(drop),
+            _ => {
+                let line = answer[..at].to_vec();
+                answer.extend_from_slice(&line);
+            }
+        }
+    }
+    answer
+}
+
+/// A hostile or broken server never panics a session: every call on it ends, with an answer
+/// or an error, within its timeout. Runs for `QUORUM_FUZZ_SECS` (3 s unless set, as the
+/// corpus fuzz targets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_server_answers_never_panic_a_session() {
+    let secs: u64 = std::env::var("QUORUM_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut rng = quorum_tests::Rng(0x1ab5_c0de);
+    let mut servers = 0u64;
+    while std::time::Instant::now() < until {
+        let seed = rng.next_u64();
+        let (port, server) = quorum_tests::scripted_imap(move |tag, command| {
+            let mut rng = quorum_tests::Rng(seed ^ command.len() as u64);
+            hostile_answer(&mut rng, tag, command)
+        })
+        .await;
+        let mut endpoint = MailStack::get().endpoint(port, Security::Plain);
+        endpoint.timeout = std::time::Duration::from_millis(500);
+        if let Ok(mut s) = Session::connect(&endpoint, AuthMethod::Auto, "u", "p").await {
+            let _ = s.folder(&["Quorum", "Held"]).await;
+            let _ = s.select("INBOX").await;
+            let _ = s.list().await;
+            let _ = s.fetch(&[1, 2, 3]).await;
+            let _ = s.move_to(&[1], "Quorum.Held").await;
+            let _ = s.add_keyword(&[1], "$QuorumReleased").await;
+            let _ = s.logout().await;
+        }
+        server.abort();
+        servers += 1;
+    }
+    eprintln!("{servers} hostile servers, seed 0x1ab5c0de");
+    assert!(servers > 0);
+}
