@@ -122,11 +122,14 @@ pub async fn poll_mailbox<DB: Database>(
         .decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str())
         .map_err(|_| PollError::Password)?;
     let mut drop = Maildrop::open(options, mailbox, password.expose()).await?;
-    // IMAP: copies in Quorum/Held of messages decided since go on to Quorum/Deleted.
-    let decided = db.held_copies_decided(mailbox.mailbox_id).await?;
-    let (moved, gone) = drop.clear_held(&decided).await?;
-    db.set_imap_folder(mailbox.mailbox_id, &moved, Some("deleted")).await?;
-    db.set_imap_folder(mailbox.mailbox_id, &gone, None).await?;
+    // IMAP: copies in Quorum/Held of messages decided since go on to Quorum/Deleted (a POP3
+    // mailbox has no such copies: no query for it).
+    if drop.is_imap() {
+        let decided = db.held_copies_decided(mailbox.mailbox_id).await?;
+        let (moved, gone) = drop.clear_held(&decided).await?;
+        db.set_imap_folder(mailbox.mailbox_id, &moved, Some("deleted")).await?;
+        db.set_imap_folder(mailbox.mailbox_id, &gone, None).await?;
+    }
     let on_server = drop.entries().await?;
     let known: HashMap<String, KnownUidl> =
         db.known_uidls(mailbox.mailbox_id).await?.into_iter().map(|k| (k.uidl.clone(), k)).collect();
