@@ -1,19 +1,24 @@
 //! IMAP mailboxes end to end: Dovecot's IMAP, the real `quorum` binary polling it, the
 //! quarantine in a real database. Held mail is moved to `Quorum/Held` with its bytes and
 //! deleted mail to `Quorum/Deleted`; approved mail stays; nothing is deleted on the server;
-//! a crash between commit and MOVE and a new UIDVALIDITY make no second copy; a release
+//! a crash between commit and MOVE and a new UIDVALIDITY make no second copy, nor, on a
+//! server without MOVE, one between COPY and EXPUNGE; a release
 //! moves the message back to the Inbox, where the next poll leaves it.
 
 use quorum_domain::{AuthMethod, EmailAddress, Keys, Security, Timestamp};
 use quorum_imap::Session;
 use quorum_storage::{Database, Sqlite};
-use quorum_tests::{Cut, MailStack, TestUser, faulty_proxy, fresh_sqlite, quorum, run_with_input as run};
+use quorum_tests::{Cut, MailStack, TestUser, faulty_proxy_to, fresh_sqlite, quorum, run_with_input as run};
 
-/// Adds the subscriber with `--protocol imap` over STARTTLS, which checks the mailbox
-/// first: it logs in and makes Quorum's folders.
-fn add_imap_subscriber(url: &str, key: &str, user: &TestUser) {
+/// A new mail stack user, signed up in a fresh database (its directory, URL and master key)
+/// with `--protocol imap` over STARTTLS, which checks the mailbox first: it logs in and
+/// makes Quorum's folders. friend@example.org is an approved sender.
+fn imap_subscriber(name: &str) -> (tempfile::TempDir, String, String, TestUser) {
     let stack = MailStack::get();
-    let mut cmd = quorum(url, key);
+    let (dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user(name);
+    let mut cmd = quorum(&url, &key);
     cmd.args(["subscriber", "add", &user.email, "--protocol", "imap", "--host", "127.0.0.1"]).args([
         "--port",
         &stack.imap_port.to_string(),
@@ -24,9 +29,10 @@ fn add_imap_subscriber(url: &str, key: &str, user: &TestUser) {
     ]);
     let (ok, out) = run(cmd, &format!("{}\n", user.password));
     assert!(ok && out.contains("held mail goes to Quorum.Held, deleted mail to Quorum.Deleted"), "{out}");
-    let mut approve = quorum(url, key);
+    let mut approve = quorum(&url, &key);
     approve.args(["subscriber", "approve", &user.email, "friend@example.org"]);
     assert!(run(approve, "").0);
+    (dir, url, key, user)
 }
 
 fn poll(url: &str, key: &str, user: &TestUser, fail_point: Option<&str>) -> (bool, String) {
@@ -77,10 +83,7 @@ async fn quarantine(db: &Sqlite, user: &TestUser) -> Vec<(Vec<u8>, String)> {
 #[tokio::test]
 async fn held_mail_moves_to_quorum_held_approved_mail_stays_and_blocked_mail_goes_to_quorum_deleted() {
     let stack = MailStack::get();
-    let (_dir, url) = fresh_sqlite();
-    let key = Keys::generate_master();
-    let user = stack.new_user("imap-flow");
-    add_imap_subscriber(&url, &key, &user);
+    let (_dir, url, key, user) = imap_subscriber("imap-flow");
 
     let (friend, stranger) = (message("Friend <friend@example.org>", "hello"), message("x@spam.example", "buy now"));
     stack.maildir_drop(&user, &friend);
@@ -123,10 +126,7 @@ async fn held_mail_moves_to_quorum_held_approved_mail_stays_and_blocked_mail_goe
 #[tokio::test]
 async fn a_crash_before_the_move_and_a_new_uidvalidity_make_no_second_copy() {
     let stack = MailStack::get();
-    let (_dir, url) = fresh_sqlite();
-    let key = Keys::generate_master();
-    let user = stack.new_user("imap-crash");
-    add_imap_subscriber(&url, &key, &user);
+    let (_dir, url, key, user) = imap_subscriber("imap-crash");
     let friend = message("friend@example.org", "kept");
     let strangers: Vec<Vec<u8>> = (0..3).map(|i| message("x@spam.example", &format!("held {i}"))).collect();
     stack.maildir_drop(&user, &friend);
@@ -179,10 +179,7 @@ async fn uid_validity(user: &TestUser) -> u32 {
 async fn a_release_moves_the_message_back_and_the_next_poll_leaves_it() {
     use futures::TryStreamExt;
     let stack = MailStack::get();
-    let (_dir, url) = fresh_sqlite();
-    let key = Keys::generate_master();
-    let user = stack.new_user("imap-release");
-    add_imap_subscriber(&url, &key, &user);
+    let (_dir, url, key, user) = imap_subscriber("imap-release");
     let (wanted, other) = (message("x@example.net", "wanted after all"), message("y@example.net", "not released"));
     stack.maildir_drop(&user, &wanted);
     stack.maildir_drop(&user, &other);
@@ -231,10 +228,7 @@ async fn a_release_moves_the_message_back_and_the_next_poll_leaves_it() {
 async fn idle_holds_new_mail_before_the_next_poll_and_the_bound_falls_back_to_polling() {
     let stack = MailStack::get();
     for (bound, interval) in [("1000", "3600"), ("0", "2")] {
-        let (_dir, url) = fresh_sqlite();
-        let key = Keys::generate_master();
-        let user = stack.new_user("imap-idle-worker");
-        add_imap_subscriber(&url, &key, &user);
+        let (_dir, url, key, user) = imap_subscriber("imap-idle-worker");
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut worker = quorum(&url, &key);
         worker
@@ -278,46 +272,101 @@ async fn idle_holds_new_mail_before_the_next_poll_and_the_bound_falls_back_to_po
     }
 }
 
+/// Five held messages (8 KB each) in a new IMAP mailbox reached through a proxy in front
+/// of `host` that breaks the first connection as `cut` says; the first poll runs and fails
+/// on the cut. Returns the database, the subscriber, the messages sorted, and the database
+/// directory to keep.
+async fn first_poll_cut(host: &str, cut: Cut) -> (tempfile::TempDir, String, String, TestUser, Vec<Vec<u8>>) {
+    let stack = MailStack::get();
+    let (dir, url) = fresh_sqlite();
+    let key = Keys::generate_master();
+    let user = stack.new_user("imap-cut");
+    let port = faulty_proxy_to(host, stack.imap_port, cut).await;
+    let mut add = quorum(&url, &key);
+    add.args(["subscriber", "add", &user.email, "--protocol", "imap", "--host", "127.0.0.1"]).args([
+        "--port",
+        &port.to_string(),
+        "--security",
+        "plain",
+        "--user",
+        &user.email,
+        "--no-check",
+    ]);
+    assert!(run(add, &format!("{}\n", user.password)).0);
+    let mut held: Vec<Vec<u8>> =
+        (0..5).map(|i| message("x@spam.example", &format!("cut {i} {}", "x".repeat(8000)))).collect();
+    for m in &held {
+        stack.maildir_drop(&user, m);
+    }
+    let (url2, key2, user2) = (url.clone(), key.clone(), user.clone());
+    let first = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
+    // A lost connection is the network's fault, not the account's: retried soon.
+    assert!(first.1.contains("mailbox busy, will retry"), "{cut:?}: the cut poll fails: {}", first.1);
+    held.sort();
+    (dir, url, key, user, held)
+}
+
+/// The next poll after [`first_poll_cut`] recovers: each message in Quorum/Held once,
+/// stored once.
+async fn next_poll_recovers(url: &str, key: &str, user: &TestUser, held: &[Vec<u8>], cut: Cut) {
+    let (url2, key2, user2) = (url.to_string(), key.to_string(), user.clone());
+    let second = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
+    assert!(second.0, "{cut:?}: the next poll: {}", second.1);
+    let now = folders(user).await;
+    assert_eq!(now.each_ref().map(Vec::len), [0, held.len(), 0], "{cut:?}: messages in Inbox, Held, Deleted");
+    assert_eq!(now, [vec![], held.to_vec(), vec![]], "{cut:?}");
+    let db = Sqlite::connect(url).await.unwrap();
+    let stored: Vec<Vec<u8>> = quarantine(&db, user).await.into_iter().map(|(raw, _)| raw).collect();
+    assert_eq!(stored, held, "{cut:?}: each stored once");
+}
+
 /// The IMAP connection breaks during the first poll, in the middle of the bodies or just
 /// before the MOVE; the next poll recovers: each message in Quorum/Held once, stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_cut_mid_fetch_or_before_the_move_loses_and_doubles_nothing() {
-    let stack = MailStack::get();
     // The bodies are 40 KB in all; login, folders and the listing well under 8 KB.
     for cut in [Cut::AfterServerBytes(20_000), Cut::BeforeClientSends("UID MOVE")] {
-        let (_dir, url) = fresh_sqlite();
-        let key = Keys::generate_master();
-        let user = stack.new_user("imap-cut");
-        let port = faulty_proxy(stack.imap_port, cut).await;
-        let mut add = quorum(&url, &key);
-        add.args(["subscriber", "add", &user.email, "--protocol", "imap", "--host", "127.0.0.1"]).args([
-            "--port",
-            &port.to_string(),
-            "--security",
-            "plain",
-            "--user",
-            &user.email,
-            "--no-check",
-        ]);
-        assert!(run(add, &format!("{}\n", user.password)).0);
-        let mut held: Vec<Vec<u8>> =
-            (0..5).map(|i| message("x@spam.example", &format!("cut {i} {}", "x".repeat(8000)))).collect();
-        for m in &held {
-            stack.maildir_drop(&user, m);
-        }
-        let (url2, key2, user2) = (url.clone(), key.clone(), user.clone());
-        let first = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
-        // A lost connection is the network's fault, not the account's: retried soon.
-        assert!(first.1.contains("mailbox busy, will retry"), "{cut:?}: the cut poll fails: {}", first.1);
-        let (url2, key2, user2) = (url.clone(), key.clone(), user.clone());
-        let second = tokio::task::spawn_blocking(move || poll(&url2, &key2, &user2, None)).await.unwrap();
-        assert!(second.0, "{cut:?}: the next poll: {}", second.1);
-        held.sort();
-        assert_eq!(folders(&user).await, [vec![], held.clone(), vec![]], "{cut:?}");
-        let db = Sqlite::connect(&url).await.unwrap();
-        let stored: Vec<Vec<u8>> = quarantine(&db, &user).await.into_iter().map(|(raw, _)| raw).collect();
-        assert_eq!(stored, held, "{cut:?}: each stored once");
+        let (_dir, url, key, user, held) = first_poll_cut("127.0.0.1", cut).await;
+        next_poll_recovers(&url, &key, &user, &held, cut).await;
     }
+}
+
+/// A server without MOVE: a move is COPY, `\Deleted`, UID EXPUNGE. The connection breaks
+/// after the COPY, or after the `\Deleted`: each message is then in the Inbox (marked
+/// `\Deleted` or not) and in Quorum/Held. The next poll finds the copies it made by their
+/// bytes and only expunges the originals: no second copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_move_a_cut_between_copy_and_expunge_makes_no_second_copy() {
+    let stack = MailStack::get();
+    for cut in [Cut::BeforeClientSends("UID STORE"), Cut::BeforeClientSends("UID EXPUNGE")] {
+        let (_dir, url, key, user, held) = first_poll_cut(&stack.imap_without_move, cut).await;
+        let between = folders(&user).await;
+        assert_eq!(between.each_ref().map(Vec::len), [held.len(), held.len(), 0], "{cut:?}: the cut fell between");
+        assert_eq!(between, [held.clone(), held.clone(), vec![]], "{cut:?}");
+        next_poll_recovers(&url, &key, &user, &held, cut).await;
+    }
+}
+
+/// A crash just after the move: the message's folder was recorded with it, so when the
+/// subscriber deletes it the next poll moves its copy on to Quorum/Deleted.
+#[tokio::test]
+async fn a_crash_after_the_move_still_lets_a_decision_move_the_copy_on() {
+    let stack = MailStack::get();
+    let (_dir, url, key, user) = imap_subscriber("imap-after-move");
+    let stranger = message("x@spam.example", "after the move");
+    stack.maildir_drop(&user, &stranger);
+    let (ok, out) = poll(&url, &key, &user, Some("after-dele"));
+    assert!(!ok && out.contains("fail point `after-dele` reached"), "{out}");
+    assert_eq!(folders(&user).await, [vec![], vec![stranger.clone()], vec![]]);
+    let db = Sqlite::connect(&url).await.unwrap();
+    let s = db.subscriber_by_email(&EmailAddress::parse(&user.email).unwrap()).await.unwrap().unwrap();
+    let held = db.held(s.mailbox_id).await.unwrap()[0].id;
+    assert!(
+        db.reject_message(s.subscriber_id, s.mailbox_id, held, None, "deleted_spam", Timestamp::now()).await.unwrap()
+    );
+    let (ok, out) = poll(&url, &key, &user, None);
+    assert!(ok, "{out}");
+    assert_eq!(folders(&user).await, [vec![], vec![], vec![stranger]]);
 }
 
 /// The poison-message rule over IMAP: a message that trips a bug in its classification is
@@ -325,10 +374,7 @@ async fn a_connection_cut_mid_fetch_or_before_the_move_loses_and_doubles_nothing
 #[tokio::test]
 async fn a_poison_message_is_held_unclassified_and_the_poll_goes_on() {
     let stack = MailStack::get();
-    let (_dir, url) = fresh_sqlite();
-    let key = Keys::generate_master();
-    let user = stack.new_user("imap-poison");
-    add_imap_subscriber(&url, &key, &user);
+    let (_dir, url, key, user) = imap_subscriber("imap-poison");
     let mut held = vec![message("x@spam.example", "plain spam"), message("p@example.com", "the POISON-9c1e message")];
     for m in &held {
         stack.maildir_drop(&user, m);

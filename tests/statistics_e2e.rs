@@ -291,6 +291,7 @@ async fn history(db: &Sqlite, subscriber: &SubscriberStatus, spam: usize, approv
             stat_keys: None,
             confirm_to: None,
             reputation: &[],
+            imap_folder: None,
         })
         .collect();
     let ids = db.commit_poll(subscriber.mailbox_id, subscriber.subscriber_id, &items, now).await.unwrap();

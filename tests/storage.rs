@@ -50,6 +50,7 @@ fn held<'a>(uidl: &'a str, raw: &'a [u8], from: Option<&'a EmailAddress>) -> Pol
         stat_keys: None,
         confirm_to: None,
         reputation: &[],
+        imap_folder: None,
     }
 }
 
@@ -147,6 +148,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             stat_keys: None,
             confirm_to: None,
             reputation: &[],
+            imap_folder: None,
         },
         PollItem::Quarantine {
             uidl: "u2",
@@ -161,6 +163,7 @@ async fn quarantine_and_uidls(db: impl Database) {
             stat_keys: None,
             confirm_to: None,
             reputation: &[],
+            imap_folder: None,
         },
         PollItem::Keep { uidl: "u3", approved: Some(&jane), campaign: None, reputation: &[] },
     ];
@@ -198,6 +201,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         stat_keys: None,
         confirm_to: None,
         reputation: &[],
+        imap_folder: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, later).await.unwrap();
     assert_eq!(db.quarantined(ids.mailbox_id).await.unwrap().len(), 2);
@@ -223,6 +227,7 @@ async fn quarantine_and_uidls(db: impl Database) {
         stat_keys: None,
         confirm_to: None,
         reputation: &[],
+        imap_folder: None,
     }];
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &reused, later).await.unwrap();
     let u2 = db.known_uidls(ids.mailbox_id).await.unwrap().into_iter().find(|k| k.uidl == "u2").unwrap();
@@ -1083,18 +1088,35 @@ async fn web_accounts(db: impl Database) {
     assert!(!db.remove_approved_sender(b.subscriber_id, &from).await.unwrap());
 }
 
-/// IMAP copies: where they are, and which held copies of decided messages are due to move
-/// on to Quorum/Deleted; a release's copy is not, nor a message never in Quorum/Held.
+/// IMAP copies: where they are (recorded by the commit itself, before the move), and which
+/// held copies of decided messages are due to move on to Quorum/Deleted; a release's copy is
+/// not, nor a message never in Quorum/Held.
 async fn imap_folders(db: impl Database) {
     db.migrate().await.unwrap();
     let ids = db.add_subscriber(&new_subscriber("imap@example.org"), T0).await.unwrap();
     let spammer = EmailAddress::parse("x@spam.example").unwrap();
     let raws: [&[u8]; 4] = [b"m1\r\n", b"m22\r\n", b"m333\r\n", b"m4444\r\n"];
-    let items: Vec<PollItem> =
-        ["a", "b", "c", "d"].iter().zip(raws).map(|(u, raw)| held(u, raw, Some(&spammer))).collect();
+    let in_folder = |u: &'static str, raw: &'static [u8], folder: Option<&'static str>| {
+        let mut item = held(u, raw, Some(&spammer));
+        if let PollItem::Quarantine { imap_folder, .. } = &mut item {
+            *imap_folder = folder;
+        }
+        item
+    };
+    // Three go to Quorum/Held, the fourth to Quorum/Deleted (deleted on arrival).
+    let items: Vec<PollItem> = ["a", "b", "c", "d"]
+        .iter()
+        .zip(raws)
+        .enumerate()
+        .map(|(i, (u, raw))| in_folder(u, raw, Some(if i < 3 { "held" } else { "deleted" })))
+        .collect();
     let stored: Vec<i64> =
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap().into_iter().flatten().collect();
-    db.set_imap_folder(ids.mailbox_id, &stored[..3], Some("held")).await.unwrap();
+    // The same bytes stored again without a folder (a POP3 item) are the same messages,
+    // their folders unchanged.
+    let again: Vec<PollItem> = ["a2", "b2"].iter().zip(raws).map(|(u, raw)| in_folder(u, raw, None)).collect();
+    let same = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &again, T0).await.unwrap();
+    assert_eq!(same.into_iter().flatten().collect::<Vec<_>>(), stored[..2]);
     assert!(db.held_copies_decided(ids.mailbox_id).await.unwrap().is_empty(), "all still held");
 
     let rcpt = EmailAddress::parse("imap@example.org").unwrap();

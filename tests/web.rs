@@ -122,6 +122,7 @@ impl Site {
             stat_keys: None,
             confirm_to: None,
             reputation: &[],
+            imap_folder: None,
         };
         let stored = self.db.commit_poll(ids.mailbox_id, ids.subscriber_id, &[item], Timestamp::now()).await.unwrap();
         let (browser, status, response) = self.log_in(&user.email, "a long password").await;

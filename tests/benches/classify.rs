@@ -101,6 +101,7 @@ async fn setup(corpus: &[Vec<u8>], infos: &[InspectedMessage], spam: &[bool], dn
             stat_keys: None,
             confirm_to: None,
             reputation: &[],
+            imap_folder: None,
         })
         .collect();
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

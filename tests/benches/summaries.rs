@@ -63,6 +63,7 @@ async fn main() {
                 stat_keys: None,
                 confirm_to: None,
                 reputation: &[],
+                imap_folder: None,
             })
             .collect();
         db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, now).await.unwrap();

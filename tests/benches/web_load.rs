@@ -55,6 +55,7 @@ async fn seed(db: &Sqlite, subscribers: usize, messages: usize) -> Vec<i64> {
                 stat_keys: None,
                 confirm_to: None,
                 reputation: &[],
+                imap_folder: None,
             })
             .collect();
         db.commit_poll(added.mailbox_id, added.subscriber_id, &items, now).await.unwrap();

@@ -406,17 +406,24 @@ pub enum Cut {
 /// `cut` says and passes later ones through untouched: a server fault at a chosen moment.
 /// Needs a multi-threaded runtime when the test blocks on a child process.
 pub async fn faulty_proxy(target_port: u16, cut: Cut) -> u16 {
+    faulty_proxy_to("127.0.0.1", target_port, cut).await
+}
+
+/// [`faulty_proxy`] in front of a server on another loopback address (the mail stack's
+/// listeners without some IMAP extensions).
+pub async fn faulty_proxy_to(target_host: &str, target_port: u16, cut: Cut) -> u16 {
     use tokio::{
         io::{AsyncReadExt, AsyncWriteExt},
         net::{TcpListener, TcpStream},
     };
+    let target_host = target_host.to_string();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         let mut first = true;
         loop {
             let Ok((client, _)) = listener.accept().await else { return };
-            let server = TcpStream::connect(("127.0.0.1", target_port)).await.unwrap();
+            let server = TcpStream::connect((target_host.as_str(), target_port)).await.unwrap();
             let cut = std::mem::take(&mut first).then_some(cut);
             tokio::spawn(async move {
                 let (mut cr, mut cw) = client.into_split();
@@ -562,6 +569,7 @@ pub async fn botnet_spam(db: &impl quorum_storage::Database, keys: &quorum_domai
             stat_keys: None,
             confirm_to: None,
             reputation: &reputation[i],
+            imap_folder: None,
         })
         .collect();
     db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, Timestamp::now()).await.unwrap();

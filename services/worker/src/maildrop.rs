@@ -9,7 +9,10 @@
 //! UIDVALIDITY) every message is unknown again, and the content hash keeps a second copy of
 //! one already stored from being made.
 
-use std::fmt;
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+};
 
 use quorum_domain::MessageHash;
 use quorum_domain::Protocol;
@@ -88,6 +91,20 @@ pub struct Entry {
     pub id: u32,
     pub uidl: String,
     pub size: u64,
+    /// IMAP: marked `\Deleted` and not yet expunged (by another client, or by Quorum's own
+    /// move without MOVE that a crash cut short).
+    pub deleted: bool,
+}
+
+/// A committed message to take out of the mailbox: its id in this session, where it goes,
+/// and its size and content hash as the server gave them (to recognise a copy of it that an
+/// interrupted move already made).
+#[derive(Debug, Clone, Copy)]
+pub struct Removal {
+    pub id: u32,
+    pub place: Place,
+    pub size: u64,
+    pub hash: MessageHash,
 }
 
 /// Where a quarantined message goes: only IMAP tells the two apart.
@@ -108,6 +125,19 @@ pub struct Retrieved {
 pub enum Maildrop {
     Pop3(Client),
     Imap { session: Session, validity: u32, held: String, deleted: String },
+}
+
+/// The messages in `folder` of one of these sizes, by their bytes' hash (the folder stays
+/// selected): which of Quorum's copies are there, without fetching the rest.
+async fn copies_in(
+    session: &mut Session,
+    folder: &str,
+    sizes: &HashSet<u64>,
+) -> Result<HashMap<MessageHash, u32>, MailError> {
+    session.select(folder).await?;
+    let candidates: Vec<u32> =
+        session.list().await?.into_iter().filter(|l| sizes.contains(&u64::from(l.size))).map(|l| l.uid).collect();
+    Ok(session.fetch(&candidates).await?.into_iter().map(|f| (MessageHash::of(&f.bytes), f.uid)).collect())
 }
 
 impl fmt::Debug for Maildrop {
@@ -141,24 +171,27 @@ impl Maildrop {
         }
     }
 
-    /// Every message in the mailbox (the Inbox, for IMAP). An IMAP message another client
-    /// marked `\Deleted` is on its way out at that client's request: not Quorum's to take.
+    /// Every message in the mailbox (the Inbox, for IMAP), with IMAP's `\Deleted` mark.
     pub async fn entries(&mut self) -> Result<Vec<Entry>, MailError> {
         match self {
             Maildrop::Pop3(client) => {
                 let uidls = client.uidl().await?;
-                let sizes: std::collections::HashMap<u32, u64> = client.list().await?.into_iter().collect();
+                let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
                 Ok(uidls
                     .into_iter()
-                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0) })
+                    .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0), deleted: false })
                     .collect())
             }
             Maildrop::Imap { session, validity, .. } => Ok(session
                 .list()
                 .await?
                 .into_iter()
-                .filter(|l| !l.deleted)
-                .map(|l| Entry { id: l.uid, uidl: format!("{validity}:{}", l.uid), size: u64::from(l.size) })
+                .map(|l| Entry {
+                    id: l.uid,
+                    uidl: format!("{validity}:{}", l.uid),
+                    size: u64::from(l.size),
+                    deleted: l.deleted,
+                })
                 .collect()),
         }
     }
@@ -177,8 +210,7 @@ impl Maildrop {
                 let uids: Vec<u32> = requests.iter().map(|(id, _)| *id).collect();
                 match session.fetch(&uids).await {
                     Ok(fetched) => {
-                        let mut by_uid: std::collections::HashMap<u32, Vec<u8>> =
-                            fetched.into_iter().map(|f| (f.uid, f.bytes)).collect();
+                        let mut by_uid: HashMap<u32, Vec<u8>> = fetched.into_iter().map(|f| (f.uid, f.bytes)).collect();
                         let messages = uids
                             .iter()
                             .map(|uid| {
@@ -200,11 +232,16 @@ impl Maildrop {
 
     /// Takes the quarantined messages out of the mailbox; only ever called after their bytes
     /// are committed. Returns what could not be taken out (it will be next time).
-    pub async fn remove(&mut self, removals: &[(u32, Place)]) -> Result<Vec<String>, MailError> {
+    ///
+    /// IMAP without MOVE: a move is COPY then expunge, and a crash between the two left the
+    /// original in the Inbox and its copy in the folder. So the folder is searched first for
+    /// copies of these messages (by size, then by their bytes), and an original whose copy is
+    /// there is only expunged: each message ends in exactly one place.
+    pub async fn remove(&mut self, removals: &[Removal]) -> Result<Vec<String>, MailError> {
         let mut skipped = Vec::new();
         match self {
             Maildrop::Pop3(client) => {
-                let mut ids: Vec<u32> = removals.iter().map(|(id, _)| *id).collect();
+                let mut ids: Vec<u32> = removals.iter().map(|r| r.id).collect();
                 ids.sort_unstable();
                 for (n, result) in ids.iter().zip(client.dele_many(&ids).await?) {
                     if let Err(e) = result {
@@ -212,10 +249,32 @@ impl Maildrop {
                     }
                 }
             }
-            Maildrop::Imap { session, held, deleted, .. } => {
+            Maildrop::Imap { session, validity, held, deleted } => {
                 for (place, folder) in [(Place::Held, &*held), (Place::Deleted, &*deleted)] {
-                    let uids: Vec<u32> = removals.iter().filter(|(_, p)| *p == place).map(|(id, _)| *id).collect();
-                    session.move_to(&uids, folder).await?;
+                    let mine: Vec<&Removal> = removals.iter().filter(|r| r.place == place).collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    let copied = match session.capabilities().moves {
+                        true => HashMap::new(),
+                        false => {
+                            let sizes = mine.iter().map(|r| r.size).collect();
+                            let copies = copies_in(session, folder, &sizes).await?;
+                            if session.select("INBOX").await?.uid_validity != *validity {
+                                skipped.push(
+                                    "the server renumbered the Inbox during the poll: its messages are taken out \
+                                     next time"
+                                        .into(),
+                                );
+                                return Ok(skipped);
+                            }
+                            copies
+                        }
+                    };
+                    let (done, to_move): (Vec<&Removal>, Vec<&Removal>) =
+                        mine.into_iter().partition(|r| copied.contains_key(&r.hash));
+                    session.expunge(&done.iter().map(|r| r.id).collect::<Vec<_>>()).await?;
+                    session.move_to(&to_move.iter().map(|r| r.id).collect::<Vec<_>>(), folder).await?;
                 }
             }
         }
@@ -233,12 +292,8 @@ impl Maildrop {
         if copies.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        session.select(held).await?;
-        let sizes: std::collections::HashSet<u64> = copies.iter().map(|c| c.size as u64).collect();
-        let candidates: Vec<u32> =
-            session.list().await?.into_iter().filter(|l| sizes.contains(&u64::from(l.size))).map(|l| l.uid).collect();
-        let by_hash: std::collections::HashMap<MessageHash, u32> =
-            session.fetch(&candidates).await?.into_iter().map(|f| (MessageHash::of(&f.bytes), f.uid)).collect();
+        let sizes: HashSet<u64> = copies.iter().map(|c| c.size as u64).collect();
+        let by_hash = copies_in(session, held, &sizes).await?;
         let (mut uids, mut moved, mut gone) = (Vec::new(), Vec::new(), Vec::new());
         for c in copies {
             let uid = <[u8; 32]>::try_from(c.content_hash.as_slice()).ok().and_then(|h| by_hash.get(&MessageHash(h)));

@@ -36,7 +36,7 @@ use quorum_storage::{
 use crate::{
     fail_point,
     failpoint::{guarded, panic_point, panic_text},
-    maildrop::{MailError, Maildrop, Place},
+    maildrop::{MailError, Maildrop, Place, Removal},
 };
 
 /// Bytes of messages retrieved before they are committed: bounds memory per mailbox and
@@ -147,8 +147,12 @@ pub async fn poll_mailbox<DB: Database>(
         let stored = match known.get(uidl) {
             Some(k) if k.disposition == UidlDisposition::Kept => continue,
             // Quarantined before, but a crash or a lost connection kept it from being
-            // taken out. Fetch it again and take it out only if it is still the same bytes.
-            Some(k) => k.hash.map(|h| (h, if k.held { Place::Held } else { Place::Deleted }, k.message_id)),
+            // taken out (over IMAP without MOVE, perhaps only marked `\Deleted`). Fetch it
+            // again and take it out only if it is still the same bytes.
+            Some(k) => k.hash.map(|h| (h, if k.held { Place::Held } else { Place::Deleted })),
+            // Another client marked it `\Deleted`: on its way out at that client's request,
+            // not Quorum's to take.
+            None if entry.deleted => continue,
             None => None,
         };
         if size > options.max_message_size {
@@ -168,7 +172,7 @@ pub async fn poll_mailbox<DB: Database>(
     let providers = &Providers::new(db.providers().await?);
 
     // What to take out of the mailbox, where to, and the stored message it is.
-    let mut to_remove: Vec<(u32, Place, Option<i64>)> = Vec::new();
+    let mut to_remove: Vec<Removal> = Vec::new();
     for batch in batches(&wanted) {
         let requests: Vec<(u32, u64)> = batch.iter().map(|w| (w.n, w.size)).collect();
         let retrieved = drop.retrieve(&requests).await;
@@ -185,7 +189,9 @@ pub async fn poll_mailbox<DB: Database>(
                         Err(e) => (InspectedMessage::unread(&raw), Some(e)),
                     };
                     match w.stored {
-                        Some((hash, place, id)) if hash == info.hash => to_remove.push((w.n, place, id)),
+                        Some((hash, place)) if hash == info.hash => {
+                            to_remove.push(Removal { id: w.n, place, size: w.size, hash })
+                        }
                         _ => {
                             inspected.push((w, raw, info));
                             trouble.push(failed);
@@ -412,9 +418,13 @@ pub async fn poll_mailbox<DB: Database>(
                 .then(|| quorum_challenge::confirmable(raw).ok())
                 .flatten();
             fates.push(Fate::Quarantine {
-                n: w.n,
-                // Over IMAP, only what the subscriber is to decide on goes to Quorum/Held.
-                place: if status == "held" { Place::Held } else { Place::Deleted },
+                removal: Removal {
+                    id: w.n,
+                    // Over IMAP, only what the subscriber is to decide on goes to Quorum/Held.
+                    place: if status == "held" { Place::Held } else { Place::Deleted },
+                    size: w.size,
+                    hash: info.hash,
+                },
                 uidl: w.uidl,
                 status,
                 raw,
@@ -428,15 +438,14 @@ pub async fn poll_mailbox<DB: Database>(
                 reputation,
             });
         }
-        let items: Vec<PollItem> = fates.iter().map(Fate::item).collect();
+        let items: Vec<PollItem> = fates.iter().map(|f| f.item(drop.is_imap())).collect();
         // What arrived is committed even when the connection broke mid-batch, so the next
         // poll starts after it instead of fetching it again.
-        let ids = db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
-        for (fate, id) in fates.iter().zip(ids) {
-            if let Fate::Quarantine { n, place, .. } = fate {
-                to_remove.push((*n, *place, id));
-            }
-        }
+        db.commit_poll(mailbox.mailbox_id, mailbox.subscriber_id, &items, now).await?;
+        to_remove.extend(fates.iter().filter_map(|f| match f {
+            Fate::Quarantine { removal, .. } => Some(*removal),
+            Fate::Keep { .. } => None,
+        }));
         fail_point("after-commit");
         if let Some(e) = retrieved.broken {
             return Err(e.into());
@@ -444,14 +453,7 @@ pub async fn poll_mailbox<DB: Database>(
     }
 
     // Only committed messages are taken out (durability rule, SPEC 2.1).
-    let removals: Vec<(u32, Place)> = to_remove.iter().map(|(n, place, _)| (*n, *place)).collect();
-    report.skipped.extend(drop.remove(&removals).await?);
-    if drop.is_imap() {
-        for (place, folder) in [(Place::Held, "held"), (Place::Deleted, "deleted")] {
-            let ids: Vec<i64> = to_remove.iter().filter(|(_, p, _)| *p == place).filter_map(|(_, _, id)| *id).collect();
-            db.set_imap_folder(mailbox.mailbox_id, &ids, Some(folder)).await?;
-        }
-    }
+    report.skipped.extend(drop.remove(&to_remove).await?);
     fail_point("after-dele");
     drop.finish().await?;
     Ok(report)
@@ -488,9 +490,8 @@ enum Fate<'a> {
         reputation: Vec<quorum_reputation::Key>,
     },
     Quarantine {
-        /// The message's number in this session, and where IMAP moves it.
-        n: u32,
-        place: Place,
+        /// Its number in this session, where IMAP moves it, its size and hash.
+        removal: Removal,
         uidl: &'a str,
         status: &'static str,
         raw: &'a [u8],
@@ -511,7 +512,9 @@ enum Fate<'a> {
 }
 
 impl Fate<'_> {
-    fn item(&self) -> PollItem<'_> {
+    /// What the commit stores; `imap`: the mailbox is on IMAP, where the message's folder
+    /// is recorded with it.
+    fn item(&self, imap: bool) -> PollItem<'_> {
         match self {
             Fate::Keep { uidl, approved, campaign, reputation } => {
                 PollItem::Keep { uidl, approved: *approved, campaign: *campaign, reputation }
@@ -528,6 +531,7 @@ impl Fate<'_> {
                 unclassified,
                 confirm,
                 reputation,
+                removal,
                 ..
             } => {
                 PollItem::Quarantine {
@@ -554,6 +558,10 @@ impl Fate<'_> {
                     stat_keys: stat_keys.as_deref(),
                     confirm_to: confirm.as_ref(),
                     reputation,
+                    imap_folder: imap.then_some(match removal.place {
+                        Place::Held => "held",
+                        Place::Deleted => "deleted",
+                    }),
                 }
             }
         }
@@ -565,9 +573,8 @@ struct Wanted<'a> {
     n: u32,
     uidl: &'a str,
     size: u64,
-    /// The content hash already stored under this UIDL, if any, where it goes, and the
-    /// stored message's id.
-    stored: Option<(MessageHash, Place, Option<i64>)>,
+    /// The content hash already stored under this UIDL, if any, and where it goes.
+    stored: Option<(MessageHash, Place)>,
 }
 
 /// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).

@@ -336,25 +336,36 @@ impl Session {
 
     /// Moves the messages `uids` of the selected mailbox to `mailbox`, keeping their bytes
     /// and flags. With MOVE, one atomic command: each message is in exactly one of the two.
-    /// Without, COPY then `\Deleted` then expunge: a crash between them leaves a message in
-    /// both, never in neither (the caller's re-poll recognises the copy it already has).
-    /// Without UIDPLUS the expunge is a plain EXPUNGE, which also removes whatever other
-    /// messages a client had marked `\Deleted`, as that client asked.
+    /// Without, COPY then [`Session::expunge`]: a crash between them leaves a message in
+    /// both, never in neither (the caller recognises the copy it already made by its bytes
+    /// and only expunges the original the next time).
     pub async fn move_to(&mut self, uids: &[u32], mailbox: &str) -> Result<(), ImapError> {
         let Some(set) = uids::set(uids) else { return Ok(()) };
         self.step(async |s| {
             if s.capabilities.moves {
                 return within(s.timeout, "UID MOVE", s.inner.uid_mv(&set, mailbox)).await;
             }
-            // Each step's tagged answer is checked (async-imap's STORE and EXPUNGE streams end
-            // at it without looking): a refused step must not pass for done.
             within(s.timeout, "UID COPY", s.inner.uid_copy(&set, mailbox)).await?;
-            let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
-            within(s.timeout, "UID STORE", s.inner.run_command_and_check_ok(&store)).await?;
-            let expunge = if s.capabilities.uidplus { format!("UID EXPUNGE {set}") } else { "EXPUNGE".into() };
-            within(s.timeout, "EXPUNGE", s.inner.run_command_and_check_ok(&expunge)).await
+            s.mark_and_expunge(&set).await
         })
         .await
+    }
+
+    /// Removes the messages `uids` from the selected mailbox: `\Deleted`, then expunged.
+    /// Without UIDPLUS the expunge is a plain EXPUNGE, which also removes whatever other
+    /// messages a client had marked `\Deleted`, as that client asked.
+    pub async fn expunge(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        let Some(set) = uids::set(uids) else { return Ok(()) };
+        self.step(async |s| s.mark_and_expunge(&set).await).await
+    }
+
+    async fn mark_and_expunge(&mut self, set: &str) -> Result<(), ImapError> {
+        // Each step's tagged answer is checked (async-imap's STORE and EXPUNGE streams end at
+        // it without looking): a refused step must not pass for done.
+        let store = format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)");
+        within(self.timeout, "UID STORE", self.inner.run_command_and_check_ok(&store)).await?;
+        let expunge = if self.capabilities.uidplus { format!("UID EXPUNGE {set}") } else { "EXPUNGE".into() };
+        within(self.timeout, "EXPUNGE", self.inner.run_command_and_check_ok(&expunge)).await
     }
 
     /// Sets the keyword `keyword` (an atom such as `$QuorumReleased`) on the messages `uids`.

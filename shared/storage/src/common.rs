@@ -340,6 +340,7 @@ macro_rules! impl_database {
                             stat_keys,
                             confirm_to,
                             reputation,
+                            imap_folder,
                         } => {
                             let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
                                 .bind(mailbox_id)
@@ -358,6 +359,7 @@ macro_rules! impl_database {
                                 .bind(*campaign)
                                 .bind(*stat_keys)
                                 .bind(confirm_to.map(|c| c.as_str()))
+                                .bind(*imap_folder)
                                 .fetch_one(&mut *tx)
                                 .await?;
                             // A spam probe's mail is a spam vote on arrival, committed with it.

@@ -215,6 +215,11 @@ pub enum PollItem<'a> {
         /// The reputation tables' keys it counts under ([`quorum_reputation::keys`]),
         /// distinct.
         reputation: &'a [quorum_reputation::Key],
+        /// IMAP: the folder it is moved to once committed (`held` or `deleted`). Written
+        /// with the message, before the move, so that no crash after the move can leave a
+        /// copy Quorum does not know it made; a crash before it leaves the message in the
+        /// Inbox, where the next poll finds it by its UID and moves it there.
+        imap_folder: Option<&'a str>,
     },
     /// Left in the Inbox; `approved` is the sender whose last-seen time to refresh.
     /// `campaign`: the campaign of a message from an approved sender, which the Inbox

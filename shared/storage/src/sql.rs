@@ -75,12 +75,14 @@ pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.s
      LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
 /// Stores a message, or finds the copy already stored with the same content hash: the
-/// no-op update makes `RETURNING` yield the existing row's id in both databases.
+/// update (an IMAP copy's folder, where this poll moves it; else nothing changes) makes
+/// `RETURNING` yield the existing row's id in both databases.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
-      evidence, reason, check_state, campaign_id, stat_keys, confirm_to) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET mailbox_id = excluded.mailbox_id RETURNING id";
+      evidence, reason, check_state, campaign_id, stat_keys, confirm_to, imap_folder) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15, $16, $17) \
+     ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET \
+     imap_folder = COALESCE(excluded.imap_folder, messages.imap_folder) RETURNING id";
 
 /// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
 /// server gave a known UIDL to different bytes (see the worker's hash check).
