@@ -1,9 +1,11 @@
 //! Several workers on one PostgreSQL (SPEC 6: workers on many hosts lease mailboxes from
 //! it). Three `quorum worker` and two `quorum scheduler` processes share 200 Dovecot
-//! mailboxes that keep receiving mail; one worker is SIGKILLed twice while it holds leases
-//! (mid-poll) and restarted. Afterwards every message is in exactly one place (the mailbox
-//! for an approved sender, the quarantine for the others), Dovecot's own log shows no
-//! mailbox in two sessions at once, and every mailbox got its due summary exactly once.
+//! mailboxes, a third of them on IMAP, that keep receiving mail; one worker is SIGKILLed
+//! twice while it holds leases (mid-poll) and restarted. Afterwards every message is in
+//! exactly one place (the mailbox for an approved sender, the quarantine for the others,
+//! and for IMAP also once in Quorum/Held), Dovecot's own log shows no POP3 mailbox in two
+//! sessions at once and no IMAP mailbox in more than two (its one IDLE watcher among all
+//! workers, and a poll), and every mailbox got its due summary exactly once.
 
 use std::{
     collections::HashMap,
@@ -11,7 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quorum_domain::{EmailAddress, Keys, Timestamp};
+use quorum_domain::{AuthMethod, EmailAddress, Keys, Protocol, Security, Timestamp};
+use quorum_imap::Session;
 use quorum_storage::{Database, Postgres};
 use quorum_tests::{
     MailStack, TestUser,
@@ -25,6 +28,11 @@ const ROUNDS: usize = 5;
 const ROUND: Duration = Duration::from_secs(3);
 /// The approved sender of every other mailbox.
 const FRIEND: &str = "friend@sender.test";
+
+/// Every third mailbox is on IMAP.
+fn imap(i: usize) -> bool {
+    i.is_multiple_of(3)
+}
 
 /// How a summary's header section starts its subject.
 const SUMMARY: &str = "\nSubject: Quorum summary: ";
@@ -64,6 +72,8 @@ impl Cluster {
             .env("QUORUM_WORKER__POP3_TIMEOUT_SECS", "5")
             .env("QUORUM_WORKER__LEASE_SECS", "8")
             .env("QUORUM_WORKER__RETRY_BUSY_SECS", "2")
+            // IDLE watch claims last two renewals: a killed worker's run out within the test.
+            .env("QUORUM_WORKER__IDLE_RENEW_SECS", "4")
             .env("QUORUM_DNS__NAMESERVERS", &self.dns)
             .env("QUORUM_LOG", "warn")
             .arg(what)
@@ -83,19 +93,22 @@ async fn leases(pool: &sqlx::PgPool, owner: &str) -> i64 {
         .unwrap()
 }
 
-/// What Dovecot's log says about the sessions of users whose address starts with `tag`:
-/// sessions, sessions that ended without a logout, sessions whose end the log does not
-/// show, and every time one user had two sessions at once: a login before the end of the
-/// user's previous session, or a session refused Dovecot's own lock (`pop3_lock_session`).
+/// What Dovecot's log says about the `protocol` (pop3, imap) sessions of users whose
+/// address starts with `tag`: sessions, sessions that ended without a logout, sessions
+/// whose end the log does not show, every time one user had two sessions at once (a login
+/// before the end of the user's previous session, or a session refused Dovecot's own lock,
+/// `pop3_lock_session`), and the most sessions one user had at once.
 #[derive(Debug, Default)]
 struct Sessions {
     logins: usize,
     cut: usize,
     unended: usize,
     overlaps: Vec<String>,
+    most_at_once: usize,
 }
 
-fn sessions(log: &str, tag: &str) -> Sessions {
+fn sessions(log: &str, protocol: &str, tag: &str) -> Sessions {
+    let (login_marker, session_marker) = (format!("{protocol}-login: Info: Login: "), format!("{protocol}("));
     let field = |line: &str, start: &str, end: char| {
         line.split_once(start).and_then(|(_, rest)| rest.split_once(end)).map(|(v, _)| v.to_string())
     };
@@ -105,13 +118,13 @@ fn sessions(log: &str, tag: &str) -> Sessions {
     let mut seen: HashMap<String, (String, Option<usize>, Option<usize>)> = HashMap::new();
     let mut s = Sessions::default();
     for (n, line) in log.lines().enumerate() {
-        if line.contains("pop3-login: Info: Login: ") {
+        if line.contains(&login_marker) {
             let (Some(user), Some(id)) = (field(line, "user=<", '>'), field(line, "session=<", '>')) else { continue };
             if user.starts_with(tag) {
                 seen.entry(id).or_insert((user, None, None)).1 = Some(n);
             }
         } else if let Some(user) =
-            field(line, "pop3(", ')').filter(|u| u.starts_with(tag) && line.contains("Disconnected"))
+            field(line, &session_marker, ')').filter(|u| u.starts_with(tag) && line.contains("Disconnected"))
         {
             let Some(id) = field(line, "><", '>') else { continue };
             seen.entry(id).or_insert((user.clone(), None, None)).2 = Some(n);
@@ -139,6 +152,17 @@ fn sessions(log: &str, tag: &str) -> Sessions {
             if end.is_some_and(|end| end > login) {
                 s.overlaps.push(format!("{user}: session {second} began before {first} ended"));
             }
+        }
+        // Sessions open at each login: a sweep over logins and ends in log order. One whose
+        // end the log does not show is counted as `unended`, not as open for ever (as for
+        // the overlaps above).
+        let ended = list.iter().filter_map(|(login, end, _)| end.map(|end| (*login, end)));
+        let mut events: Vec<(usize, i32)> = ended.flat_map(|(login, end)| [(login, 1), (end, -1)]).collect();
+        events.sort();
+        let mut open = 0;
+        for (_, step) in events {
+            open += step;
+            s.most_at_once = s.most_at_once.max(open.max(0) as usize);
         }
     }
     s
@@ -200,7 +224,12 @@ async fn three_workers_two_schedulers_and_two_kills_lose_and_duplicate_nothing()
     let now = Timestamp::now();
     let friend = EmailAddress::parse(FRIEND).unwrap();
     for (i, user) in users.iter().enumerate() {
-        let ids = db.add_subscriber(&dovecot_subscriber(user, &keys), now).await.unwrap();
+        let mut subscriber = dovecot_subscriber(user, &keys);
+        if imap(i) {
+            let m = &mut subscriber.mailbox;
+            (m.protocol, m.port, m.auth) = (Protocol::Imap, stack.imap_port, AuthMethod::Auto);
+        }
+        let ids = db.add_subscriber(&subscriber, now).await.unwrap();
         if i % 2 == 0 {
             db.approve_sender(ids.subscriber_id, &friend, now).await.unwrap();
         }
@@ -283,17 +312,43 @@ async fn three_workers_two_schedulers_and_two_kills_lose_and_duplicate_nothing()
             *in_mailbox.entry(format!("{}:{token}", user.email)).or_default() += 1;
         }
     }
-    let (mut lost, mut duplicated) = (Vec::new(), Vec::new());
-    for (list, home, away) in [(&held, &quarantined, &in_mailbox), (&kept, &in_mailbox, &quarantined)] {
+    // IMAP: the server's copies in Quorum/Held.
+    let mut in_held: HashMap<String, usize> = HashMap::new();
+    for user in users.iter().enumerate().filter(|(i, _)| imap(*i)).map(|(_, u)| u) {
+        let endpoint = stack.endpoint(stack.imap_port, Security::Plain);
+        let mut session = Session::connect(&endpoint, AuthMethod::Auto, &user.email, &user.password).await.unwrap();
+        session.select("Quorum.Held").await.unwrap();
+        let uids: Vec<u32> = session.list().await.unwrap().iter().map(|l| l.uid).collect();
+        for copy in session.fetch(&uids).await.unwrap() {
+            let raw = String::from_utf8_lossy(&copy.bytes).into_owned();
+            let token = raw.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or_default().to_string();
+            *in_held.entry(format!("{}:{token}", user.email)).or_default() += 1;
+        }
+        session.logout().await.unwrap();
+    }
+    let (mut lost, mut duplicated, mut misplaced) = (Vec::new(), Vec::new(), Vec::new());
+    for (list, home, away, held_copy) in
+        [(&held, &quarantined, &in_mailbox, true), (&kept, &in_mailbox, &quarantined, false)]
+    {
         for (i, token) in list {
             let k = format!("{}:{token}", users[*i].email);
             match (home.get(&k).copied().unwrap_or(0), away.get(&k).copied().unwrap_or(0)) {
                 (1, 0) => {}
-                (0, 0) => lost.push(k),
+                (0, 0) => lost.push(k.clone()),
                 counts => duplicated.push(format!("{k}: {counts:?}")),
+            }
+            let copies = in_held.get(&k).copied().unwrap_or(0);
+            if copies != usize::from(held_copy && imap(*i)) {
+                misplaced.push(format!("{k}: {copies} in Quorum/Held"));
             }
         }
     }
+    assert!(
+        misplaced.is_empty(),
+        "{} IMAP copies misplaced: {:?}",
+        misplaced.len(),
+        &misplaced[..misplaced.len().min(5)]
+    );
     let placed = quarantined.values().sum::<usize>() + in_mailbox.values().sum::<usize>();
     assert!(lost.is_empty(), "{} messages lost: {:?}", lost.len(), &lost[..lost.len().min(5)]);
     assert!(
@@ -307,25 +362,32 @@ async fn three_workers_two_schedulers_and_two_kills_lose_and_duplicate_nothing()
     let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM summaries").fetch_one(&pool).await.unwrap();
     assert_eq!(recorded, MAILBOXES as i64, "summaries recorded");
 
-    // Dovecot's view: never two sessions of one mailbox at once.
+    // Dovecot's view: never two POP3 sessions of one mailbox at once; for IMAP, at most its
+    // one watcher and a poll (with a watcher per worker that polled it, up to four).
     let log = std::fs::read(&stack.dovecot_log).unwrap();
-    let seen = sessions(&String::from_utf8_lossy(&log[log_start.min(log.len())..]), &tag);
+    let log = String::from_utf8_lossy(&log[log_start.min(log.len())..]);
+    let seen = sessions(&log, "pop3", &tag);
     assert!(
         seen.overlaps.is_empty(),
         "{} overlapping sessions: {:?}",
         seen.overlaps.len(),
         &seen.overlaps[..seen.overlaps.len().min(5)]
     );
+    let imap_seen = sessions(&log, "imap", &tag);
+    assert!(imap_seen.logins > 0 && imap_seen.most_at_once <= 2, "IMAP sessions: {imap_seen:?}");
     println!(
-        "{MAILBOXES} mailboxes, {} messages ({} held, {} left for approved senders), {kills} workers killed mid-poll, \
-         {} POP3 sessions ({} cut by the kills, {} with no end in the log, 0 overlapping), {} summaries (1 per mailbox); \
-         lost 0, duplicated 0",
+        "{MAILBOXES} mailboxes ({} on IMAP), {} messages ({} held, {} left for approved senders), {kills} workers \
+         killed mid-poll, {} POP3 sessions ({} cut by the kills, {} with no end in the log, 0 overlapping), {} IMAP \
+         sessions (at most {} of one mailbox at once), {} summaries (1 per mailbox); lost 0, duplicated 0",
+        (0..MAILBOXES).filter(|&i| imap(i)).count(),
         held.len() + kept.len(),
         held.len(),
         kept.len(),
         seen.logins,
         seen.cut,
         seen.unended,
+        imap_seen.logins,
+        imap_seen.most_at_once,
         summaries.iter().sum::<usize>()
     );
 }
@@ -355,8 +417,10 @@ fn the_log_reader_finds_overlaps_and_reads_reordered_ends() {
         login("other", "s4"),
     ]
     .concat();
-    let s = sessions(&clean, "t-");
-    assert_eq!((s.logins, s.cut, s.unended, s.overlaps.len()), (3, 1, 0, 0), "{s:?}");
+    let s = sessions(&clean, "pop3", "t-");
+    assert_eq!((s.logins, s.cut, s.unended, s.overlaps.len(), s.most_at_once), (3, 1, 0, 0, 1), "{s:?}");
+    // The same lines say nothing about IMAP sessions.
+    assert_eq!(sessions(&clean, "imap", "t-").logins, 0);
     // Two at once, and one refused the lock.
     let two = [
         login("t-a", "s1"),
@@ -366,6 +430,26 @@ fn the_log_reader_finds_overlaps_and_reads_reordered_ends() {
         login("t-b", "s3"),
     ]
     .concat();
-    let s = sessions(&two, "t-");
-    assert_eq!((s.logins, s.unended, s.overlaps.len()), (3, 1, 2), "{s:?}");
+    let s = sessions(&two, "pop3", "t-");
+    assert_eq!((s.logins, s.unended, s.overlaps.len(), s.most_at_once), (3, 1, 2, 2), "{s:?}");
+    // IMAP: a session whose end the log lost (not counted as open), a watcher's long
+    // session with two polls inside it, then a second watcher and a poll: three at once.
+    let imap = |line: String| line.replace("pop3", "imap");
+    let three = [
+        login("t-a", "u1"),
+        login("t-a", "w1"),
+        login("t-a", "p1"),
+        end("t-a", "p1", "Logged out"),
+        login("t-a", "p2"),
+        end("t-a", "p2", "Logged out"),
+        login("t-a", "w2"),
+        login("t-a", "p3"),
+        end("t-a", "w1", "Connection closed"),
+        end("t-a", "p3", "Logged out"),
+        end("t-a", "w2", "Logged out"),
+    ]
+    .map(imap)
+    .concat();
+    let s = sessions(&three, "imap", "t-");
+    assert_eq!((s.logins, s.cut, s.unended, s.most_at_once), (6, 1, 1, 3), "{s:?}");
 }

@@ -1168,7 +1168,36 @@ async fn imap_folders(db: impl Database) {
     }
 }
 
+/// IDLE watch claims: one worker's live claim keeps others out; the owner renews it; it
+/// runs out, is given up, or goes with the worker's leases.
+async fn idle_watch_claims(db: impl Database) {
+    db.migrate().await.unwrap();
+    let a = db.add_subscriber(&new_subscriber("a@example.org"), T0).await.unwrap().mailbox_id;
+    let b = db.add_subscriber(&new_subscriber("b@example.org"), T0).await.unwrap().mailbox_id;
+    let minute = Duration::from_secs(60);
+    let until = T0.plus(minute * 10);
+    assert!(db.claim_watch(a, "w1", until, T0).await.unwrap());
+    assert!(!db.claim_watch(a, "w2", until, T0).await.unwrap(), "w1's claim is live");
+    assert!(db.claim_watch(b, "w2", until, T0).await.unwrap(), "another mailbox is free");
+    // The owner renews; nobody else can while the renewed claim lives.
+    assert!(db.claim_watch(a, "w1", T0.plus(minute * 20), T0.plus(minute * 5)).await.unwrap());
+    assert!(!db.claim_watch(a, "w2", T0.plus(minute * 30), T0.plus(minute * 15)).await.unwrap());
+    // Run out (its worker died): the next worker takes it.
+    assert!(db.claim_watch(a, "w2", T0.plus(minute * 40), T0.plus(minute * 20)).await.unwrap());
+    assert!(!db.claim_watch(a, "w1", T0.plus(minute * 40), T0.plus(minute * 21)).await.unwrap());
+    // Given up by someone who does not hold it: nothing changes; by its owner: free.
+    db.release_watch(a, "w1").await.unwrap();
+    assert!(!db.claim_watch(a, "w3", T0.plus(minute * 40), T0.plus(minute * 22)).await.unwrap());
+    db.release_watch(a, "w2").await.unwrap();
+    assert!(db.claim_watch(a, "w3", T0.plus(minute * 40), T0.plus(minute * 22)).await.unwrap());
+    // A worker's claims go with its leases (it stopped, or restarted under its name).
+    db.release_leases("w2").await.unwrap();
+    assert!(db.claim_watch(b, "w1", T0.plus(minute * 40), T0.plus(minute * 23)).await.unwrap());
+    assert!(!db.claim_watch(a, "w1", T0.plus(minute * 40), T0.plus(minute * 23)).await.unwrap(), "w3's stays");
+}
+
 on_both_databases!(
+    idle_watch_claims,
     imap_folders,
     subscriber_changes_and_removal,
     reputation_tables,

@@ -2,9 +2,13 @@
 //! polls, up to `[worker] idle_connections`, so new mail is quarantined within seconds
 //! instead of at the next poll. A watcher only notices: when the server announces a new
 //! message it makes the mailbox due now ([`Database::poll_soon`]) and wakes the worker's
-//! loop, which leases and polls due mailboxes as always. So a watcher
-//! never moves mail, and a mailbox watched by two workers (each watches what it polled) is
-//! at worst woken twice.
+//! loop, which leases and polls due mailboxes as always. So a watcher never moves mail.
+//!
+//! One watcher per mailbox among all workers: a watcher first claims the mailbox in the
+//! database ([`Database::claim_watch`]) and renews the claim before each IDLE; a mailbox
+//! another worker watches is only polled by this one. The claim lasts two renewal periods,
+//! so a watcher whose worker died leaves its mailbox unwatched (polled at its interval) at
+//! most that long before the next worker to poll it watches it.
 //!
 //! Beyond the bound, for servers without IDLE, and after a failed login, a mailbox is only
 //! polled. A watcher whose connection breaks reconnects after a pause; it stops when the
@@ -34,10 +38,20 @@ pub(crate) struct Watchers {
     wake: Arc<Notify>,
 }
 
+/// Who watches, and how long one IDLE lasts before it is re-issued (and the claim renewed).
+#[derive(Clone)]
+pub(crate) struct Watcher {
+    /// The worker's name, the owner of its watch claims.
+    pub(crate) owner: Arc<str>,
+    pub(crate) renew: Duration,
+}
+
 /// Why a watcher ended.
 enum End {
     /// The mailbox's settings are not the ones watched any more (or it is gone).
     Changed,
+    /// Another worker watches it (its claim is live).
+    WatchedElsewhere,
     /// The server has no IDLE, or refuses the login: polling alone.
     NotPossible(ImapError),
 }
@@ -54,7 +68,7 @@ impl Watchers {
         endpoint: Endpoint,
         password: Password,
         limit: usize,
-        renew: Duration,
+        watcher: &Watcher,
     ) -> bool {
         let mut tasks = self.tasks.lock().expect("watchers lock");
         tasks.retain(|_, task| !task.is_finished());
@@ -66,11 +80,16 @@ impl Watchers {
         }
         let (db, mailbox, all, wake) = (db.clone(), mailbox.clone(), self.tasks.clone(), self.wake.clone());
         let id = mailbox.mailbox_id;
+        let watcher = watcher.clone();
         let task = tokio::spawn(async move {
-            let end = Watch { db, mailbox, endpoint, password, renew, wake }.run().await;
-            match end {
+            let watch = Watch { db, mailbox, endpoint, password, watcher, wake };
+            match watch.run().await {
                 End::Changed => tracing::info!(mailbox = id, "IDLE watcher stopped: the mailbox changed"),
+                End::WatchedElsewhere => tracing::debug!(mailbox = id, "another worker watches this mailbox"),
                 End::NotPossible(e) => tracing::info!(mailbox = id, error = %e, "IDLE not possible; polling only"),
+            }
+            if let Err(e) = watch.db.release_watch(id, &watch.watcher.owner).await {
+                tracing::warn!(mailbox = id, error = %e, "could not give up the IDLE watch claim; it runs out");
             }
             all.lock().expect("watchers lock").remove(&id);
         });
@@ -103,13 +122,16 @@ struct Watch<DB> {
     mailbox: LeasedMailbox,
     endpoint: Endpoint,
     password: Password,
-    renew: Duration,
+    watcher: Watcher,
     wake: Arc<Notify>,
 }
 
 impl<DB: Database> Watch<DB> {
     async fn run(&self) -> End {
         loop {
+            if !self.claim().await {
+                return End::WatchedElsewhere;
+            }
             match self.session().await {
                 Ok(end) => return end,
                 Err(e) if e.is_auth_failure() || matches!(e, ImapError::Unsupported(_)) => return End::NotPossible(e),
@@ -137,7 +159,11 @@ impl<DB: Database> Watch<DB> {
             self.mark_due().await;
         }
         loop {
-            let (back, news) = session.idle(self.renew).await?;
+            if !self.claim().await {
+                let _ = session.logout().await;
+                return Ok(End::WatchedElsewhere);
+            }
+            let (back, news) = session.idle(self.watcher.renew).await?;
             session = back;
             if news {
                 self.mark_due().await;
@@ -145,6 +171,21 @@ impl<DB: Database> Watch<DB> {
             } else if !self.unchanged().await {
                 let _ = session.logout().await;
                 return Ok(End::Changed);
+            }
+        }
+    }
+
+    /// Claims the mailbox's watch, or renews the claim, for two renewal periods: false when
+    /// another worker's claim is live. A database away for a moment keeps the watch going
+    /// (its claim holds a renewal period longer).
+    async fn claim(&self) -> bool {
+        let now = Timestamp::now();
+        let until = now.plus(2 * self.watcher.renew);
+        match self.db.claim_watch(self.mailbox.mailbox_id, &self.watcher.owner, until, now).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(mailbox = self.mailbox.mailbox_id, error = %e, "could not renew the IDLE watch claim");
+                true
             }
         }
     }

@@ -7,7 +7,7 @@ mod check;
 mod confirm;
 mod failpoint;
 mod idle;
-use idle::Watchers;
+use idle::{Watcher, Watchers};
 mod maildrop;
 mod poll;
 mod release;
@@ -219,6 +219,10 @@ impl<DB: Database> Worker<DB> {
         }
         while running.join_next().await.is_some() {}
         self.watchers.stop();
+        // Other workers may watch this one's mailboxes at once.
+        if let Err(e) = self.db.release_leases(&self.name).await {
+            tracing::warn!(worker = %self.name, error = %e, "could not give up the IDLE watch claims; they run out");
+        }
         tracing::info!(worker = %self.name, "worker stopped");
         Ok(())
     }
@@ -233,8 +237,8 @@ impl<DB: Database> Worker<DB> {
             return;
         };
         let endpoint = self.connect_options(mailbox).endpoint;
-        let renew = self.settings.idle_renew();
-        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password, limit, renew);
+        let watcher = Watcher { owner: self.name.as_str().into(), renew: self.settings.idle_renew() };
+        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password, limit, &watcher);
         metrics::gauge!("quorum_idle_watchers").set(self.watchers.len() as f64);
         if !watched && !self.bound_reported() {
             self.bound_reported.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -224,7 +224,7 @@ pub struct WorkerSettings {
     /// only polled. 0 turns IDLE off.
     pub idle_connections: usize,
     /// How long one IDLE lasts before it is re-issued (RFC 2177: servers may end an IDLE
-    /// after 30 minutes of it).
+    /// after 30 minutes of it), and the watch claim renewed (it lasts twice this).
     pub idle_renew_secs: u64,
     /// Messages larger than this stay in the mailbox and are reported.
     pub max_message_size: u64,

@@ -297,8 +297,33 @@ macro_rules! impl_database {
             }
 
             async fn release_leases(&self, owner: &str) -> $crate::Result<u64> {
-                let done = sqlx::query($crate::sql::RELEASE_LEASES).bind(owner).execute(&self.pool).await?;
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query($crate::sql::RELEASE_LEASES).bind(owner).execute(&mut *tx).await?;
+                sqlx::query($crate::sql::RELEASE_WATCHES).bind(owner).execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn claim_watch(
+                &self,
+                mailbox_id: i64,
+                owner: &str,
+                until: quorum_domain::Timestamp,
+                now: quorum_domain::Timestamp,
+            ) -> $crate::Result<bool> {
+                let done = sqlx::query($crate::sql::CLAIM_WATCH)
+                    .bind(mailbox_id)
+                    .bind(owner)
+                    .bind(until.0)
+                    .bind(now.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_watch(&self, mailbox_id: i64, owner: &str) -> $crate::Result<()> {
+                sqlx::query($crate::sql::RELEASE_WATCH).bind(mailbox_id).bind(owner).execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn poll_soon(&self, mailbox_id: i64, now: quorum_domain::Timestamp) -> $crate::Result<()> {

@@ -82,10 +82,19 @@ pub trait Database: Send + Sync + Clone + 'static {
         take_over: bool,
     ) -> Result<Option<LeasedMailbox>>;
 
-    /// Drops every lease held by `owner`: a worker restarted under the same name (after a
-    /// crash, its polls died with it) takes its mailboxes back at once instead of waiting
-    /// for the leases to expire. Worker names must therefore be unique among live workers.
+    /// Drops every lease and IDLE watch claim held by `owner`: a worker restarted under the
+    /// same name (after a crash, its polls and watchers died with it) takes its mailboxes
+    /// back at once instead of waiting for the leases to expire, and one stopping lets
+    /// others watch. Worker names must therefore be unique among live workers.
     async fn release_leases(&self, owner: &str) -> Result<u64>;
+
+    /// Claims the IDLE watch of a mailbox for `owner` until `until`, or renews it; false
+    /// when another worker's claim is live at `now` (one watcher per mailbox among all
+    /// workers).
+    async fn claim_watch(&self, mailbox_id: i64, owner: &str, until: Timestamp, now: Timestamp) -> Result<bool>;
+
+    /// Gives up `owner`'s IDLE watch claim on a mailbox (its watcher ended).
+    async fn release_watch(&self, mailbox_id: i64, owner: &str) -> Result<()>;
 
     /// Makes a mailbox due now (new mail was announced); a worker leases it within its tick.
     async fn poll_soon(&self, mailbox_id: i64, now: Timestamp) -> Result<()>;

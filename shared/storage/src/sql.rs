@@ -71,6 +71,16 @@ pub const POLL_SOON: &str =
 
 pub const RELEASE_LEASES: &str = "UPDATE mailboxes SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
 
+pub const RELEASE_WATCHES: &str = "UPDATE mailboxes SET watch_owner = NULL, watch_until = NULL WHERE watch_owner = $1";
+
+/// Claims (or renews) the IDLE watch of mailbox `$1` for `$2` until `$3`, unless another
+/// worker's claim is live at `$4`.
+pub const CLAIM_WATCH: &str = "UPDATE mailboxes SET watch_owner = $2, watch_until = $3 \
+     WHERE id = $1 AND (watch_owner IS NULL OR watch_owner = $2 OR watch_until <= $4)";
+
+pub const RELEASE_WATCH: &str =
+    "UPDATE mailboxes SET watch_owner = NULL, watch_until = NULL WHERE id = $1 AND watch_owner = $2";
+
 pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status, m.id FROM mailbox_uidls u \
      LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
