@@ -1196,7 +1196,28 @@ async fn idle_watch_claims(db: impl Database) {
     assert!(!db.claim_watch(a, "w1", T0.plus(minute * 40), T0.plus(minute * 23)).await.unwrap(), "w3's stays");
 }
 
+/// A poll's UIDLs are written in multi-row statements: many of them at once (more than one
+/// statement's rows), and the same UIDL twice in one commit (its last fate stands; neither
+/// database may refuse a statement that writes one row twice).
+async fn many_uidls_in_one_commit(db: impl Database) {
+    db.migrate().await.unwrap();
+    let ids = db.add_subscriber(&new_subscriber("many@example.org"), T0).await.unwrap();
+    let uidls: Vec<String> = (0..150).map(|i| format!("u{i}")).collect();
+    let raws: Vec<Vec<u8>> = (0..150).map(|i| format!("m{i}\r\n").into_bytes()).collect();
+    let mut items: Vec<PollItem> = uidls.iter().zip(&raws).map(|(u, raw)| held(u, raw, None)).collect();
+    items.push(PollItem::Keep { uidl: "u7", approved: None, campaign: None, reputation: &[] });
+    let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
+    assert_eq!(stored.iter().flatten().count(), 150);
+    let known = db.known_uidls(ids.mailbox_id).await.unwrap();
+    assert_eq!(known.len(), 150);
+    for k in &known {
+        let want = if k.uidl == "u7" { UidlDisposition::Kept } else { UidlDisposition::Quarantined };
+        assert_eq!(k.disposition, want, "{}", k.uidl);
+    }
+}
+
 on_both_databases!(
+    many_uidls_in_one_commit,
     idle_watch_claims,
     imap_folders,
     subscriber_changes_and_removal,

@@ -40,6 +40,11 @@ macro_rules! reputation_event {
     };
 }
 
+/// Rows per multi-row statement. SQLite allows 32,766 parameters, but looks each one up by
+/// a linear scan when sqlx binds it (`sqlite3_bind_parameter_name`): a statement's binding
+/// costs the square of its parameters, which at 500 rows was a tenth of a poll's commit.
+pub(crate) const ROWS: usize = 64;
+
 /// A poll's arrivals under their reputation keys, on the poll's open transaction `$tx`,
 /// whatever their number in a few statements: `$arrivals` are (stored message or `None`
 /// for an Inbox delivery from an approved sender, status, keys). A stored message's keys are
@@ -52,12 +57,10 @@ macro_rules! arrivals {
             &[(Option<i64>, &str, &[quorum_reputation::Key])],
             quorum_domain::Timestamp,
         ) = ($subscriber, $arrivals, $now);
-        // Bounded statements: SQLite allows 32,766 parameters, and smaller is faster to plan.
-        const ROWS: usize = 500;
         let stored: Vec<(i64, &quorum_reputation::Key)> =
             arrivals.iter().filter_map(|(m, _, keys)| m.map(|m| keys.iter().map(move |k| (m, k)))).flatten().collect();
         let mut new = std::collections::HashSet::new();
-        for chunk in stored.chunks(ROWS) {
+        for chunk in stored.chunks($crate::common::ROWS) {
             let sql = $crate::sql::message_reputation(chunk.len());
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             for (m, k) in chunk {
@@ -86,7 +89,7 @@ macro_rules! arrivals {
             }
         }
         let tally: Vec<(&quorum_reputation::Key, [f64; 4])> = tally.into_iter().collect();
-        for chunk in tally.chunks(ROWS) {
+        for chunk in tally.chunks($crate::common::ROWS) {
             let sql = $crate::sql::reputation_arrival(chunk.len());
             let mut q = sqlx::query(&sql).bind(mass).bind(now.0).bind(subscriber);
             for (k, [messages, probe, forged, inbox]) in chunk {
@@ -350,6 +353,8 @@ macro_rules! impl_database {
                 let mut ids = Vec::with_capacity(items.len());
                 // What the reputation tables count, in a few statements after the loop.
                 let mut arrivals: Vec<(Option<i64>, &str, &[quorum_reputation::Key])> = Vec::with_capacity(items.len());
+                // Each UIDL's fate, the last one given if it came twice.
+                let mut uidls = std::collections::BTreeMap::new();
                 for item in items {
                     let (uidl, disposition, message_id) = match item {
                         $crate::PollItem::Quarantine {
@@ -415,15 +420,19 @@ macro_rules! impl_database {
                             (uidl, $crate::UidlDisposition::Kept, None)
                         }
                     };
-                    sqlx::query($crate::sql::INSERT_UIDL)
-                        .bind(mailbox_id)
-                        .bind(*uidl)
-                        .bind(disposition.as_str())
-                        .bind(message_id)
-                        .bind(now.0)
-                        .execute(&mut *tx)
-                        .await?;
+                    uidls.insert(*uidl, (disposition, message_id));
                     ids.push(message_id);
+                }
+                // The UIDLs in a few statements (distinct: one statement may not write a row
+                // twice), as for the reputation rows below.
+                let uidls: Vec<(&str, ($crate::UidlDisposition, Option<i64>))> = uidls.into_iter().collect();
+                for chunk in uidls.chunks($crate::common::ROWS) {
+                    let sql = $crate::sql::insert_uidls(chunk.len());
+                    let mut q = sqlx::query(&sql).bind(mailbox_id).bind(now.0);
+                    for (uidl, (disposition, message_id)) in chunk {
+                        q = q.bind(*uidl).bind(disposition.as_str()).bind(*message_id);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 $crate::common::arrivals!(tx, subscriber_id, &arrivals, now);
                 tx.commit().await?;

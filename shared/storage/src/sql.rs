@@ -94,11 +94,19 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
      ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET \
      imap_folder = COALESCE(excluded.imap_folder, messages.imap_folder) RETURNING id";
 
-/// Records a UIDL's fate. A UIDL seen before is overwritten: that happens only when the
+/// Records the fates of `n` distinct UIDLs of mailbox `$1` seen at `$2`: per row (UIDL,
+/// disposition, message). A UIDL seen before is overwritten: that happens only when the
 /// server gave a known UIDL to different bytes (see the worker's hash check).
-pub const INSERT_UIDL: &str = "INSERT INTO mailbox_uidls (mailbox_id, uidl, disposition, message_id, seen_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox_id, uidl) DO UPDATE SET \
-     disposition = excluded.disposition, message_id = excluded.message_id, seen_at = excluded.seen_at";
+pub fn insert_uidls(n: usize) -> String {
+    let rows: Vec<String> =
+        (0..n).map(|i| format!("($1, ${}, ${}, ${}, $2)", 3 * i + 3, 3 * i + 4, 3 * i + 5)).collect();
+    format!(
+        "INSERT INTO mailbox_uidls (mailbox_id, uidl, disposition, message_id, seen_at) VALUES {} \
+         ON CONFLICT (mailbox_id, uidl) DO UPDATE SET \
+         disposition = excluded.disposition, message_id = excluded.message_id, seen_at = excluded.seen_at",
+        rows.join(", ")
+    )
+}
 
 pub const FORGET_UIDL: &str = "DELETE FROM mailbox_uidls WHERE mailbox_id = $1 AND uidl = $2";
 
