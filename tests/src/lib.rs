@@ -101,9 +101,13 @@ impl MailStack {
                 password: format!("pw-{}", unique()),
             })
             .collect();
-        let args = users.iter().flat_map(|u| [u.email.as_str(), u.password.as_str()]);
-        let status = Command::new(&self.script).arg("add-user").args(args).status().expect("running mail-stack.sh");
-        assert!(status.success(), "mail-stack.sh add-user ({n} users, {tag}) failed");
+        // In chunks: the script hands its arguments on to other commands, and the kernel
+        // bounds an argument list.
+        for chunk in users.chunks(1000) {
+            let args = chunk.iter().flat_map(|u| [u.email.as_str(), u.password.as_str()]);
+            let status = Command::new(&self.script).arg("add-user").args(args).status().expect("running mail-stack.sh");
+            assert!(status.success(), "mail-stack.sh add-user ({} users, {tag}) failed", chunk.len());
+        }
         users
     }
 

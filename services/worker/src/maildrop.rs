@@ -175,8 +175,8 @@ impl Maildrop {
     pub async fn entries(&mut self) -> Result<Vec<Entry>, MailError> {
         match self {
             Maildrop::Pop3(client) => {
-                let uidls = client.uidl().await?;
-                let sizes: HashMap<u32, u64> = client.list().await?.into_iter().collect();
+                let (uidls, sizes) = client.uidl_and_list().await?;
+                let sizes: HashMap<u32, u64> = sizes.into_iter().collect();
                 Ok(uidls
                     .into_iter()
                     .map(|(id, uidl)| Entry { id, uidl, size: sizes.get(&id).copied().unwrap_or(0), deleted: false })

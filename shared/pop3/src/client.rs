@@ -194,11 +194,23 @@ impl Client {
         }
     }
 
+    /// USER then PASS; one round trip where the server advertised PIPELINING (RFC 2449:
+    /// the client need not wait for an answer before the next command). A refused USER is
+    /// the error even then, after PASS's answer is read.
     async fn login_user(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
         check("user name", user)?;
         check("password", password)?;
-        self.command("USER", &[user]).await?;
-        self.command("PASS", &[password]).await.map(drop)
+        if self.pipeline_window() == 1 {
+            self.command("USER", &[user]).await?;
+            return self.command("PASS", &[password]).await.map(drop);
+        }
+        let mut both = proto::command("USER", &[user]);
+        both.extend(proto::command("PASS", &[password]));
+        self.conn.send(&both, "USER").await?;
+        let user = self.read_ok("USER").await;
+        let password = self.read_ok("PASS").await;
+        user?;
+        password.map(drop)
     }
 
     async fn login_sasl_plain(&mut self, user: &str, password: &str) -> Result<(), Pop3Error> {
@@ -232,7 +244,24 @@ impl Client {
     /// UIDL: message number and unique id of every message. A unique id listed twice
     /// breaks the one promise Quorum relies on to recognise messages, so it is an error.
     pub async fn uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
-        match self.command("UIDL", &[]).await {
+        self.conn.send(b"UIDL\r\n", "UIDL").await?;
+        self.read_uidl().await
+    }
+
+    /// UIDL and LIST: one round trip where the server advertised PIPELINING. Both answers
+    /// are read before either error is returned, so the session stays in step.
+    pub async fn uidl_and_list(&mut self) -> Result<(Vec<(u32, String)>, Vec<(u32, u64)>), Pop3Error> {
+        if self.pipeline_window() == 1 {
+            return Ok((self.uidl().await?, self.list().await?));
+        }
+        self.conn.send(b"UIDL\r\nLIST\r\n", "UIDL").await?;
+        let uidls = self.read_uidl().await;
+        let sizes = self.read_list().await;
+        Ok((uidls?, sizes?))
+    }
+
+    async fn read_uidl(&mut self) -> Result<Vec<(u32, String)>, Pop3Error> {
+        match self.read_ok("UIDL").await {
             Ok(_) => {}
             // -ERR without a response code: the RFC 1939 way of saying "not supported".
             Err(Pop3Error::Refused { code: None, .. }) => {
@@ -251,7 +280,12 @@ impl Client {
 
     /// LIST: message number and size in octets of every message.
     pub async fn list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
-        self.command("LIST", &[]).await?;
+        self.conn.send(b"LIST\r\n", "LIST").await?;
+        self.read_list().await
+    }
+
+    async fn read_list(&mut self) -> Result<Vec<(u32, u64)>, Pop3Error> {
+        self.read_ok("LIST").await?;
         let block = self.read_listing("reading LIST").await?;
         proto::parse_listing(&block)
             .map_err(Pop3Error::Protocol)?
@@ -344,6 +378,11 @@ impl Client {
     /// Sends a command and requires `+OK`.
     async fn command(&mut self, verb: &'static str, args: &[&str]) -> Result<StatusLine, Pop3Error> {
         self.conn.send(&proto::command(verb, args), verb).await?;
+        self.read_ok(verb).await
+    }
+
+    /// The next status line, an error unless it is `+OK`.
+    async fn read_ok(&mut self, verb: &'static str) -> Result<StatusLine, Pop3Error> {
         let status = self.conn.read_status(verb).await?;
         match status.kind {
             StatusKind::Ok => Ok(status),
