@@ -6,8 +6,8 @@
 //! CPU share (user + system time over wall time, from /proc), its peak and final resident
 //! memory, and the poll lag (when a poll started after its mailbox fell due) p50, p99 and
 //! the worst; beside them the physical limit in the same run: a bare POP3 session (login,
-//! UIDL, QUIT) through the same proxy, one after another, and what 10,000 of them need at
-//! the worker's concurrency.
+//! UIDL, QUIT, pipelined where it can be) through the same proxy, one after another, and
+//! how many of them must run at once to poll every mailbox in time.
 //!
 //! Run: `tests/setup.sh && cargo build --release -p quorum && cargo bench -p quorum-tests
 //! --bench scale`. Options: `-- --mailboxes N --interval SECS --cycles C --rtt-ms MS
@@ -80,7 +80,8 @@ async fn delayed(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::t
     tokio::join!(reader, writer);
 }
 
-/// A bare POP3 session: greeting, USER, PASS, UIDL, QUIT, one command at a time.
+/// A bare POP3 session: the greeting, USER and PASS pipelined, UIDL, QUIT: four round
+/// trips, the least an empty poll needs.
 async fn bare_session(port: u16, user: &str, password: &str) {
     let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (read, mut write) = stream.into_split();
@@ -99,14 +100,17 @@ async fn bare_session(port: u16, user: &str, password: &str) {
         }
     };
     answer(&mut read, false).await;
-    for (command, multi) in [
-        (format!("USER {user}"), false),
-        (format!("PASS {password}"), false),
-        ("UIDL".into(), true),
-        ("QUIT".into(), false),
-    ] {
-        write.write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
-        answer(&mut read, multi).await;
+    // USER and PASS together (Dovecot advertises PIPELINING), then UIDL, then QUIT.
+    let steps: [(String, &[bool]); 3] = [
+        (format!("USER {user}\r\nPASS {password}\r\n"), &[false, false]),
+        ("UIDL\r\n".into(), &[true]),
+        ("QUIT\r\n".into(), &[false]),
+    ];
+    for (commands, answers) in steps {
+        write.write_all(commands.as_bytes()).await.unwrap();
+        for &multi in answers {
+            answer(&mut read, multi).await;
+        }
     }
 }
 
@@ -189,7 +193,7 @@ async fn main() {
     }
     let bare = t.elapsed() / probes as u32;
     println!(
-        "bare POP3 session (login, UIDL, QUIT) through the proxy: {:.0} ms; {mailboxes} of them every {interval} s need \
+        "bare POP3 session (USER+PASS pipelined, UIDL, QUIT) through the proxy: {:.0} ms; {mailboxes} of them every {interval} s need \
          {:.1} sessions at once, the worker runs up to {concurrency}",
         bare.as_secs_f64() * 1000.0,
         mailboxes as f64 * bare.as_secs_f64() / interval as f64
