@@ -216,9 +216,10 @@ pub struct WorkerSettings {
     /// After an error (wrong password, server down), try again after this long.
     pub retry_error_secs: u64,
     /// Mailboxes polled at the same time by one worker process. A poll mostly waits for
-    /// the network (an empty POP3 poll is about five round trips), so this bounds how many
-    /// mailboxes a worker keeps up with: about `concurrency × interval / poll time`
-    /// (64 × 180 s / 0.3 s ≈ 38,000 at 50 ms of round trip; the `scale` benchmark).
+    /// the network (an empty POP3 poll is four to five round trips), so this bounds how
+    /// many mailboxes a worker keeps up with: about `concurrency × interval / poll time`
+    /// (64 × 180 s / 0.25 s ≈ 46,000 at 50 ms of round trip, fewer with TLS; the `scale`
+    /// benchmark).
     pub concurrency: usize,
     /// Longest wait for any single answer from a mail server (POP3 or IMAP).
     pub pop3_timeout_secs: u64,
