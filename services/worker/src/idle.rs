@@ -5,7 +5,8 @@
 //! loop, which leases and polls due mailboxes as always. So a watcher never moves mail.
 //!
 //! One watcher per mailbox among all workers: a watcher first claims the mailbox in the
-//! database ([`Database::claim_watch`]) and renews the claim before each IDLE; a mailbox
+//! database ([`Database::claim_watch`]) before it connects, and renews the claim after each
+//! IDLE; a mailbox
 //! another worker watches is only polled by this one. The claim lasts two renewal periods,
 //! so a watcher whose worker died leaves its mailbox unwatched (polled at its interval) at
 //! most that long before the next worker to poll it watches it.
@@ -97,6 +98,12 @@ impl Watchers {
         true
     }
 
+    /// Whether this worker watches the mailbox now (so a poll need not decrypt its password
+    /// for a watcher).
+    pub(crate) fn watching(&self, mailbox_id: i64) -> bool {
+        self.tasks.lock().expect("watchers lock").get(&mailbox_id).is_some_and(|task| !task.is_finished())
+    }
+
     pub(crate) fn len(&self) -> usize {
         let mut tasks = self.tasks.lock().expect("watchers lock");
         tasks.retain(|_, task| !task.is_finished());
@@ -158,11 +165,9 @@ impl<DB: Database> Watch<DB> {
         if session.select("INBOX").await?.exists > 0 {
             self.mark_due().await;
         }
+        // The claim was made just before this connection ([`Watch::run`]); it is renewed
+        // after each IDLE, at most one renewal period later.
         loop {
-            if !self.claim().await {
-                let _ = session.logout().await;
-                return Ok(End::WatchedElsewhere);
-            }
             let (back, news) = session.idle(self.watcher.renew).await?;
             session = back;
             if news {
@@ -171,6 +176,10 @@ impl<DB: Database> Watch<DB> {
             } else if !self.unchanged().await {
                 let _ = session.logout().await;
                 return Ok(End::Changed);
+            }
+            if !self.claim().await {
+                let _ = session.logout().await;
+                return Ok(End::WatchedElsewhere);
             }
         }
     }

@@ -27,7 +27,6 @@ use tokio::{sync::watch, task::JoinSet};
 pub use check::{CheckFailure, CheckReport, CheckStep, check_imap_mailbox, check_mailbox};
 pub use confirm::{Answered, Confirmer, answer_confirmation};
 pub use failpoint::fail_point;
-
 pub use maildrop::{DELETED_FOLDER, HELD_FOLDER, MailError};
 pub use poll::{PollError, PollReport};
 pub use release::{Deliverer, DeliveryError, DeliveryReport, ImapReach};
@@ -46,8 +45,10 @@ pub struct Worker<DB: Database> {
     confirmer: Option<Confirmer>,
     statistics: Option<Arc<Statistics>>,
     name: String,
-    /// IDLE connections to the IMAP mailboxes this worker polled ([`idle`]).
+    /// IDLE connections to the IMAP mailboxes this worker polled ([`idle`]), and who
+    /// watches (this worker's name, the renewal period).
     watchers: Watchers,
+    watcher: Watcher,
     /// The bound on watchers was reported (once per process).
     bound_reported: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -64,6 +65,7 @@ impl<DB: Database> Clone for Worker<DB> {
             statistics: self.statistics.clone(),
             name: self.name.clone(),
             watchers: self.watchers.clone(),
+            watcher: self.watcher.clone(),
             bound_reported: self.bound_reported.clone(),
         }
     }
@@ -82,6 +84,7 @@ impl<DB: Database> Worker<DB> {
     pub fn new(db: DB, keys: Arc<Keys>, settings: WorkerSettings, checker: Checker) -> Result<Self, WorkerError> {
         let tls = TlsSettings { extra_ca_files: settings.tls_ca_files.clone() }.client_config()?;
         let name = settings.name.clone().unwrap_or_else(default_name);
+        let watcher = Watcher { owner: name.as_str().into(), renew: settings.idle_renew() };
         Ok(Self {
             db,
             keys,
@@ -92,6 +95,7 @@ impl<DB: Database> Worker<DB> {
             statistics: None,
             name,
             watchers: Watchers::default(),
+            watcher,
             bound_reported: Arc::default(),
         })
     }
@@ -230,15 +234,18 @@ impl<DB: Database> Worker<DB> {
     /// After a good poll of an IMAP mailbox: watch it with IDLE, within the bound.
     fn watch(&self, mailbox: &LeasedMailbox) {
         let limit = self.settings.idle_connections;
-        if mailbox.settings.protocol != quorum_domain::Protocol::Imap || limit == 0 && self.bound_reported() {
+        let imap = mailbox.settings.protocol == quorum_domain::Protocol::Imap;
+        if !imap || limit == 0 && self.bound_reported() {
             return;
         }
-        let Ok(password) = self.keys.decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str()) else {
-            return;
+        let watched = self.watchers.watching(mailbox.mailbox_id) || {
+            let Ok(password) = self.keys.decrypt_password(&mailbox.settings.password_enc, mailbox.email.as_str())
+            else {
+                return;
+            };
+            let endpoint = self.connect_options(mailbox).endpoint;
+            self.watchers.watch(&self.db, mailbox, endpoint, password, limit, &self.watcher)
         };
-        let endpoint = self.connect_options(mailbox).endpoint;
-        let watcher = Watcher { owner: self.name.as_str().into(), renew: self.settings.idle_renew() };
-        let watched = self.watchers.watch(&self.db, mailbox, endpoint, password, limit, &watcher);
         metrics::gauge!("quorum_idle_watchers").set(self.watchers.len() as f64);
         if !watched && !self.bound_reported() {
             self.bound_reported.store(true, std::sync::atomic::Ordering::Relaxed);
