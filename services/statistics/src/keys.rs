@@ -13,7 +13,8 @@
 //!   exact content, else per sender: copies of one short message from a botnet's rotating
 //!   addresses are one unit, not one each): a mailing list's footer links and a hosting
 //!   provider's network are stamped on every message they carry, so they must take many
-//!   independent campaigns to mean anything. Mailing-list mail gets no network key (its
+//!   independent campaigns to mean anything. Mailing-list mail (its `List-*` headers, or
+//!   the footer a list appends where those are gone) gets no network key (its
 //!   handoff is the list's server), and is one unit per list under its URL domains (a
 //!   footer the list adds to every message, an advertiser's link included, says nothing
 //!   of one post);

@@ -58,8 +58,8 @@ pub struct Fingerprint {
     /// words than a shingle.
     pub signature: Vec<u64>,
     /// Registrable domains of the links, sorted, without duplicates; for mailing-list mail,
-    /// without the list's own domains (its `List-*` headers): those are the footer every
-    /// message the list relays carries, spam included, not the sender's links.
+    /// without the list's own domains (its `List-*` headers and its footer): those are on
+    /// every message the list relays, spam included, not the sender's links.
     pub url_domains: Vec<String>,
     /// The Reply-To address; for mailing-list mail, not when it is at one of the list's
     /// own domains: a list that sets Reply-To to itself does so on every message it
@@ -83,7 +83,7 @@ pub struct Fingerprint {
     #[serde(default)]
     pub content: Option<u64>,
     /// Mailing-list mail: the list's identity (its `List-Id` between the angle brackets,
-    /// else its `List-Post`), lower-cased. The list's server hands it over, and a footer
+    /// else its `List-Post`, else the address or page its footer names), lower-cased. The list's server hands it over, and a footer
     /// the list adds is on every message it relays.
     pub list: Option<String>,
 }
@@ -148,8 +148,10 @@ impl Fingerprint {
         tokens.extend(hidden.iter().map(|d| format!("<url:{d}>")));
         url_domains.extend(hidden);
         url_domains.sort();
-        let list = list_id(&message);
-        let stamped = if list.is_some() { list_domains(&message) } else { Vec::new() };
+        let footer = list_footer(raw);
+        let list = list_id(&message).or_else(|| footer.as_ref().map(|(id, _)| id.clone()));
+        let mut stamped = if list.is_some() { list_domains(&message) } else { Vec::new() };
+        stamped.extend(footer.into_iter().flat_map(|(_, domains)| domains));
         url_domains.retain(|d| !stamped.contains(d));
         let reply_to = message
             .reply_to()
@@ -422,6 +424,42 @@ fn list_id(message: &mail_parser::Message<'_>) -> Option<String> {
     ["List-Id", "List-Post"].into_iter().filter_map(|h| message.header_raw(h)).find_map(id)
 }
 
+/// How far from the end of a message a list's footer is looked for.
+const FOOTER_BYTES: usize = 2048;
+
+/// A mailing list's footer at the end of the message, as Mailman appends it to every
+/// message it relays: a rule of underscores, then a line naming "… mailing list", then the
+/// list's address and its listinfo page (on that line or the next few). Returns the list's
+/// identity (its address, else its page, lower-cased) and the registrable domains the
+/// footer names. A footer names its list even where the list's headers are gone (mail
+/// forwarded or re-sent with its original headers, as the spam a list relays often is):
+/// without it, the footer's links would be the sender's, and every message the list
+/// relayed one more independent campaign linking to the list's host.
+fn list_footer(raw: &[u8]) -> Option<(String, Vec<String>)> {
+    let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(FOOTER_BYTES)..]);
+    let lines: Vec<&str> = tail.lines().map(str::trim).collect();
+    let rule = lines.iter().rposition(|l| l.len() >= 30 && l.bytes().all(|b| b == b'_'))?;
+    let mut after = lines[rule + 1..].iter().filter(|l| !l.is_empty()).take(4);
+    let named = after.next()?;
+    if !named.to_ascii_lowercase().contains("mailing list") {
+        return None;
+    }
+    let footer: Vec<String> = std::iter::once(named).chain(after).map(|l| l.to_ascii_lowercase()).collect();
+    let words = || {
+        footer.iter().flat_map(|l| l.split_whitespace()).map(|w| w.trim_matches(|c: char| "<>()[]\"',;".contains(c)))
+    };
+    let address =
+        words().find(|w| w.split_once('@').is_some_and(|(local, host)| !local.is_empty() && host.contains('.')));
+    let page = words().find(|w| w.contains("listinfo/") && url_domain(w).is_some());
+    let id = address.or(page)?.trim_start_matches("mailto:").to_string();
+    let mut domains: Vec<String> = words()
+        .filter_map(|w| url_domain(w).or_else(|| w.rsplit_once('@').and_then(|(_, host)| registrable(host))))
+        .collect();
+    domains.sort();
+    domains.dedup();
+    Some((id, domains))
+}
+
 /// The registrable domains a mailing list names in its own headers: its id
 /// (`<ilug.linux.ie>`), its addresses (`mailto:ilug@linux.ie`) and its web pages.
 fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
@@ -592,12 +630,18 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
         let f = Fingerprint::of(raw);
         assert_eq!(f.list.as_deref(), Some("ilug.linux.example"));
         assert_eq!(f.url_domains, ["kernel.example"]);
-        // Without list headers, the same links are the sender's.
+        // Without list headers, the footer still names the list and its links.
         let text = std::str::from_utf8(raw).unwrap();
         let body = &text[text.find("Subject").unwrap()..];
         let plain = Fingerprint::of(format!("From: someone@eircom.example\r\n{body}").as_bytes());
-        assert_eq!(plain.url_domains, ["kernel.example", "linux.example"]);
-        assert_eq!(plain.list, None);
+        assert_eq!(plain.url_domains, ["kernel.example"]);
+        assert_eq!(plain.list.as_deref(), Some("http://www.linux.example/mailman/listinfo/ilug"));
+        // Without the footer either, every link is the sender's.
+        let unlisted_body =
+            body.replace("_______________________________________________\r\nILUG mailing list", "ILUG list");
+        let unlisted = Fingerprint::of(format!("From: someone@eircom.example\r\n{unlisted_body}").as_bytes());
+        assert_eq!(unlisted.url_domains, ["kernel.example", "linux.example"]);
+        assert_eq!(unlisted.list, None);
         let posted = Fingerprint::of(format!("List-Post: <mailto:Ilug@linux.example>\r\n{body}").as_bytes());
         assert_eq!(posted.list.as_deref(), Some("mailto:ilug@linux.example"));
         // A Reply-To the list sets to itself is the list's; the sender's own is the sender's.
@@ -605,8 +649,32 @@ here.\r\n_______________________________________________\r\nILUG mailing list ht
         assert_eq!(Fingerprint::of(text.as_bytes()).reply_to, None);
         let own = text.replace("ILUG@linux.example", "offers@cheap.example");
         assert_eq!(Fingerprint::of(own.as_bytes()).reply_to.as_deref(), Some("offers@cheap.example"));
-        let direct = format!("From: someone@eircom.example\r\nReply-To: ilug@linux.example\r\n{body}");
+        let direct = format!("From: someone@eircom.example\r\nReply-To: ilug@linux.example\r\n{unlisted_body}");
         assert_eq!(Fingerprint::of(direct.as_bytes()).reply_to.as_deref(), Some("ilug@linux.example"));
+    }
+
+    #[test]
+    fn a_mailman_footer_names_its_list_where_the_headers_are_gone() {
+        // Spam a list relayed, kept with the spammer's own headers: the list's sponsor link
+        // and its pages are on every such message; the spammer's link is the sender's.
+        let raw =
+            b"From: \"Officer Web\" <saxvv@netsurf.example>\r\nSubject: Want to see the web sites they went to?\r\n\
+Content-Type: text/html\r\n\r\n<html><body><a href=\"http://spy-soft.example/buy\">See every site your \
+spouse visited</a></body></html>\r\n\r\n-------------------------------------------------------\r\n\
+This email is sponsored by: ThinkGeek\r\nhttp://thinkgeek.example/sf\r\n\
+_______________________________________________\r\nSpamassassin-Sightings mailing list\r\n\
+Spamassassin-Sightings@lists.sourceforge.example\r\n\
+https://lists.sourceforge.example/lists/listinfo/spamassassin-sightings\r\n\r\n";
+        let f = Fingerprint::of(raw);
+        assert_eq!(f.list.as_deref(), Some("spamassassin-sightings@lists.sourceforge.example"));
+        assert_eq!(f.url_domains, ["spy-soft.example", "thinkgeek.example"]);
+        // A rule of underscores that is not a list's footer (a signature's line) names none.
+        let signed = b"From: a@b.example\r\n\r\nSee http://shop.example/ today.\r\n\
+______________________________\r\nJohn Smith, sales\r\nhttp://shop.example/\r\n";
+        assert_eq!(Fingerprint::of(signed).list, None);
+        // Nor does a footer cut short before the list's address or page.
+        let cut = b"From: a@b.example\r\n\r\nHello.\r\n______________________________\r\nFoo mailing list\r\n";
+        assert_eq!(Fingerprint::of(cut).list, None);
     }
 
     #[test]
