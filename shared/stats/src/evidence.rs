@@ -256,6 +256,25 @@ pub const DECISIVE: f64 = 1.0;
 /// points toward 0 and 1 where a key with hundreds of agreeing units has its mass.
 const GRID: usize = 64;
 
+/// One point of the quadrature over θ, with the logarithms every key's integral uses.
+struct Node {
+    theta: f64,
+    ln_dtheta: f64,
+    ln_theta: f64,
+    ln_one_minus_theta: f64,
+}
+
+/// The midpoint rule in t ([`GRID`]), computed once: every population term integrates over
+/// the same points.
+static NODES: std::sync::LazyLock<[Node; GRID]> = std::sync::LazyLock::new(|| {
+    std::array::from_fn(|i| {
+        let t = (i as f64 + 0.5) / GRID as f64;
+        let theta = (std::f64::consts::FRAC_PI_2 * t).sin().powi(2);
+        let dtheta = std::f64::consts::FRAC_PI_2 * (std::f64::consts::PI * t).sin() / GRID as f64;
+        Node { theta, ln_dtheta: dtheta.ln(), ln_theta: theta.ln(), ln_one_minus_theta: (1.0 - theta).ln() }
+    })
+});
+
 /// The three types' log-likelihoods of a key's unit evidence, relative to "every unit
 /// ham": spam-only `Σ ℓᵤ`, ham-only 0, and the mixed type's split by the next unit,
 /// `ln ∫ θ L(θ) dθ` and `ln ∫ (1 − θ) L(θ) dθ` with `L(θ) = Π (θ·e^ℓᵤ + 1 − θ)` (integrated
@@ -280,13 +299,9 @@ impl Likelihoods {
                 None => buckets.push((rounded, 1.0)),
             }
         }
-        // The midpoint rule in t.
         let (mut spam, mut ham) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-        for i in 0..GRID {
-            let t = (i as f64 + 0.5) / GRID as f64;
-            let theta = (std::f64::consts::FRAC_PI_2 * t).sin().powi(2);
-            let dtheta = std::f64::consts::FRAC_PI_2 * (std::f64::consts::PI * t).sin() / GRID as f64;
-            let mut ln = dtheta.ln();
+        for &Node { theta, ln_dtheta, ln_theta, ln_one_minus_theta } in NODES.iter() {
+            let mut ln = ln_dtheta;
             for &(l, n) in &buckets {
                 // ln(θ·e^ℓ + 1 − θ), without overflow for large |ℓ|.
                 ln += n * if l > 0.0 {
@@ -295,8 +310,8 @@ impl Likelihoods {
                     (1.0 - theta + theta * l.exp()).ln()
                 };
             }
-            spam = log_sum_exp(spam, ln + theta.ln());
-            ham = log_sum_exp(ham, ln + (1.0 - theta).ln());
+            spam = log_sum_exp(spam, ln + ln_theta);
+            ham = log_sum_exp(ham, ln + ln_one_minus_theta);
         }
         Likelihoods { spam_only: total, mixed_next_spam: spam, mixed_next_ham: ham }
     }
