@@ -83,8 +83,9 @@ pub struct Fingerprint {
     #[serde(default)]
     pub content: Option<u64>,
     /// Mailing-list mail: the list's identity (its `List-Id` between the angle brackets,
-    /// else its `List-Post`, else the address or page its footer names), lower-cased. The list's server hands it over, and a footer
-    /// the list adds is on every message it relays.
+    /// else its `List-Post`, else the address or page its footer names), lower-cased. The
+    /// list's server hands it over, and a footer the list adds is on every message it
+    /// relays.
     pub list: Option<String>,
 }
 
@@ -452,12 +453,7 @@ fn list_footer(raw: &[u8]) -> Option<(String, Vec<String>)> {
         words().find(|w| w.split_once('@').is_some_and(|(local, host)| !local.is_empty() && host.contains('.')));
     let page = words().find(|w| w.contains("listinfo/") && url_domain(w).is_some());
     let id = address.or(page)?.trim_start_matches("mailto:").to_string();
-    let mut domains: Vec<String> = words()
-        .filter_map(|w| url_domain(w).or_else(|| w.rsplit_once('@').and_then(|(_, host)| registrable(host))))
-        .collect();
-    domains.sort();
-    domains.dedup();
-    Some((id, domains))
+    Some((id, domains_named(footer.iter().map(String::as_str))))
 }
 
 /// The registrable domains a mailing list names in its own headers: its id
@@ -465,9 +461,15 @@ fn list_footer(raw: &[u8]) -> Option<(String, Vec<String>)> {
 fn list_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
     const HEADERS: [&str; 7] =
         ["List-Id", "List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Archive", "List-Owner"];
+    domains_named(HEADERS.iter().filter_map(|h| message.header_raw(*h)))
+}
+
+/// The registrable domains of every host named in `texts` (in addresses, links, list ids),
+/// sorted, without duplicates.
+fn domains_named<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut domains = Vec::new();
-    for value in HEADERS.iter().filter_map(|h| message.header_raw(*h)) {
-        let lower = value.to_ascii_lowercase();
+    for text in texts {
+        let lower = text.to_ascii_lowercase();
         for host in lower.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
             if let Some(domain) = registrable(host) {
                 domains.push(domain);
