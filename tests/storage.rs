@@ -837,9 +837,12 @@ async fn statistics_tables(db: impl Database) {
 
     // The statistics' own deletions, in decision order: one at the poll, one at a re-score
     // (a forgery is not one of them), each read once.
+    // The one deleted at the poll carries its statistics keys: what they said counts in
+    // the silence ratios.
     let mut deleted = held("d0", b"d0", Some(&spam));
-    if let PollItem::Quarantine { status, .. } = &mut deleted {
+    if let PollItem::Quarantine { status, stat_keys, .. } = &mut deleted {
         *status = "deleted_statistical";
+        *stat_keys = Some("stored keys");
     }
     let later = T0.plus(Duration::from_secs(60));
     let polled = db.commit_poll(b.mailbox_id, b.subscriber_id, &[deleted], later).await.unwrap()[0];
@@ -852,9 +855,10 @@ async fn statistics_tables(db: impl Database) {
     );
     let rest = db.deletions_after(first[0].cursor(), 10).await.unwrap();
     assert_eq!(
-        rest.iter().map(|d| (d.subscriber_id, Some(d.message_id))).collect::<Vec<_>>(),
-        [(b.subscriber_id, polled)]
+        rest.iter().map(|d| (d.subscriber_id, Some(d.message_id), d.stat_keys.as_deref())).collect::<Vec<_>>(),
+        [(b.subscriber_id, polled, Some("stored keys"))]
     );
+    assert_eq!(first[0].stat_keys, None);
     assert!(db.deletions_after(rest[0].cursor(), 10).await.unwrap().is_empty());
 
     assert!(db.spam_probes().await.unwrap().is_empty());

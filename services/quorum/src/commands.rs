@@ -233,7 +233,12 @@ async fn explain<DB: Database>(
             // Each key's contribution in log-odds, after the recipient's prior.
             println!("  prior:             {:+.2} (log-odds)", j.prior_logit);
             if j.silence_logit != 0.0 {
-                println!("  no key has votes:  {:+.2} (what silence has been worth)", j.silence_logit);
+                // Silence of every key, or of the item keys where only population keys spoke.
+                let which = match j.terms.iter().any(|t| t.logit > 0.0) {
+                    true => "no item key votes:",
+                    false => "no key has votes: ",
+                };
+                println!("  {which} {:+.2} (what silence has been worth)", j.silence_logit);
             }
             for t in &j.terms {
                 println!(

@@ -569,7 +569,7 @@ pub fn run(
                     let judgement = engine.judge(user, &c.keys, t, options.delete_above);
                     let peak = (counted && !m.spam).then(|| judgement.clone());
                     if let Some(by) = judgement.deleted_by {
-                        engine.deleted(user);
+                        engine.deleted(user, &c.keys);
                         margins.copy(m, message, peak.as_ref());
                         for k in counts(&mut all, &mut late, is_late).filter(|_| counted) {
                             deleted_statistical(k, m.spam, by);
@@ -597,7 +597,7 @@ pub fn run(
                         h.peak = higher(h.peak.take(), &judgement);
                     }
                     if let Some(by) = judgement.deleted_by {
-                        engine.deleted(user);
+                        engine.deleted(user, &h.copy.keys);
                         margins.copy(&corpus[h.copy.message], h.copy.message, h.peak.as_ref());
                         for k in counts(&mut all, &mut late, h.late).filter(|_| counted) {
                             deleted_statistical(k, spam, by);

@@ -199,7 +199,14 @@ impl Statistics {
             state.deletion_cursor = deletion_cursor;
             for d in &page {
                 let user = state.user(d.subscriber_id);
-                state.engine.deleted(user);
+                // Its keys as its votes would be read (the campaign is voted apart).
+                let keys: Vec<Evidence> = d
+                    .stat_keys
+                    .as_deref()
+                    .and_then(keys::decode)
+                    .map(|stored| stored.into_iter().filter(|k| k.kind != KeyKind::Campaign).collect())
+                    .unwrap_or_default();
+                state.engine.deleted(user, &keys);
             }
             if (page.len() as i64) < PAGE {
                 break;

@@ -506,12 +506,14 @@ impl Default for VoteCursor {
 }
 
 /// A message the statistics deleted, as they read it back: a label of the recipient's
-/// mail that no answer gives (the recipient's prior counts it).
-#[derive(Debug, Clone, Copy, sqlx::FromRow, PartialEq, Eq)]
+/// mail that no answer gives (the recipient's prior counts it), with its keys (what they
+/// said when it was deleted counts in the silence ratios).
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
 pub struct DeletionRow {
     pub subscriber_id: i64,
     pub message_id: i64,
     pub decided_at: i64,
+    pub stat_keys: Option<String>,
 }
 
 impl DeletionRow {

@@ -322,7 +322,7 @@ pub const VOTES_AFTER: &str = "SELECT v.subscriber_id, v.message_id, v.address, 
 
 /// Statistical deletions after a cursor, in decision order (index
 /// `messages_statistical_deletions`).
-pub const DELETIONS_AFTER: &str = "SELECT b.subscriber_id, m.id AS message_id, m.decided_at FROM messages m \
+pub const DELETIONS_AFTER: &str = "SELECT b.subscriber_id, m.id AS message_id, m.decided_at, m.stat_keys FROM messages m \
      JOIN mailboxes b ON b.id = m.mailbox_id \
      WHERE m.status = 'deleted_statistical' AND (m.decided_at, m.id) > ($1, $2) \
      ORDER BY m.decided_at, m.id LIMIT $3";
