@@ -275,47 +275,49 @@ pub async fn poll_mailbox<DB: Database>(
                 }
             }
         }
-        // Campaign fingerprints for what the statistics judge and what an Inbox delivery
-        // approves; forged, blocked and Quorum's own mail is no evidence. One lookup and one
-        // write for the whole batch.
+        // Fingerprints: for the campaigns of what the statistics judge and what an Inbox
+        // delivery approves (forged, blocked and Quorum's own mail is no evidence), and for
+        // the keys of everything quarantined. One lookup and one write for the whole batch.
         let fingerprinting = statistics.is_some_and(Statistics::fingerprints);
-        let mut fingerprints: Vec<Option<Fingerprint>> = Vec::with_capacity(inspected.len());
+        let mut for_campaign = Vec::with_capacity(inspected.len());
+        let mut wanted = Vec::with_capacity(inspected.len());
         for (i, ((((_, raw, info), disposition), check), own)) in
             inspected.iter().zip(&dispositions).zip(&checked).zip(&own_confirmations).enumerate()
         {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
             let released = matches!(disposition, Disposition::Released(_));
-            let wanted = fingerprinting && !own && !forged && !released && !blocked(info) && trouble[i].is_none();
-            match guarded("the fingerprint", || wanted.then(|| Fingerprint::of(raw))) {
-                Ok(fingerprint) => fingerprints.push(fingerprint),
+            let campaign = fingerprinting && !own && !forged && !released && !blocked(info) && trouble[i].is_none();
+            let keys = !kept(disposition, check.as_ref()) && !own && trouble[i].is_none();
+            for_campaign.push(campaign);
+            wanted.push((&raw[..], campaign || keys));
+        }
+        let mut made: Vec<Option<Fingerprint>> = Vec::with_capacity(inspected.len());
+        for (i, result) in fingerprints(&wanted).into_iter().enumerate() {
+            match result {
+                Ok(fingerprint) => made.push(fingerprint),
                 Err(e) => {
-                    fingerprints.push(None);
+                    made.push(None);
                     trouble[i] = Some(e);
                 }
             }
         }
-        let fingerprints: Vec<Option<&Fingerprint>> = fingerprints.iter().map(Option::as_ref).collect();
+        let fingerprints: Vec<Option<&Fingerprint>> =
+            made.iter().zip(&for_campaign).map(|(f, &campaign)| f.as_ref().filter(|_| campaign)).collect();
         let campaigns = quorum_statistics::campaigns::assign(db, &fingerprints, now).await?;
         // Each message's fate, in order; the items to commit borrow from it.
         let mut fates: Vec<Fate> = Vec::with_capacity(inspected.len());
-        for (((((((w, raw, info), disposition), check), own), campaign), fingerprint), failed) in inspected
+        for ((((((((w, raw, info), disposition), check), own), campaign), fingerprint), made), failed) in inspected
             .iter()
             .zip(dispositions)
             .zip(&checked)
             .zip(own_confirmations)
             .zip(campaigns)
             .zip(&fingerprints)
+            .zip(&made)
             .zip(&mut trouble)
         {
             let forged = check.as_ref().is_some_and(|c| c.evidence.is_forged());
-            let keep = match disposition {
-                Disposition::Released(_) => true,
-                // An approved address is not let through when the checks prove it forged
-                // or its domain's DMARC fails (SPEC 3: a spoofed approved sender).
-                Disposition::Approved(_) => !forged && !check.as_ref().is_some_and(|c| c.evidence.fails_dmarc()),
-                Disposition::Quarantine => false,
-            };
-            if keep && !own {
+            if kept(&disposition, check.as_ref()) && !own {
                 report.kept += 1;
                 let approved = matches!(disposition, Disposition::Approved(_)).then_some(info.from.as_ref()).flatten();
                 // An approved sender's delivery is ham in the reputation tables (by the
@@ -331,24 +333,22 @@ pub async fn poll_mailbox<DB: Database>(
                 fates.push(Fate::Keep { uidl: w.uidl, approved, campaign: approved.and(campaign), reputation });
                 continue;
             }
-            // What the keys are made of: the fingerprint (made above when campaigns are on)
-            // and the handoff IP (the forgery check found it already; without checks, read
-            // the chain).
-            let facts = match (own, &failed) {
+            // What the keys are made of: the fingerprint (made above) and the handoff IP (the
+            // forgery check found it already; without checks, read the chain).
+            let handoff = match (own, &failed) {
                 (false, None) => guarded("the evidence keys", || {
                     panic_point("classify", raw);
-                    let handoff = match check {
+                    match check {
                         Some(c) => c.evidence.handoff,
                         None => quorum_statistics::keys::handoff(raw, &mailbox.settings.trusted_domains),
-                    };
-                    (fingerprint.is_none().then(|| Fingerprint::of(raw)), handoff)
+                    }
                 })
                 .map_err(|e| *failed = Some(e))
-                .ok(),
+                .ok()
+                .flatten(),
                 _ => None,
             };
-            let (own_fingerprint, handoff) = facts.unwrap_or_default();
-            let fingerprint = fingerprint.or(own_fingerprint.as_ref());
+            let fingerprint = fingerprint.or(made.as_ref());
             // The operators' reputation tables count all quarantined mail, forged and
             // blocked included (their counts are the point).
             let reputation = quorum_reputation::keys(&quorum_reputation::Facts {
@@ -577,6 +577,44 @@ struct Wanted<'a> {
     stored: Option<(MessageHash, Place)>,
 }
 
+/// Whether a message stays in the mailbox: Quorum's own release, or an approved sender's
+/// mail unless the checks prove it forged or its domain's DMARC fails (SPEC 3: a spoofed
+/// approved sender).
+fn kept(disposition: &Disposition, check: Option<&Checked>) -> bool {
+    match disposition {
+        Disposition::Released(_) => true,
+        Disposition::Approved(_) => check.is_none_or(|c| !c.evidence.is_forged() && !c.evidence.fails_dmarc()),
+        Disposition::Quarantine => false,
+    }
+}
+
+/// The fingerprints of the messages `wanted`, made on every core: the min-hash of a
+/// message's text is the costliest step of a poll (0.33 s of 0.97 s for 2,000 corpus
+/// messages in the drain bench), and a batch holds hundreds of independent messages. Each
+/// is guarded like every step of the classification: a panic holds that message alone.
+fn fingerprints(wanted: &[(&[u8], bool)]) -> Vec<Result<Option<Fingerprint>, String>> {
+    let make = |part: &[(&[u8], bool)]| -> Vec<Result<Option<Fingerprint>, String>> {
+        part.iter().map(|&(raw, wanted)| guarded("the fingerprint", || wanted.then(|| Fingerprint::of(raw)))).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    // Below a few messages a core each, a thread costs more than it saves.
+    if cores == 1 || wanted.iter().filter(|w| w.1).count() < 4 * cores {
+        return make(wanted);
+    }
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = wanted
+            .chunks(wanted.len().div_ceil(cores))
+            .map(|part| (part.len(), scope.spawn(move || make(part))))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|(n, thread)| {
+                thread.join().unwrap_or_else(|_| vec![Err("the fingerprint: its thread ended".to_string()); n])
+            })
+            .collect()
+    })
+}
+
 /// Splits the messages into runs of at most [`BATCH_BYTES`] (at least one message).
 fn batches<'w, 'a>(wanted: &'w [Wanted<'a>]) -> impl Iterator<Item = &'w [Wanted<'a>]> {
     let mut rest = wanted;
@@ -607,5 +645,27 @@ mod tests {
         let sizes: Vec<Vec<u64>> = batches(&wanted).map(|b| b.iter().map(|w| w.size).collect()).collect();
         assert_eq!(sizes, vec![vec![10], vec![BATCH_BYTES], vec![BATCH_BYTES * 3], vec![5, 6]]);
         assert_eq!(batches(&[]).count(), 0);
+    }
+
+    #[test]
+    fn fingerprints_made_on_every_core_come_back_in_order() {
+        // Enough messages for the threads (4 a core or more), each with its own text; every
+        // third one not wanted.
+        let raws: Vec<Vec<u8>> = (0..101)
+            .map(|i| {
+                let words: Vec<String> = (0..40).map(|w| format!("word{}x{}", i * 7 + w, w % (i + 2))).collect();
+                format!("From: a{i}@example.org\r\nSubject: {i}\r\n\r\nhttp://site{i}.example/ {}\r\n", words.join(" "))
+                    .into_bytes()
+            })
+            .collect();
+        let wanted: Vec<(&[u8], bool)> = raws.iter().enumerate().map(|(i, r)| (&r[..], i % 3 != 0)).collect();
+        let made = fingerprints(&wanted);
+        assert_eq!(made.len(), raws.len());
+        // Distinct texts, so an order mixed up shows.
+        let signatures: HashSet<Vec<u64>> = made.iter().flatten().flatten().map(|f| f.signature.clone()).collect();
+        assert_eq!(signatures.len(), 67);
+        for ((raw, wanted), made) in wanted.iter().zip(made) {
+            assert_eq!(made, Ok(wanted.then(|| Fingerprint::of(raw))));
+        }
     }
 }
