@@ -1200,9 +1200,11 @@ async fn idle_watch_claims(db: impl Database) {
     assert!(!db.claim_watch(a, "w1", T0.plus(minute * 40), T0.plus(minute * 23)).await.unwrap(), "w3's stays");
 }
 
-/// A poll's UIDLs are written in multi-row statements: many of them at once (more than one
-/// statement's rows), and the same UIDL twice in one commit (its last fate stands; neither
-/// database may refuse a statement that writes one row twice).
+/// A poll's messages and UIDLs are written in multi-row statements: many of them at once
+/// (more than one statement's rows), each message's id its own, the same bytes twice in one
+/// commit (one row, its folder from the copy that names one), and the same UIDL twice
+/// (its last fate stands; neither database may refuse a statement that writes one row
+/// twice).
 async fn many_uidls_in_one_commit(db: impl Database) {
     db.migrate().await.unwrap();
     let ids = db.add_subscriber(&new_subscriber("many@example.org"), T0).await.unwrap();
@@ -1210,10 +1212,26 @@ async fn many_uidls_in_one_commit(db: impl Database) {
     let raws: Vec<Vec<u8>> = (0..150).map(|i| format!("m{i}\r\n").into_bytes()).collect();
     let mut items: Vec<PollItem> = uidls.iter().zip(&raws).map(|(u, raw)| held(u, raw, None)).collect();
     items.push(PollItem::Keep { uidl: "u7", approved: None, campaign: None, reputation: &[] });
+    // Message 3's bytes again under another UIDL, this copy bound for a folder.
+    let mut again = held("again", &raws[3], None);
+    if let PollItem::Quarantine { imap_folder, .. } = &mut again {
+        *imap_folder = Some("held");
+    }
+    items.push(again);
     let stored = db.commit_poll(ids.mailbox_id, ids.subscriber_id, &items, T0).await.unwrap();
-    assert_eq!(stored.iter().flatten().count(), 150);
+    assert_eq!(stored.iter().flatten().count(), 151);
+    for (id, raw) in stored.iter().zip(&raws) {
+        assert_eq!(&db.message_raw(id.unwrap()).await.unwrap(), raw);
+    }
+    assert_eq!(stored[151], stored[3], "the same bytes are one message");
+    assert_eq!(stored[150], None, "kept");
+    // Its folder is the copy's: decided, it is the one held copy due to move on.
+    let three = stored[3].unwrap();
+    assert!(db.reject_message(ids.subscriber_id, ids.mailbox_id, three, None, "deleted_spam", T0).await.unwrap());
+    let due = db.held_copies_decided(ids.mailbox_id).await.unwrap();
+    assert_eq!(due.iter().map(|c| c.message_id).collect::<Vec<_>>(), [three]);
     let known = db.known_uidls(ids.mailbox_id).await.unwrap();
-    assert_eq!(known.len(), 150);
+    assert_eq!(known.len(), 151);
     for k in &known {
         let want = if k.uidl == "u7" { UidlDisposition::Kept } else { UidlDisposition::Quarantined };
         assert_eq!(k.disposition, want, "{}", k.uidl);

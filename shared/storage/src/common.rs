@@ -45,6 +45,10 @@ macro_rules! reputation_event {
 /// costs the square of its parameters, which at 500 rows was a tenth of a poll's commit.
 pub(crate) const ROWS: usize = 64;
 
+/// Messages per multi-row insert: 15 parameters each, so 240 a statement (64 rows would be
+/// 960, and binding costs their square, see [`ROWS`]).
+pub(crate) const MESSAGE_ROWS: usize = 16;
+
 /// A poll's arrivals under their reputation keys, on the poll's open transaction `$tx`,
 /// whatever their number in a few statements: `$arrivals` are (stored message or `None`
 /// for an Inbox delivery from an approved sender, status, keys). A stored message's keys are
@@ -350,30 +354,46 @@ macro_rules! impl_database {
                 // Every statement here writes, so SQLite takes its write lock at the first one
                 // and the busy timeout applies (a transaction that read first could not wait).
                 let mut tx = self.pool.begin().await?;
-                let mut ids = Vec::with_capacity(items.len());
-                // What the reputation tables count, in a few statements after the loop.
-                let mut arrivals: Vec<(Option<i64>, &str, &[quorum_reputation::Key])> = Vec::with_capacity(items.len());
-                // Each UIDL's fate, the last one given if it came twice.
-                let mut uidls = std::collections::BTreeMap::new();
+                // The messages in a few statements: each round holds the first occurrence
+                // of every content hash not yet written (a later copy of the same bytes only
+                // updates the row), in chunks of `MESSAGE_ROWS`.
+                let mut stored: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+                let mut rounds: Vec<Vec<&$crate::PollItem<'_>>> = Vec::new();
+                let mut seen: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
                 for item in items {
-                    let (uidl, disposition, message_id) = match item {
-                        $crate::PollItem::Quarantine {
-                            uidl,
-                            status,
-                            raw,
-                            hash,
-                            from,
-                            from_name,
-                            subject,
-                            checked,
-                            campaign,
-                            stat_keys,
-                            confirm_to,
-                            reputation,
-                            imap_folder,
-                        } => {
-                            let id: i64 = sqlx::query_scalar($crate::sql::INSERT_MESSAGE)
-                                .bind(mailbox_id)
+                    if let $crate::PollItem::Quarantine { hash, .. } = item {
+                        let round = seen.entry(&hash.0[..]).or_insert(0);
+                        if rounds.len() <= *round {
+                            rounds.push(Vec::new());
+                        }
+                        rounds[*round].push(item);
+                        *round += 1;
+                    }
+                }
+                for round in &rounds {
+                    for chunk in round.chunks($crate::common::MESSAGE_ROWS) {
+                        let sql = $crate::sql::insert_messages(chunk.len());
+                        let mut q = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql).bind(mailbox_id).bind(now.0);
+                        for item in chunk {
+                            let $crate::PollItem::Quarantine {
+                                uidl,
+                                status,
+                                raw,
+                                hash,
+                                from,
+                                from_name,
+                                subject,
+                                checked,
+                                campaign,
+                                stat_keys,
+                                confirm_to,
+                                imap_folder,
+                                ..
+                            } = item
+                            else {
+                                continue; // the rounds hold quarantined items only
+                            };
+                            q = q
                                 .bind(*uidl)
                                 .bind(&hash.0[..])
                                 .bind(*raw)
@@ -381,7 +401,6 @@ macro_rules! impl_database {
                                 .bind(from.map(|f| f.as_str()))
                                 .bind(*from_name)
                                 .bind(*subject)
-                                .bind(now.0)
                                 .bind(*status)
                                 .bind(checked.map(|c| c.evidence))
                                 .bind(checked.and_then(|c| c.reason))
@@ -389,9 +408,24 @@ macro_rules! impl_database {
                                 .bind(*campaign)
                                 .bind(*stat_keys)
                                 .bind(confirm_to.map(|c| c.as_str()))
-                                .bind(*imap_folder)
-                                .fetch_one(&mut *tx)
-                                .await?;
+                                .bind(*imap_folder);
+                        }
+                        stored.extend(q.fetch_all(&mut *tx).await?.into_iter().map(|(id, hash)| (hash, id)));
+                    }
+                }
+                let mut ids = Vec::with_capacity(items.len());
+                // What the reputation tables count, in a few statements after the loop.
+                let mut arrivals: Vec<(Option<i64>, &str, &[quorum_reputation::Key])> = Vec::with_capacity(items.len());
+                // Each UIDL's fate, the last one given if it came twice.
+                let mut uidls = std::collections::BTreeMap::new();
+                for item in items {
+                    let (uidl, disposition, message_id) = match item {
+                        $crate::PollItem::Quarantine { uidl, status, hash, from, reputation, .. } => {
+                            let id = *stored.get(&hash.0[..]).ok_or_else(|| {
+                                $crate::StorageError::Corrupt(format!(
+                                    "no id came back for the bytes of message {uidl}"
+                                ))
+                            })?;
                             // A spam probe's mail is a spam vote on arrival, committed with it.
                             if let (&"probe_spam", Some(sender)) = (status, from) {
                                 $crate::common::insert_vote!(tx, subscriber_id, id, sender, $crate::Vote::Spam, now);

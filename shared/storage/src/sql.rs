@@ -84,15 +84,33 @@ pub const RELEASE_WATCH: &str =
 pub const KNOWN_UIDLS: &str = "SELECT u.uidl, u.disposition, m.content_hash, m.status, m.id FROM mailbox_uidls u \
      LEFT JOIN messages m ON m.id = u.message_id WHERE u.mailbox_id = $1";
 
-/// Stores a message, or finds the copy already stored with the same content hash: the
-/// update (an IMAP copy's folder, where this poll moves it; else nothing changes) makes
-/// `RETURNING` yield the existing row's id in both databases.
-pub const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
-      evidence, reason, check_state, campaign_id, stat_keys, confirm_to, imap_folder) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $9, CASE WHEN $10 = 'held' THEN NULL ELSE $9 END, $11, $12, $13, $14, $15, $16, $17) \
-     ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET \
-     imap_folder = COALESCE(excluded.imap_folder, messages.imap_folder) RETURNING id";
+/// Stores `n` messages of mailbox `$1` quarantined at `$2`, or finds the copies already
+/// stored with the same content hashes: the update (an IMAP copy's folder, where this poll
+/// moves it; else nothing changes) makes `RETURNING` yield the existing row's id in both
+/// databases. Per row, 15 parameters: UIDL, content hash, bytes, size, From address and
+/// name, subject, status, evidence, reason, check state, campaign, statistics keys, address
+/// to confirm, IMAP folder. The hashes must be distinct (one statement may not update a row
+/// twice); the ids come back with their hashes, in no promised order.
+pub fn insert_messages(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = |k: usize| format!("${}", 15 * i + 2 + k);
+            format!(
+                "($1, {}, {}, {}, {}, {}, {}, {}, {}, $2, CASE WHEN {} = 'held' THEN NULL ELSE $2 END, {}, {}, {}, {}, {}, {}, {})",
+                p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(8), p(9), p(10), p(11), p(12), p(13), p(14), p(15)
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO messages \
+         (mailbox_id, uidl, content_hash, raw, size, from_address, from_name, subject, status, quarantined_at, decided_at, \
+          evidence, reason, check_state, campaign_id, stat_keys, confirm_to, imap_folder) \
+         VALUES {} \
+         ON CONFLICT (mailbox_id, content_hash) DO UPDATE SET \
+         imap_folder = COALESCE(excluded.imap_folder, messages.imap_folder) RETURNING id, content_hash",
+        rows.join(", ")
+    )
+}
 
 /// Records the fates of `n` distinct UIDLs of mailbox `$1` seen at `$2`: per row (UIDL,
 /// disposition, message). A UIDL seen before is overwritten: that happens only when the
