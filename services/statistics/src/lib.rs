@@ -143,11 +143,12 @@ impl Statistics {
             for v in &page {
                 let vote = if v.verdict == "approve" { Vote::Ham } else { Vote::Spam };
                 let user = state.user(v.subscriber_id);
-                // The voted message's keys; its campaign is voted on through the campaign
-                // votes (with the Inbox deliveries that approve it). Messages from before
-                // the keys were kept: the sender and its domain.
-                let keys: Vec<Evidence> = match v.stat_keys.as_deref().and_then(keys::decode) {
-                    Some(stored) => stored.into_iter().filter(|k| k.kind != KeyKind::Campaign).collect(),
+                // The voted message's keys, all of them heard by its judgement; its campaign
+                // takes the vote through the campaign votes (with the Inbox deliveries that
+                // approve it). Messages from before the keys were kept: the sender and its
+                // domain.
+                let heard: Vec<Evidence> = match v.stat_keys.as_deref().and_then(keys::decode) {
+                    Some(stored) => stored,
                     None => {
                         let unit = format!("s:{}", v.address);
                         vec![
@@ -156,7 +157,8 @@ impl Statistics {
                         ]
                     }
                 };
-                state.engine.record(user, &v.domain, &keys, vote, v.created_at as f64);
+                let keys: Vec<Evidence> = heard.iter().filter(|k| k.kind != KeyKind::Campaign).cloned().collect();
+                state.engine.record_heard(user, &v.domain, &heard, &keys, vote, v.created_at as f64);
                 if let Some(shown) = v.shown_logit {
                     state.engine.answered(user, shown, vote, v.created_at as f64);
                 }
@@ -199,13 +201,8 @@ impl Statistics {
             state.deletion_cursor = deletion_cursor;
             for d in &page {
                 let user = state.user(d.subscriber_id);
-                // Its keys as its votes would be read (the campaign is voted apart).
-                let keys: Vec<Evidence> = d
-                    .stat_keys
-                    .as_deref()
-                    .and_then(keys::decode)
-                    .map(|stored| stored.into_iter().filter(|k| k.kind != KeyKind::Campaign).collect())
-                    .unwrap_or_default();
+                // Its keys as the judgement heard them.
+                let keys: Vec<Evidence> = d.stat_keys.as_deref().and_then(keys::decode).unwrap_or_default();
                 state.engine.deleted(user, &keys);
             }
             if (page.len() as i64) < PAGE {

@@ -373,8 +373,24 @@ impl Engine {
     /// `domain` carrying `evidence`. The domain feeds the user's per-domain counts (trust
     /// correlation) whether or not the domain is itself evidence (`major_isp`).
     pub fn record(&mut self, user: u32, domain: &str, evidence: &[Evidence], vote: Vote, at: f64) {
+        self.record_heard(user, domain, evidence, evidence, vote, at);
+    }
+
+    /// [`Engine::record`] for a vote whose message had the keys `heard` when it was judged,
+    /// of which only `evidence` take this vote: a service that records a campaign's votes
+    /// apart (with the Inbox deliveries that approve it) still counts what the campaign
+    /// said in the silence ratios, as the judgement heard it.
+    pub fn record_heard(
+        &mut self,
+        user: u32,
+        domain: &str,
+        heard: &[Evidence],
+        evidence: &[Evidence],
+        vote: Vote,
+        at: f64,
+    ) {
         if !self.users[user as usize].probe {
-            let hearing = self.hearing(user, evidence);
+            let hearing = self.hearing(user, heard);
             self.heard[hearing as usize][usize::from(vote == Vote::Spam)] += 1;
         }
         self.count(user, domain, vote);
@@ -391,9 +407,17 @@ impl Engine {
     /// itself. The same holds for the silence ratios (a deleted message carrying
     /// `evidence` is counted as spam with what its keys said) and for the approval-share
     /// rule ([`crate::trust::base_status`]).
+    ///
+    /// A deletion was heard: it took evidence of spam. Keys read back as silent (stored
+    /// before keys were kept, or decided by the recipient's own votes, which
+    /// [`Engine::speaks`] leaves out) count as heard by an item key, which the item keys'
+    /// silence ratio does not read, so that the silence ratio counts every deletion as heard.
     pub fn deleted(&mut self, user: u32, evidence: &[Evidence]) {
         if !self.users[user as usize].probe {
-            let hearing = self.hearing(user, evidence);
+            let hearing = match self.hearing(user, evidence) {
+                Hearing::Silent => Hearing::Item,
+                heard => heard,
+            };
             self.heard[hearing as usize][1] += 1;
             let u = &mut self.users[user as usize];
             u.deleted += 1;
@@ -1350,6 +1374,22 @@ mod tests {
         let j = e.judge(users[0], &message("new@home9.example", None, Some("pills.example")), 0.0, BOUND);
         assert!(j.term(KeyKind::Url).is_some_and(|t| t.logit > 0.0), "{j:?}");
         assert_eq!(j.silence_logit, 0.0);
+    }
+
+    #[test]
+    fn a_deletion_whose_keys_read_silent_counts_as_heard() {
+        // The same history, then five deletions: read back without keys (stored before
+        // keys were kept), or with a sender key another user reported.
+        let with = |keys: &[Evidence]| {
+            let (mut e, _, users) = population(3);
+            vote(&mut e, users[1], &message("s99@spam99.example", None, None), Vote::Spam, 0.0);
+            for _ in 0..5 {
+                e.deleted(users[0], keys);
+            }
+            e.refresh();
+            (e.silence_llr(), e.item_silence_llr(), e.prior(users[0]))
+        };
+        assert_eq!(with(&[]), with(&message("s99@spam99.example", None, None)));
     }
 
     #[test]
