@@ -602,14 +602,18 @@ fn fingerprints(wanted: &[(&[u8], bool)]) -> Vec<Result<Option<Fingerprint>, Str
         return make(wanted);
     }
     std::thread::scope(|scope| {
+        // A thread the system refuses (out of threads or memory) leaves its part to this one.
         let parts: Vec<_> = wanted
             .chunks(wanted.len().div_ceil(cores))
-            .map(|part| (part.len(), scope.spawn(move || make(part))))
+            .map(|part| (part, std::thread::Builder::new().spawn_scoped(scope, move || make(part))))
             .collect();
         parts
             .into_iter()
-            .flat_map(|(n, thread)| {
-                thread.join().unwrap_or_else(|_| vec![Err("the fingerprint: its thread ended".to_string()); n])
+            .flat_map(|(part, thread)| match thread {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|_| vec![Err("the fingerprint: its thread ended".to_string()); part.len()]),
+                Err(_) => make(part),
             })
             .collect()
     })
